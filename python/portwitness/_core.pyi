@@ -1,0 +1,18 @@
+from os import PathLike
+from typing import Any
+
+__version__: str
+
+class PortwitnessError(Exception): ...
+class CaptureFormatError(PortwitnessError): ...
+class InternalError(PortwitnessError): ...
+
+def decode(
+    paths: list[str | PathLike[str]],
+    *,
+    max_flows: int = 1_000_000,
+    idle_timeout: float = 600.0,
+    max_fragment_datagrams: int = 4096,
+    max_fragment_bytes: int = 67_108_864,
+    fragment_timeout: float = 30.0,
+) -> dict[str, Any]: ...

@@ -1,0 +1,109 @@
+"""decode(): run the Rust core over captures and wrap its Arrow tables as polars frames."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from portwitness import _core
+
+# Leading bytes of everything the core can read: pcap (both orders, us/ns), pcapng, gzip, zstd.
+_MAGICS = (
+    b"\xd4\xc3\xb2\xa1",
+    b"\xa1\xb2\xc3\xd4",
+    b"\x4d\x3c\xb2\xa1",
+    b"\xa1\xb2\x3c\x4d",
+    b"\x0a\x0d\x0d\x0a",
+    b"\x1f\x8b",
+    b"\x28\xb5\x2f\xfd",
+)
+
+
+def _looks_like_capture(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return any(head.startswith(m) for m in _MAGICS)
+
+
+def expand_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Files as given, in order; a directory becomes the captures inside it (recursively, sorted
+    by path, recognised by their magic); a glob pattern becomes its sorted matches. `-` is stdin."""
+    out: list[str] = []
+    for item in inputs:
+        s = os.fspath(item)
+        p = Path(s)
+        if s == "-":
+            out.append(s)
+        elif p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and _looks_like_capture(q))
+            if not found:
+                raise _core.CaptureFormatError(f"{s}: directory holds no pcap or pcapng capture")
+            out.extend(str(q) for q in found)
+        elif not p.exists() and glob.has_magic(s):
+            matches = sorted(glob.glob(s, recursive=True))
+            if not matches:
+                raise FileNotFoundError(2, "no file matches the pattern", s)
+            out.extend(expand_paths(matches))
+        else:
+            out.append(s)
+    return out
+
+
+@dataclass(frozen=True)
+class Capture:
+    """The decoded tables of one or more captures."""
+
+    flows: pl.DataFrame
+    anomalies: pl.DataFrame
+    captures: pl.DataFrame
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def anomaly_counts(self) -> dict[str, int]:
+        """Anomalies by kind (rows kept are bounded; the counts in `stats` are not)."""
+        if self.anomalies.is_empty():
+            return {}
+        counts = self.anomalies.group_by("kind").len().sort("kind")
+        return dict(zip(counts["kind"].to_list(), counts["len"].to_list(), strict=True))
+
+
+def decode(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    max_flows: int = 1_000_000,
+    idle_timeout: float = 600.0,
+    max_fragment_datagrams: int = 4096,
+    max_fragment_bytes: int = 64 << 20,
+    fragment_timeout: float = 30.0,
+) -> Capture:
+    """Decodes captures (pcap, pcapng, gzip or zstd compressed, `-` for stdin) in one pass.
+
+    Raises FileNotFoundError/OSError when a file cannot be opened, CaptureFormatError when no
+    input is a capture. Malformed contents are not errors: see `Capture.anomalies`.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = expand_paths(paths)
+    if not files:
+        raise _core.CaptureFormatError("no capture given")
+    raw = _core.decode(
+        files,
+        max_flows=max_flows,
+        idle_timeout=idle_timeout,
+        max_fragment_datagrams=max_fragment_datagrams,
+        max_fragment_bytes=max_fragment_bytes,
+        fragment_timeout=fragment_timeout,
+    )
+    return Capture(
+        flows=pl.DataFrame(raw["flows"]),
+        anomalies=pl.DataFrame(raw["anomalies"]),
+        captures=pl.DataFrame(raw["captures"]),
+        stats=dict(raw["stats"]),
+    )

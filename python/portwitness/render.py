@@ -1,0 +1,90 @@
+"""Renderers: rich tables for the terminal, files by format. Strings from the wire are printed
+through rich's markup escaping and with control characters neutralised."""
+
+from __future__ import annotations
+
+import sys
+
+import polars as pl
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def safe(text: object) -> str:
+    """A string from the wire, fit for a terminal: control characters and escapes made visible."""
+    s = "" if text is None else str(text)
+    s = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in s)
+    return escape(s)
+
+
+def _human(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+def flows_table(flows: pl.DataFrame, *, limit: int, stats: dict[str, int]) -> None:
+    # Off a terminal (pipes, CI logs) nothing tells the width: keep addresses whole.
+    console = Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    top = flows.with_columns((pl.col("bytes_c2s") + pl.col("bytes_s2c")).alias("_bytes")).sort(
+        ["_bytes", "flow_id"], descending=[True, False]
+    )
+    if limit:
+        top = top.head(limit)
+    title = f"{flows.height} flows" + (f", top {top.height} by bytes" if top.height < flows.height else "")
+    t = Table(title=title, title_justify="left")
+    for col, just in [
+        ("proto", "left"),
+        ("client", "left"),
+        ("server", "left"),
+        ("outcome", "left"),
+        ("pkts →/←", "right"),
+        ("bytes →/←", "right"),
+        ("first seen (UTC)", "left"),
+        ("duration", "right"),
+    ]:
+        t.add_column(col, justify=just, no_wrap=col in ("client", "server"))  # type: ignore[arg-type]
+    for r in top.iter_rows(named=True):
+        dur = (r["last_ts"] - r["first_ts"]).total_seconds()
+        vlan = f" vlan {r['vlan']}" if r["vlan"] is not None else ""
+        t.add_row(
+            r["transport"] + vlan,
+            safe(_endpoint(r["client_ip"], r["client_port"])),
+            safe(_endpoint(r["server_ip"], r["server_port"])),
+            r["outcome"] or "",
+            f"{r['packets_c2s']}/{r['packets_s2c']}",
+            f"{_human(r['bytes_c2s'])}/{_human(r['bytes_s2c'])}",
+            r["first_ts"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            f"{dur:.3f}s",
+        )
+    console.print(t)
+    console.print(
+        f"{stats.get('records', 0)} packets, {_human(stats.get('frame_bytes', 0))}, "
+        f"{stats.get('tcp', 0)} TCP / {stats.get('udp', 0)} UDP segments, "
+        f"{stats.get('icmp', 0) + stats.get('icmpv6', 0)} ICMP, {stats.get('non_ip', 0)} non-IP"
+    )
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
+    """Writes a frame to a path or `-` (stdout) in the given format."""
+    if fmt == "table":
+        fmt = "csv"
+    target = sys.stdout.buffer if output == "-" else output
+    if fmt == "parquet":
+        df.write_parquet(target)
+    elif fmt == "csv":
+        df.write_csv(target)
+    elif fmt == "json":
+        df.write_json(target)
+    elif fmt == "ndjson":
+        df.write_ndjson(target)
+    else:
+        raise ValueError(f"unknown format {fmt}")

@@ -1,0 +1,559 @@
+//! The one pass: drives capture sources through link, network and transport decoding into the
+//! flow table, and gathers anomalies and counters.
+
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use crate::anomaly::{Anomalies, Position};
+use crate::capture::linktype::{self, Link};
+use crate::capture::{CaptureReader, Record, Source};
+use crate::error::{Error, Result};
+use crate::flow::{Flow, FlowLimits, FlowTable, PacketMeta};
+use crate::packet::frag::{FragKey, FragLimits, Outcome as FragOutcome, Reassembler};
+use crate::packet::{
+    ipv4, ipv6, tcp, udp, IpPacket, Malformed, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMP,
+    IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub flows: FlowLimits,
+    pub frags: FragLimits,
+}
+
+/// Counters over the whole decode, reported as `stats`.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub records: u64,
+    pub frame_bytes: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmp: u64,
+    pub icmpv6: u64,
+    pub other_ip: u64,
+    pub non_ip: u64,
+    pub unknown_link: u64,
+    pub malformed: u64,
+    pub fragments: u64,
+    pub reassembled: u64,
+    pub fragments_evicted: u64,
+    pub fragments_expired: u64,
+    pub flows: u64,
+    pub flows_evicted: u64,
+    pub flows_expired: u64,
+    pub flows_split_idle: u64,
+    pub flows_split_reuse: u64,
+    pub anomalies: u64,
+    pub anomalies_dropped: u64,
+}
+
+impl Stats {
+    pub fn pairs(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("records", self.records),
+            ("frame_bytes", self.frame_bytes),
+            ("ipv4", self.ipv4),
+            ("ipv6", self.ipv6),
+            ("tcp", self.tcp),
+            ("udp", self.udp),
+            ("icmp", self.icmp),
+            ("icmpv6", self.icmpv6),
+            ("other_ip", self.other_ip),
+            ("non_ip", self.non_ip),
+            ("unknown_link", self.unknown_link),
+            ("malformed", self.malformed),
+            ("fragments", self.fragments),
+            ("reassembled", self.reassembled),
+            ("fragments_evicted", self.fragments_evicted),
+            ("fragments_expired", self.fragments_expired),
+            ("flows", self.flows),
+            ("flows_evicted", self.flows_evicted),
+            ("flows_expired", self.flows_expired),
+            ("flows_split_idle", self.flows_split_idle),
+            ("flows_split_reuse", self.flows_split_reuse),
+            ("anomalies", self.anomalies),
+            ("anomalies_dropped", self.anomalies_dropped),
+        ]
+    }
+}
+
+/// What was learned of each input file.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureInfo {
+    pub path: String,
+    pub format: &'static str,
+    pub compression: &'static str,
+    pub link_types: BTreeSet<u32>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_ts: Option<i64>,
+    pub last_ts: Option<i64>,
+    /// Why the file could not be read, when it could not.
+    pub error: Option<String>,
+}
+
+pub struct Output {
+    pub flows: Vec<Flow>,
+    pub anomalies: Anomalies,
+    pub stats: Stats,
+    pub captures: Vec<CaptureInfo>,
+}
+
+thread_local! {
+    /// Where the decoder is, for the message of a panic caught at the boundary.
+    static WHERE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// How often (in capture time) idle flows and stale fragments are swept out.
+const SWEEP_NS: i64 = 10_000_000_000;
+
+pub struct Decoder {
+    flows: FlowTable,
+    frags: Reassembler,
+    anomalies: Anomalies,
+    stats: Stats,
+    captures: Vec<CaptureInfo>,
+    pos: Position,
+    next_sweep: i64,
+}
+
+impl Decoder {
+    pub fn new(opts: Options) -> Self {
+        Decoder {
+            flows: FlowTable::new(opts.flows),
+            frags: Reassembler::new(opts.frags),
+            anomalies: Anomalies::default(),
+            stats: Stats::default(),
+            captures: Vec::new(),
+            pos: Position::default(),
+            next_sweep: i64::MIN,
+        }
+    }
+
+    /// Decodes one file or `-`. Unreadable files are errors; a file that is no capture is recorded
+    /// (anomaly + capture row with its error) and returned as `Error::Format`.
+    pub fn decode_path(&mut self, path: &Path) -> Result<()> {
+        let mut src = Source::open(path)?;
+        self.decode_source(&mut src, &path.to_string_lossy())
+            .map_err(|detail| Error::Format {
+                path: path.to_path_buf(),
+                detail,
+            })
+    }
+
+    pub fn decode_source(
+        &mut self,
+        src: &mut Source,
+        name: &str,
+    ) -> std::result::Result<(), String> {
+        let capture = self.captures.len() as u32;
+        let mut info = CaptureInfo {
+            path: name.to_string(),
+            compression: src.compression.name(),
+            ..Default::default()
+        };
+        self.pos = Position {
+            capture,
+            record_index: 0,
+            byte_offset: 0,
+        };
+        let mut reader = match CaptureReader::open(src) {
+            Ok(r) => r,
+            Err(detail) => {
+                self.anomalies
+                    .push(self.pos, "capture", "bad_magic", detail.clone());
+                info.error = Some(detail.clone());
+                self.captures.push(info);
+                return Err(detail);
+            }
+        };
+        info.format = reader.format_name();
+        let mut unknown_links: BTreeSet<u32> = BTreeSet::new();
+        while let Some(rec) = reader.next(src, &mut self.anomalies, capture) {
+            self.pos = Position {
+                capture,
+                record_index: rec.index,
+                byte_offset: rec.offset,
+            };
+            WHERE.with(|w| w.set((rec.index, rec.offset)));
+            info.packets += 1;
+            info.first_ts = Some(info.first_ts.map_or(rec.ts_ns, |t| t.min(rec.ts_ns)));
+            info.last_ts = Some(info.last_ts.map_or(rec.ts_ns, |t| t.max(rec.ts_ns)));
+            if !info.link_types.contains(&rec.link) {
+                info.link_types.insert(rec.link);
+            }
+            if !self.record(&rec, capture) && unknown_links.insert(rec.link) {
+                self.anomalies.push(
+                    self.pos,
+                    "link",
+                    "unknown_link_type",
+                    format!(
+                        "link type {} is not decoded; its packets are counted only",
+                        rec.link
+                    ),
+                );
+            }
+        }
+        info.bytes = src.offset();
+        self.captures.push(info);
+        Ok(())
+    }
+
+    /// One record; returns false when its link type is unknown.
+    #[inline]
+    fn record(&mut self, rec: &Record<'_>, capture: u32) -> bool {
+        self.stats.records += 1;
+        self.stats.frame_bytes += u64::from(rec.orig_len);
+        if rec.ts_ns >= self.next_sweep {
+            self.sweep(rec.ts_ns);
+        }
+        let l3 = match linktype::network_layer(rec.link, rec.data) {
+            Ok(Link::L3(l3)) => l3,
+            Ok(Link::Unknown) => {
+                self.stats.unknown_link += 1;
+                return false;
+            }
+            Err(m) => {
+                self.malformed(m);
+                return true;
+            }
+        };
+        let ip = match l3.ethertype {
+            ETHERTYPE_IPV4 => {
+                self.stats.ipv4 += 1;
+                ipv4::parse(l3.data)
+            }
+            ETHERTYPE_IPV6 => {
+                self.stats.ipv6 += 1;
+                ipv6::parse(l3.data)
+            }
+            _ => {
+                self.stats.non_ip += 1;
+                return true;
+            }
+        };
+        let ip = match ip {
+            Ok(ip) => ip,
+            Err(m) => {
+                self.malformed(m);
+                return true;
+            }
+        };
+        let meta = Frame {
+            ts: rec.ts_ns,
+            frame_len: rec.orig_len,
+            vlan: l3.vlan,
+            capture,
+        };
+        match ip.frag {
+            None => self.transport(
+                &ip,
+                ip.payload,
+                ip.payload_len,
+                meta,
+                1,
+                u64::from(rec.orig_len),
+                rec.ts_ns,
+            ),
+            Some(f) => {
+                self.stats.fragments += 1;
+                let key = FragKey {
+                    src: ip.src,
+                    dst: ip.dst,
+                    id: f.id,
+                    proto: ip.proto,
+                    vlan: l3.vlan,
+                };
+                match self
+                    .frags
+                    .add(key, f, ip.payload, ip.payload_len, rec.ts_ns, rec.orig_len)
+                {
+                    FragOutcome::Held => {}
+                    FragOutcome::Rejected(kind) => self.malformed(Malformed::new(
+                        "ip",
+                        kind,
+                        format!(
+                            "fragment at offset {} of datagram {} refused",
+                            f.offset, f.id
+                        ),
+                    )),
+                    FragOutcome::Complete(d) => {
+                        self.stats.reassembled += 1;
+                        let mut data: &[u8] = &d.data;
+                        let mut proto = ip.proto;
+                        if ip.src.v6 {
+                            // Extension headers may follow the fragment header inside the datagram.
+                            match ipv6::walk(ip.proto, data) {
+                                Ok((p, off, _)) => {
+                                    proto = p;
+                                    data = data.get(off..).unwrap_or(&[]);
+                                }
+                                Err(m) => {
+                                    self.malformed(m);
+                                    return true;
+                                }
+                            }
+                        }
+                        let whole = IpPacket {
+                            proto,
+                            payload: data,
+                            payload_len: data.len() as u32,
+                            frag: None,
+                            ..ip
+                        };
+                        self.transport(
+                            &whole,
+                            data,
+                            data.len() as u32,
+                            meta,
+                            d.frames,
+                            d.frame_bytes,
+                            d.first_ts,
+                        );
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn transport(
+        &mut self,
+        ip: &IpPacket<'_>,
+        seg: &[u8],
+        wire: u32,
+        fr: Frame,
+        frames: u32,
+        frame_bytes: u64,
+        first_ts: i64,
+    ) {
+        let (sport, dport, flags, payload_len) = match ip.proto {
+            IPPROTO_TCP => match tcp::parse(seg, wire) {
+                Ok(t) => {
+                    self.stats.tcp += 1;
+                    if t.truncated {
+                        self.anomalies.push(
+                            self.pos,
+                            "tcp",
+                            "truncated_header",
+                            "the snaplen cut the TCP header; counted by its ports",
+                        );
+                    }
+                    (t.sport, t.dport, t.flags, t.payload_len)
+                }
+                Err(m) => return self.malformed(m),
+            },
+            IPPROTO_UDP => match udp::parse(seg, wire) {
+                Ok(u) => {
+                    self.stats.udp += 1;
+                    (u.sport, u.dport, 0, u.payload_len)
+                }
+                Err(m) => return self.malformed(m),
+            },
+            IPPROTO_ICMP => {
+                self.stats.icmp += 1;
+                return;
+            }
+            IPPROTO_ICMPV6 => {
+                self.stats.icmpv6 += 1;
+                return;
+            }
+            _ => {
+                self.stats.other_ip += 1;
+                return;
+            }
+        };
+        let p = PacketMeta {
+            ts: fr.ts,
+            first_ts,
+            frames,
+            frame_bytes,
+            src: ip.src,
+            dst: ip.dst,
+            sport,
+            dport,
+            proto: ip.proto,
+            vlan: fr.vlan,
+            tcp_flags: flags,
+            payload_len,
+            capture: fr.capture,
+        };
+        self.flows.update(&p);
+    }
+
+    #[cold]
+    fn malformed(&mut self, m: Malformed) {
+        self.stats.malformed += 1;
+        self.anomalies.push(self.pos, m.layer, m.kind, m.detail);
+    }
+
+    #[cold]
+    fn sweep(&mut self, now: i64) {
+        if self.next_sweep != i64::MIN {
+            self.flows.expire(now);
+            self.frags.expire(now);
+        }
+        self.next_sweep = now.saturating_add(SWEEP_NS);
+    }
+
+    pub fn finish(mut self) -> Output {
+        let pending = self.frags.pending() as u64;
+        if pending > 0 {
+            self.anomalies.push(
+                self.pos,
+                "ip",
+                "incomplete_fragments",
+                format!("{pending} datagrams never completed"),
+            );
+        }
+        self.stats.fragments_evicted = self.frags.evicted;
+        self.stats.fragments_expired = self.frags.expired + pending;
+        self.stats.flows_evicted = self.flows.evicted;
+        self.stats.flows_expired = self.flows.expired;
+        self.stats.flows_split_idle = self.flows.split_idle;
+        self.stats.flows_split_reuse = self.flows.split_reuse;
+        let flows = self.flows.into_flows();
+        self.stats.flows = flows.len() as u64;
+        self.stats.anomalies = self.anomalies.total();
+        self.stats.anomalies_dropped = self.anomalies.dropped;
+        Output {
+            flows,
+            anomalies: self.anomalies,
+            stats: self.stats,
+            captures: self.captures,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    ts: i64,
+    #[allow(dead_code)]
+    frame_len: u32,
+    vlan: Option<u16>,
+    capture: u32,
+}
+
+/// Decodes several inputs in the order given, as one pass with one flow table (a conversation
+/// that spans rotated files stays one flow). A file that is no capture is skipped with an anomaly;
+/// if no input at all could be read, that is the error.
+pub fn decode_paths(paths: &[PathBuf], opts: Options) -> Result<Output> {
+    let mut dec = Decoder::new(opts);
+    let mut format_errors = Vec::new();
+    for p in paths {
+        match dec.decode_path(p) {
+            Ok(()) => {}
+            Err(e @ Error::Format { .. }) => format_errors.push(e),
+            Err(e) => return Err(e),
+        }
+    }
+    if !paths.is_empty() && format_errors.len() == paths.len() {
+        if let [only] = format_errors.as_mut_slice() {
+            return Err(std::mem::replace(
+                only,
+                Error::NothingDecoded(String::new()),
+            ));
+        }
+        let msgs: Vec<String> = format_errors.iter().map(ToString::to_string).collect();
+        return Err(Error::NothingDecoded(msgs.join("; ")));
+    }
+    Ok(dec.finish())
+}
+
+/// `decode_paths`, with any panic turned into `Error::Internal` naming where it happened.
+pub fn decode_paths_catching(paths: &[PathBuf], opts: Options) -> Result<Output> {
+    let current = Cell::new(PathBuf::new());
+    let result = catch_unwind(AssertUnwindSafe(|| decode_paths(paths, opts)));
+    match result {
+        Ok(r) => r,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            let (record_index, byte_offset) = WHERE.with(Cell::get);
+            let path = paths.first().cloned().unwrap_or_else(|| current.take());
+            Err(Error::Internal {
+                path,
+                record_index,
+                byte_offset,
+                message,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eth_ipv4_udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend([0x08, 0x00]);
+        let total = (20 + 8 + payload.len()) as u16;
+        f.extend([0x45, 0]);
+        f.extend(total.to_be_bytes());
+        f.extend([0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend(sport.to_be_bytes());
+        f.extend(dport.to_be_bytes());
+        f.extend(((8 + payload.len()) as u16).to_be_bytes());
+        f.extend([0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = vec![
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
+            0,
+        ];
+        for (i, f) in frames.iter().enumerate() {
+            for x in [100 + i as u32, 0, f.len() as u32, f.len() as u32] {
+                v.extend(x.to_le_bytes());
+            }
+            v.extend(f);
+        }
+        v
+    }
+
+    #[test]
+    fn udp_exchange_is_one_flow() {
+        let mut req = eth_ipv4_udp(700, 111, &[1; 40]);
+        let mut rep = eth_ipv4_udp(111, 700, &[2; 28]);
+        // the reply goes the other way
+        rep[26..30].copy_from_slice(&[10, 0, 0, 2]);
+        rep[30..34].copy_from_slice(&[10, 0, 0, 1]);
+        req.truncate(req.len());
+        let mut src = Source::from_bytes(pcap(&[req, rep]));
+        let mut d = Decoder::new(Options::default());
+        d.decode_source(&mut src, "mem").unwrap();
+        let out = d.finish();
+        assert_eq!(out.flows.len(), 1);
+        let f = &out.flows[0];
+        assert_eq!(
+            (f.client.to_string(), f.client_port, f.server_port),
+            ("10.0.0.1".into(), 700, 111)
+        );
+        assert_eq!(
+            (f.packets, f.bytes, f.payload),
+            ([1, 1], [82, 70], [40, 28])
+        );
+        assert_eq!(f.outcome().name(), "completed");
+        assert_eq!(out.anomalies.total(), 0);
+    }
+
+    #[test]
+    fn not_a_capture() {
+        let mut src = Source::from_bytes(b"HELO world, this is not a capture".to_vec());
+        let mut d = Decoder::new(Options::default());
+        let e = d.decode_source(&mut src, "x").unwrap_err();
+        assert!(e.contains("bad magic 48 45 4c 4f"), "{e}");
+    }
+}

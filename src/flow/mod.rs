@@ -1,0 +1,7 @@
+//! Bidirectional flows: the key, the per-flow state, and the bounded table that holds them.
+
+pub mod key;
+pub mod table;
+
+pub use key::FlowKey;
+pub use table::{Flow, FlowLimits, FlowTable, Orientation, Outcome, PacketMeta};

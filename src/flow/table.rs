@@ -1,0 +1,462 @@
+//! The flow table: one entry per live conversation, bounded in size, evicting the least recently
+//! active flows in batches when full. Evicted and finished flows are emitted, never lost.
+
+use hashbrown::HashMap;
+
+use super::key::FlowKey;
+use crate::packet::tcp::{ACK, FIN, RST, SYN};
+use crate::packet::{Addr, IPPROTO_TCP};
+
+/// Ports that identify the server side of a conversation whose handshake was not seen, beyond the
+/// privileged range: Arcserve's and the RPC stacks' well-known service ports.
+pub const SERVICE_PORTS: &[u16] = &[
+    1433, 2049, 2099, 3260, 3389, 6050, 6051, 6070, 6502, 6503, 6504, 7099, 7199, 8080, 8443,
+    10000, 41523, 41524,
+];
+
+#[inline]
+pub fn is_service_port(p: u16) -> bool {
+    p < 1024 || SERVICE_PORTS.contains(&p)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orientation {
+    Syn,
+    WellKnown,
+    FirstPacket,
+}
+
+impl Orientation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Orientation::Syn => "syn",
+            Orientation::WellKnown => "well_known",
+            Orientation::FirstPacket => "first_packet",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Refused,
+    Unanswered,
+    Reset,
+    Midstream,
+    Open,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Refused => "refused",
+            Outcome::Unanswered => "unanswered",
+            Outcome::Reset => "reset",
+            Outcome::Midstream => "midstream",
+            Outcome::Open => "open",
+        }
+    }
+}
+
+const SYN_C: u8 = 1;
+const SYNACK_S: u8 = 2;
+const FIN_C: u8 = 4;
+const FIN_S: u8 = 8;
+const RST_C: u8 = 16;
+const RST_S: u8 = 32;
+/// A reset came before any FIN: the connection was torn down abnormally.
+const RST_FIRST: u8 = 64;
+
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub id: u64,
+    pub capture: u32,
+    pub proto: u8,
+    pub vlan: Option<u16>,
+    pub client: Addr,
+    pub client_port: u16,
+    pub server: Addr,
+    pub server_port: u16,
+    pub orientation: Orientation,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub payload: [u64; 2],
+    tcp: u8,
+}
+
+impl Flow {
+    pub fn outcome(&self) -> Outcome {
+        let t = self.tcp;
+        if self.proto != IPPROTO_TCP {
+            return if self.packets[0] > 0 && self.packets[1] > 0 {
+                Outcome::Completed
+            } else {
+                Outcome::Unanswered
+            };
+        }
+        if t & (SYN_C | SYNACK_S) == 0 {
+            return Outcome::Midstream;
+        }
+        if t & SYNACK_S == 0 {
+            return if t & RST_S != 0 {
+                Outcome::Refused
+            } else {
+                Outcome::Unanswered
+            };
+        }
+        if t & RST_FIRST != 0 {
+            Outcome::Reset
+        } else if t & (FIN_C | FIN_S) != 0 {
+            Outcome::Completed
+        } else {
+            Outcome::Open
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.tcp & (RST_C | RST_S) != 0 || self.tcp & (FIN_C | FIN_S) == (FIN_C | FIN_S)
+    }
+}
+
+/// What the table needs to know of one transport packet (or one reassembled datagram).
+#[derive(Debug, Clone, Copy)]
+pub struct PacketMeta {
+    pub ts: i64,
+    pub first_ts: i64,
+    pub frames: u32,
+    pub frame_bytes: u64,
+    pub src: Addr,
+    pub dst: Addr,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub vlan: Option<u16>,
+    pub tcp_flags: u8,
+    pub payload_len: u32,
+    pub capture: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FlowLimits {
+    pub max_flows: usize,
+    pub idle_timeout_ns: i64,
+}
+
+impl Default for FlowLimits {
+    fn default() -> Self {
+        FlowLimits {
+            max_flows: 1_000_000,
+            idle_timeout_ns: 600_000_000_000,
+        }
+    }
+}
+
+pub struct FlowTable {
+    map: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
+    slots: Vec<Option<(FlowKey, Flow)>>,
+    free: Vec<u32>,
+    next_id: u64,
+    pub limits: FlowLimits,
+    pub finished: Vec<Flow>,
+    pub evicted: u64,
+    pub split_idle: u64,
+    pub split_reuse: u64,
+    pub expired: u64,
+}
+
+impl FlowTable {
+    pub fn new(limits: FlowLimits) -> Self {
+        FlowTable {
+            // foldhash's RandomState seeds per run: flow keys come from an attacker's packets.
+            map: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_id: 0,
+            limits,
+            finished: Vec::new(),
+            evicted: 0,
+            split_idle: 0,
+            split_reuse: 0,
+            expired: 0,
+        }
+    }
+
+    pub fn live(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Accounts one packet to its flow, creating or splitting flows as needed; returns the flow's
+    /// slot and whether the packet went client to server.
+    #[inline]
+    pub fn update(&mut self, p: &PacketMeta) -> (u32, bool) {
+        let key = FlowKey::new(p.src, p.sport, p.dst, p.dport, p.proto, p.vlan);
+        let slot = match self.map.get(&key) {
+            Some(&slot) => {
+                let split = match self.slots.get(slot as usize) {
+                    Some(Some((_, f))) => {
+                        if p.ts.saturating_sub(f.last_ts) > self.limits.idle_timeout_ns {
+                            self.split_idle += 1;
+                            true
+                        } else if p.proto == IPPROTO_TCP
+                            && p.tcp_flags & (SYN | ACK) == SYN
+                            && f.closed()
+                        {
+                            self.split_reuse += 1;
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    _ => false,
+                };
+                if split {
+                    self.finish(slot);
+                    self.create(key, p)
+                } else {
+                    slot
+                }
+            }
+            None => self.create(key, p),
+        };
+        let Some(Some((_, f))) = self.slots.get_mut(slot as usize) else {
+            return (slot, true);
+        };
+        let c2s = p.src == f.client && p.sport == f.client_port;
+        let d = usize::from(!c2s);
+        if let (Some(pk), Some(b), Some(pl)) = (
+            f.packets.get_mut(d),
+            f.bytes.get_mut(d),
+            f.payload.get_mut(d),
+        ) {
+            *pk += u64::from(p.frames);
+            *b += p.frame_bytes;
+            *pl += u64::from(p.payload_len);
+        }
+        f.first_ts = f.first_ts.min(p.first_ts);
+        f.last_ts = f.last_ts.max(p.ts);
+        if p.proto == IPPROTO_TCP {
+            let fl = p.tcp_flags;
+            if fl & SYN != 0 {
+                if fl & ACK == 0 && c2s {
+                    f.tcp |= SYN_C;
+                } else if fl & ACK != 0 && !c2s {
+                    f.tcp |= SYNACK_S;
+                }
+            }
+            if fl & FIN != 0 {
+                f.tcp |= if c2s { FIN_C } else { FIN_S };
+            }
+            if fl & RST != 0 {
+                if f.tcp & (FIN_C | FIN_S) == 0 {
+                    f.tcp |= RST_FIRST;
+                }
+                f.tcp |= if c2s { RST_C } else { RST_S };
+            }
+        }
+        (slot, c2s)
+    }
+
+    fn create(&mut self, key: FlowKey, p: &PacketMeta) -> u32 {
+        if self.map.len() >= self.limits.max_flows.max(1) {
+            self.evict_batch();
+        }
+        let (client_is_src, orientation) = orient(p);
+        let (client, client_port, server, server_port) = if client_is_src {
+            (p.src, p.sport, p.dst, p.dport)
+        } else {
+            (p.dst, p.dport, p.src, p.sport)
+        };
+        let flow = Flow {
+            id: self.next_id,
+            capture: p.capture,
+            proto: p.proto,
+            vlan: p.vlan,
+            client,
+            client_port,
+            server,
+            server_port,
+            orientation,
+            first_ts: p.first_ts,
+            last_ts: p.ts,
+            packets: [0; 2],
+            bytes: [0; 2],
+            payload: [0; 2],
+            tcp: 0,
+        };
+        self.next_id += 1;
+        let slot = match self.free.pop() {
+            Some(s) => {
+                if let Some(cell) = self.slots.get_mut(s as usize) {
+                    *cell = Some((key, flow));
+                }
+                s
+            }
+            None => {
+                self.slots.push(Some((key, flow)));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.map.insert(key, slot);
+        slot
+    }
+
+    fn finish(&mut self, slot: u32) {
+        if let Some((key, flow)) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+            self.map.remove(&key);
+            self.free.push(slot);
+            self.finished.push(flow);
+        }
+    }
+
+    /// Full table: emits the least recently active eighth of the flows in one pass, so the cost
+    /// per new flow stays constant under a flood of new keys.
+    #[cold]
+    fn evict_batch(&mut self) {
+        let mut seen: Vec<i64> = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|(_, f)| f.last_ts)
+            .step_by(61)
+            .take(4096)
+            .collect();
+        if seen.is_empty() {
+            return;
+        }
+        seen.sort_unstable();
+        let cut = seen.get(seen.len() / 8).copied().unwrap_or(i64::MIN);
+        let victims: Vec<u32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref()
+                    .filter(|(_, f)| f.last_ts <= cut)
+                    .map(|_| i as u32)
+            })
+            .collect();
+        for slot in victims {
+            self.finish(slot);
+            self.evicted += 1;
+        }
+    }
+
+    /// Emits every flow idle longer than the timeout at capture time `now`.
+    pub fn expire(&mut self, now: i64) {
+        let timeout = self.limits.idle_timeout_ns;
+        let idle: Vec<u32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref()
+                    .filter(|(_, f)| now.saturating_sub(f.last_ts) > timeout)
+                    .map(|_| i as u32)
+            })
+            .collect();
+        self.expired += idle.len() as u64;
+        for slot in idle {
+            self.finish(slot);
+        }
+    }
+
+    /// Ends the table: every flow, finished or live, in order of creation.
+    pub fn into_flows(mut self) -> Vec<Flow> {
+        let mut out = std::mem::take(&mut self.finished);
+        out.extend(self.slots.into_iter().flatten().map(|(_, f)| f));
+        out.sort_unstable_by_key(|f| f.id);
+        out
+    }
+}
+
+/// Who is the client: the SYN's sender where the handshake is seen; otherwise the side whose port
+/// is not a service port; otherwise the sender of the first packet.
+fn orient(p: &PacketMeta) -> (bool, Orientation) {
+    if p.proto == IPPROTO_TCP && p.tcp_flags & SYN != 0 {
+        return (p.tcp_flags & ACK == 0, Orientation::Syn);
+    }
+    match (is_service_port(p.sport), is_service_port(p.dport)) {
+        (true, false) => (false, Orientation::WellKnown),
+        (false, true) => (true, Orientation::WellKnown),
+        _ => (true, Orientation::FirstPacket),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(ts: i64, src: u8, sport: u16, dst: u8, dport: u16, flags: u8) -> PacketMeta {
+        PacketMeta {
+            ts,
+            first_ts: ts,
+            frames: 1,
+            frame_bytes: 60,
+            src: Addr::v4([10, 0, 0, src]),
+            dst: Addr::v4([10, 0, 0, dst]),
+            sport,
+            dport,
+            proto: IPPROTO_TCP,
+            vlan: None,
+            tcp_flags: flags,
+            payload_len: 0,
+            capture: 0,
+        }
+    }
+
+    #[test]
+    fn handshake_and_outcomes() {
+        let mut t = FlowTable::new(FlowLimits::default());
+        t.update(&pkt(1, 1, 40000, 2, 111, SYN));
+        t.update(&pkt(2, 2, 111, 1, 40000, SYN | ACK));
+        t.update(&pkt(3, 1, 40000, 2, 111, FIN | ACK));
+        t.update(&pkt(4, 1, 40001, 2, 6502, SYN));
+        t.update(&pkt(5, 2, 6502, 1, 40001, RST | ACK));
+        t.update(&pkt(6, 1, 40002, 2, 7099, SYN));
+        t.update(&pkt(7, 2, 2099, 3, 50000, ACK)); // mid-stream, server side speaks first
+        let flows = t.into_flows();
+        let o: Vec<_> = flows
+            .iter()
+            .map(|f| (f.outcome().name(), f.orientation.name(), f.server_port))
+            .collect();
+        assert_eq!(
+            o,
+            [
+                ("completed", "syn", 111),
+                ("refused", "syn", 6502),
+                ("unanswered", "syn", 7099),
+                ("midstream", "well_known", 2099)
+            ]
+        );
+        assert_eq!(flows[0].packets, [2, 1]);
+    }
+
+    #[test]
+    fn port_reuse_after_close_splits() {
+        let mut t = FlowTable::new(FlowLimits::default());
+        t.update(&pkt(1, 1, 40000, 2, 6502, SYN));
+        t.update(&pkt(2, 2, 6502, 1, 40000, RST | ACK));
+        t.update(&pkt(3, 1, 40000, 2, 6502, SYN));
+        t.update(&pkt(4, 1, 40000, 2, 6502, SYN)); // a retransmission stays in the same flow
+        let flows = t.into_flows();
+        assert_eq!(flows.len(), 2);
+        assert_eq!(flows[1].packets, [2, 0]);
+    }
+
+    #[test]
+    fn bounded_with_eviction() {
+        let mut t = FlowTable::new(FlowLimits {
+            max_flows: 100,
+            idle_timeout_ns: i64::MAX,
+        });
+        for i in 0..1000u16 {
+            t.update(&pkt(i64::from(i), 1, 1024 + i, 2, 80, SYN));
+            assert!(t.live() <= 100);
+        }
+        assert!(t.evicted >= 900);
+        assert_eq!(t.into_flows().len(), 1000);
+    }
+}

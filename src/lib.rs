@@ -1,0 +1,28 @@
+//! portwitness's capture core: reads pcap/pcapng (plain, gzip, zstd), decodes link to transport
+//! layers, keeps a bounded bidirectional flow table, and hands the results over as Arrow tables.
+//! A plain Rust library first; the Python bindings live in `python` and nowhere else.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+#![forbid(unsafe_code)]
+
+pub mod anomaly;
+pub mod capture;
+pub mod decode;
+pub mod error;
+pub mod flow;
+pub mod packet;
+pub mod tables;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use decode::{decode_paths, decode_paths_catching, Options, Output};
+pub use error::{Error, Result};

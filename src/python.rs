@@ -1,0 +1,121 @@
+//! The PyO3 bindings: convert arguments, release the GIL, call the library, return Arrow tables
+//! through the PyCapsule stream interface. No decoding logic lives here.
+
+use std::path::PathBuf;
+
+use arrow_array::RecordBatch;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyOSError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_arrow::PyTable;
+
+use crate::decode::{decode_paths_catching, Options};
+use crate::error::Error;
+use crate::flow::FlowLimits;
+use crate::packet::frag::FragLimits;
+use crate::tables;
+
+create_exception!(
+    _core,
+    PortwitnessError,
+    PyException,
+    "Base class of portwitness's errors."
+);
+create_exception!(
+    _core,
+    CaptureFormatError,
+    PortwitnessError,
+    "The input is not a readable pcap or pcapng capture."
+);
+create_exception!(
+    _core,
+    InternalError,
+    PortwitnessError,
+    "A bug in the decoder, with the capture and record it met."
+);
+
+fn to_py(e: Error) -> PyErr {
+    match e {
+        Error::Open { path, source } => PyOSError::new_err((
+            source.raw_os_error().unwrap_or(0),
+            source.to_string(),
+            path.to_string_lossy().into_owned(),
+        )),
+        e @ (Error::Format { .. } | Error::NothingDecoded(_)) => {
+            CaptureFormatError::new_err(e.to_string())
+        }
+        e @ Error::Internal { .. } => InternalError::new_err(e.to_string()),
+    }
+}
+
+fn table(
+    py: Python<'_>,
+    batch: Result<RecordBatch, arrow_schema::ArrowError>,
+) -> PyResult<Py<PyAny>> {
+    let batch = batch.map_err(|e| InternalError::new_err(e.to_string()))?;
+    let schema = batch.schema();
+    let t = PyTable::try_new(vec![batch], schema)?;
+    Ok(Bound::new(py, t)?.into_any().unbind())
+}
+
+/// Decodes the captures in order, in one pass. Returns a dict of Arrow tables (`flows`,
+/// `anomalies`, `captures`) and `stats` (a dict of counters).
+#[pyfunction]
+#[pyo3(signature = (paths, *, max_flows=1_000_000, idle_timeout=600.0, max_fragment_datagrams=4096, max_fragment_bytes=64 << 20, fragment_timeout=30.0))]
+fn decode(
+    py: Python<'_>,
+    paths: Vec<PathBuf>,
+    max_flows: usize,
+    idle_timeout: f64,
+    max_fragment_datagrams: usize,
+    max_fragment_bytes: usize,
+    fragment_timeout: f64,
+) -> PyResult<Py<PyDict>> {
+    let opts = Options {
+        flows: FlowLimits {
+            max_flows: max_flows.max(1),
+            idle_timeout_ns: (idle_timeout.max(0.0) * 1e9) as i64,
+        },
+        frags: FragLimits {
+            max_datagrams: max_fragment_datagrams.max(1),
+            max_bytes: max_fragment_bytes,
+            timeout_ns: (fragment_timeout.max(0.0) * 1e9) as i64,
+        },
+    };
+    let out = py
+        .detach(|| decode_paths_catching(&paths, opts))
+        .map_err(to_py)?;
+    let d = PyDict::new(py);
+    d.set_item(
+        "flows",
+        table(py, tables::flows_batch(&out.flows, &out.captures))?,
+    )?;
+    d.set_item(
+        "anomalies",
+        table(py, tables::anomalies_batch(&out.anomalies, &out.captures))?,
+    )?;
+    d.set_item(
+        "captures",
+        table(py, tables::captures_batch(&out.captures))?,
+    )?;
+    let stats = PyDict::new(py);
+    for (k, v) in out.stats.pairs() {
+        stats.set_item(k, v)?;
+    }
+    d.set_item("stats", stats)?;
+    Ok(d.unbind())
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("PortwitnessError", m.py().get_type::<PortwitnessError>())?;
+    m.add(
+        "CaptureFormatError",
+        m.py().get_type::<CaptureFormatError>(),
+    )?;
+    m.add("InternalError", m.py().get_type::<InternalError>())?;
+    m.add_function(wrap_pyfunction!(decode, m)?)?;
+    Ok(())
+}

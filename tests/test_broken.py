@@ -1,0 +1,68 @@
+"""Malformed captures: what is still decoded, and the anomaly that says where the damage is."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import portwitness as pw
+from conftest import PCAPS
+
+BROKEN = sorted(p for p in (PCAPS / "broken").iterdir() if not p.name.endswith(".json"))
+
+
+@pytest.mark.parametrize("capture", [p for p in BROKEN if p.name != "bad_magic.pcap"], ids=lambda p: p.name)
+def test_broken_capture_decodes_what_it_can(capture):
+    expect = json.loads((capture.parent / f"{capture.name}.expect.json").read_text())
+    cap = pw.decode(capture)
+    assert cap.stats["records"] == expect["packets_decoded"]
+    assert sorted(set(cap.anomalies["kind"].to_list())) == sorted(expect["anomaly_kinds"])
+    row = cap.anomalies.row(0, named=True)
+    assert row["capture"] == str(capture) and row["byte_offset"] > 0
+
+
+def test_bad_magic_is_a_format_error():
+    with pytest.raises(pw.CaptureFormatError, match=r"bad magic 48 45 4c 4f"):
+        pw.decode(PCAPS / "broken" / "bad_magic.pcap")
+
+
+def test_bad_magic_among_good_files_is_an_anomaly():
+    cap = pw.decode([PCAPS / "broken" / "bad_magic.pcap", PCAPS / "tcp_basic.pcap"])
+    assert cap.anomaly_counts() == {"bad_magic": 1}
+    assert cap.captures["error"].to_list()[0].startswith("not a pcap or pcapng capture")
+    assert cap.flows.height == 6
+
+
+def test_truncated_last_record_position():
+    cap = pw.decode(PCAPS / "broken" / "truncated_last_record.pcap")
+    row = cap.anomalies.row(0, named=True)
+    assert row["kind"] == "truncated_record"
+    assert row["record_index"] == cap.stats["records"]
+
+
+def test_cut_gzip_stream(tmp_path):
+    data = (PCAPS / "tcp_basic.pcap.gz").read_bytes()
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    cap = pw.decode(cut)
+    assert "read_error" in cap.anomaly_counts()
+    assert 0 < cap.stats["records"] < 26
+
+
+def test_empty_file_and_zeros(tmp_path):
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    with pytest.raises(pw.CaptureFormatError, match="empty file"):
+        pw.decode(empty)
+    zeros = tmp_path / "zeros.pcap"
+    zeros.write_bytes(bytes(4096))
+    with pytest.raises(pw.CaptureFormatError, match="bad magic 00 00 00 00"):
+        pw.decode(zeros)
+
+
+def test_truncated_inside_global_header(tmp_path):
+    p = tmp_path / "short.pcap"
+    p.write_bytes((PCAPS / "tcp_basic.pcap").read_bytes()[:10])
+    with pytest.raises(pw.CaptureFormatError, match="truncated inside the pcap file header"):
+        pw.decode(p)

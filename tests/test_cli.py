@@ -1,0 +1,122 @@
+"""The command line: output on stdout, one-line errors on stderr, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+import portwitness
+from conftest import PCAPS
+from portwitness.cli import cli, main
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_version(capsys):
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"portwitness, version {portwitness.__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["flows"]])
+def test_help_on_every_command(command):
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage: " in result.output
+
+
+def test_flows_table_on_terminal(capsys):
+    code, out, err = run(["flows", str(PCAPS / "tcp_basic.pcap"), "--limit", "3"], capsys)
+    assert code == 0 and err == ""
+    assert "6 flows, top 3 by bytes" in out
+    assert "10.0.0.1:40000" in out and "10.0.0.2:111" in out
+
+
+@pytest.mark.parametrize("ext", ["parquet", "csv", "json", "ndjson"])
+def test_flows_to_file_by_extension(tmp_path, capsys, ext):
+    out_file = tmp_path / f"flows.{ext}"
+    code, out, err = run(["flows", str(PCAPS / "sample.pcap"), "-o", str(out_file)], capsys)
+    assert code == 0 and out == "" and err == ""
+    if ext == "parquet":
+        df = pl.read_parquet(out_file)
+    elif ext == "csv":
+        df = pl.read_csv(out_file)
+    elif ext == "json":
+        df = pl.DataFrame(json.loads(out_file.read_text()))
+    else:
+        df = pl.read_ndjson(out_file)
+    assert df.height == 20
+    assert set(df["server_port"].to_list()) >= {111, 135, 7099}
+
+
+def test_csv_to_stdout():
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "portwitness.cli",
+            "flows",
+            str(PCAPS / "tcp_basic.pcap"),
+            "--format",
+            "csv",
+            "-o",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    assert out.stdout.splitlines()[0].startswith("flow_id,capture,transport,client_ip")
+    assert len(out.stdout.splitlines()) == 7
+
+
+def test_anomalies_warned_in_one_line(tmp_path, capsys):
+    an = tmp_path / "an.csv"
+    code, _, err = run(
+        ["flows", str(PCAPS / "broken" / "truncated_last_record.pcap"), "--anomalies", str(an)], capsys
+    )
+    assert code == 0
+    assert err.splitlines() == [
+        "portwitness: warning: 1 anomalies while decoding (truncated_record 1); write them with --anomalies FILE"
+    ]
+    assert pl.read_csv(an)["kind"].to_list() == ["truncated_record"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["flows", "nope.pcap"], 1, "portwitness: error: nope.pcap: no such file"),
+        (
+            ["flows", str(PCAPS / "broken" / "bad_magic.pcap")],
+            1,
+            "not a pcap or pcapng capture (bad magic 48 45 4c 4f)",
+        ),
+        (["flows", str(PCAPS)], 0, None),
+        (["flows"], 2, "portwitness: error: Missing argument 'CAPTURES...'."),
+        (["flows", str(PCAPS / "tcp_basic.pcap"), "-o", "x.xlsx"], 2, "cannot tell the format of 'x.xlsx'"),
+        (["flows", str(PCAPS / "tcp_basic.pcap"), "--limit", "-1"], 2, "Invalid value for '--limit'"),
+        (["frobnicate"], 2, "No such command 'frobnicate'"),
+    ],
+)
+def test_errors_are_one_line(capsys, args, code, message):
+    got, _, err = run(args, capsys)
+    assert got == code
+    if message is None:
+        return
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("portwitness: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_console_script_installed():
+    out = subprocess.run(["portwitness", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("portwitness, version ")
