@@ -1,0 +1,129 @@
+"""Differential test: per 5-tuple packet and byte counts agree with tshark's, on every fixture and
+every real capture in shared/captures.
+
+tshark's per-frame fields are aggregated here rather than read from `-z conv`, so that the two
+counting rules portwitness states can be applied on tshark's side too: every fragment of a datagram
+is attributed (through `ip.reassembled_in`) to the flow of the reassembled datagram, and a frame
+whose snaplen cut the TCP header after the ports still counts toward its conversation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+import portwitness as pw
+from conftest import PCAPS, SHARED_CAPTURES, fixtures
+
+pytestmark = pytest.mark.tshark
+
+FIELDS = [
+    "frame.number",
+    "frame.len",
+    "ip.src",
+    "ip.dst",
+    "ipv6.src",
+    "ipv6.dst",
+    "tcp.srcport",
+    "tcp.dstport",
+    "udp.srcport",
+    "udp.dstport",
+    "ip.reassembled_in",
+    "ipv6.reassembled.in",
+    "frame.protocols",
+]
+
+
+def _tshark() -> str:
+    exe = shutil.which("tshark")
+    if exe is None:
+        pytest.fail("tshark is not installed: apt-get install tshark (.ci/run does)")
+    return exe
+
+
+def _first(v: str) -> str:
+    return v.split(",")[0] if v else ""
+
+
+def tshark_conversations(path: Path, *, damaged: bool = False) -> dict:
+    args = [_tshark(), "-2", "-n", "-r", str(path), "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+    for f in FIELDS:
+        args += ["-e", f]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=120)
+    # On a damaged capture tshark prints what it read, then exits non-zero with "cut short".
+    if proc.returncode != 0 and not (damaged and "cut short" in proc.stderr):
+        raise AssertionError(f"tshark failed on {path}: {proc.stderr.strip()}")
+    out = proc.stdout
+    frames: dict[int, dict] = {}
+    for line in out.splitlines():
+        row = dict(zip(FIELDS, line.split("\t"), strict=False))
+        frames[int(row["frame.number"])] = row
+    conv: dict = defaultdict(lambda: [0, 0, 0, 0])
+
+    def five_tuple(row: dict):
+        protos = row.get("frame.protocols", "").split(":")
+        if "icmp" in protos or "icmpv6" in protos:
+            return None  # an ICMP error quotes another packet's headers: not a conversation frame
+        src = _first(row.get("ip.src", "")) or _first(row.get("ipv6.src", ""))
+        dst = _first(row.get("ip.dst", "")) or _first(row.get("ipv6.dst", ""))
+        for proto in ("tcp", "udp"):
+            sp, dp = _first(row.get(f"{proto}.srcport", "")), _first(row.get(f"{proto}.dstport", ""))
+            if sp and dp and src and dst:
+                return proto, str(ipaddress.ip_address(src)), int(sp), str(ipaddress.ip_address(dst)), int(dp)
+        return None
+
+    for row in frames.values():
+        target = row
+        reassembled = _first(row.get("ip.reassembled_in", "")) or _first(row.get("ipv6.reassembled.in", ""))
+        if reassembled:
+            target = frames.get(int(reassembled), row)
+        t = five_tuple(target)
+        if t is None:
+            continue
+        proto, src, sp, dst, dp = t
+        a, b = (src, sp), (dst, dp)
+        key = (proto, *min(a, b), *max(a, b))
+        forward = a <= b
+        c = conv[key]
+        c[0 if forward else 1] += 1
+        c[2 if forward else 3] += int(row["frame.len"])
+    return dict(conv)
+
+
+def portwitness_conversations(path: Path) -> dict:
+    conv: dict = defaultdict(lambda: [0, 0, 0, 0])
+    for f in pw.decode(path).flows.iter_rows(named=True):
+        c, s = (f["client_ip"], f["client_port"]), (f["server_ip"], f["server_port"])
+        key = (f["transport"], *min(c, s), *max(c, s))
+        forward = c <= s
+        v = conv[key]
+        v[0 if forward else 1] += f["packets_c2s"]
+        v[1 if forward else 0] += f["packets_s2c"]
+        v[2 if forward else 3] += f["bytes_c2s"]
+        v[3 if forward else 2] += f["bytes_s2c"]
+    return dict(conv)
+
+
+def _captures() -> list[Path]:
+    real = sorted(SHARED_CAPTURES.glob("*.pcap*")) if SHARED_CAPTURES.is_dir() else []
+    return fixtures() + real
+
+
+@pytest.mark.parametrize("capture", _captures(), ids=lambda p: p.name)
+def test_same_conversations_as_tshark(capture):
+    assert portwitness_conversations(capture) == tshark_conversations(capture)
+
+
+def test_real_captures_present(shared_captures):
+    assert len(list(shared_captures.glob("*.pcap*"))) >= 10
+
+
+def test_broken_fixture_agrees_on_what_both_read():
+    # tshark stops at the cut record; so do we, with the same conversations before it.
+    capture = PCAPS / "broken" / "truncated_last_record.pcap"
+    assert portwitness_conversations(capture) == tshark_conversations(capture, damaged=True)
