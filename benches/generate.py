@@ -1,0 +1,1099 @@
+#!/usr/bin/env python3
+"""Fast generator of realistic synthetic Ethernet captures (pcap / pcapng).
+
+    python benches/generate.py OUT --size 1G [--format pcap|pcapng]
+                                   [--flows 50000] [--seed 1]
+
+What is in the capture
+----------------------
+* Ethernet II frames, ~5 % of the flows 802.1Q tagged, IPv4 (~85 % of the
+  flows) and IPv6 (~15 %), frames shorter than 60 bytes are padded (so the
+  IP total length, not the frame length, is authoritative).
+* TCP flows with a three-way handshake (realistic SYN options), data in both
+  directions (TLS 1.3 records, HTTP/1.1, TLS-wrapped chatty RPC-ish
+  exchanges, uploads), ACK every 1 or 2 segments, PSH on message ends,
+  optional TCP timestamp option, and teardown by FIN (either side), RST or
+  nothing (long-lived / cut).  Plus refused connections (SYN -> RST/ACK) and
+  unanswered SYNs with retransmissions.
+* UDP flows: DNS (real messages), NTP, QUIC short-header bursts and RTP-like
+  media streams.
+* ~1 % of the flows go to "special" ports: 111 (TCP and UDP), 135, 7099,
+  2099 and 20000-20100.  Their payloads come from the PAYLOAD_MAKERS registry
+  below (patterned filler for now, a maker per service so real ONC RPC /
+  DCE-RPC / TLS payloads can be dropped in later).
+* Packets of many concurrent flows are interleaved, timestamps are
+  monotonically non-decreasing (a discrete-event scheduler over per-flow
+  generators; each flow has its own RTT and throughput).
+* Size mix: many 60-100 byte ACKs/handshakes, many 1514-byte full segments,
+  DNS/NTP/chatty mid sizes; the average frame is ~450 bytes.
+
+Checksums: IPv4 header and TCP checksums are left zero by default (tools do
+not validate them by default); UDP over IPv6 always gets a valid checksum
+(zero is illegal there).  --checksums computes all of them (slower).
+
+Flow 5-tuples are unique within a file, so the number of flows printed at the
+end is the number of bidirectional 5-tuples in the capture.  --flows is a
+target, met within ~10 % for sensible ratios (1G / 50000 gives ~46k); fewer
+flows come out when --size cannot hold them (a flow averages a few KB at
+least).  Flows still running when the size is reached are cut off (no
+teardown), as in a real capture.  Everything is
+deterministic for a given --seed (and the same arguments).
+
+Speed: header templates are precomputed per flow and direction as
+struct.Struct formats whose constant parts are passed as byte strings; per
+packet only lengths, IDs, sequence numbers, flags and timestamps are packed.
+Records are joined into multi-MB chunks before writing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import math
+import os
+import random
+import sys
+import time
+from bisect import bisect
+from itertools import accumulate
+from struct import Struct, pack
+
+M32 = 0xFFFFFFFF
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+PA = PSH | ACK
+FA = FIN | ACK
+RA = RST | ACK
+ZEROS = [bytes(i) for i in range(64)]
+TSOPT_HDR = b"\x01\x01\x08\x0a"  # NOP NOP TS(len 10)
+
+FILL_BITS = 22
+FILL_MASK = (1 << FILL_BITS) - 1
+MAX_SEG = 9000
+# wire bytes of a scalable flow ~= SCAL_K * budget + SCAL_C (headers, ACKs, handshakes)
+SCAL_K, SCAL_C = 1.1, 4500
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def parse_size(s: str) -> int:
+    """'1G' -> 2**30, '200M', '512k', '1GB' (=1e9), '123456'."""
+    s = s.strip()
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40,
+             "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+             "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
+    i = len(s)
+    while i and not (s[i - 1].isdigit() or s[i - 1] == "."):
+        i -= 1
+    num, unit = s[:i], s[i:].strip().upper()
+    if unit not in units or not num:
+        raise argparse.ArgumentTypeError(f"bad size {s!r}")
+    return int(float(num) * units[unit])
+
+
+def csum_mod(data: bytes) -> int:
+    """One's complement sum of 16-bit big-endian words, mod 0xFFFF
+    (2**16 == 1 mod 0xFFFF, so the big-int value reduces to the word sum)."""
+    if len(data) & 1:
+        return (int.from_bytes(data, "big") << 8) % 0xFFFF
+    return int.from_bytes(data, "big") % 0xFFFF
+
+
+def csum_finish(s: int) -> int:
+    s %= 0xFFFF
+    return 0xFFFF - s if s else 0  # s == 0 <=> sum is 0xFFFF (data nonzero)
+
+
+def clamp(x, lo, hi):
+    return lo if x < lo else hi if x > hi else x
+
+
+# --------------------------------------------------------------------------
+# frame builders (per flow direction)
+
+
+def eth_header(dst: bytes, src: bytes, vlan: int | None, v6: bool) -> bytes:
+    et = b"\x86\xdd" if v6 else b"\x08\x00"
+    if vlan is None:
+        return dst + src + et
+    return dst + src + b"\x81\x00" + pack("!H", vlan) + et
+
+
+def make_checksum_fixer(l3off: int, v6: bool, proto: int, src: bytes, dst: bytes):
+    """Return fix(frame) -> frame with valid IPv4 header and L4 checksums."""
+    pseudo = csum_mod(src + dst) + proto
+    l4off = l3off + (40 if v6 else 20)
+    coff = l4off + (16 if proto == 6 else 6)
+
+    def fix(fr: bytes) -> bytes:
+        b = bytearray(fr)
+        if v6:
+            l4len = (b[l3off + 4] << 8) | b[l3off + 5]
+        else:
+            l4len = ((b[l3off + 2] << 8) | b[l3off + 3]) - 20
+            b[l3off + 10] = b[l3off + 11] = 0
+            c = csum_finish(csum_mod(bytes(b[l3off:l3off + 20])))
+            b[l3off + 10] = c >> 8
+            b[l3off + 11] = c & 0xFF
+        b[coff] = b[coff + 1] = 0
+        c = csum_finish(pseudo + l4len + csum_mod(bytes(b[l4off:l4off + l4len])))
+        if proto == 17 and c == 0:
+            c = 0xFFFF
+        b[coff] = c >> 8
+        b[coff + 1] = c & 0xFF
+        return bytes(b)
+
+    return fix
+
+
+def tcp_fast_builder(eth, v6, src, dst, sport, dport, hop, win, ts, tsbase,
+                     peer_tsbase, half_rtt, flowlabel, ipid0, fixer):
+    """build(seq, ack, flags, payload, now_us) -> frame bytes."""
+    ports = pack("!HH", sport, dport)
+    tail = "I4sII" if ts else "I"  # checksum+urgent [, TS option]
+    if v6:
+        pre = eth + pack("!I", 0x60000000 | flowlabel)
+        mid = bytes((6, hop)) + src + dst + ports
+        p = Struct(f"!{len(pre)}sH{len(mid)}sIIBBH{tail}").pack
+        if ts:
+            def build(seq, ack, flags, payload, now):
+                return p(pre, 32 + len(payload), mid, seq, ack, 0x80, flags, win, 0,
+                         TSOPT_HDR, (tsbase + now // 1000) & M32,
+                         (peer_tsbase + (now - half_rtt) // 1000) & M32) + payload
+        else:
+            def build(seq, ack, flags, payload, now):
+                return p(pre, 20 + len(payload), mid, seq, ack, 0x50, flags, win, 0) + payload
+    else:
+        pre = eth + b"\x45\x00"
+        mid = pack("!HBBH", 0x4000, hop, 6, 0) + src + dst + ports
+        p = Struct(f"!{len(pre)}sHH{len(mid)}sIIBBH{tail}").pack
+        ipid = ipid0
+        if ts:
+            def build(seq, ack, flags, payload, now):
+                nonlocal ipid
+                ipid = (ipid + 1) & 0xFFFF
+                return p(pre, 52 + len(payload), ipid, mid, seq, ack, 0x80, flags, win, 0,
+                         TSOPT_HDR, (tsbase + now // 1000) & M32,
+                         (peer_tsbase + (now - half_rtt) // 1000) & M32) + payload
+        else:
+            def build(seq, ack, flags, payload, now):
+                nonlocal ipid
+                ipid = (ipid + 1) & 0xFFFF
+                fr = p(pre, 40 + len(payload), ipid, mid, seq, ack, 0x50, flags, win, 0) + payload
+                n = len(fr)
+                return fr if n >= 60 else fr + ZEROS[60 - n]
+    if fixer is None:
+        return build
+
+    def build_fixed(seq, ack, flags, payload, now):
+        return fixer(build(seq, ack, flags, payload, now))
+    return build_fixed
+
+
+def tcp_slow_frame(eth, v6, src, dst, sport, dport, hop, win, seq, ack, flags,
+                   opts, payload, flowlabel, ipid, fixer):
+    """Any TCP frame with arbitrary options (SYN, SYN/ACK, RST...)."""
+    thl = 20 + len(opts)
+    tcp = pack("!HHIIBBHHH", sport, dport, seq & M32, ack & M32, (thl // 4) << 4,
+               flags, win, 0, 0) + opts
+    if v6:
+        ip = pack("!IHBB", 0x60000000 | flowlabel, thl + len(payload), 6, hop) + src + dst
+    else:
+        ip = pack("!BBHHHBBH", 0x45, 0, 20 + thl + len(payload), ipid & 0xFFFF,
+                  0x4000, hop, 6, 0) + src + dst
+    fr = eth + ip + tcp + payload
+    if len(fr) < 60:
+        fr += ZEROS[60 - len(fr)]
+    return fixer(fr) if fixer else fr
+
+
+def udp_builder(eth, v6, src, dst, sport, dport, hop, flowlabel, ipid0, fixer):
+    """build(payload) -> frame bytes."""
+    ports = pack("!HH", sport, dport)
+    if v6:
+        pre = eth + pack("!I", 0x60000000 | flowlabel)
+        mid = bytes((17, hop)) + src + dst + ports
+        p = Struct(f"!{len(pre)}sH{len(mid)}sHH").pack
+        const = csum_mod(src + dst) + 17 + sport + dport
+
+        def build(payload):
+            n = 8 + len(payload)
+            c = csum_finish(const + n + n + csum_mod(payload)) or 0xFFFF
+            return p(pre, n, mid, n, c) + payload
+        return build
+    pre = eth + b"\x45\x00"
+    mid = pack("!HBBH", 0, hop, 17, 0) + src + dst + ports
+    p = Struct(f"!{len(pre)}sHH{len(mid)}sHH").pack
+    ipid = ipid0
+
+    def build(payload):
+        nonlocal ipid
+        ipid = (ipid + 1) & 0xFFFF
+        n = 8 + len(payload)
+        fr = p(pre, 20 + n, ipid, mid, n, 0) + payload
+        k = len(fr)
+        return fr if k >= 60 else fr + ZEROS[60 - k]
+    if fixer is None:
+        return build
+    return lambda payload: fixer(build(payload))
+
+
+# --------------------------------------------------------------------------
+# application payload makers
+#
+# An application model is a generator  model(ctx, budget) -> iterable of
+# (direction, data, delay) with direction 0 = client->server, 1 = server->
+# client; data is bytes (exact payload) or an int (that many filler bytes,
+# for protocols nobody dissects); delay is the gap in microseconds before the
+# message or None for "derive from RTT / think time".  The transport layer
+# (tcp_conv / udp_conv) segments messages, adds handshakes, ACKs, teardown.
+
+
+class Ctx:
+    """Per-flow context handed to application models and payload makers."""
+
+    __slots__ = ("rng", "fill_buf", "fo", "sni", "v6", "service", "state")
+
+    def __init__(self, rng, fill_buf, sni, v6, service):
+        self.rng = rng
+        self.fill_buf = fill_buf
+        self.fo = rng.getrandbits(FILL_BITS)
+        self.sni = sni
+        self.v6 = v6
+        self.service = service
+        self.state = {}
+
+    def fill(self, n: int) -> bytes:
+        """n pseudo-random (incompressible, "encrypted looking") bytes."""
+        out = []
+        while n > 0:
+            k = n if n < 65536 else 65536
+            o = self.fo
+            out.append(self.fill_buf[o:o + k])
+            self.fo = (o + k + 1) & FILL_MASK
+            n -= k
+        return out[0] if len(out) == 1 else b"".join(out)
+
+
+def patterned(tag: bytes, n: int, index: int = 0) -> bytes:
+    """Recognisable filler: tag + counter repeated (placeholder payloads)."""
+    unit = tag + b"#%d|" % index
+    return (unit * (n // len(unit) + 1))[:n]
+
+
+# ---- TLS 1.3 -------------------------------------------------------------
+
+def tls_record(ctype: int, body: bytes, ver: int = 0x0303) -> bytes:
+    return pack("!BHH", ctype, ver, len(body)) + body
+
+
+def tls_appdata(ctx: Ctx, n: int) -> bytes:
+    """Exactly n bytes (n >= 22) of TLS application-data records."""
+    parts = []
+    while n > 0:
+        body = n - 5
+        if body > 16401:
+            body = 16401 if n - 16406 >= 22 else n - 5 - 22
+        parts.append(pack("!BHH", 23, 0x0303, body))
+        parts.append(ctx.fill(body))
+        n -= body + 5
+    return b"".join(parts)
+
+
+def _ext(t: int, body: bytes) -> bytes:
+    return pack("!HH", t, len(body)) + body
+
+
+def tls_client_hello(ctx: Ctx) -> bytes:
+    r = ctx.rng
+    name = ctx.sni.encode()
+    suites = [0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9,
+              0xCCA8, 0xC013, 0xC014, 0x009C, 0x009D, 0x002F, 0x0035]
+    exts = b"".join([
+        _ext(0, pack("!HBH", len(name) + 3, 0, len(name)) + name),
+        _ext(23, b""),
+        _ext(65281, b"\x00"),
+        _ext(10, pack("!H", 8) + pack("!4H", 0x001D, 0x0017, 0x0018, 0x0019)),
+        _ext(11, b"\x01\x00"),
+        _ext(35, b""),
+        _ext(16, b"\x00\x0c\x02h2\x08http/1.1"),
+        _ext(5, b"\x01\x00\x00\x00\x00"),
+        _ext(13, pack("!H", 16) + pack("!8H", 0x0403, 0x0804, 0x0401, 0x0503,
+                                          0x0805, 0x0501, 0x0806, 0x0601)),
+        _ext(51, pack("!HHH", 36, 0x001D, 32) + r.randbytes(32)),
+        _ext(45, b"\x01\x01"),
+        _ext(43, b"\x04\x03\x04\x03\x03"),
+    ])
+    pad = 512 - 4 - (2 + 32 + 33 + 2 + 2 * len(suites) + 2 + 2 + len(exts)) - 4
+    if pad > 0:
+        exts += _ext(21, bytes(pad))
+    sid = r.randbytes(32)
+    ctx.state["sid"] = sid
+    body = (b"\x03\x03" + r.randbytes(32) + b"\x20" + sid
+            + pack("!H", 2 * len(suites)) + pack(f"!{len(suites)}H", *suites)
+            + b"\x01\x00" + pack("!H", len(exts)) + exts)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return tls_record(22, hs, 0x0301)
+
+
+def tls_server_flight(ctx: Ctx) -> bytes:
+    r = ctx.rng
+    exts = _ext(43, b"\x03\x04") + _ext(51, pack("!HH", 0x001D, 32) + r.randbytes(32))
+    body = (b"\x03\x03" + r.randbytes(32) + b"\x20" + ctx.state.get("sid", bytes(32))
+            + b"\x13\x01\x00" + pack("!H", len(exts)) + exts)
+    hs = b"\x02" + len(body).to_bytes(3, "big") + body
+    return (tls_record(22, hs) + tls_record(20, b"\x01")
+            + tls_appdata(ctx, r.randint(2200, 5200)))
+
+
+def tls_client_finish(ctx: Ctx) -> bytes:
+    return tls_record(20, b"\x01") + tls_appdata(ctx, 5 + 53)
+
+
+# ---- plain text / other protocols ------------------------------------------
+
+WORDS = ("alpha api assets auth beacon cdn cloud data edge events feed files "
+         "gateway img login mail media metrics news pay push search shop "
+         "static status storage sync telemetry update upload video web www").split()
+DOMAINS = ("example.com example.net example.org contoso.com fabrikam.net "
+           "northwind.io adatum.org tailspin.dev wingtip.co litware.info").split()
+
+
+def random_host(rng) -> str:
+    return f"{rng.choice(WORDS)}.{rng.choice(DOMAINS)}"
+
+
+def http_request(ctx: Ctx, extra: int = 0) -> bytes:
+    r = ctx.rng
+    path = "/" + "/".join(r.choice(WORDS) for _ in range(r.randint(1, 4)))
+    if r.random() < 0.5:
+        path += f"?id={r.getrandbits(32)}"
+    h = (f"GET {path} HTTP/1.1\r\nHost: {ctx.sni}\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)"
+         " portwitness-bench/1.0\r\nAccept: */*\r\nAccept-Encoding: gzip, deflate\r\n"
+         "Connection: keep-alive\r\n")
+    if extra > 0:
+        h += f"Cookie: sid={r.getrandbits(4 * min(extra, 2000)):x}\r\n"
+    return (h + "\r\n").encode()
+
+
+def http_response_header(body_len: int) -> bytes:
+    return ("HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {body_len}\r\nCache-Control: max-age=3600\r\n"
+            "Connection: keep-alive\r\n\r\n").encode()
+
+
+def dns_query(ctx: Ctx, qname: str, qtype: int, txid: int) -> bytes:
+    q = b"".join(bytes((len(lab),)) + lab.encode() for lab in qname.split(".")) + b"\x00"
+    edns = ctx.rng.random() < 0.6
+    hdr = pack("!HHHHHH", txid, 0x0100, 1, 0, 0, 1 if edns else 0)
+    msg = hdr + q + pack("!HH", qtype, 1)
+    if edns:
+        msg += b"\x00" + pack("!HHIH", 41, 1232, 0, 0)
+    return msg
+
+
+def dns_response(ctx: Ctx, query: bytes, qtype: int) -> bytes:
+    r = ctx.rng
+    # question section ends after the qname + 4; strip any OPT record
+    end = 12
+    while query[end]:
+        end += query[end] + 1
+    end += 5
+    n = r.randint(1, 4)
+    rdlen = 16 if qtype == 28 else 4
+    ans = b"".join(pack("!HHHIH", 0xC00C, qtype, 1, r.randint(30, 3600), rdlen)
+                   + r.randbytes(rdlen) for _ in range(n))
+    return pack("!HHHHHH", query[0] << 8 | query[1], 0x8180, 1, n, 0, 0) + query[12:end] + ans
+
+
+def ntp_packet(ctx: Ctx, server: bool) -> bytes:
+    r = ctx.rng
+    if server:
+        return (pack("!BBbbII", 0x24, 2, 6, -23, r.getrandbits(16), r.getrandbits(16))
+                + r.randbytes(4) + r.randbytes(32))
+    return pack("!BBbbII", 0x23, 0, 6, -23, 0, 0) + bytes(4) + bytes(24) + r.randbytes(8)
+
+
+def rtp_packet(ctx: Ctx, n: int) -> bytes:
+    st = ctx.state
+    seq = st["rseq"] = (st.get("rseq", ctx.rng.getrandbits(16)) + 1) & 0xFFFF
+    tsr = st["rts"] = (st.get("rts", ctx.rng.getrandbits(32)) + 160) & M32
+    ssrc = st.setdefault("ssrc", ctx.rng.getrandbits(32))
+    return pack("!BBHII", 0x80, st.setdefault("pt", ctx.rng.choice((0, 8, 96, 111))),
+                seq, tsr, ssrc) + ctx.fill(max(0, n - 12))
+
+
+def quic_short(ctx: Ctx, n: int) -> bytes:
+    dcid = ctx.state.setdefault("dcid", ctx.rng.randbytes(8))
+    return bytes((0x40 | ctx.rng.getrandbits(6),)) + dcid + ctx.fill(max(1, n - 9))
+
+
+# ---- special services (placeholders; replace makers with real encoders) ---
+#
+# PAYLOAD_MAKERS[name](ctx, direction, index) -> bytes: payload of the
+# index-th message in `direction` (0 = request/call, 1 = reply) of a flow of
+# service `name`.  Services are listed in SPECIAL_SERVICES below.
+
+def _filler_maker(tag: bytes, req=(40, 200), rep=(28, 600)):
+    def maker(ctx: Ctx, direction: int, index: int) -> bytes:
+        lo, hi = rep if direction else req
+        return patterned(tag + (b"-REP" if direction else b"-REQ"),
+                         ctx.rng.randint(lo, hi), index)
+    return maker
+
+
+PAYLOAD_MAKERS = {
+    "rpcbind-tcp": _filler_maker(b"ONCRPC-TCP"),   # ONC RPC portmapper / rpcbind
+    "rpcbind-udp": _filler_maker(b"ONCRPC-UDP"),
+    "msrpc-epmap": _filler_maker(b"DCERPC-EPM", (72, 220), (60, 400)),
+    "svc-7099": _filler_maker(b"SVC7099", (60, 400), (60, 1400)),
+    "svc-2099": _filler_maker(b"SVC2099", (60, 400), (60, 1400)),
+    "dyn-20000": _filler_maker(b"DYN20000", (60, 300), (40, 1200)),
+}
+
+
+def model_special(ctx: Ctx, budget: int):
+    r = ctx.rng
+    make = PAYLOAD_MAKERS[ctx.service]
+    for i in range(r.randint(1, 5)):
+        yield 0, make(ctx, 0, i), None if i == 0 else r.randint(200, 20000)
+        yield 1, make(ctx, 1, i), None
+
+
+# ---- common models -----------------------------------------------------------
+
+def split_budget(rng, budget: int, n: int):
+    w = [rng.expovariate(1.0) for _ in range(n)]
+    s = sum(w)
+    return [max(1, int(budget * x / s)) for x in w]
+
+
+def big_message(direction: int, total: int, maker, chunk: int = 1 << 20):
+    """Split a large message into <= chunk pieces sent back-to-back."""
+    while total > 0:
+        k = total if total < chunk + 4096 else chunk
+        yield direction, maker(k), None
+        total -= k
+
+
+def model_web_tls(ctx: Ctx, budget: int):
+    r = ctx.rng
+    yield 0, tls_client_hello(ctx), None
+    yield 1, tls_server_flight(ctx), None
+    yield 0, tls_client_finish(ctx), None
+    ntx = 1 + min(40, int(r.expovariate(0.4)))
+    mk = lambda k: tls_appdata(ctx, max(22, k))  # noqa: E731
+    for i, resp in enumerate(split_budget(r, budget, ntx)):
+        yield 0, tls_appdata(ctx, r.randint(90, 900)), None if i == 0 else r.randint(50, 200000)
+        yield from big_message(1, max(60, resp), mk)
+
+
+def model_web_http(ctx: Ctx, budget: int):
+    r = ctx.rng
+    ntx = 1 + min(30, int(r.expovariate(0.5)))
+    for i, resp in enumerate(split_budget(r, budget, ntx)):
+        yield 0, http_request(ctx, r.randint(0, 300)), None if i == 0 else r.randint(50, 200000)
+        resp = max(resp, 20)
+        hdr = http_response_header(resp)
+        first = True
+        for d, m, dl in big_message(1, resp, ctx.fill):
+            yield d, (hdr + m) if first else m, dl
+            first = False
+
+
+def model_tls_short(ctx: Ctx, budget: int):
+    r = ctx.rng
+    yield 0, tls_client_hello(ctx), None
+    yield 1, tls_server_flight(ctx), None
+    yield 0, tls_client_finish(ctx), None
+    for _i in range(r.randint(1, 3)):
+        yield 0, tls_appdata(ctx, r.randint(60, 700)), None
+        yield 1, tls_appdata(ctx, int(clamp(r.lognormvariate(6.5, 1.0), 30, 20000))), None
+
+
+def model_chatty(ctx: Ctx, budget: int):
+    """TLS-wrapped request/response RPC-style traffic with small messages."""
+    r = ctx.rng
+    yield 0, tls_client_hello(ctx), None
+    yield 1, tls_server_flight(ctx), None
+    yield 0, tls_client_finish(ctx), None
+    left = budget
+    for _ in range(20000):
+        q = int(clamp(r.lognormvariate(5.0, 0.8), 30, 3000))
+        a = int(clamp(r.lognormvariate(5.8, 1.1), 30, 12000))
+        yield 0, tls_appdata(ctx, q), r.randint(20, 3000)
+        yield 1, tls_appdata(ctx, a), None
+        left -= q + a
+        if left <= 0:
+            break
+
+
+def model_bulk_up(ctx: Ctx, budget: int):
+    r = ctx.rng
+    yield 0, tls_client_hello(ctx), None
+    yield 1, tls_server_flight(ctx), None
+    yield 0, tls_client_finish(ctx), None
+    yield from big_message(0, max(budget, 100), lambda k: tls_appdata(ctx, max(22, k)))
+    yield 1, tls_appdata(ctx, r.randint(40, 400)), None
+
+
+def model_dns(ctx: Ctx, budget: int):
+    r = ctx.rng
+    name = random_host(r)
+    for i in range(1 if r.random() < 0.7 else 2):
+        qtype = 28 if (i == 1 or (ctx.v6 and r.random() < 0.5)) else 1
+        q = dns_query(ctx, name, qtype, r.getrandbits(16))
+        yield 0, q, None if i == 0 else r.randint(10, 500)
+        yield 1, dns_response(ctx, q, qtype), None
+
+
+def model_ntp(ctx: Ctx, budget: int):
+    yield 0, ntp_packet(ctx, False), None
+    yield 1, ntp_packet(ctx, True), None
+
+
+def model_quic(ctx: Ctx, budget: int):
+    r = ctx.rng
+    left = budget
+    yield 0, quic_short(ctx, r.randint(1200, 1252)), None
+    while left > 0:
+        yield 0, quic_short(ctx, r.randint(40, 400)), r.randint(100, 100000)
+        burst = r.randint(2, 40)
+        for k in range(burst):
+            n = r.randint(1200, 1350) if r.random() < 0.85 else r.randint(30, 1200)
+            yield 1, quic_short(ctx, n), None
+            left -= n
+            if k % 4 == 3:
+                yield 0, quic_short(ctx, r.randint(35, 60)), None
+            if left <= 0:
+                break
+
+
+def model_stream(ctx: Ctx, budget: int):
+    r = ctx.rng
+    video = r.random() < 0.3
+    both = r.random() < 0.6
+    interval = ctx.state.get("interval", 20000)
+    left = budget
+    while left > 0:
+        n = r.randint(300, 1200) if video else 172
+        yield 0, rtp_packet(ctx, n), interval
+        left -= n
+        if both:
+            yield 1, rtp_packet(ctx, 172), r.randint(100, interval // 2)
+            left -= 172
+
+
+def model_none(ctx: Ctx, budget: int):
+    return iter(())
+
+
+# --------------------------------------------------------------------------
+# services: (name, transport, weight %, scalable, est. wire bytes, ports, model)
+# `ports` is a callable rng -> server port.  Weights are shares of flows.
+
+def _pick(*choices):
+    ports = [c[0] for c in choices]
+    cum = list(accumulate(c[1] for c in choices))
+    return lambda r: ports[bisect(cum, r.random() * cum[-1])]
+
+
+SCAN_PORTS = _pick((22, 10), (23, 5), (25, 3), (80, 8), (139, 3), (443, 8),
+                   (445, 6), (3389, 6), (8080, 4), (5900, 2), (1433, 2), (3306, 2),
+                   (8443, 2), (6379, 1))
+
+SERVICES = [
+    ("web-tls", "tcp", 27.0, True, 0, _pick((443, 93), (8443, 7)), model_web_tls),
+    ("web-http", "tcp", 6.0, True, 0, _pick((80, 90), (8080, 10)), model_web_http),
+    ("tls-short", "tcp", 14.0, False, 9000, _pick((443, 85), (993, 5), (5223, 5), (853, 5)),
+     model_tls_short),
+    ("chatty", "tcp", 15.0, True, 0, _pick((443, 60), (8443, 20), (993, 10), (5671, 10)),
+     model_chatty),
+    ("bulk-up", "tcp", 2.0, True, 0, _pick((443, 100)), model_bulk_up),
+    ("quic", "udp", 5.0, True, 0, _pick((443, 100)), model_quic),
+    ("dns", "udp", 18.5, False, 330, _pick((53, 100)), model_dns),
+    ("ntp", "udp", 2.0, False, 200, _pick((123, 100)), model_ntp),
+    ("stream", "udp", 1.5, True, 0, lambda r: r.randint(21000, 32767) & ~1, model_stream),
+    ("refused", "tcp", 3.0, False, 140, SCAN_PORTS, model_none),
+    ("unanswered", "tcp", 3.0, False, 220, SCAN_PORTS, model_none),
+]
+
+SPECIAL_SHARE = 1.0  # % of flows
+SPECIAL_SERVICES = [
+    # (name == PAYLOAD_MAKERS key, transport, relative weight, port chooser)
+    ("rpcbind-tcp", "tcp", 2, lambda r: 111),
+    ("rpcbind-udp", "udp", 2, lambda r: 111),
+    ("msrpc-epmap", "tcp", 2, lambda r: 135),
+    ("svc-7099", "tcp", 1, lambda r: 7099),
+    ("svc-2099", "tcp", 1, lambda r: 2099),
+    ("dyn-20000", "tcp", 2, lambda r: r.randint(20000, 20100)),
+]
+
+
+def all_services():
+    out = list(SERVICES)
+    tot = sum(s[2] for s in SPECIAL_SERVICES)
+    for name, tr, w, ports in SPECIAL_SERVICES:
+        out.append((name, tr, SPECIAL_SHARE * w / tot, False, 2500, ports, model_special))
+    return out
+
+
+# --------------------------------------------------------------------------
+# transports
+
+
+class Flow:
+    __slots__ = ("rng", "ctx", "t0", "rtt", "rate", "hd", "ack_every", "mss",
+                 "tcp", "udp", "slow", "isn", "syn_opts", "ending", "mode", "gmax")
+
+
+def tcp_conv(fl: Flow, msgs):
+    """Yield (gap_us, frame) for a TCP connection carrying msgs."""
+    rnd = fl.rng.random
+    rtt, rate, hd = fl.rtt, fl.rate, fl.hd
+    slow = fl.slow
+    now = fl.t0
+    ic, is_ = fl.isn
+    yield 0, slow(0, ic, 0, SYN, fl.syn_opts[0], now)
+    if fl.mode == "unanswered":
+        for k in range(fl.rng.randint(1, 3)):
+            gap = 1000000 << k
+            now += gap
+            yield gap, slow(0, ic, 0, SYN, fl.syn_opts[0], now)
+        return
+    now += rtt
+    if fl.mode == "refused":
+        yield rtt, slow(1, 0, ic + 1, RA, b"", now)
+        return
+    yield rtt, slow(1, is_, ic + 1, SYN | ACK, fl.syn_opts[1], now)
+    gap = 1 + int(rnd() * hd)
+    now += gap
+    bld = fl.tcp
+    sq = [(ic + 1) & M32, (is_ + 1) & M32]
+    yield gap, bld[0](sq[0], sq[1], ACK, b"", now)
+
+    mss = fl.mss
+    ack_every = fl.ack_every
+    ctx = fl.ctx
+    gmax = fl.gmax
+    prevd = 0
+    unacked = 0
+    for d, data, delay in msgs:
+        o = 1 - d
+        if isinstance(data, int):
+            n = data
+            data = None
+        else:
+            n = len(data)
+        if delay is None:
+            if d != prevd:
+                delay = rtt if d == 1 else 1 + int(rnd() * hd)
+            else:
+                delay = 1 + int(rnd() * hd)
+        elif delay > gmax:
+            delay = gmax
+        if d != prevd:
+            unacked = 0
+        b = bld[d]
+        m = mss[d]
+        off = 0
+        gap = delay
+        while off < n:
+            seg = n - off
+            if seg > m:
+                seg = m
+            payload = data[off:off + seg] if data is not None else ctx.fill(seg)
+            off += seg
+            now += gap
+            yield gap, b(sq[d], sq[o], PA if off >= n else ACK, payload, now)
+            sq[d] = (sq[d] + seg) & M32
+            unacked += 1
+            if unacked >= ack_every:
+                unacked = 0
+                gap = 1 + int(rnd() * hd)
+                now += gap
+                yield gap, bld[o](sq[o], sq[d], ACK, b"", now)
+            gap = 1 + int(seg * (0.5 + rnd()) / rate)
+        if unacked and rnd() < 0.5:
+            unacked = 0
+            gap = 1 + int(rnd() * hd) + (rtt if d == 0 else 0)
+            now += gap
+            yield gap, bld[o](sq[o], sq[d], ACK, b"", now)
+        prevd = d
+
+    end = fl.ending
+    if end == "none":
+        return
+    if end == "rst":
+        d = 0 if rnd() < 0.6 else 1
+        gap = 1 + int(rnd() * hd * 4)
+        now += gap
+        yield gap, bld[d](sq[d], sq[1 - d], RA, b"", now)
+        return
+    d = 0 if end == "fin_c" else 1
+    o = 1 - d
+    gap = 1 + int(rnd() * (hd * 8 + rtt))
+    now += gap
+    yield gap, bld[d](sq[d], sq[o], FA, b"", now)
+    sq[d] = (sq[d] + 1) & M32
+    gap = rtt if d == 0 else 1 + int(rnd() * hd)
+    now += gap
+    yield gap, bld[o](sq[o], sq[d], FA, b"", now)
+    sq[o] = (sq[o] + 1) & M32
+    gap = 1 + int(rnd() * hd) if d == 0 else rtt
+    now += gap
+    yield gap, bld[d](sq[d], sq[o], ACK, b"", now)
+
+
+def udp_conv(fl: Flow, msgs):
+    rnd = fl.rng.random
+    rtt, hd, gmax = fl.rtt, fl.hd, fl.gmax
+    bld = fl.udp
+    ctx = fl.ctx
+    prevd = 0
+    first = True
+    for d, data, delay in msgs:
+        if isinstance(data, int):
+            data = ctx.fill(data)
+        if len(data) > 1400:
+            data = data[:1400]
+        if first:
+            delay = 0
+            first = False
+        elif delay is None:
+            delay = rtt if (d == 1 and prevd == 0) else 1 + int(rnd() * hd)
+        elif delay > gmax:
+            delay = gmax
+        prevd = d
+        yield delay, bld[d](data)
+
+
+# --------------------------------------------------------------------------
+# hosts and flows
+
+OUIS = [bytes.fromhex(x) for x in (
+    "001b21", "3c22fb", "f48e38", "a4bb6d", "00155d", "525400", "d89ef3",
+    "f0def1", "b827eb", "8c8590", "005056", "e4b97a", "40a6b7", "00e04c")]
+GATEWAY_MACS = [bytes.fromhex(x) for x in ("00000c9ff001", "001c73a0b1c2", "f4cfe2112233",
+                                              "0026cb445566")]
+SERVER_V4_NETS = (13, 20, 23, 31, 34, 35, 45, 52, 54, 64, 66, 69, 72, 74, 91, 93, 104,
+                  128, 140, 142, 146, 151, 157, 162, 172, 173, 176, 185, 192, 198,
+                  199, 203, 204, 208, 209, 216)
+SERVER_V6_PREFIXES = [bytes.fromhex(x) for x in (
+    "2a00145040", "2606470000", "2a03288020", "2620011c00", "2001486000",
+    "2a0498c000", "2600190000", "2a02268000")]
+VLANS = (10, 20, 30, 100, 200, 310)
+
+
+class Generator:
+    def __init__(self, target: int, nflows: int, seed: int, checksums: bool,
+                 link_mbps: float):
+        self.target = target
+        self.nflows = max(1, nflows)
+        self.rng = r = random.Random(seed)
+        self.checksums = checksums
+        self.fill_buf = r.randbytes(FILL_MASK + 1 + 65536)
+        svcs = all_services()
+        self.services = svcs
+        self.cum = list(accumulate(s[2] for s in svcs))
+        wsum = self.cum[-1]
+        self.scal_share = sum(s[2] for s in svcs if s[3]) / wsum
+        self.fixed_est = sum(s[2] * s[4] for s in svcs if not s[3]) / wsum  # per flow
+        # nominal capture duration: bytes*8/(Mbit/s) = us; at least 0.25 s and
+        # 100 us per (feasible, >= 3 KB) flow so small captures hold whole flows
+        self.duration_us = max(target * 8 / link_mbps, 250000.0,
+                               100.0 * min(self.nflows, target / 3000))
+        self.interarrival = self.duration_us / self.nflows
+        self.dur_cap = self.duration_us / 8
+        self.committed = 0.0
+        self.created = 0
+        self.scal_created = 0
+        self.seen = set()
+        nc = max(256, min(20000, self.nflows // 8))
+        ns = max(64, min(5000, self.nflows // 30))
+        self.clients4 = [(bytes((10, r.randrange(256), r.randrange(256), r.randrange(1, 255))),
+                          r.choice(OUIS) + r.randbytes(3)) for _ in range(nc)]
+        self.clients6 = [(bytes.fromhex("fd00000000000" + f"{r.randrange(4096):03x}")
+                          + r.randbytes(8), r.choice(OUIS) + r.randbytes(3))
+                         for _ in range(max(64, nc // 5))]
+        self.servers4 = [bytes((r.choice(SERVER_V4_NETS), r.randrange(256), r.randrange(256),
+                                r.randrange(1, 255))) for _ in range(ns)]
+        self.servers6 = [r.choice(SERVER_V6_PREFIXES) + r.randbytes(11)
+                         for _ in range(max(32, ns // 4))]
+        self.snis = {}
+        self.peak_active = 0
+
+    # -- budgets -------------------------------------------------------------
+    def budget(self, scalable: bool) -> int:
+        if not scalable:
+            return 0
+        r = self.rng
+        remaining_scal = max(1.0, (self.nflows - self.created) * self.scal_share)
+        fixed_rest = max(0.0, (self.nflows - self.created) * self.fixed_est)
+        mean_wire = (self.target - self.committed - fixed_rest) / remaining_scal
+        mean = max(1500.0, (mean_wire - SCAL_C) / SCAL_K)
+        sigma = 1.6
+        b = r.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+        return int(clamp(b, 100, self.target / 40))
+
+    # -- flow creation ---------------------------------------------------------
+    def new_flow(self, t0: int):
+        r = self.rng
+        i = bisect(self.cum, r.random() * self.cum[-1])
+        name, transport, _w, scalable, est, portf, model = self.services[i]
+        v6 = r.random() < 0.15
+        vlan = r.choice(VLANS) if r.random() < 0.05 else None
+        for _ in range(100):
+            if v6:
+                cip, cmac = r.choice(self.clients6)
+                sip = r.choice(self.servers6)
+            else:
+                cip, cmac = r.choice(self.clients4)
+                sip = r.choice(self.servers4)
+            sport = portf(r)
+            if name == "ntp" and r.random() < 0.3:
+                cport = 123
+            elif name == "stream":
+                cport = r.randint(21000, 32767) & ~1
+            elif r.random() < 0.7:
+                cport = r.randint(32768, 60999)
+            else:
+                cport = r.randint(49152, 65535)
+            key = (cip, cport, sip, sport, transport)
+            if key not in self.seen:
+                break
+        self.seen.add(key)
+        gw = GATEWAY_MACS[(vlan or 0) % len(GATEWAY_MACS)]
+        eth_c = eth_header(gw, cmac, vlan, v6)
+        eth_s = eth_header(cmac, gw, vlan, v6)
+        l3off = len(eth_c)
+        budget = self.budget(scalable)
+
+        fl = Flow()
+        fl.rng = r
+        fl.t0 = t0
+        if name in ("chatty",) and r.random() < 0.5:
+            rtt = r.lognormvariate(math.log(600), 0.6)
+        else:
+            rtt = r.lognormvariate(math.log(18000), 0.9)
+        # big flows must not outlive the capture: bound the per-flow rate from
+        # below and RTT / think times from above (~1 round trip per KB)
+        gmax = int(max(200.0, self.dur_cap / (1 + budget / 1000))) if budget else 1 << 40
+        fl.gmax = gmax
+        fl.rtt = int(clamp(rtt, 150, min(400000, gmax)))
+        rate = clamp(r.lognormvariate(math.log(3.0), 1.0), 0.05, 120.0)  # bytes/us
+        if budget:
+            rate = max(rate, budget / self.dur_cap)
+        fl.rate = rate
+        fl.hd = r.randint(20, 400)
+        fl.ack_every = 1 if r.random() < 0.6 else 2
+        host = self.snis.get(sip)
+        if host is None:
+            host = self.snis[sip] = random_host(r)
+        fl.ctx = ctx = Ctx(r, self.fill_buf, host, v6, name)
+        if name == "stream":
+            npk = max(1, budget // 400)
+            ctx.state["interval"] = int(clamp(self.dur_cap / npk, 1000, 20000))
+        hop_c = r.choice((64, 128, 255)) - r.randint(0, 2)
+        hop_s = r.choice((64, 128, 255)) - r.randint(5, 25)
+        flowlabel = r.getrandbits(20) if v6 else 0
+        fix_c = fix_s = None
+        if transport == "tcp":
+            if self.checksums:
+                fix_c = make_checksum_fixer(l3off, v6, 6, cip, sip)
+                fix_s = make_checksum_fixer(l3off, v6, 6, sip, cip)
+            ts = r.random() < 0.6
+            wsc, wss = r.choice((7, 8, 9)), r.choice((7, 9, 10))
+            win_c, win_s = r.choice((502, 501, 1024, 2053, 64240)), r.choice((235, 509, 1026, 8192, 65535))
+            isn = (r.getrandbits(32), r.getrandbits(32))
+            fl.isn = isn
+            tsb = (r.getrandbits(32), r.getrandbits(32))
+            half = fl.rtt // 2
+            ipid_c, ipid_s = r.getrandbits(16), r.getrandbits(16)
+            fl.tcp = (
+                tcp_fast_builder(eth_c, v6, cip, sip, cport, sport, hop_c, win_c, ts, tsb[0],
+                                 tsb[1], half, flowlabel, ipid_c, fix_c),
+                tcp_fast_builder(eth_s, v6, sip, cip, sport, cport, hop_s, win_s, ts, tsb[1],
+                                 tsb[0], half, flowlabel, ipid_s, fix_s),
+            )
+            base_mss = 1440 if v6 else 1460
+            mss_s = base_mss if r.random() < 0.9 else base_mss - r.choice((8, 40, 100))
+            fl.mss = (base_mss - (12 if ts else 0), mss_s - (12 if ts else 0))
+            if ts:
+                def syn_opts(mss, wscale, tsv):
+                    return (pack("!BBH", 2, 4, mss) + b"\x04\x02\x08\x0a" + pack("!II", tsv, 0)
+                            + b"\x01\x03\x03" + bytes((wscale,)))
+            else:
+                def syn_opts(mss, wscale, tsv):
+                    return (pack("!BBH", 2, 4, mss) + b"\x01\x03\x03" + bytes((wscale,))
+                            + b"\x01\x01\x04\x02")
+            fl.syn_opts = (syn_opts(base_mss, wsc, tsb[0]), syn_opts(mss_s, wss, tsb[1]))
+            eths = (eth_c, eth_s)
+            addrs = ((cip, sip, cport, sport, hop_c, ipid_c, fix_c),
+                     (sip, cip, sport, cport, hop_s, ipid_s, fix_s))
+
+            def slow(d, seq, ack, flags, opts, now):
+                a = addrs[d]
+                return tcp_slow_frame(eths[d], v6, a[0], a[1], a[2], a[3], a[4],
+                                      64240 if d == 0 else 65160, seq, ack, flags, opts, b"",
+                                      flowlabel, a[5], a[6])
+            fl.slow = slow
+            if name == "refused":
+                fl.mode = "refused"
+            elif name == "unanswered":
+                fl.mode = "unanswered"
+            else:
+                fl.mode = "ok"
+            x = r.random()
+            fl.ending = ("fin_c" if x < 0.60 else "fin_s" if x < 0.85 else
+                         "rst" if x < 0.95 else "none")
+            gen = tcp_conv(fl, model(ctx, budget))
+        else:
+            if self.checksums:
+                fix_c = make_checksum_fixer(l3off, v6, 17, cip, sip)
+                fix_s = make_checksum_fixer(l3off, v6, 17, sip, cip)
+            fl.udp = (
+                udp_builder(eth_c, v6, cip, sip, cport, sport, hop_c, flowlabel,
+                            r.getrandbits(16), fix_c),
+                udp_builder(eth_s, v6, sip, cip, sport, cport, hop_s, flowlabel,
+                            r.getrandbits(16), fix_s),
+            )
+            gen = udp_conv(fl, model(ctx, budget))
+        self.created += 1
+        self.committed += (budget * SCAL_K + SCAL_C) if scalable else est
+        return gen
+
+    # -- main loop -----------------------------------------------------------
+    def run(self, out, fmt: str, start_us: int) -> tuple[int, int, int]:
+        r = self.rng
+        target = self.target
+        heap = []
+        heappush, heapreplace, heappop = heapq.heappush, heapq.heapreplace, heapq.heappop
+        parts = []
+        ap = parts.append
+        written = 0
+        npkts = 0
+        nflows = 0
+        fid = 0
+        ia = self.interarrival
+        next_arr = 0
+        if fmt == "pcap":
+            out.write(pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+            written += 24
+            rec = Struct("<IIII").pack
+        else:
+            app = b"portwitness benches/generate.py"
+            shb_opts = (pack("<HH", 4, len(app)) + app + ZEROS[(-len(app)) & 3]
+                        + pack("<HH", 0, 0))
+            shb_len = 28 + len(shb_opts)
+            shb = pack("<IIIHHq", 0x0A0D0D0A, shb_len, 0x1A2B3C4D, 1, 0, -1) + shb_opts \
+                + pack("<I", shb_len)
+            idb_opts = pack("<HH", 2, 4) + b"eth0" + pack("<HHB3x", 9, 1, 6) + pack("<HH", 0, 0)
+            idb_len = 20 + len(idb_opts)
+            idb = pack("<IIHHI", 1, idb_len, 1, 0, 262144) + idb_opts + pack("<I", idb_len)
+            out.write(shb + idb)
+            written += len(shb) + len(idb)
+            epb = Struct("<IIIIIII").pack
+            # trailer per captured length: padding + trailing block length
+            trail = [ZEROS[(-n) & 3] + pack("<I", 32 + n + ((-n) & 3)) for n in range(MAX_SEG + 64)]
+
+        pcap = fmt == "pcap"
+        flush_every = 4096
+
+        def emit_first(t):
+            nonlocal fid
+            gen = self.new_flow(t)
+            gap, frame = next(gen)
+            fid += 1
+            return gen, frame
+
+        while written < target:
+            if not heap or next_arr <= heap[0][0]:
+                t = next_arr
+                gen, frame = emit_first(t)
+                nflows += 1
+                next_arr = t + 1 + int(r.expovariate(1.0) * ia)
+                nxt = next(gen, None)
+                if nxt is not None:
+                    heappush(heap, (t + nxt[0], fid, nxt[1], gen))
+                    if len(heap) > self.peak_active:
+                        self.peak_active = len(heap)
+            else:
+                t, f, frame, gen = heap[0]
+                nxt = next(gen, None)
+                if nxt is None:
+                    heappop(heap)
+                else:
+                    heapreplace(heap, (t + nxt[0], f, nxt[1], gen))
+            n = len(frame)
+            ts = start_us + t
+            if pcap:
+                ap(rec(ts // 1000000, ts % 1000000, n, n))
+                ap(frame)
+                written += n + 16
+            else:
+                ap(epb(6, 32 + n + ((-n) & 3), 0, ts >> 32, ts & M32, n, n))
+                ap(frame)
+                ap(trail[n])
+                written += 32 + n + ((-n) & 3)
+            npkts += 1
+            if npkts % flush_every == 0:
+                out.write(b"".join(parts))
+                parts.clear()
+        out.write(b"".join(parts))
+        return npkts, nflows, written
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", help="output file ('-' for stdout)")
+    ap.add_argument("--size", type=parse_size, default=parse_size("100M"),
+                    help="target file size: 1G (=2^30), 200M, 500K, 1GB (=10^9), bytes")
+    ap.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
+    ap.add_argument("--flows", type=int, default=50000,
+                    help="approximate number of flows (bidirectional 5-tuples)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--checksums", action="store_true",
+                    help="compute valid IPv4/TCP/UDP checksums (slower)")
+    ap.add_argument("--link-mbps", type=float, default=400.0,
+                    help="average link throughput, sets the capture duration (default 400)")
+    ap.add_argument("--start", type=float, default=1700000000.0,
+                    help="capture start time, Unix seconds")
+    ap.add_argument("--stats-json", help="also write {packets, flows, bytes, ...} here")
+    a = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    g = Generator(a.size, a.flows, a.seed, a.checksums, a.link_mbps)
+    if a.out == "-":
+        f = sys.stdout.buffer
+    else:
+        d = os.path.dirname(os.path.abspath(a.out))
+        os.makedirs(d, exist_ok=True)
+        f = open(a.out + ".tmp", "wb")
+    try:
+        npk, nfl, nbytes = g.run(f, a.format, int(a.start * 1e6))
+    finally:
+        if f is not sys.stdout.buffer:
+            f.close()
+    if a.out != "-":
+        os.replace(a.out + ".tmp", a.out)
+    dt = time.perf_counter() - t0
+    stats = {"file": a.out, "format": a.format, "bytes": nbytes, "packets": npk, "flows": nfl,
+             "peak_concurrent_flows": g.peak_active, "seed": a.seed, "target_size": a.size,
+             "target_flows": a.flows,
+             "seconds": round(dt, 3), "avg_frame": round((nbytes - 24) / max(1, npk) - 16, 1)
+             if a.format == "pcap" else None}
+    print(f"wrote {a.out}: {npk} packets, {nfl} flows, {nbytes} bytes ({nbytes / 2**20:.1f} MiB)"
+          f" in {dt:.2f} s ({nbytes / dt / 1e6:.1f} MB/s), peak {g.peak_active} concurrent flows",
+          file=sys.stderr if a.out == "-" else sys.stdout)
+    if a.stats_json:
+        with open(a.stats_json, "w") as fh:
+            json.dump(stats, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
