@@ -4,8 +4,9 @@
 Run from anywhere:  python pcaps/make_fixtures.py
 
 Everything is deterministic: fixed addresses, fixed timestamps starting at
-2026-03-01T02:00:00Z, fixed sequence numbers / IP ids, a seeded RNG for the
-interleaving of ``sample.pcap``, gzip mtime=0.  Re-running rewrites
+2026-03-01T02:00:00Z, fixed sequence numbers / IP ids, seeded RNGs for the
+interleaving of ``sample.pcap`` and the bytes of ``rpc_garbage_111.pcap``,
+gzip mtime=0.  Re-running rewrites
 byte-identical files.
 
 Packets (Ethernet, VLAN tags, IPv4/IPv6, extension headers, TCP, UDP, ICMP,
@@ -19,6 +20,11 @@ states what was planted (addresses, ports, TCP flags, transport payload
 length, VLAN id).  The flow table is computed from those records and the
 recorded frame lengths only; no capture decoder (scapy's or ours) ever reads
 the produced bytes back.
+
+The ONC RPC fixtures (``RPC_FIXTURES``) carry RPC messages written here with
+``struct`` (XDR, TCP record marking).  Their two further oracles,
+``<file>.rpc_calls.json`` and ``<file>.mappings.json``, are kept by ``RpcLog``
+from the values planted in each call and reply, in the same way.
 """
 
 from __future__ import annotations
@@ -313,6 +319,7 @@ class Tcp:
         data: bytes = b"",
         *,
         seq=None,
+        ack_no=None,
         ipopts=None,
         **kw,
     ):
@@ -322,7 +329,9 @@ class Tcp:
         advance = seq is None
         if seq is None:
             seq = self.nxt[from_client]
-        ack = self.nxt[not from_client] if "A" in flags else 0
+        if ack_no is None:
+            ack_no = self.nxt[not from_client]
+        ack = ack_no if "A" in flags else 0
         opts = []
         if "S" in flags:
             opts = [
@@ -975,6 +984,551 @@ def build_sample() -> Capture:
 
 
 # --------------------------------------------------------------------------
+# ONC RPC fixtures (portmap v2, rpcbind v3/v4, NFS)
+# --------------------------------------------------------------------------
+#
+# The RPC messages are written here with struct (XDR, big-endian; RFC 5531,
+# RFC 1833, RFC 1813).  Besides the flows, each RPC fixture gets two oracles
+# kept by ``RpcLog`` from what was planted (never from the bytes written):
+#   <file>.rpc_calls.json  one row per call, or per reply whose call is not in
+#                          the capture, in the order the message first appears
+#   <file>.mappings.json   one row per port fact revealed by a reply
+
+PMAP_PROG = 100000  # portmapper / rpcbind
+PMAPPROC_SET, PMAPPROC_UNSET, PMAPPROC_GETPORT = 1, 2, 3
+PMAPPROC_DUMP, PMAPPROC_CALLIT = 4, 5
+RPCBPROC_GETADDR, RPCBPROC_DUMP = 3, 4
+NFS_PROG, MOUNT_PROG = 100003, 100005
+IPPROTO = {"tcp": 6, "udp": 17}
+NETID_TRANSPORT = {"tcp": "tcp", "udp": "udp", "tcp6": "tcp", "udp6": "udp"}
+
+MSG_CALL, MSG_REPLY = 0, 1
+MSG_ACCEPTED, MSG_DENIED = 0, 1
+SUCCESS, PROG_UNAVAIL = 0, 1  # accept_stat
+AUTH_ERROR = 1  # reject_stat
+AUTH_TOOWEAK = 5  # auth_stat
+
+
+def xdr_u32(*values: int) -> bytes:
+    return struct.pack(f">{len(values)}I", *values)
+
+
+def xdr_u64(value: int) -> bytes:
+    return struct.pack(">Q", value)
+
+
+def xdr_opaque(data: bytes) -> bytes:
+    """Variable-length opaque / string: length, bytes, zero padding to 4."""
+    return xdr_u32(len(data)) + _pad4(data)
+
+
+def xdr_string(s: str) -> bytes:
+    return xdr_opaque(s.encode())
+
+
+@dataclass(frozen=True)
+class Auth:
+    """An opaque_auth: flavor and body; ``machine`` is what the oracle reports."""
+
+    flavor: int
+    body: bytes = b""
+    machine: str | None = None
+
+    def xdr(self) -> bytes:
+        return xdr_u32(self.flavor) + xdr_opaque(self.body)
+
+
+AUTH_NULL = Auth(0)
+
+
+def auth_unix(machine: str, uid: int, gid: int, gids=(), stamp: int = 0) -> Auth:
+    """AUTH_SYS / AUTH_UNIX (flavor 1): stamp, machinename, uid, gid, gids<16>."""
+    body = xdr_u32(stamp) + xdr_string(machine) + xdr_u32(uid, gid, len(gids), *gids)
+    return Auth(1, body, machine)
+
+
+def rpc_call_msg(xid, prog, vers, proc, cred=AUTH_NULL, args=b"", verf=AUTH_NULL):
+    return xdr_u32(xid, MSG_CALL, 2, prog, vers, proc) + cred.xdr() + verf.xdr() + args
+
+
+def rpc_accepted_msg(xid, accept_stat=SUCCESS, results=b"", verf=AUTH_NULL):
+    return (
+        xdr_u32(xid, MSG_REPLY, MSG_ACCEPTED)
+        + verf.xdr()
+        + xdr_u32(accept_stat)
+        + results
+    )
+
+
+def rpc_denied_auth_msg(xid, auth_stat):
+    """MSG_DENIED / AUTH_ERROR: no verifier, just the auth_stat."""
+    return xdr_u32(xid, MSG_REPLY, MSG_DENIED, AUTH_ERROR, auth_stat)
+
+
+def record_mark(msg: bytes, cuts=()) -> bytes:
+    """RFC 5531 §11 record marking; ``cuts`` are offsets where a new fragment starts.
+    Only the last fragment has bit 31 set."""
+    bounds = [0, *cuts, len(msg)]
+    out = b""
+    for i in range(len(bounds) - 1):
+        frag = msg[bounds[i] : bounds[i + 1]]
+        last = 0x80000000 if i == len(bounds) - 2 else 0
+        out += xdr_u32(last | len(frag)) + frag
+    return out
+
+
+def uaddr(ip: str, port: int) -> str:
+    """Universal address: the IP's presentation form, then ".p1.p2"."""
+    return f"{ip}.{port >> 8}.{port & 0xFF}"
+
+
+def pmap_mapping(prog: int, vers: int, prot: int, port: int) -> bytes:
+    return xdr_u32(prog, vers, prot, port)
+
+
+def rpcb(prog: int, vers: int, netid: str, addr: str = "", owner: str = "") -> bytes:
+    return (
+        xdr_u32(prog, vers) + xdr_string(netid) + xdr_string(addr) + xdr_string(owner)
+    )
+
+
+class UdpConv:
+    """A UDP client/server pair: one datagram is one RPC message."""
+
+    transport = "udp"
+
+    def __init__(self, cap: Capture, c: str, cport: int, s: str, sport: int):
+        self.cap, self.c, self.cport, self.s, self.sport = cap, c, cport, s, sport
+
+    def c2s(self, msg: bytes) -> int:
+        self.cap.udp(self.c, self.cport, self.s, self.sport, msg)
+        return self.cap.frames[-1].ts_ns
+
+    def s2c(self, msg: bytes) -> int:
+        self.cap.udp(self.s, self.sport, self.c, self.cport, msg)
+        return self.cap.frames[-1].ts_ns
+
+
+class TcpConv:
+    """An RPC-over-TCP connection: each message is one record (record marking)
+    in one segment; the client acknowledges every reply."""
+
+    transport = "tcp"
+
+    def __init__(self, cap, c, cport, s, sport, isn_c, isn_s, handshake=True):
+        self.cap, self.c, self.cport, self.s, self.sport = cap, c, cport, s, sport
+        self.t = Tcp(cap, c, cport, s, sport, isn_c=isn_c, isn_s=isn_s)
+        if handshake:
+            run(self.t.handshake())
+
+    def c2s(self, msg: bytes) -> int:
+        self.t.send(True, "PA", record_mark(msg))
+        return self.cap.frames[-1].ts_ns
+
+    def s2c(self, msg: bytes) -> int:
+        self.t.send(False, "PA", record_mark(msg))
+        ts = self.cap.frames[-1].ts_ns
+        self.t.send(True, "A")
+        return ts
+
+    def close(self):
+        run(self.t.close())
+
+
+class RpcLog:
+    """The RPC oracle: what the generator planted, call by call."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+        self.mappings: list[dict] = []
+        self._pending: dict[int, dict] = {}
+        self._xids: set[int] = set()
+
+    def _new_xid(self, xid: int) -> None:
+        assert xid not in self._xids, f"xid {xid:#x} reused"
+        self._xids.add(xid)
+
+    def call(self, conv, xid, prog, vers, proc, cred=AUTH_NULL, args=b"") -> bytes:
+        self._new_xid(xid)
+        row = {
+            "xid": xid,
+            "program": prog,
+            "version": vers,
+            "procedure": proc,
+            "transport": conv.transport,
+            "server_port": conv.sport,
+            "reply": "none",
+            "accept_stat": None,
+            "auth_flavor": cred.flavor,
+            "auth_machine": cred.machine,
+        }
+        self.calls.append(row)
+        self._pending[xid] = row
+        return rpc_call_msg(xid, prog, vers, proc, cred, args)
+
+    def accepted(self, xid, results=b"", accept_stat=SUCCESS) -> bytes:
+        row = self._pending.pop(xid)
+        row["reply"], row["accept_stat"] = "accepted", accept_stat
+        return rpc_accepted_msg(xid, accept_stat, results)
+
+    def denied(self, xid, auth_stat) -> bytes:
+        row = self._pending.pop(xid)
+        row["reply"] = "denied"
+        return rpc_denied_auth_msg(xid, auth_stat)
+
+    def reply_only(self, conv, xid, results=b"") -> bytes:
+        """An accepted SUCCESS reply whose call is not in the capture.  Its
+        auth_flavor is the reply verifier's flavor (AUTH_NULL)."""
+        self._new_xid(xid)
+        self.calls.append(
+            {
+                "xid": xid,
+                "program": None,
+                "version": None,
+                "procedure": None,
+                "transport": conv.transport,
+                "server_port": conv.sport,
+                "reply": "accepted",
+                "accept_stat": SUCCESS,
+                "auth_flavor": AUTH_NULL.flavor,
+                "auth_machine": None,
+            }
+        )
+        return rpc_accepted_msg(xid, SUCCESS, results)
+
+    def learn(self, source, server_ip, transport, port, prog, vers, registered, ts_ns):
+        self.mappings.append(
+            {
+                "source": source,
+                "server_ip": server_ip,
+                "transport": transport,
+                "port": port,
+                "rpc_program": prog,
+                "rpc_version": vers,
+                "registered": registered,
+                "ts_ns": ts_ns,
+            }
+        )
+
+
+# portmap v2 / rpcbind v3-v4 exchanges ------------------------------------------
+
+
+def pmap_getport(rpc, conv, xid, prog, vers, transport, port, cred=AUTH_NULL):
+    """GETPORT (port 0 in the call); the reply's port 0 means not registered."""
+    args = pmap_mapping(prog, vers, IPPROTO[transport], 0)
+    conv.c2s(rpc.call(conv, xid, PMAP_PROG, 2, PMAPPROC_GETPORT, cred, args))
+    ts = conv.s2c(rpc.accepted(xid, xdr_u32(port)))
+    rpc.learn(
+        "portmap.getport", conv.s, transport, port or None, prog, vers, port != 0, ts
+    )
+
+
+def pmap_set(rpc, conv, xid, prog, vers, transport, port, ok, cred):
+    args = pmap_mapping(prog, vers, IPPROTO[transport], port)
+    conv.c2s(rpc.call(conv, xid, PMAP_PROG, 2, PMAPPROC_SET, cred, args))
+    ts = conv.s2c(rpc.accepted(xid, xdr_u32(int(ok))))
+    rpc.learn("portmap.set", conv.s, transport, port, prog, vers, ok, ts)
+
+
+def pmap_unset(rpc, conv, xid, prog, vers, transport, ok, cred):
+    """UNSET: the server ignores prot and port; this call plants the prot of the
+    mapping being removed and port 0.  The fact is negative whatever the reply."""
+    args = pmap_mapping(prog, vers, IPPROTO[transport], 0)
+    conv.c2s(rpc.call(conv, xid, PMAP_PROG, 2, PMAPPROC_UNSET, cred, args))
+    ts = conv.s2c(rpc.accepted(xid, xdr_u32(int(ok))))
+    rpc.learn("portmap.unset", conv.s, transport, None, prog, vers, False, ts)
+
+
+def rpcb_getaddr(rpc, conv, xid, rpcbvers, prog, vers, netid, where, cred=AUTH_NULL):
+    """GETADDR (v3 or v4); ``where`` = (ip, port) planted in the reply's uaddr,
+    or None for the empty uaddr of an unregistered program."""
+    args = rpcb(prog, vers, netid)
+    conv.c2s(rpc.call(conv, xid, PMAP_PROG, rpcbvers, RPCBPROC_GETADDR, cred, args))
+    answer = uaddr(*where) if where else ""
+    ts = conv.s2c(rpc.accepted(xid, xdr_string(answer)))
+    transport = NETID_TRANSPORT[netid]
+    if where:
+        rpc.learn(
+            "rpcbind.getaddr", where[0], transport, where[1], prog, vers, True, ts
+        )
+    else:
+        rpc.learn("rpcbind.getaddr", conv.s, transport, None, prog, vers, False, ts)
+
+
+# ----------------------------------------------------------------------------
+
+
+def build_rpc_getport_udp():
+    cap, rpc = Capture(), RpcLog()
+    C, S = "10.0.1.10", "10.0.1.1"
+    pm = UdpConv(cap, C, 800, S, 111)
+    pmap_getport(rpc, pm, 0x6A3F1C01, 395644, 1, "tcp", 1025)  # caservd
+    pmap_getport(rpc, pm, 0x6A3F1C02, MOUNT_PROG, 3, "udp", 20048)
+    pmap_getport(rpc, pm, 0x6A3F1C03, 395650, 1, "tcp", 0)  # not registered
+    # CALLIT of the unregistered program: the portmapper stays silent (reply "none")
+    callit = xdr_u32(395650, 1, 0) + xdr_opaque(b"")
+    pm.c2s(rpc.call(pm, 0x6A3F1C04, PMAP_PROG, 2, PMAPPROC_CALLIT, AUTH_NULL, callit))
+    # the learned TCP port: one call of program 395644 v1 proc 3 and its reply
+    svc = TcpConv(cap, C, 40010, S, 1025, isn_c=0x0A010000, isn_s=0x0A020000)
+    cred = auth_unix("gui-host", 0, 0, stamp=0x65E13A01)
+    args = xdr_string("BAB_JOBQUEUE") + xdr_u32(7)
+    svc.c2s(rpc.call(svc, 0x2C5D0001, 395644, 1, 3, cred, args))
+    svc.s2c(rpc.accepted(0x2C5D0001, xdr_u32(0) + xdr_string("queue ok")))
+    svc.close()
+    # the learned UDP port: mountd NULL
+    mnt = UdpConv(cap, C, 45010, S, 20048)
+    mnt.c2s(rpc.call(mnt, 0x4D4E0001, MOUNT_PROG, 3, 0))
+    mnt.s2c(rpc.accepted(0x4D4E0001))
+    return cap, rpc
+
+
+def build_rpc_getport_tcp():
+    cap, rpc = Capture(), RpcLog()
+    C, S = "10.0.1.20", "10.0.1.1"
+    pm = TcpConv(cap, C, 40020, S, 111, isn_c=0x0B010000, isn_s=0x0B020000)
+    pmap_getport(rpc, pm, 0x7B000001, 395648, 1, "tcp", 1026)  # caauthd
+    pm.close()
+    svc = TcpConv(cap, C, 40021, S, 1026, isn_c=0x0B030000, isn_s=0x0B040000)
+    cred = auth_unix("ca-mgr", 0, 0, (0, 1), stamp=0x65E13A02)
+    svc.c2s(rpc.call(svc, 0x7B000002, 395648, 1, 1, cred, xdr_string("caroot")))
+    svc.s2c(rpc.accepted(0x7B000002, xdr_u32(0, 1)))
+    # a program the port does not serve: accepted, PROG_UNAVAIL, no results
+    svc.c2s(rpc.call(svc, 0x7B000003, 395650, 1, 0, cred))
+    svc.s2c(rpc.accepted(0x7B000003, accept_stat=PROG_UNAVAIL))
+    svc.close()
+    return cap, rpc
+
+
+DUMP_ENTRIES = (  # (prog, vers, transport, port): 30 entries
+    [(PMAP_PROG, v, p, 111) for p in ("tcp", "udp") for v in (4, 3, 2)]
+    + [
+        (NFS_PROG, 3, "tcp", 2049),
+        (NFS_PROG, 4, "tcp", 2049),
+        (NFS_PROG, 3, "udp", 2049),
+    ]
+    + [(MOUNT_PROG, v, p, 20048) for p in ("udp", "tcp") for v in (1, 2, 3)]
+    + [(100021, v, "udp", 40001) for v in (1, 3, 4)]
+    + [(100021, v, "tcp", 38713) for v in (1, 3, 4)]
+    + [(100024, 1, "udp", 662), (100024, 1, "tcp", 662)]
+    + [
+        (395644 + i, 1, "udp" if i == 3 else "tcp", 1025 + i)  # 395644..395650
+        for i in range(7)
+    ]
+)
+
+
+def build_rpc_dump_ooo():
+    cap, rpc = Capture(), RpcLog()
+    C, S = "10.0.1.30", "10.0.1.1"
+    assert len(DUMP_ENTRIES) == 30
+    pm = TcpConv(cap, C, 40030, S, 111, isn_c=0x0C010000, isn_s=0x0C020000)
+    xid = 0x8C000001
+    pm.c2s(rpc.call(pm, xid, PMAP_PROG, 2, PMAPPROC_DUMP))
+    body = b"".join(
+        xdr_u32(1) + pmap_mapping(prog, vers, IPPROTO[p], port)
+        for prog, vers, p, port in DUMP_ENTRIES
+    ) + xdr_u32(0)
+    rec = record_mark(rpc.accepted(xid, body))
+    # four segments, on the wire in the order 1, 3, 2, 4 (true sequence numbers)
+    cuts = [0, 160, 320, 480, len(rec)]
+    base = pm.t.nxt[False]
+    segs = [(base + cuts[i], rec[cuts[i] : cuts[i + 1]]) for i in range(4)]
+    t = pm.t
+    t.send(False, "PA", segs[0][1], seq=segs[0][0])
+    t.send(True, "A", ack_no=base + cuts[1])
+    t.send(False, "PA", segs[2][1], seq=segs[2][0])
+    t.send(True, "A", ack_no=base + cuts[1])  # duplicate ACK: a hole at segment 2
+    t.send(False, "PA", segs[1][1], seq=segs[1][0])
+    t.send(True, "A", ack_no=base + cuts[3])
+    t.send(False, "PA", segs[3][1], seq=segs[3][0])
+    ts = cap.frames[-1].ts_ns  # the record is complete only now
+    t.nxt[False] = (base + len(rec)) & 0xFFFFFFFF
+    t.send(True, "A")
+    for prog, vers, p, port in DUMP_ENTRIES:
+        rpc.learn("portmap.dump", S, p, port, prog, vers, True, ts)
+    pm.close()
+    return cap, rpc
+
+
+def build_rpc_set_unset():
+    """Local registration: a service registers with the portmapper over loopback
+    UDP from a privileged port (Ethernet link type, as Linux captures on lo)."""
+    cap, rpc = Capture(), RpcLog()
+    L = "127.0.0.1"
+    pm = UdpConv(cap, L, 870, L, 111)
+    cred = auth_unix("srv-a", 0, 0, (0,), stamp=0x65E13A04)
+    pmap_set(rpc, pm, 0x9D000001, 395645, 1, "tcp", 1030, True, cred)
+    pmap_set(rpc, pm, 0x9D000002, 395646, 1, "tcp", 1031, True, cred)
+    pmap_unset(rpc, pm, 0x9D000003, 395646, 1, "tcp", True, cred)
+    # 395645 v1 tcp is already registered (1030): a second SET is refused
+    pmap_set(rpc, pm, 0x9D000004, 395645, 1, "tcp", 1040, False, cred)
+    return cap, rpc
+
+
+def build_rpcbind_getaddr():
+    cap, rpc = Capture(), RpcLog()
+    C, S = "10.0.2.10", "10.0.2.1"
+    C6, S6 = "2001:db8:2::10", "2001:db8:2::1"
+    tc = TcpConv(cap, C, 40100, S, 111, isn_c=0x0D010000, isn_s=0x0D020000)
+    rpcb_getaddr(rpc, tc, 0xAE000001, 4, NFS_PROG, 3, "tcp", (S, 2049))
+    rpcb_getaddr(rpc, tc, 0xAE000002, 4, 395650, 1, "tcp", None)  # "" = unregistered
+    # v4 DUMP: rpcbind's own entries, wildcard universal addresses
+    entries = [
+        (PMAP_PROG, 4, "tcp", "0.0.0.0", 111),
+        (PMAP_PROG, 3, "udp", "0.0.0.0", 111),
+        (PMAP_PROG, 3, "tcp6", "::", 111),
+    ]
+    xid = 0xAE000003
+    tc.c2s(rpc.call(tc, xid, PMAP_PROG, 4, RPCBPROC_DUMP))
+    body = b"".join(
+        xdr_u32(1) + rpcb(prog, vers, netid, uaddr(ip, port), "superuser")
+        for prog, vers, netid, ip, port in entries
+    ) + xdr_u32(0)
+    ts = tc.s2c(rpc.accepted(xid, body))
+    for prog, vers, netid, _wildcard, port in entries:
+        rpc.learn("rpcbind.dump", S, NETID_TRANSPORT[netid], port, prog, vers, True, ts)
+    tc.close()
+    uc = UdpConv(cap, C, 45100, S, 111)
+    cred = auth_unix("nfs-client", 0, 0, (0,), stamp=0x65E13A05)
+    rpcb_getaddr(rpc, uc, 0xAE000004, 3, MOUNT_PROG, 3, "udp", (S, 20048), cred)
+    t6 = TcpConv(cap, C6, 40101, S6, 111, isn_c=0x0D030000, isn_s=0x0D040000)
+    rpcb_getaddr(rpc, t6, 0xAE000005, 4, 100024, 1, "tcp6", (S6, 1023))
+    t6.close()
+    return cap, rpc
+
+
+def build_rpc_reply_only():
+    """Capture started mid-conversation: no handshake, a reply whose call was
+    before the capture, then a complete GETPORT; plus a lone UDP reply."""
+    cap, rpc = Capture(), RpcLog()
+    C, S = "10.0.1.40", "10.0.1.1"
+    pm = TcpConv(
+        cap, C, 40040, S, 111, isn_c=0x0E010000, isn_s=0x0E020000, handshake=False
+    )
+    pm.s2c(rpc.reply_only(pm, 0xBF000001, xdr_u32(1027)))
+    pmap_getport(rpc, pm, 0xBF000002, 395649, 1, "tcp", 1028)
+    pm.close()
+    uc = UdpConv(cap, C, 45040, S, 111)
+    uc.s2c(rpc.reply_only(uc, 0xBF000003, xdr_u32(32771)))
+    return cap, rpc
+
+
+def _not_rpc(data: bytes, tcp: bool) -> bool:
+    """Planted garbage must not even look like an RPC message header."""
+    at = 8 if tcp else 4  # msg_type after (TCP) the record mark
+    msg_type = struct.unpack_from(">I", data, at)[0]
+    also = struct.unpack_from(">I", data, 4)[0] if tcp else 2
+    return msg_type not in (0, 1) and also not in (0, 1)
+
+
+def build_rpc_garbage_111():
+    cap, rpc = Capture(), RpcLog()
+    C, S = "10.0.1.50", "10.0.1.1"
+    rng = random.Random(0x0111)
+
+    def garbage(n: int, tcp: bool) -> bytes:
+        data = bytes(rng.getrandbits(8) for _ in range(n))
+        assert _not_rpc(data, tcp)
+        return data
+
+    t = Tcp(cap, C, 40050, S, 111, isn_c=0x0F010000, isn_s=0x0F020000)
+    run(t.handshake())
+    t.send(True, "PA", garbage(64, True))
+    t.send(False, "PA", garbage(48, True))
+    t.send(True, "PA", garbage(36, True))
+    t.send(False, "A")
+    run(t.close())
+    cap.udp(C, 45050, S, 111, garbage(40, False))
+    cap.udp(C, 45050, S, 111, garbage(52, False))
+    cap.udp(S, 111, C, 45050, garbage(28, False))
+    h = Tcp(cap, C, 40051, S, 8080, isn_c=0x0F030000, isn_s=0x0F040000)
+    run(h.handshake())
+    h.send(
+        True,
+        "PA",
+        b"GET /status HTTP/1.1\r\nHost: 10.0.1.1:8080\r\n"
+        b"User-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+    )
+    h.send(
+        False,
+        "PA",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: 3\r\nConnection: close\r\n\r\nok\n",
+    )
+    run(h.close())
+    return cap, rpc
+
+
+NFS_FH = bytes.fromhex(
+    "0100070100fe0300000000005f2a9c1e8b3d4e11a0b1c2d30000000200000000"
+)
+
+
+def nfs_fattr3(fileid: int) -> bytes:
+    """fattr3 of a directory (84 bytes)."""
+    t = 1772320000
+    return (
+        xdr_u32(2, 0o755, 2, 0, 0)  # NF3DIR, mode, nlink, uid, gid
+        + xdr_u64(4096)  # size
+        + xdr_u64(4096)  # used
+        + xdr_u32(0, 0)  # rdev
+        + xdr_u64(0x5F2A9C1E8B3D4E11)  # fsid
+        + xdr_u64(fileid)
+        + xdr_u32(t, 0, t, 0, t, 0)  # atime, mtime, ctime
+    )
+
+
+def build_nfs_session():
+    cap, rpc = Capture(), RpcLog()
+    C, S = "10.0.3.10", "10.0.3.1"
+    pm = UdpConv(cap, C, 45300, S, 111)
+    pmap_getport(rpc, pm, 0xC0000001, NFS_PROG, 3, "tcp", 2049)
+    nfs = TcpConv(cap, C, 900, S, 2049, isn_c=0x10010000, isn_s=0x10020000)
+    t = nfs.t
+    cred = auth_unix("nfs-client", 0, 0, (0,), stamp=0x65E13A08)
+    fh = xdr_opaque(NFS_FH)
+    # NULL and GETATTR pipelined: two records in one segment
+    null = rpc.call(nfs, 0xC0000002, NFS_PROG, 3, 0)
+    getattr_ = rpc.call(nfs, 0xC0000003, NFS_PROG, 3, 1, cred, fh)
+    t.send(True, "PA", record_mark(null) + record_mark(getattr_))
+    nfs.s2c(rpc.accepted(0xC0000002))
+    nfs.s2c(rpc.accepted(0xC0000003, xdr_u32(0) + nfs_fattr3(2)))
+    # FSINFO whose record is two fragments, one per segment
+    fsinfo = rpc.call(nfs, 0xC0000004, NFS_PROG, 3, 19, cred, fh)
+    two = record_mark(fsinfo, cuts=[40])
+    t.send(True, "PA", two[:44])  # fragment 1: 40 bytes, last-fragment bit clear
+    t.send(True, "PA", two[44:])  # fragment 2: the rest, last-fragment bit set
+    res = (
+        xdr_u32(0)  # NFS3_OK
+        + xdr_u32(1)
+        + nfs_fattr3(2)  # post_op_attr
+        + xdr_u32(1048576, 1048576, 4096, 1048576, 1048576, 4096, 1048576)
+        + xdr_u64(0x7FFFFFFFFFFFFFFF)  # maxfilesize
+        + xdr_u32(0, 1)  # time_delta 1 ns
+        + xdr_u32(0x1B)  # LINK | SYMLINK | HOMOGENEOUS | CANSETTIME
+    )
+    nfs.s2c(rpc.accepted(0xC0000004, res))
+    # GETATTR with AUTH_NULL: the server refuses the flavor
+    nfs.c2s(rpc.call(nfs, 0xC0000005, NFS_PROG, 3, 1, AUTH_NULL, fh))
+    nfs.s2c(rpc.denied(0xC0000005, AUTH_TOOWEAK))
+    nfs.close()
+    return cap, rpc
+
+
+RPC_FIXTURES = [
+    ("rpc_getport_udp.pcap", build_rpc_getport_udp),
+    ("rpc_getport_tcp.pcap", build_rpc_getport_tcp),
+    ("rpc_dump_ooo.pcap", build_rpc_dump_ooo),
+    ("rpc_set_unset.pcap", build_rpc_set_unset),
+    ("rpcbind_getaddr.pcap", build_rpcbind_getaddr),
+    ("rpc_reply_only.pcap", build_rpc_reply_only),
+    ("rpc_garbage_111.pcap", build_rpc_garbage_111),
+    ("nfs_session.pcap", build_nfs_session),
+]
+
+
+# --------------------------------------------------------------------------
 # Broken fixtures
 # --------------------------------------------------------------------------
 
@@ -1151,7 +1705,9 @@ def main() -> None:
     BROKEN.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, dict] = {}
 
-    def emit(name: str, data: bytes, frames, info: dict) -> None:
+    def emit(
+        name: str, data: bytes, frames, info: dict, rpc: RpcLog | None = None
+    ) -> None:
         (HERE / name).write_bytes(data)
         firsts: list[int] = []
         flows = expected_flows(frames, firsts)
@@ -1163,6 +1719,17 @@ def main() -> None:
             "expected_flows_file": f"{name}.flows.json",
             "flow_first_ts_ns": firsts,
         }
+        if rpc is not None:
+            dump_json(HERE / f"{name}.mappings.json", rpc.mappings)
+            dump_json(HERE / f"{name}.rpc_calls.json", rpc.calls)
+            manifest[name].update(
+                {
+                    "mappings": len(rpc.mappings),
+                    "expected_mappings_file": f"{name}.mappings.json",
+                    "rpc_calls": len(rpc.calls),
+                    "expected_rpc_calls_file": f"{name}.rpc_calls.json",
+                }
+            )
 
     tb = build_tcp_basic()
     tb_bytes = write_pcap(tb.frames, LINKTYPE_ETHERNET)
@@ -1298,6 +1865,21 @@ def main() -> None:
             "linktypes": [1],
         },
     )
+
+    for name, build in RPC_FIXTURES:
+        rc, rlog = build()
+        emit(
+            name,
+            write_pcap(rc.frames, LINKTYPE_ETHERNET),
+            rc.frames,
+            {
+                "format": "pcap",
+                "byte_order": "little",
+                "ts_resolution": "us",
+                "linktypes": [1],
+            },
+            rpc=rlog,
+        )
 
     broken_manifest = {}
     for name, (data, expect, info) in build_broken(tb_bytes, tb.frames).items():

@@ -7,10 +7,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use crate::anomaly::{Anomalies, Position};
+use crate::app::{Ends, Rpc, StreamState};
 use crate::capture::linktype::{self, Link};
 use crate::capture::{CaptureReader, Record, Source};
 use crate::error::{Error, Result};
-use crate::flow::{Flow, FlowLimits, FlowTable, PacketMeta};
+use crate::flow::{App, Flow, FlowLimits, FlowTable, Orientation, PacketMeta};
 use crate::packet::frag::{FragKey, FragLimits, Outcome as FragOutcome, Reassembler};
 use crate::packet::{
     ipv4, ipv6, tcp, udp, IpPacket, Malformed, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMP,
@@ -98,6 +99,7 @@ pub struct CaptureInfo {
 
 pub struct Output {
     pub flows: Vec<Flow>,
+    pub rpc: Rpc,
     pub anomalies: Anomalies,
     pub stats: Stats,
     pub captures: Vec<CaptureInfo>,
@@ -113,6 +115,7 @@ const SWEEP_NS: i64 = 10_000_000_000;
 
 pub struct Decoder {
     flows: FlowTable,
+    rpc: Rpc,
     frags: Reassembler,
     anomalies: Anomalies,
     stats: Stats,
@@ -125,6 +128,7 @@ impl Decoder {
     pub fn new(opts: Options) -> Self {
         Decoder {
             flows: FlowTable::new(opts.flows),
+            rpc: Rpc::default(),
             frags: Reassembler::new(opts.frags),
             anomalies: Anomalies::default(),
             stats: Stats::default(),
@@ -333,7 +337,7 @@ impl Decoder {
         frame_bytes: u64,
         first_ts: i64,
     ) {
-        let (sport, dport, flags, payload_len) = match ip.proto {
+        let (sport, dport, flags, payload_len, seq, payload) = match ip.proto {
             IPPROTO_TCP => match tcp::parse(seg, wire) {
                 Ok(t) => {
                     self.stats.tcp += 1;
@@ -345,14 +349,25 @@ impl Decoder {
                             "the snaplen cut the TCP header; counted by its ports",
                         );
                     }
-                    (t.sport, t.dport, t.flags, t.payload_len)
+                    // A segment whose payload the snaplen cut cannot feed a stream.
+                    let whole = if t.payload.len() == t.payload_len as usize {
+                        t.payload
+                    } else {
+                        &[]
+                    };
+                    (t.sport, t.dport, t.flags, t.payload_len, t.seq, whole)
                 }
                 Err(m) => return self.malformed(m),
             },
             IPPROTO_UDP => match udp::parse(seg, wire) {
                 Ok(u) => {
                     self.stats.udp += 1;
-                    (u.sport, u.dport, 0, u.payload_len)
+                    let whole = if u.payload.len() == u.payload_len as usize {
+                        u.payload
+                    } else {
+                        &[]
+                    };
+                    (u.sport, u.dport, 0, u.payload_len, 0, whole)
                 }
                 Err(m) => return self.malformed(m),
             },
@@ -384,7 +399,110 @@ impl Decoder {
             payload_len,
             capture: fr.capture,
         };
-        self.flows.update(&p);
+        let (slot, c2s) = self.flows.update(&p);
+        self.application(slot, c2s, flags, seq, payload, fr.ts);
+        if !self.flows.closed_streams.is_empty() {
+            self.close_streams(fr.ts);
+        }
+    }
+
+    /// Hands a packet of a flow to the application decoders when the flow matters.
+    #[inline]
+    fn application(&mut self, slot: u32, c2s: bool, flags: u8, seq: u32, payload: &[u8], ts: i64) {
+        let Some(f) = self.flows.get_mut(slot) else {
+            return;
+        };
+        let ends = Ends {
+            flow_id: f.id,
+            client: f.client,
+            client_port: f.client_port,
+            server: f.server,
+            server_port: f.server_port,
+            proto: f.proto,
+        };
+        if !f.app_checked && (!payload.is_empty() || f.proto == IPPROTO_TCP) {
+            if let Some(l) = self.rpc.learned(&ends) {
+                f.app = Some(App::OncRpc);
+                f.rpc_program = Some(l.program);
+                f.rpc_version = Some(l.version);
+            }
+            let first = (!payload.is_empty()).then_some(payload);
+            if self.rpc.matters(&ends, first, c2s) {
+                f.app_checked = true;
+                if f.proto == IPPROTO_TCP {
+                    let midstream = f.orientation != Orientation::Syn;
+                    f.stream = Some(Box::new(StreamState::new(ends, midstream)));
+                } else {
+                    f.app = Some(App::OncRpc);
+                }
+            } else if !payload.is_empty() {
+                f.app_checked = true;
+            }
+        }
+        let program = if let Some(mut st) = f.stream.take() {
+            let syn = flags & tcp::SYN != 0;
+            let program = self.rpc.tcp_segment(
+                &mut st,
+                c2s,
+                seq,
+                syn,
+                payload,
+                ts,
+                &mut self.anomalies,
+                self.pos,
+            );
+            if let Some(f) = self.flows.get_mut(slot) {
+                if !st.failed {
+                    f.stream = Some(st);
+                }
+            }
+            program
+        } else if f.proto == IPPROTO_UDP
+            && !payload.is_empty()
+            && (f.app == Some(App::OncRpc)
+                || self.rpc.answers_pending_udp(
+                    if c2s { ends.server } else { ends.client },
+                    if c2s {
+                        ends.server_port
+                    } else {
+                        ends.client_port
+                    },
+                    payload,
+                ))
+        {
+            match self
+                .rpc
+                .udp_datagram(&ends, c2s, payload, ts, &mut self.anomalies, self.pos)
+            {
+                Some(p) => p,
+                None => {
+                    if let Some(f) = self.flows.get_mut(slot) {
+                        if f.rpc_program.is_none() {
+                            f.app = None;
+                        }
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let Some((prog, vers)) = program {
+            if let Some(f) = self.flows.get_mut(slot) {
+                f.app = Some(App::OncRpc);
+                if f.rpc_program.is_none() {
+                    f.rpc_program = Some(prog);
+                    f.rpc_version = Some(vers);
+                }
+            }
+        }
+    }
+
+    #[cold]
+    fn close_streams(&mut self, ts: i64) {
+        for (_, st) in std::mem::take(&mut self.flows.closed_streams) {
+            self.rpc.close(st, ts);
+        }
     }
 
     #[cold]
@@ -418,12 +536,22 @@ impl Decoder {
         self.stats.flows_expired = self.flows.expired;
         self.stats.flows_split_idle = self.flows.split_idle;
         self.stats.flows_split_reuse = self.flows.split_reuse;
+        let last = self
+            .captures
+            .iter()
+            .filter_map(|c| c.last_ts)
+            .max()
+            .unwrap_or(0);
+        self.flows.close_all();
+        self.close_streams(last);
+        self.rpc.finish();
         let flows = self.flows.into_flows();
         self.stats.flows = flows.len() as u64;
         self.stats.anomalies = self.anomalies.total();
         self.stats.anomalies_dropped = self.anomalies.dropped;
         Output {
             flows,
+            rpc: self.rpc,
             anomalies: self.anomalies,
             stats: self.stats,
             captures: self.captures,
@@ -525,8 +653,8 @@ mod tests {
 
     #[test]
     fn udp_exchange_is_one_flow() {
-        let mut req = eth_ipv4_udp(700, 111, &[1; 40]);
-        let mut rep = eth_ipv4_udp(111, 700, &[2; 28]);
+        let mut req = eth_ipv4_udp(700, 514, &[1; 40]);
+        let mut rep = eth_ipv4_udp(514, 700, &[2; 28]);
         // the reply goes the other way
         rep[26..30].copy_from_slice(&[10, 0, 0, 2]);
         rep[30..34].copy_from_slice(&[10, 0, 0, 1]);
@@ -539,7 +667,7 @@ mod tests {
         let f = &out.flows[0];
         assert_eq!(
             (f.client.to_string(), f.client_port, f.server_port),
-            ("10.0.0.1".into(), 700, 111)
+            ("10.0.0.1".into(), 700, 514)
         );
         assert_eq!(
             (f.packets, f.bytes, f.payload),

@@ -14,11 +14,14 @@
 #![forbid(unsafe_code)]
 
 pub mod anomaly;
+pub mod app;
 pub mod capture;
 pub mod decode;
 pub mod error;
 pub mod flow;
+pub mod learn;
 pub mod packet;
+pub mod proto;
 pub mod tables;
 
 #[cfg(feature = "python")]

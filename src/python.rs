@@ -99,10 +99,21 @@ fn decode(
         "captures",
         table(py, tables::captures_batch(&out.captures))?,
     )?;
+    d.set_item(
+        "rpc_calls",
+        table(py, tables::rpc_calls_batch(&out.rpc.calls))?,
+    )?;
+    d.set_item(
+        "mappings",
+        table(py, tables::mappings_batch(&out.rpc.mappings))?,
+    )?;
     let stats = PyDict::new(py);
     for (k, v) in out.stats.pairs() {
         stats.set_item(k, v)?;
     }
+    stats.set_item("rpc_messages", out.rpc.messages)?;
+    stats.set_item("rpc_rows_dropped", out.rpc.rows_dropped)?;
+    stats.set_item("learned_ports", out.rpc.learn.len() as u64)?;
     d.set_item("stats", stats)?;
     Ok(d.unbind())
 }

@@ -9,7 +9,10 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
+use arrow_array::builder::BooleanBuilder;
+
 use crate::anomaly::Anomalies;
+use crate::app::{MappingRow, RpcCallRow};
 use crate::decode::CaptureInfo;
 use crate::flow::Flow;
 use crate::packet::IPPROTO_TCP;
@@ -136,11 +139,13 @@ pub fn flows_batch(flows: &[Flow], captures: &[CaptureInfo]) -> Result<RecordBat
         }
         vlan.append_option(fl.vlan);
         outcome.append_value(fl.outcome().name());
-        for b in nulls_str.iter_mut() {
+        let [app, _iface, _tlsv, _sni] = &mut nulls_str;
+        app.append_option(fl.app.map(|a| a.name()));
+        for b in nulls_str.iter_mut().skip(1) {
             b.append_null();
         }
-        rpc_prog.append_null();
-        rpc_vers.append_null();
+        rpc_prog.append_option(fl.rpc_program);
+        rpc_vers.append_option(fl.rpc_version);
     }
     let [pc, ps, bc, bs, lc, ls] = counters.map(|mut b| Arc::new(b.finish()) as ArrayRef);
     let [app, iface, tlsv, sni] = nulls_str.map(|mut b| Arc::new(b.finish()) as ArrayRef);
@@ -238,4 +243,159 @@ pub fn captures_batch(captures: &[CaptureInfo]) -> Result<RecordBatch, ArrowErro
         Arc::new(error.finish()),
     ];
     RecordBatch::try_new(captures_schema(), cols)
+}
+
+fn transport_name(proto: u8) -> &'static str {
+    if proto == IPPROTO_TCP {
+        "tcp"
+    } else {
+        "udp"
+    }
+}
+
+pub fn rpc_calls_schema() -> SchemaRef {
+    use DataType::*;
+    Arc::new(Schema::new(vec![
+        f("flow_id", UInt64, false),
+        f("call_ts", ts(), true),
+        f("reply_ts", ts(), true),
+        f("client_ip", Utf8, false),
+        f("server_ip", Utf8, false),
+        f("server_port", UInt16, false),
+        f("transport", Utf8, false),
+        f("xid", UInt32, false),
+        f("program", UInt32, true),
+        f("version", UInt32, true),
+        f("procedure", UInt32, true),
+        f("auth_flavor", UInt32, true),
+        f("auth_machine", Utf8, true),
+        f("auth_uid", UInt32, true),
+        f("auth_gid", UInt32, true),
+        f("reply", Utf8, false),
+        f("accept_stat", UInt32, true),
+        f("reject_stat", UInt32, true),
+    ]))
+}
+
+pub fn rpc_calls_batch(rows: &[RpcCallRow]) -> Result<RecordBatch, ArrowError> {
+    let n = rows.len();
+    let mut flow = UInt64Builder::with_capacity(n);
+    let mut call_ts = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut reply_ts = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut cip = StringBuilder::new();
+    let mut sip = StringBuilder::new();
+    let mut sport = UInt16Builder::with_capacity(n);
+    let mut transport = StringBuilder::new();
+    let mut xid = UInt32Builder::with_capacity(n);
+    let mut u32s: [UInt32Builder; 6] = std::array::from_fn(|_| UInt32Builder::with_capacity(n));
+    let mut machine = StringBuilder::new();
+    let mut reply = StringBuilder::new();
+    let mut stats: [UInt32Builder; 2] = std::array::from_fn(|_| UInt32Builder::with_capacity(n));
+    for r in rows {
+        flow.append_value(r.flow_id);
+        call_ts.append_option(r.call_ts);
+        reply_ts.append_option(r.reply_ts);
+        cip.append_value(r.client.to_string());
+        sip.append_value(r.server.to_string());
+        sport.append_value(r.server_port);
+        transport.append_value(transport_name(r.proto));
+        xid.append_value(r.xid);
+        for (b, v) in u32s.iter_mut().zip([
+            r.program,
+            r.version,
+            r.procedure,
+            r.auth_flavor,
+            r.uid,
+            r.gid,
+        ]) {
+            b.append_option(v);
+        }
+        machine.append_option(r.machine.as_deref());
+        reply.append_value(r.reply);
+        for (b, v) in stats.iter_mut().zip([r.accept_stat, r.reject_stat]) {
+            b.append_option(v);
+        }
+    }
+    let [prog, vers, proc_, flavor, uid, gid] = u32s.map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let [acc, rej] = stats.map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(flow.finish()),
+        Arc::new(call_ts.finish()),
+        Arc::new(reply_ts.finish()),
+        Arc::new(cip.finish()),
+        Arc::new(sip.finish()),
+        Arc::new(sport.finish()),
+        Arc::new(transport.finish()),
+        Arc::new(xid.finish()),
+        prog,
+        vers,
+        proc_,
+        flavor,
+        Arc::new(machine.finish()),
+        uid,
+        gid,
+        Arc::new(reply.finish()),
+        acc,
+        rej,
+    ];
+    RecordBatch::try_new(rpc_calls_schema(), cols)
+}
+
+pub fn mappings_schema() -> SchemaRef {
+    use DataType::*;
+    Arc::new(Schema::new(vec![
+        f("ts", ts(), false),
+        f("source", Utf8, false),
+        f("server_ip", Utf8, false),
+        f("transport", Utf8, true),
+        f("port", UInt16, true),
+        f("rpc_program", UInt32, true),
+        f("rpc_version", UInt32, true),
+        f("interface_uuid", Utf8, true),
+        f("interface_version", Utf8, true),
+        f("registered", Boolean, false),
+        f("flow_id", UInt64, false),
+    ]))
+}
+
+pub fn mappings_batch(rows: &[MappingRow]) -> Result<RecordBatch, ArrowError> {
+    let n = rows.len();
+    let mut ts_b = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut source = StringBuilder::new();
+    let mut server = StringBuilder::new();
+    let mut transport = StringBuilder::new();
+    let mut port = UInt16Builder::with_capacity(n);
+    let mut prog = UInt32Builder::with_capacity(n);
+    let mut vers = UInt32Builder::with_capacity(n);
+    let mut uuid = StringBuilder::new();
+    let mut uver = StringBuilder::new();
+    let mut registered = BooleanBuilder::with_capacity(n);
+    let mut flow = UInt64Builder::with_capacity(n);
+    for r in rows {
+        ts_b.append_value(r.ts);
+        source.append_value(r.source);
+        server.append_value(r.server.to_string());
+        transport.append_option(r.transport);
+        port.append_option(r.port);
+        prog.append_value(r.program);
+        vers.append_value(r.version);
+        uuid.append_null();
+        uver.append_null();
+        registered.append_value(r.registered);
+        flow.append_value(r.flow_id);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(ts_b.finish()),
+        Arc::new(source.finish()),
+        Arc::new(server.finish()),
+        Arc::new(transport.finish()),
+        Arc::new(port.finish()),
+        Arc::new(prog.finish()),
+        Arc::new(vers.finish()),
+        Arc::new(uuid.finish()),
+        Arc::new(uver.finish()),
+        Arc::new(registered.finish()),
+        Arc::new(flow.finish()),
+    ];
+    RecordBatch::try_new(mappings_schema(), cols)
 }

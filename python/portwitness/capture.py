@@ -64,6 +64,8 @@ class Capture:
     flows: pl.DataFrame
     anomalies: pl.DataFrame
     captures: pl.DataFrame
+    rpc_calls: pl.DataFrame
+    mappings: pl.DataFrame
     stats: dict[str, int] = field(default_factory=dict)
 
     def anomaly_counts(self) -> dict[str, int]:
@@ -105,5 +107,7 @@ def decode(
         flows=pl.DataFrame(raw["flows"]),
         anomalies=pl.DataFrame(raw["anomalies"]),
         captures=pl.DataFrame(raw["captures"]),
+        rpc_calls=pl.DataFrame(raw["rpc_calls"]),
+        mappings=pl.DataFrame(raw["mappings"]),
         stats=dict(raw["stats"]),
     )

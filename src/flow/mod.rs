@@ -2,6 +2,7 @@
 
 pub mod key;
 pub mod table;
+pub mod tcp_stream;
 
 pub use key::FlowKey;
-pub use table::{Flow, FlowLimits, FlowTable, Orientation, Outcome, PacketMeta};
+pub use table::{App, Flow, FlowLimits, FlowTable, Orientation, Outcome, PacketMeta};

@@ -68,7 +68,7 @@ const RST_S: u8 = 32;
 /// A reset came before any FIN: the connection was torn down abnormally.
 const RST_FIRST: u8 = 64;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Flow {
     pub id: u64,
     pub capture: u32,
@@ -85,6 +85,27 @@ pub struct Flow {
     pub bytes: [u64; 2],
     pub payload: [u64; 2],
     tcp: u8,
+    /// What the flow's payload (or a learned mapping) says it carries.
+    pub app: Option<App>,
+    pub rpc_program: Option<u32>,
+    pub rpc_version: Option<u32>,
+    /// Whether the flow was already considered for application decoding.
+    pub app_checked: bool,
+    /// Reassembly and parser state, only for the flows that matter.
+    pub stream: Option<Box<crate::app::StreamState>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    OncRpc,
+}
+
+impl App {
+    pub fn name(self) -> &'static str {
+        match self {
+            App::OncRpc => "oncrpc",
+        }
+    }
 }
 
 impl Flow {
@@ -165,6 +186,8 @@ pub struct FlowTable {
     pub split_idle: u64,
     pub split_reuse: u64,
     pub expired: u64,
+    /// Streams of flows that just ended, for the application layer to close.
+    pub closed_streams: Vec<(u64, Box<crate::app::StreamState>)>,
 }
 
 impl FlowTable {
@@ -181,7 +204,16 @@ impl FlowTable {
             split_idle: 0,
             split_reuse: 0,
             expired: 0,
+            closed_streams: Vec::new(),
         }
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Flow> {
+        self.slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.as_mut())
+            .map(|(_, f)| f)
     }
 
     pub fn live(&self) -> usize {
@@ -285,6 +317,11 @@ impl FlowTable {
             bytes: [0; 2],
             payload: [0; 2],
             tcp: 0,
+            app: None,
+            rpc_program: None,
+            rpc_version: None,
+            app_checked: false,
+            stream: None,
         };
         self.next_id += 1;
         let slot = match self.free.pop() {
@@ -304,7 +341,10 @@ impl FlowTable {
     }
 
     fn finish(&mut self, slot: u32) {
-        if let Some((key, flow)) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+        if let Some((key, mut flow)) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+            if let Some(stream) = flow.stream.take() {
+                self.closed_streams.push((flow.id, stream));
+            }
             self.map.remove(&key);
             self.free.push(slot);
             self.finished.push(flow);
@@ -363,10 +403,22 @@ impl FlowTable {
         }
     }
 
+    /// Moves the streams of all live flows to `closed_streams`, for a last flush at the end.
+    pub fn close_all(&mut self) {
+        for (_, f) in self.slots.iter_mut().flatten() {
+            if let Some(st) = f.stream.take() {
+                self.closed_streams.push((f.id, st));
+            }
+        }
+    }
+
     /// Ends the table: every flow, finished or live, in order of creation.
     pub fn into_flows(mut self) -> Vec<Flow> {
         let mut out = std::mem::take(&mut self.finished);
-        out.extend(self.slots.into_iter().flatten().map(|(_, f)| f));
+        out.extend(self.slots.into_iter().flatten().map(|(_, mut f)| {
+            f.stream = None;
+            f
+        }));
         out.sort_unstable_by_key(|f| f.id);
         out
     }

@@ -1,0 +1,5 @@
+//! Application protocols, one file each: the wire format and its meaning, no flow logic.
+
+pub mod oncrpc;
+pub mod portmap;
+pub mod xdr;
