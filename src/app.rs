@@ -61,6 +61,14 @@ pub struct StreamState {
 }
 
 impl StreamState {
+    pub fn swap(&mut self) {
+        let e = &mut self.ends;
+        std::mem::swap(&mut e.client, &mut e.server);
+        std::mem::swap(&mut e.client_port, &mut e.server_port);
+        self.dirs.swap(0, 1);
+        self.records.swap(0, 1);
+    }
+
     pub fn new(ends: Ends, midstream: bool) -> Self {
         let rm = || {
             if midstream {
@@ -124,8 +132,9 @@ pub struct Rpc {
     pub messages: u64,
 }
 
-/// What a message says of the flow that carried it.
-pub type Program = Option<(u32, u32)>;
+/// What a message says of the flow that carried it: the program and version, and whether the
+/// call came from the side the flow table took for the server.
+pub type Program = Option<(u32, u32, bool)>;
 
 impl Rpc {
     /// Does a flow deserve decoding? Port 111, a learned port, or a payload that opens like a call.
@@ -297,7 +306,7 @@ impl Rpc {
                     gid: c.gid,
                     query,
                 };
-                let program = Some((c.program, c.version));
+                let program = Some((c.program, c.version, !c2s));
                 if udp {
                     if self.udp_pending.len() >= MAX_PENDING_UDP {
                         self.flush_udp_oldest();
@@ -367,7 +376,7 @@ impl Rpc {
                         self.fact(&call, &f, ts, e.flow_id);
                     }
                 }
-                let program = Some((call.program, call.version));
+                let program = Some((call.program, call.version, false));
                 self.push_call(RpcCallRow {
                     flow_id: call.flow_id,
                     call_ts: Some(call.ts),

@@ -412,6 +412,17 @@ impl Decoder {
         let Some(f) = self.flows.get_mut(slot) else {
             return;
         };
+        let mut c2s = c2s;
+        if !f.app_checked && f.orientation != Orientation::Syn {
+            // A port the portmapper handed out marks its side as the server.
+            let proto = f.proto;
+            if self.rpc.learn.get(f.client, proto, f.client_port).is_some()
+                && self.rpc.learn.get(f.server, proto, f.server_port).is_none()
+            {
+                f.swap(Orientation::Rpc);
+                c2s = !c2s;
+            }
+        }
         let ends = Ends {
             flow_id: f.id,
             client: f.client,
@@ -487,8 +498,11 @@ impl Decoder {
         } else {
             None
         };
-        if let Some((prog, vers)) = program {
+        if let Some((prog, vers, call_from_server)) = program {
             if let Some(f) = self.flows.get_mut(slot) {
+                if call_from_server && f.orientation != Orientation::Syn {
+                    f.swap(Orientation::Rpc);
+                }
                 f.app = Some(App::OncRpc);
                 if f.rpc_program.is_none() {
                     f.rpc_program = Some(prog);

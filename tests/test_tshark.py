@@ -51,7 +51,19 @@ def _first(v: str) -> str:
 
 
 def tshark_conversations(path: Path, *, damaged: bool = False) -> dict:
-    args = [_tshark(), "-2", "-n", "-r", str(path), "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+    args = [
+        _tshark(),
+        "-2",
+        "-n",
+        "-r",
+        str(path),
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=f",
+    ]
     for f in FIELDS:
         args += ["-e", f]
     proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=120)

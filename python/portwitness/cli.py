@@ -15,7 +15,7 @@ import polars as pl
 from portwitness import __version__
 from portwitness._core import CaptureFormatError, PortwitnessError
 from portwitness.capture import Capture, decode
-from portwitness.render import flows_table, write_frame
+from portwitness.render import flows_table, rpcinfo_table, write_frame
 
 EXIT_UNREADABLE = 1
 EXIT_USAGE = 2
@@ -113,6 +113,41 @@ def flows(
         write_frame(cap.flows, output or "-", fmt)
     if anomalies_out:
         write_frame(cap.anomalies, anomalies_out, _resolve_format(None, anomalies_out, default="csv"))
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="How to print the registrations.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write to a file instead of stdout.",
+)
+@decode_options
+def rpcinfo(
+    captures: tuple[str, ...], fmt: str, output: str | None, max_flows: int, idle_timeout: float
+) -> None:
+    """Every ONC RPC registration seen on the wire: for each server, what `rpcinfo -p SERVER`
+    would have printed (program, version, proto, port, name), rebuilt from portmapper and rpcbind
+    replies (GETPORT, DUMP, SET, GETADDR, ...), with the source of each row, first and last seen,
+    and how many flows later used that port."""
+    from portwitness.rpcinfo import rpcinfo as build
+
+    cap = _decode(captures, max_flows, idle_timeout)
+    _warn_anomalies(cap)
+    table = build(cap)
+    if fmt == "table" and output in (None, "-"):
+        rpcinfo_table(table)
+    else:
+        write_frame(table, output or "-", fmt)
 
 
 def _resolve_format(fmt: str | None, output: str | None, default: str = "table") -> str:

@@ -88,3 +88,38 @@ def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
         df.write_ndjson(target)
     else:
         raise ValueError(f"unknown format {fmt}")
+
+
+def rpcinfo_table(df: pl.DataFrame) -> None:
+    console = Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    if df.is_empty():
+        console.print("no ONC RPC registration seen")
+        return
+    t = Table(title=f"{df.height} RPC registrations seen on the wire", title_justify="left")
+    for col, just in [
+        ("server", "left"),
+        ("program", "right"),
+        ("vers", "right"),
+        ("proto", "left"),
+        ("port", "right"),
+        ("service", "left"),
+        ("source", "left"),
+        ("first seen (UTC)", "left"),
+        ("last seen (UTC)", "left"),
+        ("flows after", "right"),
+    ]:
+        t.add_column(col, justify=just, no_wrap=col == "server")  # type: ignore[arg-type]
+    for r in df.iter_rows(named=True):
+        t.add_row(
+            safe(r["server"]),
+            str(r["program"]),
+            str(r["version"]),
+            r["proto"],
+            str(r["port"]),
+            safe(r["name"]),
+            r["source"],
+            r["first_seen"].strftime("%Y-%m-%d %H:%M:%S"),
+            r["last_seen"].strftime("%Y-%m-%d %H:%M:%S"),
+            str(r["flows_after"]),
+        )
+    console.print(t)

@@ -22,6 +22,8 @@ pub fn is_service_port(p: u16) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Orientation {
     Syn,
+    /// The side that sent an RPC call (or holds a port a portmapper handed out) is the server's peer.
+    Rpc,
     WellKnown,
     FirstPacket,
 }
@@ -30,6 +32,7 @@ impl Orientation {
     pub fn name(self) -> &'static str {
         match self {
             Orientation::Syn => "syn",
+            Orientation::Rpc => "rpc",
             Orientation::WellKnown => "well_known",
             Orientation::FirstPacket => "first_packet",
         }
@@ -134,6 +137,30 @@ impl Flow {
             Outcome::Completed
         } else {
             Outcome::Open
+        }
+    }
+
+    /// Turns the flow around when the payload proves the guess of orientation wrong.
+    pub fn swap(&mut self, orientation: Orientation) {
+        std::mem::swap(&mut self.client, &mut self.server);
+        std::mem::swap(&mut self.client_port, &mut self.server_port);
+        self.packets.swap(0, 1);
+        self.bytes.swap(0, 1);
+        self.payload.swap(0, 1);
+        let t = self.tcp;
+        let mut n = t & (SYN_C | SYNACK_S | RST_FIRST);
+        for (a, b) in [(FIN_C, FIN_S), (RST_C, RST_S)] {
+            if t & a != 0 {
+                n |= b;
+            }
+            if t & b != 0 {
+                n |= a;
+            }
+        }
+        self.tcp = n;
+        self.orientation = orientation;
+        if let Some(st) = self.stream.as_mut() {
+            st.swap();
         }
     }
 
