@@ -130,6 +130,9 @@ pub struct Rpc {
     udp_pending: HashMap<(Addr, u16, u32), PendingCall>,
     pub rows_dropped: u64,
     pub messages: u64,
+    /// Holes skipped in reassembled streams, and times a stream's out-of-order buffer overflowed.
+    pub stream_gaps: u64,
+    pub stream_overflows: u64,
 }
 
 /// What a message says of the flow that carried it: the program and version, and whether the
@@ -489,6 +492,8 @@ impl Rpc {
     /// A TCP flow ended: what waited behind a hole is decoded after a gap, and calls never
     /// answered become rows with reply "none".
     pub fn close(&mut self, mut st: Box<StreamState>, ts: i64) {
+        self.stream_overflows += st.dirs.iter().map(|d| d.overflows).sum::<u64>();
+        self.stream_gaps += st.dirs.iter().map(|d| d.gaps).sum::<u64>();
         for d in 0..2 {
             if st.failed {
                 break;

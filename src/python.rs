@@ -112,6 +112,8 @@ fn decode(
         stats.set_item(k, v)?;
     }
     stats.set_item("rpc_messages", out.rpc.messages)?;
+    stats.set_item("stream_gaps", out.rpc.stream_gaps)?;
+    stats.set_item("stream_overflows", out.rpc.stream_overflows)?;
     stats.set_item("rpc_rows_dropped", out.rpc.rows_dropped)?;
     stats.set_item("learned_ports", out.rpc.learn.len() as u64)?;
     d.set_item("stats", stats)?;

@@ -340,6 +340,16 @@ mod tests {
     }
 
     #[test]
+    fn opaque_longer_than_the_record() {
+        let mut b = fsinfo_call();
+        b[28..32].copy_from_slice(&0x7fff_fff0u32.to_be_bytes()); // cred length far past the end
+        assert!(parse(&b).is_none());
+        let mut b = fsinfo_call();
+        b[36..40].copy_from_slice(&0xffff_fffcu32.to_be_bytes()); // machine name length overflows
+        assert!(parse(&b).is_none());
+    }
+
+    #[test]
     fn record_marking_across_chunks_and_fragments() {
         let call = fsinfo_call();
         let mut stream = Vec::new();
