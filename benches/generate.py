@@ -53,6 +53,7 @@ import json
 import math
 import os
 import random
+import struct
 import sys
 import time
 from bisect import bisect
@@ -444,9 +445,31 @@ def _filler_maker(tag: bytes, req=(40, 200), rep=(28, 600)):
     return maker
 
 
+# Programs asked for in generated portmapper traffic (Arcserve's and NFS's).
+_RPC_PROGRAMS = ((395644, 1, 6), (395645, 1, 6), (395648, 1, 6), (395649, 1, 6), (100003, 3, 6), (100005, 3, 17))
+
+
+def _getport_maker(record_marking: bool):
+    """Portmap v2 GETPORT calls (AUTH_NULL) and their replies: real ONC RPC, as on port 111."""
+
+    def maker(ctx: Ctx, direction: int, index: int) -> bytes:
+        xid = ctx.state.setdefault("xid", ctx.rng.getrandbits(32) & 0xFFFF0000) + index
+        prog, vers, prot = _RPC_PROGRAMS[(xid + index) % len(_RPC_PROGRAMS)]
+        if direction == 0:
+            body = struct.pack(">10I", xid, 0, 2, 100000, 2, 3, 0, 0, 0, 0) + struct.pack(">4I", prog, vers, prot, 0)
+        else:
+            port = 1025 + (prog + vers) % 3000
+            body = struct.pack(">6I", xid, 1, 0, 0, 0, 0) + struct.pack(">I", port)
+        if record_marking:
+            body = struct.pack(">I", 0x80000000 | len(body)) + body
+        return body
+
+    return maker
+
+
 PAYLOAD_MAKERS = {
-    "rpcbind-tcp": _filler_maker(b"ONCRPC-TCP"),   # ONC RPC portmapper / rpcbind
-    "rpcbind-udp": _filler_maker(b"ONCRPC-UDP"),
+    "rpcbind-tcp": _getport_maker(True),  # ONC RPC portmapper: GETPORT over TCP with record marking
+    "rpcbind-udp": _getport_maker(False),
     "msrpc-epmap": _filler_maker(b"DCERPC-EPM", (72, 220), (60, 400)),
     "svc-7099": _filler_maker(b"SVC7099", (60, 400), (60, 1400)),
     "svc-2099": _filler_maker(b"SVC2099", (60, 400), (60, 1400)),
