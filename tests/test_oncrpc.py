@@ -217,6 +217,42 @@ def _tshark_lookups(path: Path) -> set:
     return found
 
 
+def _tshark_dumps(path: Path) -> list[tuple]:
+    """Every DUMP entry (portmap v2 and rpcbind v3/v4 replies) as tshark decodes it."""
+    exe = shutil.which("tshark") or pytest.fail("tshark is not installed")
+    rows: list[tuple] = []
+    specs = [
+        (["portmap.prog", "portmap.version", "portmap.proto", "portmap.port"], "v2"),
+        (["portmap.rpcb.prog", "portmap.rpcb.version", "portmap.rpcb.netid", "portmap.rpcb.addr"], "v34"),
+    ]
+    for names, kind in specs:
+        args = [exe, "-2", "-n", "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE", "-T", "fields"]
+        args += ["-Y", "portmap && rpc.msgtyp == 1 && rpc.procedure == 4"]
+        for n in names:
+            args += ["-e", n]
+        out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60).stdout
+        for line in out.splitlines():
+            cols = [c.split(",") if c else [] for c in line.split("\t")]
+            for prog, vers, proto, port in zip(*cols, strict=False):
+                if kind == "v2":
+                    rows.append((int(prog), int(vers), {"6": "tcp", "17": "udp"}.get(proto), int(port)))
+                else:
+                    *_, hi, lo = port.split(".")
+                    transport = {"tcp": "tcp", "tcp6": "tcp", "udp": "udp", "udp6": "udp"}.get(proto)
+                    rows.append((int(prog), int(vers), transport, int(hi) * 256 + int(lo)))
+    return sorted(rows, key=str)
+
+
+@pytest.mark.tshark
+@pytest.mark.parametrize("capture", RPC_FIXTURES, ids=lambda p: p.name)
+def test_dump_entries_agree_with_tshark(capture):
+    ours = pw.decode(capture).mappings.filter(pl.col("source").str.ends_with(".dump"))
+    got = sorted(
+        ((r["rpc_program"], r["rpc_version"], r["transport"], r["port"]) for r in ours.to_dicts()), key=str
+    )
+    assert got == _tshark_dumps(capture)
+
+
 DIFFERENTIAL = RPC_FIXTURES + [SHARED_CAPTURES / "zeek-nfs_write.pcap", SHARED_CAPTURES / "sv-nfs3-01.pcap"]
 
 

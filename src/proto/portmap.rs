@@ -436,6 +436,69 @@ mod tests {
         assert_eq!((f[0].port, f[0].registered), (None, false));
     }
 
+    fn rpcb_args(prog: u32, vers: u32, netid: &str) -> Vec<u8> {
+        let mut a = words(&[prog, vers]);
+        a.extend(xdr_str(netid));
+        a.extend(xdr_str(""));
+        a.extend(xdr_str(""));
+        a
+    }
+
+    #[test]
+    fn getversaddr_getaddrlist_callit_indirect_set() {
+        let q = parse_call(4, 9, &rpcb_args(395644, 1, "tcp"));
+        let f = parse_reply(4, 9, &q, &xdr_str("10.0.0.9.4.1"), "tcp");
+        assert_eq!(
+            (f[0].source, f[0].port, f[0].addr),
+            (
+                "rpcbind.getversaddr",
+                Some(1025),
+                Some("10.0.0.9".parse().unwrap())
+            )
+        );
+        let q = parse_call(4, 11, &rpcb_args(100003, 3, "tcp"));
+        let mut list = Vec::new();
+        for (maddr, netid) in [("10.0.0.9.8.1", "tcp"), ("::.8.1", "udp6")] {
+            list.extend(words(&[1]));
+            list.extend(xdr_str(maddr));
+            list.extend(xdr_str(netid));
+            list.extend(words(&[3]));
+            list.extend(xdr_str("inet"));
+            list.extend(xdr_str(""));
+        }
+        list.extend(words(&[0]));
+        let f = parse_reply(4, 11, &q, &list, "tcp");
+        assert_eq!(
+            f.iter()
+                .map(|f| (f.source, f.transport, f.port))
+                .collect::<Vec<_>>(),
+            [
+                ("rpcbind.getaddrlist", Some("tcp"), Some(2049)),
+                ("rpcbind.getaddrlist", Some("udp"), Some(2049))
+            ]
+        );
+        let q = parse_call(2, 5, &words(&[100005, 3, 0, 0]));
+        let f = parse_reply(2, 5, &q, &words(&[20048, 0]), "udp");
+        assert_eq!(
+            (f[0].source, f[0].port, f[0].transport),
+            ("portmap.callit", Some(20048), Some("udp"))
+        );
+        let q = parse_call(4, 10, &words(&[100005, 3, 0, 0]));
+        let mut res = xdr_str("10.0.0.9.78.80");
+        res.extend(words(&[0]));
+        let f = parse_reply(4, 10, &q, &res, "udp");
+        assert_eq!((f[0].source, f[0].port), ("rpcbind.indirect", Some(20048)));
+        let q = parse_call(2, 1, &words(&[395645, 1, 6, 1030]));
+        let f = parse_reply(2, 1, &q, &words(&[1]), "udp");
+        assert_eq!(
+            (f[0].source, f[0].port, f[0].registered),
+            ("portmap.set", Some(1030), true)
+        );
+        let q = parse_call(4, 2, &rpcb_args(395645, 1, "tcp"));
+        let f = parse_reply(4, 2, &q, &words(&[1]), "udp");
+        assert_eq!((f[0].source, f[0].registered), ("rpcbind.unset", false));
+    }
+
     #[test]
     fn endless_dump_is_bounded() {
         let entry = words(&[1, 100003, 3, 6, 2049]);
