@@ -26,7 +26,7 @@ def test_version(capsys):
     assert code == 0 and out.strip() == f"portwitness, version {portwitness.__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["flows"]])
+@pytest.mark.parametrize("command", [[], ["flows"], ["rpcinfo"]])
 def test_help_on_every_command(command):
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0
