@@ -26,6 +26,11 @@ def _warn(msg: str) -> None:
 
 
 def _warn_anomalies(cap: Capture) -> None:
+    evicted = cap.stats.get("flows_evicted", 0)
+    if evicted:
+        _warn(
+            f"{evicted} flows were emitted early because --max-flows was reached; they may continue as new flows"
+        )
     total = cap.stats.get("anomalies", 0)
     if not total:
         return
