@@ -83,6 +83,40 @@ impl CaptureReader {
     }
 }
 
+/// Starts the next record or block: moves past the previous one, and returns where the new one
+/// starts and its first `n` header bytes; `None` at the end of the input, after recording a short
+/// tail or the stream error that ended it.
+pub(crate) fn begin_record<'a>(
+    src: &'a mut Source,
+    pending: &mut usize,
+    an: &mut Anomalies,
+    capture: u32,
+    record_index: u64,
+    n: usize,
+) -> Option<(Position, &'a [u8])> {
+    src.consume(std::mem::take(pending));
+    let at = Position {
+        capture,
+        record_index,
+        byte_offset: src.offset(),
+    };
+    let got = src.peek(n).len();
+    if got < n {
+        note_stream_end(src, an, at);
+        if got > 0 {
+            an.push(
+                at,
+                "capture",
+                "truncated_record_header",
+                format!("{got} of {n} header bytes before the end"),
+            );
+            src.consume(got);
+        }
+        return None;
+    }
+    Some((at, src.peek(n)))
+}
+
 /// Records the stream error (if any) that ended the file.
 pub(crate) fn note_stream_end(src: &mut Source, an: &mut Anomalies, at: Position) {
     if let Some(e) = src.error.take() {

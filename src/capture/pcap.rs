@@ -4,8 +4,8 @@
 //! record index of every defect, and resynchronisation after a corrupt header, on one buffered
 //! reader shared with compressed input.
 
-use super::{note_stream_end, u32_at, Record, Source, MAX_RECORD, MAX_RESYNC_SCAN};
-use crate::anomaly::{Anomalies, Position};
+use super::{begin_record, note_stream_end, u32_at, Record, Source, MAX_RECORD, MAX_RESYNC_SCAN};
+use crate::anomaly::Anomalies;
 
 const HEADER: usize = 16;
 /// libpcap's own upper bound for a snapshot length; records above it are suspect during resync.
@@ -77,31 +77,8 @@ impl PcapReader {
         capture: u32,
     ) -> Option<Record<'s>> {
         loop {
-            src.consume(self.pending);
-            self.pending = 0;
-            let offset = src.offset();
-            let at = Position {
-                capture,
-                record_index: self.index,
-                byte_offset: offset,
-            };
-            let h = src.peek(HEADER);
-            if h.is_empty() {
-                note_stream_end(src, an, at);
-                return None;
-            }
-            if h.len() < HEADER {
-                let got = h.len();
-                note_stream_end(src, an, at);
-                an.push(
-                    at,
-                    "capture",
-                    "truncated_record_header",
-                    format!("{got} of {HEADER} header bytes before the end"),
-                );
-                src.consume(got);
-                return None;
-            }
+            let (at, h) = begin_record(src, &mut self.pending, an, capture, self.index, HEADER)?;
+            let offset = at.byte_offset;
             let (sec, frac, incl, orig) = self.header(h)?;
             if incl == 0 {
                 an.push(

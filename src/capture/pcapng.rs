@@ -2,7 +2,9 @@
 //! timestamp resolution; enhanced, simple and obsolete packet blocks; every other block skipped by
 //! its length.
 
-use super::{note_stream_end, u16_at, u32_at, Record, Source, MAX_RECORD, MAX_RESYNC_SCAN};
+use super::{
+    begin_record, note_stream_end, u16_at, u32_at, Record, Source, MAX_RECORD, MAX_RESYNC_SCAN,
+};
 use crate::anomaly::{Anomalies, Position};
 
 pub const SHB: u32 = 0x0A0D_0D0A;
@@ -95,31 +97,8 @@ impl PcapngReader {
         capture: u32,
     ) -> Option<Record<'s>> {
         loop {
-            src.consume(self.pending);
-            self.pending = 0;
-            let offset = src.offset();
-            let at = Position {
-                capture,
-                record_index: self.index,
-                byte_offset: offset,
-            };
-            let h = src.peek(12);
-            if h.is_empty() {
-                note_stream_end(src, an, at);
-                return None;
-            }
-            if h.len() < 12 {
-                let got = h.len();
-                note_stream_end(src, an, at);
-                an.push(
-                    at,
-                    "capture",
-                    "truncated_record_header",
-                    format!("{got} bytes after the last block"),
-                );
-                src.consume(got);
-                return None;
-            }
+            let (at, h) = begin_record(src, &mut self.pending, an, capture, self.index, 12)?;
+            let offset = at.byte_offset;
             let mut btype = u32_at(h, 0, self.be).unwrap_or(0);
             if btype == SHB {
                 match u32_at(h, 8, false) {
