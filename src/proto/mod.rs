@@ -2,4 +2,5 @@
 
 pub mod oncrpc;
 pub mod portmap;
+pub mod tls;
 pub mod xdr;
