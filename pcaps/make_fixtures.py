@@ -21,7 +21,8 @@ length, VLAN id).  The flow table is computed from those records and the
 recorded frame lengths only; no capture decoder (scapy's or ours) ever reads
 the produced bytes back.
 
-The ONC RPC fixtures (``RPC_FIXTURES``) carry RPC messages written here with
+The ONC RPC fixtures (``RPC_FIXTURES``) and the portmapper and Arcserve
+conversations of ``sample.pcap`` carry RPC messages written here with
 ``struct`` (XDR, TCP record marking).  Their two further oracles,
 ``<file>.rpc_calls.json`` and ``<file>.mappings.json``, are kept by ``RpcLog``
 from the values planted in each call and reply, in the same way.
@@ -892,22 +893,35 @@ def build_linktypes():
     return ng_shb(e, -1, SHB_OPTS) + b"".join(blocks), cap.frames
 
 
-def build_sample() -> Capture:
+SAMPLE_ARCSERVE = [  # (program, port on 10.20.0.20): caservd, caauthd, cadiscovd
+    (395644, 1025),
+    (395648, 1026),
+    (395649, 1027),
+]
+
+
+def build_sample():
+    """A mixed capture; returns (capture, RpcLog).
+
+    Client 10.20.0.10 asks the portmapper on 10.20.0.20 (UDP GETPORTs, then a
+    TCP GETPORT and a DUMP) and then calls caservd and caauthd on the learned
+    TCP ports 1025 and 1026; 10.20.0.21 makes one GETPORT over TCP.  All other
+    conversations carry patterned filler.  Every conversation is a list of
+    one-packet steps; the RPC steps write the oracle (``RpcLog``) when they run,
+    so its rows follow the interleaved capture order."""
     rng = random.Random(20260301)
-    cap = Capture()
+    cap, rpc = Capture(), RpcLog()
     A, B, C, D = "10.20.0.10", "10.20.0.11", "10.20.0.20", "10.20.0.21"
     convs: list[list] = []
 
+    def isns(isn):
+        return {
+            "isn_c": 0x10000000 + isn * 0x01000000,
+            "isn_s": 0x80000000 + isn * 0x01000000,
+        }
+
     def tcp(c, cp, s, sp, exchanges, end="fin", isn=0):
-        t = Tcp(
-            cap,
-            c,
-            cp,
-            s,
-            sp,
-            isn_c=0x10000000 + isn * 0x01000000,
-            isn_s=0x80000000 + isn * 0x01000000,
-        )
+        t = Tcp(cap, c, cp, s, sp, **isns(isn))
         acts = t.handshake()
         for i, (q, r) in enumerate(exchanges):
             acts += t.exchange(q, r, f"{sp}-{i}")
@@ -915,6 +929,16 @@ def build_sample() -> Capture:
             acts += t.close()
         elif end == "rst":
             acts.append(lambda: t.send(True, "R"))
+        convs.append(acts)
+
+    def rpc_tcp(c, cp, s, sp, steps, end="fin", isn=0):
+        """An RPC-over-TCP conversation; ``steps(conv)`` gives its RPC steps."""
+        conv = TcpConv(cap, c, cp, s, sp, handshake=False, **isns(isn))
+        acts = conv.t.handshake() + steps(conv)
+        if end == "fin":
+            acts += conv.t.close()
+        elif end == "rst":
+            acts.append(lambda: conv.t.send(True, "R"))
         convs.append(acts)
 
     def udp(pairs, c, cp, s, sp, q, r):
@@ -925,8 +949,28 @@ def build_sample() -> Capture:
         convs.append(acts)
 
     convs.append([lambda: cap.arp(A, C), lambda: cap.arp(B, D), lambda: cap.arp(D, C)])
-    udp(3, A, 51000, C, 111, 56, 28)  # portmapper lookups
-    tcp(A, 51001, C, 111, [(40, 28), (44, 120)], isn=1)  # portmapper over TCP
+    # portmapper lookups over UDP: the three Arcserve services, and one unregistered
+    pm = UdpConv(cap, A, 51000, C, 111)
+    convs.append(
+        [
+            step
+            for i, (prog, port) in enumerate(SAMPLE_ARCSERVE + [(395650, 0)])
+            for step in pmap_getport_steps(rpc, pm, 0x5A4D0001 + i, prog, 1, "tcp", port)
+        ]
+    )
+    # portmapper over TCP: GETPORT(caauthd), then DUMP
+    dump = [(PMAP_PROG, 2, "tcp", 111), (PMAP_PROG, 2, "udp", 111)] + [
+        (prog, 1, "tcp", port) for prog, port in SAMPLE_ARCSERVE
+    ]
+    rpc_tcp(
+        A,
+        51001,
+        C,
+        111,
+        lambda conv: pmap_getport_steps(rpc, conv, 0x5A4D0011, 395648, 1, "tcp", 1026)
+        + pmap_dump_steps(rpc, conv, 0x5A4D0012, dump),
+        isn=1,
+    )
     tcp(B, 51100, C, 135, [(72, 92)], isn=2)  # endpoint mapper
     tcp(B, 51101, C, 20042, [(180, 60), (120, 40), (96, 24), (64, 200)], isn=3)
     tcp(A, 51002, D, 7099, [(30, 90), (30, 90), (30, 90), (30, 110), (24, 16)], isn=4)
@@ -935,10 +979,56 @@ def build_sample() -> Capture:
     tcp(B, 51102, D, 20000, [(16, 16), (16, 16)], isn=6)
     tcp(B, 51103, D, 20100, [(16, 48)], isn=7)
     tcp(C, 51301, D, 20077, [(24, 8), (24, 8), (24, 8)], isn=10)
-    tcp(A, 51006, C, 135, [(72, 92)], isn=11)
+    # caservd on the port learned above (395644 v1 proc 3)
+    gui = auth_unix("gui-host", 0, 0, stamp=0x65E13A10)
+    rpc_tcp(
+        A,
+        51006,
+        C,
+        1025,
+        lambda conv: rpc_exchange_steps(
+            rpc,
+            conv,
+            0x5A4D0101,
+            395644,
+            1,
+            3,
+            gui,
+            xdr_string("BAB_JOBQUEUE") + xdr_u32(7),
+            xdr_u32(0) + xdr_string("queue ok"),
+        ),
+        isn=11,
+    )
     tcp(B, 51104, D, 20031, [(16, 16), (20, 40)], isn=12)
-    tcp(D, 51202, C, 111, [(40, 28)], isn=13)
-    tcp(A, 51003, C, 20055, [(28, 28)], end="rst", isn=8)
+    # another host asks the portmapper over TCP: GETPORT(cadiscovd)
+    rpc_tcp(
+        D,
+        51202,
+        C,
+        111,
+        lambda conv: pmap_getport_steps(rpc, conv, 0x5A4D0021, 395649, 1, "tcp", 1027),
+        isn=13,
+    )
+    # caauthd on the port learned above (395648 v1 proc 1), then the client resets
+    rpc_tcp(
+        A,
+        51003,
+        C,
+        1026,
+        lambda conv: rpc_exchange_steps(
+            rpc,
+            conv,
+            0x5A4D0201,
+            395648,
+            1,
+            1,
+            gui,
+            xdr_string("caroot"),
+            xdr_u32(0, 1),
+        ),
+        end="rst",
+        isn=8,
+    )
     udp(3, A, 51005, D, 20010, 20, 36)
     # refused: A -> D:6050/tcp
     r = Tcp(cap, A, 51004, D, 6050, isn_c=0x1A000000)
@@ -980,7 +1070,21 @@ def build_sample() -> Capture:
         act()
         if not active[i]:
             active.pop(i)
-    return cap
+
+    # the client connects to a learned port only after a reply revealed it
+    for prog, port in SAMPLE_ARCSERVE[:2]:
+        learned = min(
+            m["ts_ns"]
+            for m in rpc.mappings
+            if m["rpc_program"] == prog and m["port"] == port and m["server_ip"] == C
+        )
+        first = min(
+            f.ts_ns
+            for f in cap.frames
+            if f.meta is not None and (f.meta.dst, f.meta.dport) == (C, port)
+        )
+        assert learned < first, (prog, port)
+    return cap, rpc
 
 
 # --------------------------------------------------------------------------
@@ -1104,7 +1208,8 @@ class UdpConv:
         self.cap.udp(self.c, self.cport, self.s, self.sport, msg)
         return self.cap.frames[-1].ts_ns
 
-    def s2c(self, msg: bytes) -> int:
+    def s2c(self, msg: bytes, ack: bool = True) -> int:
+        """``ack`` is for symmetry with TcpConv: nothing acknowledges a datagram."""
         self.cap.udp(self.s, self.sport, self.c, self.cport, msg)
         return self.cap.frames[-1].ts_ns
 
@@ -1125,11 +1230,16 @@ class TcpConv:
         self.t.send(True, "PA", record_mark(msg))
         return self.cap.frames[-1].ts_ns
 
-    def s2c(self, msg: bytes) -> int:
+    def s2c(self, msg: bytes, ack: bool = True) -> int:
+        """Send a reply; with ``ack`` the client acknowledges it at once."""
         self.t.send(False, "PA", record_mark(msg))
         ts = self.cap.frames[-1].ts_ns
-        self.t.send(True, "A")
+        if ack:
+            self.ack()
         return ts
+
+    def ack(self) -> None:
+        self.t.send(True, "A")
 
     def close(self):
         run(self.t.close())
@@ -1214,14 +1324,65 @@ class RpcLog:
 # portmap v2 / rpcbind v3-v4 exchanges ------------------------------------------
 
 
-def pmap_getport(rpc, conv, xid, prog, vers, transport, port, cred=AUTH_NULL):
-    """GETPORT (port 0 in the call); the reply's port 0 means not registered."""
+def reply_steps(conv, send_reply) -> list:
+    """The reply, then (TCP) the client's ACK as a separate step."""
+    steps = [send_reply]
+    if conv.transport == "tcp":
+        steps.append(conv.ack)
+    return steps
+
+
+def pmap_getport_steps(rpc, conv, xid, prog, vers, transport, port, cred=AUTH_NULL):
+    """GETPORT (port 0 in the call); the reply's port 0 means not registered.
+    Returns one callable per packet, so that ``build_sample`` can interleave
+    them with other conversations; the oracle is written when they run."""
     args = pmap_mapping(prog, vers, IPPROTO[transport], 0)
-    conv.c2s(rpc.call(conv, xid, PMAP_PROG, 2, PMAPPROC_GETPORT, cred, args))
-    ts = conv.s2c(rpc.accepted(xid, xdr_u32(port)))
-    rpc.learn(
-        "portmap.getport", conv.s, transport, port or None, prog, vers, port != 0, ts
-    )
+
+    def call():
+        conv.c2s(rpc.call(conv, xid, PMAP_PROG, 2, PMAPPROC_GETPORT, cred, args))
+
+    def reply():
+        ts = conv.s2c(rpc.accepted(xid, xdr_u32(port)), ack=False)
+        rpc.learn(
+            "portmap.getport", conv.s, transport, port or None, prog, vers, port != 0, ts
+        )
+
+    return [call, *reply_steps(conv, reply)]
+
+
+def pmap_getport(rpc, conv, xid, prog, vers, transport, port, cred=AUTH_NULL):
+    run(pmap_getport_steps(rpc, conv, xid, prog, vers, transport, port, cred))
+
+
+def pmap_dump_steps(rpc, conv, xid, entries, cred=AUTH_NULL):
+    """Portmap v2 DUMP; ``entries`` are (prog, vers, transport, port), listed in
+    that order in one reply message."""
+
+    def call():
+        conv.c2s(rpc.call(conv, xid, PMAP_PROG, 2, PMAPPROC_DUMP, cred))
+
+    def reply():
+        body = b"".join(
+            xdr_u32(1) + pmap_mapping(prog, vers, IPPROTO[p], port)
+            for prog, vers, p, port in entries
+        ) + xdr_u32(0)
+        ts = conv.s2c(rpc.accepted(xid, body), ack=False)
+        for prog, vers, p, port in entries:
+            rpc.learn("portmap.dump", conv.s, p, port, prog, vers, True, ts)
+
+    return [call, *reply_steps(conv, reply)]
+
+
+def rpc_exchange_steps(rpc, conv, xid, prog, vers, proc, cred, args, results):
+    """One call of any program and its accepted SUCCESS reply."""
+
+    def call():
+        conv.c2s(rpc.call(conv, xid, prog, vers, proc, cred, args))
+
+    def reply():
+        conv.s2c(rpc.accepted(xid, results), ack=False)
+
+    return [call, *reply_steps(conv, reply)]
 
 
 def pmap_set(rpc, conv, xid, prog, vers, transport, port, ok, cred):
@@ -1853,7 +2014,7 @@ def main() -> None:
         },
     )
 
-    sm = build_sample()
+    sm, sm_rpc = build_sample()
     emit(
         "sample.pcap",
         write_pcap(sm.frames, LINKTYPE_ETHERNET),
@@ -1864,6 +2025,7 @@ def main() -> None:
             "ts_resolution": "us",
             "linktypes": [1],
         },
+        rpc=sm_rpc,
     )
 
     for name, build in RPC_FIXTURES:

@@ -24,7 +24,6 @@ NON_RPC = [
     "ipv4_frag.pcap",
     "multi_section_be.pcapng",
     "linktypes.pcapng",
-    "sample.pcap",
     "rpc_garbage_111.pcap",
 ]
 NON_RPC_REAL = [
