@@ -8,7 +8,7 @@ use crate::anomaly::{Anomalies, Position};
 use crate::flow::tcp_stream::{Chunk, Direction};
 use crate::learn::{LearnTable, Learned};
 use crate::packet::{Addr, IPPROTO_TCP, IPPROTO_UDP};
-use crate::proto::oncrpc::{self, Message, RecordEvent, RecordMarking, ReplyStatus};
+use crate::proto::oncrpc::{self, CallHeader, Message, RecordEvent, RecordMarking, ReplyStatus};
 use crate::proto::portmap::{self, Query};
 
 /// Calls awaiting their reply, per TCP flow and across all UDP flows.
@@ -39,13 +39,7 @@ pub struct PendingCall {
     pub server_port: u16,
     pub proto: u8,
     pub xid: u32,
-    pub program: u32,
-    pub version: u32,
-    pub procedure: u32,
-    pub auth_flavor: u32,
-    pub machine: Option<String>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
+    pub header: CallHeader,
     pub query: Query,
 }
 
@@ -97,16 +91,36 @@ pub struct RpcCallRow {
     pub server_port: u16,
     pub proto: u8,
     pub xid: u32,
-    pub program: Option<u32>,
-    pub version: Option<u32>,
-    pub procedure: Option<u32>,
-    pub auth_flavor: Option<u32>,
-    pub machine: Option<String>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
+    /// None for a reply whose call was not seen.
+    pub call: Option<CallHeader>,
     pub reply: &'static str,
     pub accept_stat: Option<u32>,
     pub reject_stat: Option<u32>,
+}
+
+impl RpcCallRow {
+    fn of_call(
+        c: PendingCall,
+        reply_ts: Option<i64>,
+        reply: &'static str,
+        accept_stat: Option<u32>,
+        reject_stat: Option<u32>,
+    ) -> Self {
+        RpcCallRow {
+            flow_id: c.flow_id,
+            call_ts: Some(c.ts),
+            reply_ts,
+            client: c.client,
+            server: c.server,
+            server_port: c.server_port,
+            proto: c.proto,
+            xid: c.xid,
+            call: Some(c.header),
+            reply,
+            accept_stat,
+            reject_stat,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -287,11 +301,13 @@ impl Rpc {
         };
         match msg {
             Message::Call(c) => {
-                let query = if c.program == portmap::PROGRAM {
-                    portmap::parse_call(c.version, c.procedure, c.args)
+                let h = &c.header;
+                let query = if h.program == portmap::PROGRAM {
+                    portmap::parse_call(h.version, h.procedure, c.args)
                 } else {
                     Query::None
                 };
+                let program = Some((h.program, h.version, !c2s));
                 let call = PendingCall {
                     ts,
                     flow_id: e.flow_id,
@@ -300,16 +316,9 @@ impl Rpc {
                     server_port,
                     proto: e.proto,
                     xid: c.xid,
-                    program: c.program,
-                    version: c.version,
-                    procedure: c.procedure,
-                    auth_flavor: c.auth_flavor,
-                    machine: c.machine,
-                    uid: c.uid,
-                    gid: c.gid,
+                    header: c.header,
                     query,
                 };
-                let program = Some((c.program, c.version, !c2s));
                 if udp {
                     if self.udp_pending.len() >= MAX_PENDING_UDP {
                         self.flush_udp_oldest();
@@ -354,24 +363,19 @@ impl Rpc {
                         server_port,
                         proto: e.proto,
                         xid: r.xid,
-                        program: None,
-                        version: None,
-                        procedure: None,
-                        auth_flavor: None,
-                        machine: None,
-                        uid: None,
-                        gid: None,
+                        call: None,
                         reply,
                         accept_stat,
                         reject_stat,
                     });
                     return Ok(None);
                 };
-                if call.program == portmap::PROGRAM && accept_stat == Some(0) {
+                let h = &call.header;
+                if h.program == portmap::PROGRAM && accept_stat == Some(0) {
                     let carrier = if udp { "udp" } else { "tcp" };
                     for f in portmap::parse_reply(
-                        call.version,
-                        call.procedure,
+                        h.version,
+                        h.procedure,
                         &call.query,
                         r.results,
                         carrier,
@@ -379,27 +383,14 @@ impl Rpc {
                         self.fact(&call, &f, ts, e.flow_id);
                     }
                 }
-                let program = Some((call.program, call.version, false));
-                self.push_call(RpcCallRow {
-                    flow_id: call.flow_id,
-                    call_ts: Some(call.ts),
-                    reply_ts: Some(ts),
-                    client: call.client,
-                    server: call.server,
-                    server_port: call.server_port,
-                    proto: call.proto,
-                    xid: call.xid,
-                    program: Some(call.program),
-                    version: Some(call.version),
-                    procedure: Some(call.procedure),
-                    auth_flavor: Some(call.auth_flavor),
-                    machine: call.machine,
-                    uid: call.uid,
-                    gid: call.gid,
+                let program = Some((call.header.program, call.header.version, false));
+                self.push_call(RpcCallRow::of_call(
+                    call,
+                    Some(ts),
                     reply,
                     accept_stat,
                     reject_stat,
-                });
+                ));
                 Ok(program)
             }
         }
@@ -454,26 +445,7 @@ impl Rpc {
     }
 
     fn unanswered(&mut self, c: PendingCall) {
-        self.push_call(RpcCallRow {
-            flow_id: c.flow_id,
-            call_ts: Some(c.ts),
-            reply_ts: None,
-            client: c.client,
-            server: c.server,
-            server_port: c.server_port,
-            proto: c.proto,
-            xid: c.xid,
-            program: Some(c.program),
-            version: Some(c.version),
-            procedure: Some(c.procedure),
-            auth_flavor: Some(c.auth_flavor),
-            machine: c.machine,
-            uid: c.uid,
-            gid: c.gid,
-            reply: "none",
-            accept_stat: None,
-            reject_stat: None,
-        });
+        self.push_call(RpcCallRow::of_call(c, None, "none", None, None));
     }
 
     fn flush_udp_oldest(&mut self) {

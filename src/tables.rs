@@ -300,17 +300,19 @@ pub fn rpc_calls_batch(rows: &[RpcCallRow]) -> Result<RecordBatch, ArrowError> {
         sport.append_value(r.server_port);
         transport.append_value(transport_name(r.proto));
         xid.append_value(r.xid);
-        for (b, v) in u32s.iter_mut().zip([
-            r.program,
-            r.version,
-            r.procedure,
-            r.auth_flavor,
-            r.uid,
-            r.gid,
-        ]) {
+        let c = r.call.as_ref();
+        let values = [
+            c.map(|c| c.program),
+            c.map(|c| c.version),
+            c.map(|c| c.procedure),
+            c.map(|c| c.auth_flavor),
+            c.and_then(|c| c.uid),
+            c.and_then(|c| c.gid),
+        ];
+        for (b, v) in u32s.iter_mut().zip(values) {
             b.append_option(v);
         }
-        machine.append_option(r.machine.as_deref());
+        machine.append_option(c.and_then(|c| c.machine.as_deref()));
         reply.append_value(r.reply);
         for (b, v) in stats.iter_mut().zip([r.accept_stat, r.reject_stat]) {
             b.append_option(v);

@@ -15,9 +15,9 @@ pub const MAX_RECORD_KEEP: usize = 256 << 10;
 /// Fragments one record may have.
 pub const MAX_FRAGMENTS: u32 = 4096;
 
+/// What a call says of itself: the program it asks for and the credentials it shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call<'a> {
-    pub xid: u32,
+pub struct CallHeader {
     pub program: u32,
     pub version: u32,
     pub procedure: u32,
@@ -25,6 +25,12 @@ pub struct Call<'a> {
     pub machine: Option<String>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call<'a> {
+    pub xid: u32,
+    pub header: CallHeader,
     pub args: &'a [u8],
 }
 
@@ -86,13 +92,15 @@ pub fn parse(b: &[u8]) -> Option<Message<'_>> {
             }
             Some(Message::Call(Call {
                 xid,
-                program,
-                version,
-                procedure,
-                auth_flavor,
-                machine,
-                uid,
-                gid,
+                header: CallHeader {
+                    program,
+                    version,
+                    procedure,
+                    auth_flavor,
+                    machine,
+                    uid,
+                    gid,
+                },
                 args: x.rest(),
             }))
         }
@@ -129,7 +137,7 @@ pub fn parse(b: &[u8]) -> Option<Message<'_>> {
 /// version 2, a sane program and version, known auth flavors whose lengths fit.
 pub fn looks_like_call(b: &[u8]) -> bool {
     match parse(b) {
-        Some(Message::Call(c)) => c.version < 1 << 16,
+        Some(Message::Call(c)) => c.header.version < 1 << 16,
         _ => false,
     }
 }
@@ -286,11 +294,21 @@ mod tests {
             panic!("not a call")
         };
         assert_eq!(
-            (c.xid, c.program, c.version, c.procedure),
+            (
+                c.xid,
+                c.header.program,
+                c.header.version,
+                c.header.procedure
+            ),
             (0xf71f87dc, 100003, 3, 19)
         );
         assert_eq!(
-            (c.auth_flavor, c.machine.as_deref(), c.uid, c.gid),
+            (
+                c.header.auth_flavor,
+                c.header.machine.as_deref(),
+                c.header.uid,
+                c.header.gid
+            ),
             (1, Some("pddevbal802"), Some(0), Some(0))
         );
         assert_eq!(c.args.len(), 24);
