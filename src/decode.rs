@@ -7,16 +7,18 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use crate::anomaly::{Anomalies, Position};
-use crate::app::{Ends, Rpc, StreamState};
+use crate::app::{Apps, Ends, Kind, Said, Sink, StreamState};
 use crate::capture::linktype::{self, Link};
 use crate::capture::{CaptureReader, Record, Source};
 use crate::error::{Error, Result};
 use crate::flow::{App, Flow, FlowLimits, FlowTable, Orientation, PacketMeta};
+use crate::learn::Service;
 use crate::packet::frag::{FragKey, FragLimits, Outcome as FragOutcome, Reassembler};
 use crate::packet::{
     ipv4, ipv6, tcp, udp, IpPacket, Malformed, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMP,
     IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
 };
+use crate::proto::tls as tls_wire;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -99,7 +101,7 @@ pub struct CaptureInfo {
 
 pub struct Output {
     pub flows: Vec<Flow>,
-    pub rpc: Rpc,
+    pub apps: Apps,
     pub anomalies: Anomalies,
     pub stats: Stats,
     pub captures: Vec<CaptureInfo>,
@@ -115,7 +117,7 @@ const SWEEP_NS: i64 = 10_000_000_000;
 
 pub struct Decoder {
     flows: FlowTable,
-    rpc: Rpc,
+    apps: Apps,
     frags: Reassembler,
     anomalies: Anomalies,
     stats: Stats,
@@ -128,7 +130,7 @@ impl Decoder {
     pub fn new(opts: Options) -> Self {
         Decoder {
             flows: FlowTable::new(opts.flows),
-            rpc: Rpc::default(),
+            apps: Apps::default(),
             frags: Reassembler::new(opts.frags),
             anomalies: Anomalies::default(),
             stats: Stats::default(),
@@ -413,100 +415,110 @@ impl Decoder {
             return;
         };
         let mut c2s = c2s;
+        let proto = f.proto;
         if !f.app_checked && f.orientation != Orientation::Syn {
-            // A port the portmapper handed out marks its side as the server.
-            let proto = f.proto;
-            if self.rpc.learn.get(f.client, proto, f.client_port).is_some()
-                && self.rpc.learn.get(f.server, proto, f.server_port).is_none()
+            // A port a portmapper or endpoint mapper handed out marks its side as the server.
+            if self.apps.learned_at(f.client, proto, f.client_port)
+                && !self.apps.learned_at(f.server, proto, f.server_port)
             {
                 f.swap(Orientation::Rpc);
                 c2s = !c2s;
             }
         }
-        let ends = Ends {
-            flow_id: f.id,
-            client: f.client,
-            client_port: f.client_port,
-            server: f.server,
-            server_port: f.server_port,
-            proto: f.proto,
-        };
-        if !f.app_checked && (!payload.is_empty() || f.proto == IPPROTO_TCP) {
-            if let Some(l) = self.rpc.learned(&ends) {
-                f.app = Some(App::OncRpc);
-                f.rpc_program = Some(l.program);
-                f.rpc_version = Some(l.version);
+        if !f.app_checked && (!payload.is_empty() || proto == IPPROTO_TCP) {
+            let ends = ends_of(f);
+            if let Some(service) = self.apps.learned(&ends) {
+                apply_learned(f, service);
             }
             let first = (!payload.is_empty()).then_some(payload);
-            if self.rpc.matters(&ends, first, c2s) {
-                f.app_checked = true;
-                if f.proto == IPPROTO_TCP {
-                    let midstream = f.orientation != Orientation::Syn;
-                    f.stream = Some(Box::new(StreamState::new(ends, midstream)));
-                } else {
-                    f.app = Some(App::OncRpc);
+            let by_syn = f.orientation == Orientation::Syn;
+            match self.apps.kind_for(&ends, first, c2s, by_syn) {
+                Some((kind, turn)) => {
+                    f.app_checked = true;
+                    if turn {
+                        f.swap(match kind {
+                            Kind::Tls => Orientation::Tls,
+                            Kind::DceRpc => Orientation::DceRpc,
+                            Kind::OncRpc => Orientation::Rpc,
+                        });
+                        c2s = !c2s;
+                    }
+                    if proto == IPPROTO_TCP {
+                        let midstream = !by_syn;
+                        f.stream = Some(Box::new(StreamState::new(ends_of(f), kind, midstream)));
+                    } else {
+                        f.app = Some(kind.app());
+                    }
                 }
-            } else if !payload.is_empty() {
-                f.app_checked = true;
+                None if !payload.is_empty() => f.app_checked = true,
+                None => {}
             }
         }
-        let program = if let Some(mut st) = f.stream.take() {
+        let mut sink = Sink {
+            an: &mut self.anomalies,
+            at: self.pos,
+        };
+        let said = if let Some(mut st) = f.stream.take() {
             let syn = flags & tcp::SYN != 0;
-            let program = self.rpc.tcp_segment(
-                &mut st,
-                c2s,
-                seq,
-                syn,
-                payload,
-                ts,
-                &mut self.anomalies,
-                self.pos,
-            );
-            if let Some(f) = self.flows.get_mut(slot) {
-                if !st.failed {
+            let said = self
+                .apps
+                .tcp_segment(&mut st, c2s, seq, syn, payload, ts, &mut sink);
+            if st.done {
+                self.apps.close(st, ts, &mut sink);
+            } else if !st.failed {
+                if let Some(f) = self.flows.get_mut(slot) {
                     f.stream = Some(st);
                 }
             }
-            program
-        } else if f.proto == IPPROTO_UDP
-            && !payload.is_empty()
-            && (f.app == Some(App::OncRpc)
-                || self.rpc.answers_pending_udp(
-                    if c2s { ends.server } else { ends.client },
-                    if c2s {
-                        ends.server_port
-                    } else {
-                        ends.client_port
-                    },
-                    payload,
-                ))
-        {
-            match self
-                .rpc
-                .udp_datagram(&ends, c2s, payload, ts, &mut self.anomalies, self.pos)
-            {
-                Some(p) => p,
-                None => {
-                    if let Some(f) = self.flows.get_mut(slot) {
-                        if f.rpc_program.is_none() {
-                            f.app = None;
+            said
+        } else if proto == IPPROTO_UDP && !payload.is_empty() {
+            let ends = ends_of(f);
+            let (dst, dport) = if c2s {
+                (ends.server, ends.server_port)
+            } else {
+                (ends.client, ends.client_port)
+            };
+            match f.app {
+                Some(app @ (App::OncRpc | App::DceRpc)) => {
+                    match self
+                        .apps
+                        .udp_datagram(app, &ends, c2s, payload, ts, &mut sink)
+                    {
+                        Some(s) => s,
+                        None => {
+                            if f.rpc_program.is_none() && f.info.is_none() {
+                                f.app = None;
+                            }
+                            Said::default()
                         }
                     }
-                    None
                 }
+                _ if self.apps.rpc.answers_pending_udp(dst, dport, payload) => self
+                    .apps
+                    .udp_datagram(App::OncRpc, &ends, c2s, payload, ts, &mut sink)
+                    .unwrap_or_default(),
+                _ => Said::default(),
             }
         } else {
-            None
+            Said::default()
         };
-        if let Some((prog, vers, call_from_server)) = program {
-            if let Some(f) = self.flows.get_mut(slot) {
-                if call_from_server && f.orientation != Orientation::Syn {
-                    f.swap(Orientation::Rpc);
-                }
-                f.app = Some(App::OncRpc);
-                if f.rpc_program.is_none() {
-                    f.rpc_program = Some(prog);
-                    f.rpc_version = Some(vers);
+        let Some(f) = self.flows.get_mut(slot) else {
+            return;
+        };
+        if let Some(o) = said.turn {
+            if f.orientation != Orientation::Syn {
+                f.swap(o);
+                c2s = !c2s;
+            }
+        }
+        apply_said(f, said);
+        if proto == IPPROTO_TCP && !payload.is_empty() {
+            let d = usize::from(!c2s);
+            if let Some(first @ None) = f.first_tls.get_mut(d) {
+                let tls = tls_wire::looks_like_record(payload);
+                *first = Some(tls);
+                if tls && d == 0 && f.app.is_none() {
+                    f.app = Some(App::Tls);
                 }
             }
         }
@@ -514,8 +526,12 @@ impl Decoder {
 
     #[cold]
     fn close_streams(&mut self, ts: i64) {
+        let mut sink = Sink {
+            an: &mut self.anomalies,
+            at: self.pos,
+        };
         for (_, st) in std::mem::take(&mut self.flows.closed_streams) {
-            self.rpc.close(st, ts);
+            self.apps.close(st, ts, &mut sink);
         }
     }
 
@@ -558,14 +574,14 @@ impl Decoder {
             .unwrap_or(0);
         self.flows.close_all();
         self.close_streams(last);
-        self.rpc.finish();
+        self.apps.finish();
         let flows = self.flows.into_flows();
         self.stats.flows = flows.len() as u64;
         self.stats.anomalies = self.anomalies.total();
         self.stats.anomalies_dropped = self.anomalies.dropped;
         Output {
             flows,
-            rpc: self.rpc,
+            apps: self.apps,
             anomalies: self.anomalies,
             stats: self.stats,
             captures: self.captures,
@@ -629,6 +645,62 @@ pub fn decode_paths_catching(paths: &[PathBuf], opts: Options) -> Result<Output>
                 message,
             })
         }
+    }
+}
+
+fn ends_of(f: &Flow) -> Ends {
+    Ends {
+        flow_id: f.id,
+        client: f.client,
+        client_port: f.client_port,
+        server: f.server,
+        server_port: f.server_port,
+        proto: f.proto,
+    }
+}
+
+/// A flow on a port learned for a service carries that service until its payload says more.
+fn apply_learned(f: &mut Flow, service: Service) {
+    match service {
+        Service::OncRpc { program, version } => {
+            f.app = Some(App::OncRpc);
+            f.rpc_program = Some(program);
+            f.rpc_version = Some(version);
+        }
+        Service::DceRpc(i) => {
+            f.app = Some(App::DceRpc);
+            f.info.get_or_insert_with(Default::default).interface = Some(i);
+        }
+    }
+}
+
+fn apply_said(f: &mut Flow, said: Said) {
+    if let Some(app) = said.app {
+        if f.app.is_none() || app != App::Tls {
+            f.app = Some(app);
+        }
+    }
+    if let Some((prog, vers)) = said.rpc {
+        if f.rpc_program.is_none() {
+            f.rpc_program = Some(prog);
+            f.rpc_version = Some(vers);
+        }
+    }
+    if said.interface.is_none() && said.tls_version.is_none() && said.tls_sni.is_none() {
+        return;
+    }
+    let info = f.info.get_or_insert_with(Default::default);
+    if let Some(i) = said.interface {
+        if !info.interface_bound {
+            info.interface = Some(i);
+            info.interface_bound = true;
+        }
+    }
+    if said.tls_version.is_some() {
+        info.tls_version = said.tls_version;
+    }
+    if said.tls_sni.is_some() {
+        info.tls_sni = said.tls_sni;
     }
 }
 

@@ -101,21 +101,32 @@ fn decode(
     )?;
     d.set_item(
         "rpc_calls",
-        table(py, tables::rpc_calls_batch(&out.rpc.calls))?,
+        table(py, tables::rpc_calls_batch(&out.apps.rpc.calls))?,
     )?;
     d.set_item(
         "mappings",
-        table(py, tables::mappings_batch(&out.rpc.mappings))?,
+        table(py, tables::mappings_batch(&out.apps.know.mappings))?,
     )?;
+    d.set_item(
+        "dcerpc_calls",
+        table(py, tables::dcerpc_calls_batch(&out.apps.dce.calls))?,
+    )?;
+    d.set_item("tls", table(py, tables::tls_batch(&out.apps.tls.rows))?)?;
     let stats = PyDict::new(py);
     for (k, v) in out.stats.pairs() {
         stats.set_item(k, v)?;
     }
-    stats.set_item("rpc_messages", out.rpc.messages)?;
-    stats.set_item("stream_gaps", out.rpc.stream_gaps)?;
-    stats.set_item("stream_overflows", out.rpc.stream_overflows)?;
-    stats.set_item("rpc_rows_dropped", out.rpc.rows_dropped)?;
-    stats.set_item("learned_ports", out.rpc.learn.len() as u64)?;
+    let a = &out.apps;
+    stats.set_item("rpc_messages", a.rpc.messages)?;
+    stats.set_item("dcerpc_pdus", a.dce.pdus)?;
+    stats.set_item("tls_hellos", a.tls.hellos)?;
+    stats.set_item("stream_gaps", a.stream_gaps)?;
+    stats.set_item("stream_overflows", a.stream_overflows)?;
+    stats.set_item(
+        "rows_dropped",
+        a.rpc.rows_dropped + a.dce.rows_dropped + a.tls.rows_dropped + a.know.rows_dropped,
+    )?;
+    stats.set_item("learned_ports", a.know.learn.len() as u64)?;
     d.set_item("stats", stats)?;
     Ok(d.unbind())
 }

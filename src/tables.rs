@@ -9,13 +9,19 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use arrow_array::builder::BooleanBuilder;
+use arrow_array::{
+    BooleanArray, StringArray, TimestampNanosecondArray, UInt16Array, UInt32Array, UInt64Array,
+    UInt8Array,
+};
 
 use crate::anomaly::Anomalies;
-use crate::app::{MappingRow, RpcCallRow};
+use crate::app::{DceCallRow, RpcCallRow, TlsRow};
 use crate::decode::CaptureInfo;
 use crate::flow::Flow;
+use crate::learn::MappingRow;
 use crate::packet::IPPROTO_TCP;
+use crate::proto::ndr::SyntaxId;
+use crate::proto::tls::{version_name, ClientHello, ServerHello};
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
@@ -52,6 +58,7 @@ pub fn flows_schema() -> SchemaRef {
         f("dcerpc_interface", Utf8, true),
         f("tls_version", Utf8, true),
         f("tls_sni", Utf8, true),
+        f("security", Utf8, true),
     ]))
 }
 
@@ -101,7 +108,7 @@ pub fn flows_batch(flows: &[Flow], captures: &[CaptureInfo]) -> Result<RecordBat
     let mut counters: [UInt64Builder; 6] = std::array::from_fn(|_| UInt64Builder::with_capacity(n));
     let mut vlan = UInt16Builder::with_capacity(n);
     let mut outcome = StringBuilder::with_capacity(n, n * 9);
-    let mut nulls_str: [StringBuilder; 4] =
+    let mut nulls_str: [StringBuilder; 5] =
         std::array::from_fn(|_| StringBuilder::with_capacity(n, 0));
     let mut rpc_prog = UInt32Builder::with_capacity(n);
     let mut rpc_vers = UInt32Builder::with_capacity(n);
@@ -139,16 +146,22 @@ pub fn flows_batch(flows: &[Flow], captures: &[CaptureInfo]) -> Result<RecordBat
         }
         vlan.append_option(fl.vlan);
         outcome.append_value(fl.outcome().name());
-        let [app, _iface, _tlsv, _sni] = &mut nulls_str;
+        let [app, iface, tlsv, sni, security] = &mut nulls_str;
         app.append_option(fl.app.map(|a| a.name()));
-        for b in nulls_str.iter_mut().skip(1) {
-            b.append_null();
-        }
+        let info = fl.info.as_deref();
+        iface.append_option(info.and_then(|i| i.interface).map(|i| i.uuid.to_string()));
+        tlsv.append_option(info.and_then(|i| i.tls_version).map(version_name));
+        sni.append_option(info.and_then(|i| i.tls_sni.as_deref()));
+        security.append_option(match (fl.proto, fl.first_tls[0]) {
+            (IPPROTO_TCP, Some(true)) => Some("tls"),
+            (IPPROTO_TCP, Some(false)) => Some("plaintext"),
+            _ => None,
+        });
         rpc_prog.append_option(fl.rpc_program);
         rpc_vers.append_option(fl.rpc_version);
     }
     let [pc, ps, bc, bs, lc, ls] = counters.map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let [app, iface, tlsv, sni] = nulls_str.map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let [app, iface, tlsv, sni, security] = nulls_str.map(|mut b| Arc::new(b.finish()) as ArrayRef);
     let cols: Vec<ArrayRef> = vec![
         Arc::new(id.finish()),
         Arc::new(cap.finish()),
@@ -174,6 +187,7 @@ pub fn flows_batch(flows: &[Flow], captures: &[CaptureInfo]) -> Result<RecordBat
         iface,
         tlsv,
         sni,
+        security,
     ];
     RecordBatch::try_new(flows_schema(), cols)
 }
@@ -343,61 +357,232 @@ pub fn rpc_calls_batch(rows: &[RpcCallRow]) -> Result<RecordBatch, ArrowError> {
     RecordBatch::try_new(rpc_calls_schema(), cols)
 }
 
-pub fn mappings_schema() -> SchemaRef {
-    use DataType::*;
-    Arc::new(Schema::new(vec![
-        f("ts", ts(), false),
-        f("source", Utf8, false),
-        f("server_ip", Utf8, false),
-        f("transport", Utf8, true),
-        f("port", UInt16, true),
-        f("rpc_program", UInt32, true),
-        f("rpc_version", UInt32, true),
-        f("interface_uuid", Utf8, true),
-        f("interface_version", Utf8, true),
-        f("registered", Boolean, false),
-        f("flow_id", UInt64, false),
-    ]))
+/// A table defined once by its columns: (name, nullable, values); the schema follows from them.
+fn table(cols: Vec<(&str, bool, ArrayRef)>) -> Result<RecordBatch, ArrowError> {
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|(n, nullable, a)| Field::new(*n, a.data_type().clone(), *nullable))
+        .collect();
+    let arrays = cols.into_iter().map(|(_, _, a)| a).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+}
+
+fn tss<R>(rows: &[R], f: impl Fn(&R) -> Option<i64>) -> ArrayRef {
+    Arc::new(
+        rows.iter()
+            .map(f)
+            .collect::<TimestampNanosecondArray>()
+            .with_timezone("UTC"),
+    )
+}
+
+fn strs<'a, R, S: AsRef<str>>(rows: &'a [R], f: impl Fn(&'a R) -> Option<S>) -> ArrayRef {
+    Arc::new(rows.iter().map(f).collect::<StringArray>())
+}
+
+fn u8s<R>(rows: &[R], f: impl Fn(&R) -> Option<u8>) -> ArrayRef {
+    Arc::new(rows.iter().map(f).collect::<UInt8Array>())
+}
+
+fn u16s<R>(rows: &[R], f: impl Fn(&R) -> Option<u16>) -> ArrayRef {
+    Arc::new(rows.iter().map(f).collect::<UInt16Array>())
+}
+
+fn u32s<R>(rows: &[R], f: impl Fn(&R) -> Option<u32>) -> ArrayRef {
+    Arc::new(rows.iter().map(f).collect::<UInt32Array>())
+}
+
+fn u64s<R>(rows: &[R], f: impl Fn(&R) -> Option<u64>) -> ArrayRef {
+    Arc::new(rows.iter().map(f).collect::<UInt64Array>())
+}
+
+fn bools<R>(rows: &[R], f: impl Fn(&R) -> Option<bool>) -> ArrayRef {
+    Arc::new(rows.iter().map(f).collect::<BooleanArray>())
+}
+
+fn uuid_of(s: Option<SyntaxId>) -> Option<String> {
+    s.map(|s| s.uuid.to_string())
+}
+
+fn version_of(s: Option<SyntaxId>) -> Option<String> {
+    s.map(|s| s.version())
 }
 
 pub fn mappings_batch(rows: &[MappingRow]) -> Result<RecordBatch, ArrowError> {
-    let n = rows.len();
-    let mut ts_b = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut source = StringBuilder::new();
-    let mut server = StringBuilder::new();
-    let mut transport = StringBuilder::new();
-    let mut port = UInt16Builder::with_capacity(n);
-    let mut prog = UInt32Builder::with_capacity(n);
-    let mut vers = UInt32Builder::with_capacity(n);
-    let mut uuid = StringBuilder::new();
-    let mut uver = StringBuilder::new();
-    let mut registered = BooleanBuilder::with_capacity(n);
-    let mut flow = UInt64Builder::with_capacity(n);
-    for r in rows {
-        ts_b.append_value(r.ts);
-        source.append_value(r.source);
-        server.append_value(r.server.to_string());
-        transport.append_option(r.transport);
-        port.append_option(r.port);
-        prog.append_value(r.program);
-        vers.append_value(r.version);
-        uuid.append_null();
-        uver.append_null();
-        registered.append_value(r.registered);
-        flow.append_value(r.flow_id);
+    table(vec![
+        ("ts", false, tss(rows, |r| Some(r.ts))),
+        ("source", false, strs(rows, |r| Some(r.source))),
+        (
+            "server_ip",
+            false,
+            strs(rows, |r| Some(r.server.to_string())),
+        ),
+        ("transport", true, strs(rows, |r| r.transport)),
+        ("port", true, u16s(rows, |r| r.port)),
+        ("rpc_program", true, u32s(rows, |r| r.program)),
+        ("rpc_version", true, u32s(rows, |r| r.version)),
+        ("interface_uuid", true, strs(rows, |r| uuid_of(r.interface))),
+        (
+            "interface_version",
+            true,
+            strs(rows, |r| version_of(r.interface)),
+        ),
+        ("protocol", true, strs(rows, |r| r.protocol)),
+        ("annotation", true, strs(rows, |r| r.annotation.as_deref())),
+        ("registered", false, bools(rows, |r| Some(r.registered))),
+        ("flow_id", false, u64s(rows, |r| Some(r.flow_id))),
+    ])
+}
+
+pub fn dcerpc_calls_batch(rows: &[DceCallRow]) -> Result<RecordBatch, ArrowError> {
+    table(vec![
+        ("flow_id", false, u64s(rows, |r| Some(r.flow_id))),
+        ("ts", true, tss(rows, |r| r.ts)),
+        ("reply_ts", true, tss(rows, |r| r.reply_ts)),
+        (
+            "transport",
+            false,
+            strs(rows, |r| Some(transport_name(r.proto))),
+        ),
+        (
+            "client_ip",
+            false,
+            strs(rows, |r| Some(r.client.to_string())),
+        ),
+        (
+            "server_ip",
+            false,
+            strs(rows, |r| Some(r.server.to_string())),
+        ),
+        ("server_port", false, u16s(rows, |r| Some(r.server_port))),
+        ("call_id", false, u32s(rows, |r| Some(r.call_id))),
+        ("ptype", false, strs(rows, |r| Some(r.ptype))),
+        ("reply", true, strs(rows, |r| r.reply)),
+        ("context_id", true, u16s(rows, |r| r.context_id)),
+        ("interface_uuid", true, strs(rows, |r| uuid_of(r.interface))),
+        (
+            "interface_version",
+            true,
+            strs(rows, |r| version_of(r.interface)),
+        ),
+        (
+            "transfer_syntaxes",
+            true,
+            strs(rows, |r| {
+                let t: Vec<String> = r.transfer.iter().map(|t| t.uuid.to_string()).collect();
+                (!t.is_empty()).then(|| t.join(","))
+            }),
+        ),
+        (
+            "bind_result",
+            true,
+            strs(rows, |r| {
+                r.bind_result.map(crate::proto::dcerpc::result_name)
+            }),
+        ),
+        ("sec_addr", true, strs(rows, |r| r.sec_addr.as_deref())),
+        ("opnum", true, u16s(rows, |r| r.opnum)),
+        (
+            "object_uuid",
+            true,
+            strs(rows, |r| r.object.map(|o| o.to_string())),
+        ),
+        ("fragments", false, u32s(rows, |r| Some(r.fragments))),
+        ("stub_bytes", false, u64s(rows, |r| Some(r.stub_bytes))),
+        ("fault_status", true, u32s(rows, |r| r.fault_status)),
+        ("reject_reason", true, u16s(rows, |r| r.reject_reason)),
+        (
+            "auth_type",
+            true,
+            u8s(rows, |r| r.auth.map(|a| a.auth_type)),
+        ),
+        (
+            "auth_level",
+            true,
+            u8s(rows, |r| r.auth.map(|a| a.auth_level)),
+        ),
+        (
+            "byte_order",
+            false,
+            strs(rows, |r| Some(if r.le { "little" } else { "big" })),
+        ),
+    ])
+}
+
+fn versions(v: &[u16]) -> Option<String> {
+    let names: Vec<String> = v.iter().map(|&v| version_name(v)).collect();
+    (!names.is_empty()).then(|| names.join(","))
+}
+
+pub fn tls_batch(rows: &[TlsRow]) -> Result<RecordBatch, ArrowError> {
+    fn ch(r: &TlsRow) -> Option<&ClientHello> {
+        r.client_hello.as_ref()
     }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(ts_b.finish()),
-        Arc::new(source.finish()),
-        Arc::new(server.finish()),
-        Arc::new(transport.finish()),
-        Arc::new(port.finish()),
-        Arc::new(prog.finish()),
-        Arc::new(vers.finish()),
-        Arc::new(uuid.finish()),
-        Arc::new(uver.finish()),
-        Arc::new(registered.finish()),
-        Arc::new(flow.finish()),
-    ];
-    RecordBatch::try_new(mappings_schema(), cols)
+    fn sh(r: &TlsRow) -> Option<&ServerHello> {
+        r.server_hello.as_ref()
+    }
+    table(vec![
+        ("flow_id", false, u64s(rows, |r| Some(r.flow_id))),
+        ("ts", true, tss(rows, |r| r.ts)),
+        ("server_ts", true, tss(rows, |r| r.server_ts)),
+        (
+            "client_ip",
+            false,
+            strs(rows, |r| Some(r.client.to_string())),
+        ),
+        (
+            "server_ip",
+            false,
+            strs(rows, |r| Some(r.server.to_string())),
+        ),
+        ("server_port", false, u16s(rows, |r| Some(r.server_port))),
+        ("sslv2", false, bools(rows, |r| Some(r.sslv2))),
+        (
+            "record_version",
+            true,
+            strs(rows, |r| ch(r).map(|c| version_name(c.record_version))),
+        ),
+        (
+            "client_version",
+            true,
+            strs(rows, |r| ch(r).map(|c| version_name(c.legacy_version))),
+        ),
+        (
+            "supported_versions",
+            true,
+            strs(rows, |r| {
+                ch(r).and_then(|c| versions(&c.supported_versions))
+            }),
+        ),
+        (
+            "sni",
+            true,
+            strs(rows, |r| ch(r).and_then(|c| c.sni.as_deref())),
+        ),
+        (
+            "alpn",
+            true,
+            strs(rows, |r| {
+                ch(r)
+                    .filter(|c| !c.alpn.is_empty())
+                    .map(|c| c.alpn.join(","))
+            }),
+        ),
+        (
+            "version",
+            true,
+            strs(rows, |r| sh(r).map(|s| version_name(s.version))),
+        ),
+        ("cipher", true, u16s(rows, |r| sh(r).map(|s| s.cipher))),
+        (
+            "server_alpn",
+            true,
+            strs(rows, |r| sh(r).and_then(|s| s.alpn.as_deref())),
+        ),
+        (
+            "hello_retry",
+            false,
+            bools(rows, |r| Some(sh(r).is_some_and(|s| s.hello_retry))),
+        ),
+    ])
 }

@@ -33,6 +33,67 @@ FLOWS = {
     "dcerpc_interface": pl.String,
     "tls_version": pl.String,
     "tls_sni": pl.String,
+    "security": pl.String,
+}
+MAPPINGS = {
+    "ts": TS,
+    "source": pl.String,
+    "server_ip": pl.String,
+    "transport": pl.String,
+    "port": pl.UInt16,
+    "rpc_program": pl.UInt32,
+    "rpc_version": pl.UInt32,
+    "interface_uuid": pl.String,
+    "interface_version": pl.String,
+    "protocol": pl.String,
+    "annotation": pl.String,
+    "registered": pl.Boolean,
+    "flow_id": pl.UInt64,
+}
+DCERPC_CALLS = {
+    "flow_id": pl.UInt64,
+    "ts": TS,
+    "reply_ts": TS,
+    "transport": pl.String,
+    "client_ip": pl.String,
+    "server_ip": pl.String,
+    "server_port": pl.UInt16,
+    "call_id": pl.UInt32,
+    "ptype": pl.String,
+    "reply": pl.String,
+    "context_id": pl.UInt16,
+    "interface_uuid": pl.String,
+    "interface_version": pl.String,
+    "transfer_syntaxes": pl.String,
+    "bind_result": pl.String,
+    "sec_addr": pl.String,
+    "opnum": pl.UInt16,
+    "object_uuid": pl.String,
+    "fragments": pl.UInt32,
+    "stub_bytes": pl.UInt64,
+    "fault_status": pl.UInt32,
+    "reject_reason": pl.UInt16,
+    "auth_type": pl.UInt8,
+    "auth_level": pl.UInt8,
+    "byte_order": pl.String,
+}
+TLS = {
+    "flow_id": pl.UInt64,
+    "ts": TS,
+    "server_ts": TS,
+    "client_ip": pl.String,
+    "server_ip": pl.String,
+    "server_port": pl.UInt16,
+    "sslv2": pl.Boolean,
+    "record_version": pl.String,
+    "client_version": pl.String,
+    "supported_versions": pl.String,
+    "sni": pl.String,
+    "alpn": pl.String,
+    "version": pl.String,
+    "cipher": pl.UInt16,
+    "server_alpn": pl.String,
+    "hello_retry": pl.Boolean,
 }
 ANOMALIES = {
     "capture": pl.String,
@@ -51,3 +112,11 @@ def test_flows_schema():
 def test_anomalies_schema_even_when_empty():
     assert dict(pw.decode(PCAPS / "sample.pcap").anomalies.schema) == ANOMALIES
     assert dict(pw.decode(PCAPS / "broken" / "huge_caplen.pcap").anomalies.schema) == ANOMALIES
+
+
+def test_application_tables_schema_even_when_empty():
+    for path in (PCAPS / "sample.pcap", PCAPS / "tcp_basic.pcap"):
+        cap = pw.decode(path)
+        assert dict(cap.mappings.schema) == MAPPINGS
+        assert dict(cap.dcerpc_calls.schema) == DCERPC_CALLS
+        assert dict(cap.tls.schema) == TLS

@@ -66,6 +66,8 @@ class Capture:
     captures: pl.DataFrame
     rpc_calls: pl.DataFrame
     mappings: pl.DataFrame
+    dcerpc_calls: pl.DataFrame
+    tls: pl.DataFrame
     stats: dict[str, int] = field(default_factory=dict)
 
     def anomaly_counts(self) -> dict[str, int]:
@@ -109,5 +111,7 @@ def decode(
         captures=pl.DataFrame(raw["captures"]),
         rpc_calls=pl.DataFrame(raw["rpc_calls"]),
         mappings=pl.DataFrame(raw["mappings"]),
+        dcerpc_calls=pl.DataFrame(raw["dcerpc_calls"]),
+        tls=pl.DataFrame(raw["tls"]),
         stats=dict(raw["stats"]),
     )

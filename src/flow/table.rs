@@ -24,6 +24,10 @@ pub enum Orientation {
     Syn,
     /// The side that sent an RPC call (or holds a port a portmapper handed out) is the server's peer.
     Rpc,
+    /// The side that sent a DCE/RPC bind or request is the client.
+    DceRpc,
+    /// The side that sent a TLS ClientHello is the client.
+    Tls,
     WellKnown,
     FirstPacket,
 }
@@ -33,6 +37,8 @@ impl Orientation {
         match self {
             Orientation::Syn => "syn",
             Orientation::Rpc => "rpc",
+            Orientation::DceRpc => "dcerpc",
+            Orientation::Tls => "tls",
             Orientation::WellKnown => "well_known",
             Orientation::FirstPacket => "first_packet",
         }
@@ -92,6 +98,10 @@ pub struct Flow {
     pub app: Option<App>,
     pub rpc_program: Option<u32>,
     pub rpc_version: Option<u32>,
+    /// Whether each direction's first payload was a TLS record (client first).
+    pub first_tls: [Option<bool>; 2],
+    /// What the DCE/RPC and TLS decoders said, for the few flows that carry them.
+    pub info: Option<Box<FlowInfo>>,
     /// Whether the flow was already considered for application decoding.
     pub app_checked: bool,
     /// Reassembly and parser state, only for the flows that matter.
@@ -101,14 +111,27 @@ pub struct Flow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum App {
     OncRpc,
+    DceRpc,
+    Tls,
 }
 
 impl App {
     pub fn name(self) -> &'static str {
         match self {
             App::OncRpc => "oncrpc",
+            App::DceRpc => "dcerpc",
+            App::Tls => "tls",
         }
     }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct FlowInfo {
+    pub interface: Option<crate::proto::ndr::SyntaxId>,
+    /// The interface came from the flow's own bind, not from a learned mapping.
+    pub interface_bound: bool,
+    pub tls_version: Option<u16>,
+    pub tls_sni: Option<String>,
 }
 
 impl Flow {
@@ -147,6 +170,7 @@ impl Flow {
         self.packets.swap(0, 1);
         self.bytes.swap(0, 1);
         self.payload.swap(0, 1);
+        self.first_tls.swap(0, 1);
         let t = self.tcp;
         let mut n = t & (SYN_C | SYNACK_S | RST_FIRST);
         for (a, b) in [(FIN_C, FIN_S), (RST_C, RST_S)] {
@@ -345,6 +369,8 @@ impl FlowTable {
             payload: [0; 2],
             tcp: 0,
             app: None,
+            first_tls: [None, None],
+            info: None,
             rpc_program: None,
             rpc_version: None,
             app_checked: false,

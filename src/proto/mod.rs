@@ -1,5 +1,8 @@
 //! Application protocols, one file each: the wire format and its meaning, no flow logic.
 
+pub mod dcerpc;
+pub mod epm;
+pub mod ndr;
 pub mod oncrpc;
 pub mod portmap;
 pub mod tls;

@@ -106,6 +106,17 @@ pub fn looks_like_tls(b: &[u8], hello_type: u8) -> bool {
     }
 }
 
+/// Does a direction's first payload open with a TLS record of any content type (or an
+/// SSLv2-compatible hello)? Mid-session flows start with application data or alerts.
+pub fn looks_like_record(b: &[u8]) -> bool {
+    match b {
+        [20..=24, 3, minor, h1, h2, ..] if *minor <= 4 => {
+            (1..=MAX_RECORD).contains(&usize::from(u16::from_be_bytes([*h1, *h2])))
+        }
+        _ => looks_like_sslv2_hello(b),
+    }
+}
+
 /// An SSLv2-compatible ClientHello (two-byte length with bit 7 set, message type 1, a version).
 pub fn looks_like_sslv2_hello(b: &[u8]) -> bool {
     matches!(b, [h, _, 1, 3 | 2, 0..=4, ..] if h & 0x80 != 0)

@@ -1,12 +1,12 @@
-//! The application layer over flows: which flows matter, their reassembled streams, and the ONC
-//! RPC / portmapper decoding that fills `rpc_calls`, `mappings` and the learned-port table.
+//! ONC RPC over flows: record marking on reassembled TCP streams, calls matched to replies, and
+//! the portmapper / rpcbind facts that fill `rpc_calls`, `mappings` and the learned-port table.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
+use super::{Ends, Said};
 use crate::anomaly::{Anomalies, Position};
-use crate::flow::tcp_stream::{Chunk, Direction};
-use crate::learn::{LearnTable, Learned};
+use crate::flow::table::Orientation;
+use crate::learn::{Knowledge, MappingRow, Service, MAX_ROWS};
 use crate::packet::{Addr, IPPROTO_TCP, IPPROTO_UDP};
 use crate::proto::oncrpc::{self, CallHeader, Message, RecordEvent, RecordMarking, ReplyStatus};
 use crate::proto::portmap::{self, Query};
@@ -14,21 +14,8 @@ use crate::proto::portmap::{self, Query};
 /// Calls awaiting their reply, per TCP flow and across all UDP flows.
 pub const MAX_PENDING_CALLS: usize = 4096;
 pub const MAX_PENDING_UDP: usize = 65_536;
-/// Rows kept in `rpc_calls` and `mappings`; past it only counted.
-pub const MAX_ROWS: usize = 10_000_000;
 /// Well-known ports of the portmapper / rpcbind.
 pub const PORTMAP_PORT: u16 = 111;
-
-/// The two ends of a flow, as oriented by the flow table.
-#[derive(Debug, Clone, Copy)]
-pub struct Ends {
-    pub flow_id: u64,
-    pub client: Addr,
-    pub client_port: u16,
-    pub server: Addr,
-    pub server_port: u16,
-    pub proto: u8,
-}
 
 #[derive(Debug, Clone)]
 pub struct PendingCall {
@@ -43,27 +30,15 @@ pub struct PendingCall {
     pub query: Query,
 }
 
-/// Per-flow reassembly and parsing state of a TCP flow that matters.
+/// Per-direction record marking and the calls awaiting replies of one TCP flow.
 #[derive(Debug)]
-pub struct StreamState {
-    pub ends: Ends,
-    dirs: [Direction; 2],
+pub struct OncStream {
     records: [RecordMarking; 2],
     pending: HashMap<u32, PendingCall>,
-    /// The stream turned out not to be ONC RPC: stop decoding it.
-    pub failed: bool,
 }
 
-impl StreamState {
-    pub fn swap(&mut self) {
-        let e = &mut self.ends;
-        std::mem::swap(&mut e.client, &mut e.server);
-        std::mem::swap(&mut e.client_port, &mut e.server_port);
-        self.dirs.swap(0, 1);
-        self.records.swap(0, 1);
-    }
-
-    pub fn new(ends: Ends, midstream: bool) -> Self {
+impl OncStream {
+    pub fn new(midstream: bool) -> Self {
         let rm = || {
             if midstream {
                 RecordMarking::midstream()
@@ -71,13 +46,14 @@ impl StreamState {
                 RecordMarking::default()
             }
         };
-        StreamState {
-            ends,
-            dirs: Default::default(),
+        OncStream {
             records: [rm(), rm()],
             pending: HashMap::new(),
-            failed: false,
         }
+    }
+
+    pub fn swap(&mut self) {
+        self.records.swap(0, 1);
     }
 }
 
@@ -123,44 +99,41 @@ impl RpcCallRow {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct MappingRow {
-    pub ts: i64,
-    pub source: &'static str,
-    pub server: IpAddr,
-    pub transport: Option<&'static str>,
-    pub port: Option<u16>,
-    pub program: u32,
-    pub version: u32,
-    pub registered: bool,
-    pub flow_id: u64,
-}
-
 #[derive(Debug, Default)]
 pub struct Rpc {
     pub calls: Vec<RpcCallRow>,
-    pub mappings: Vec<MappingRow>,
-    pub learn: LearnTable,
     udp_pending: HashMap<(Addr, u16, u32), PendingCall>,
     pub rows_dropped: u64,
     pub messages: u64,
-    /// Holes skipped in reassembled streams, and times a stream's out-of-order buffer overflowed.
-    pub stream_gaps: u64,
-    pub stream_overflows: u64,
 }
 
 /// What a message says of the flow that carried it: the program and version, and whether the
 /// call came from the side the flow table took for the server.
 pub type Program = Option<(u32, u32, bool)>;
 
+fn said(p: Program) -> Said {
+    match p {
+        Some((prog, vers, call_from_server)) => Said {
+            app: Some(crate::flow::table::App::OncRpc),
+            rpc: Some((prog, vers)),
+            turn: call_from_server.then_some(Orientation::Rpc),
+            ..Said::default()
+        },
+        None => Said::default(),
+    }
+}
+
 impl Rpc {
-    /// Does a flow deserve decoding? Port 111, a learned port, or a payload that opens like a call.
-    pub fn matters(&self, e: &Ends, first_payload: Option<&[u8]>, c2s: bool) -> bool {
+    /// Does a flow deserve decoding? Port 111, a port learned for a program, or a payload that
+    /// opens like a call.
+    pub fn matters(know: &Knowledge, e: &Ends, first_payload: Option<&[u8]>, c2s: bool) -> bool {
         if e.server_port == PORTMAP_PORT || e.client_port == PORTMAP_PORT {
             return true;
         }
-        if self.learn.get(e.server, e.proto, e.server_port).is_some() {
-            return true;
+        if let Some(l) = know.learn.get(e.server, e.proto, e.server_port) {
+            if matches!(l.service, Service::OncRpc { .. }) {
+                return true;
+            }
         }
         match first_payload {
             Some(p) if c2s && e.proto == IPPROTO_TCP => oncrpc::looks_like_tcp_call(p),
@@ -169,89 +142,58 @@ impl Rpc {
         }
     }
 
-    pub fn learned(&self, e: &Ends) -> Option<&Learned> {
-        self.learn.get(e.server, e.proto, e.server_port)
-    }
-
-    /// One TCP segment of a flow that matters.
-    #[allow(clippy::too_many_arguments)]
-    pub fn tcp_segment(
+    /// Reassembled bytes of one direction of a TCP flow: records, then messages. An error means
+    /// the stream is not ONC RPC.
+    pub fn data(
         &mut self,
-        st: &mut StreamState,
-        c2s: bool,
-        seq: u32,
-        syn: bool,
-        payload: &[u8],
+        know: &mut Knowledge,
+        st: &mut OncStream,
+        e: &Ends,
+        d: usize,
+        bytes: &[u8],
         ts: i64,
-        an: &mut Anomalies,
-        at: Position,
-    ) -> Program {
-        let d = usize::from(!c2s);
+    ) -> Result<Said, String> {
         let mut records: Vec<Vec<u8>> = Vec::new();
-        let mut notes: Vec<(&'static str, String)> = Vec::new();
-        let (Some(dir), Some(rm)) = (st.dirs.get_mut(d), st.records.get_mut(d)) else {
-            return None;
+        let mut bad = None;
+        let Some(rm) = st.records.get_mut(d) else {
+            return Ok(Said::default());
         };
-        dir.segment(seq, syn, payload, &mut |c| match c {
-            Chunk::Data(b) => rm.feed(b, &mut |e| match e {
-                RecordEvent::Record(r, _) => records.push(r.to_vec()),
-                RecordEvent::Anomaly(k, detail) => notes.push((k, detail)),
-            }),
-            Chunk::Gap(n) => {
-                notes.push(("stream_gap", format!("{n} bytes missing from the stream")));
-                rm.gap();
-            }
+        rm.feed(bytes, &mut |ev| match ev {
+            RecordEvent::Record(r, _) => records.push(r.to_vec()),
+            RecordEvent::Anomaly(_, detail) => bad = bad.take().or(Some(detail)),
         });
-        for (k, detail) in notes {
-            if k == "stream_gap" {
-                an.push(at, "tcp", k, detail);
-            } else {
-                return self.give_up(st, an, at, detail);
-            }
+        if let Some(detail) = bad {
+            return Err(detail);
         }
         let mut program = None;
         for r in records {
-            match self.message(&st.ends, &mut st.pending, c2s, &r, ts) {
-                Ok(p) => program = program.or(p),
-                Err(detail) => return self.give_up(st, an, at, detail),
-            }
+            program = program.or(self.message(know, e, &mut st.pending, d == 0, &r, ts)?);
         }
-        program
+        Ok(said(program))
     }
 
-    /// One anomaly per flow whose payload on an RPC port is not RPC; the flow is left alone after.
-    fn give_up(
-        &mut self,
-        st: &mut StreamState,
-        an: &mut Anomalies,
-        at: Position,
-        detail: String,
-    ) -> Program {
-        st.failed = true;
-        an.push(
-            at,
-            "oncrpc",
-            "not_oncrpc",
-            format!(
-                "flow {} on port {} does not carry ONC RPC: {detail}",
-                st.ends.flow_id, st.ends.server_port
-            ),
-        );
-        None
+    /// Bytes were lost in direction `d`: look for the next record mark.
+    pub fn gap(st: &mut OncStream, d: usize) {
+        if let Some(rm) = st.records.get_mut(d) {
+            rm.gap();
+        }
     }
 
     /// One UDP datagram: a whole call or reply.
+    #[allow(clippy::too_many_arguments)]
     pub fn udp_datagram(
         &mut self,
+        know: &mut Knowledge,
         e: &Ends,
         c2s: bool,
         payload: &[u8],
         ts: i64,
         an: &mut Anomalies,
         at: Position,
-    ) -> Option<Program> {
+    ) -> Option<Said> {
         let mut unused = HashMap::new();
-        self.message(e, &mut unused, c2s, payload, ts)
+        self.message(know, e, &mut unused, c2s, payload, ts)
+            .map(said)
             .map_err(|detail| {
                 an.push(
                     at,
@@ -282,6 +224,7 @@ impl Rpc {
     #[allow(clippy::too_many_arguments)]
     fn message(
         &mut self,
+        know: &mut Knowledge,
         e: &Ends,
         pending: &mut HashMap<u32, PendingCall>,
         c2s: bool,
@@ -380,7 +323,7 @@ impl Rpc {
                         r.results,
                         carrier,
                     ) {
-                        self.fact(&call, &f, ts, e.flow_id);
+                        fact(know, &call, &f, ts, e.flow_id);
                     }
                 }
                 let program = Some((call.header.program, call.header.version, false));
@@ -394,46 +337,6 @@ impl Rpc {
                 Ok(program)
             }
         }
-    }
-
-    fn fact(&mut self, call: &PendingCall, f: &portmap::Fact, ts: i64, flow_id: u64) {
-        let server_ip = f.addr.unwrap_or_else(|| call.server.to_ip());
-        let server = match server_ip {
-            IpAddr::V4(v4) => Addr::v4(v4.octets()),
-            IpAddr::V6(v6) => Addr::v6(v6.octets()),
-        };
-        if let (Some(t), Some(port)) = (f.transport, f.port) {
-            let proto = if t == "tcp" { IPPROTO_TCP } else { IPPROTO_UDP };
-            if f.registered {
-                self.learn.insert(
-                    server,
-                    proto,
-                    port,
-                    Learned {
-                        program: f.prog,
-                        version: f.vers,
-                        ts,
-                    },
-                );
-            } else if f.source.ends_with(".unset") {
-                self.learn.remove(server, proto, port);
-            }
-        }
-        if self.mappings.len() >= MAX_ROWS {
-            self.rows_dropped += 1;
-            return;
-        }
-        self.mappings.push(MappingRow {
-            ts,
-            source: f.source,
-            server: server_ip,
-            transport: f.transport,
-            port: f.port,
-            program: f.prog,
-            version: f.vers,
-            registered: f.registered,
-            flow_id,
-        });
     }
 
     fn push_call(&mut self, row: RpcCallRow) {
@@ -461,38 +364,8 @@ impl Rpc {
         }
     }
 
-    /// A TCP flow ended: what waited behind a hole is decoded after a gap, and calls never
-    /// answered become rows with reply "none".
-    pub fn close(&mut self, mut st: Box<StreamState>, ts: i64) {
-        self.stream_overflows += st.dirs.iter().map(|d| d.overflows).sum::<u64>();
-        self.stream_gaps += st.dirs.iter().map(|d| d.gaps).sum::<u64>();
-        for d in 0..2 {
-            if st.failed {
-                break;
-            }
-            let mut records: Vec<Vec<u8>> = Vec::new();
-            let (Some(dir), Some(rm)) = (st.dirs.get_mut(d), st.records.get_mut(d)) else {
-                continue;
-            };
-            dir.flush(&mut |c| match c {
-                Chunk::Data(b) => rm.feed(b, &mut |e| {
-                    if let RecordEvent::Record(r, _) = e {
-                        records.push(r.to_vec());
-                    }
-                }),
-                Chunk::Gap(_) => rm.gap(),
-            });
-            let ends = st.ends;
-            for r in records {
-                if self
-                    .message(&ends, &mut st.pending, d == 0, &r, ts)
-                    .is_err()
-                {
-                    st.failed = true;
-                    break;
-                }
-            }
-        }
+    /// A TCP flow ended: calls never answered become rows with reply "none".
+    pub fn close(&mut self, st: OncStream) {
         let mut left: Vec<PendingCall> = st.pending.into_values().collect();
         left.sort_by_key(|c| (c.ts, c.xid));
         for c in left {
@@ -510,4 +383,22 @@ impl Rpc {
         self.calls
             .sort_by_key(|c| (c.call_ts.or(c.reply_ts), c.flow_id, c.xid));
     }
+}
+
+fn fact(know: &mut Knowledge, call: &PendingCall, f: &portmap::Fact, ts: i64, flow_id: u64) {
+    let server = f.addr.unwrap_or_else(|| call.server.to_ip());
+    know.fact(MappingRow {
+        ts,
+        source: f.source,
+        server,
+        transport: f.transport,
+        port: f.port,
+        program: Some(f.prog),
+        version: Some(f.vers),
+        interface: None,
+        protocol: None,
+        annotation: None,
+        registered: f.registered,
+        flow_id,
+    });
 }

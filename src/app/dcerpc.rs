@@ -1,0 +1,684 @@
+//! DCE/RPC over flows: connection-oriented PDUs framed out of reassembled TCP streams, binds
+//! resolving presentation contexts to interfaces, calls matched to responses and faults by
+//! call_id, connectionless PDUs over UDP, and the endpoint mapper's answers (and bind_ack
+//! secondary addresses) turned into `mappings` rows and learned ports.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::{Ends, Said, Sink};
+use crate::flow::table::{App, Orientation};
+use crate::learn::{Knowledge, MappingRow, MAX_ROWS};
+use crate::packet::Addr;
+use crate::proto::dcerpc::{self as wire, Auth, ClHeader, CoHeader, Context, Pdu};
+use crate::proto::epm;
+use crate::proto::ndr::{SyntaxId, Uuid};
+
+pub const EPM_PORT: u16 = 135;
+/// Binds and calls awaiting their answer, per TCP flow; presentation contexts per association.
+pub const MAX_PENDING: usize = 1024;
+pub const MAX_CONTEXTS: usize = 256;
+/// Connectionless calls awaiting their answer, over all UDP flows.
+pub const MAX_PENDING_CL: usize = 65_536;
+/// Stub bytes reassembled per endpoint-mapper call (other interfaces' stubs are only counted).
+pub const MAX_STUB: usize = 4 << 20;
+/// A whole PDU: frag_length is 16 bits.
+const MAX_PDU: usize = 1 << 16;
+
+#[derive(Debug, Clone)]
+pub struct DceCallRow {
+    pub flow_id: u64,
+    pub ts: Option<i64>,
+    pub reply_ts: Option<i64>,
+    pub proto: u8,
+    pub client: Addr,
+    pub server: Addr,
+    pub server_port: u16,
+    pub call_id: u32,
+    pub ptype: &'static str,
+    pub reply: Option<&'static str>,
+    pub context_id: Option<u16>,
+    pub interface: Option<SyntaxId>,
+    pub transfer: Vec<SyntaxId>,
+    pub bind_result: Option<u16>,
+    pub sec_addr: Option<String>,
+    pub opnum: Option<u16>,
+    pub object: Option<Uuid>,
+    pub fragments: u32,
+    pub stub_bytes: u64,
+    pub fault_status: Option<u32>,
+    pub reject_reason: Option<u16>,
+    pub auth: Option<Auth>,
+    pub le: bool,
+}
+
+/// Frames PDUs out of one direction's byte stream by frag_length.
+#[derive(Debug, Default)]
+struct Framer {
+    buf: Vec<u8>,
+    /// After a hole (or when the flow was joined mid-stream): look for the next header.
+    resync: bool,
+}
+
+impl Framer {
+    fn feed(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8])) -> Result<(), String> {
+        self.buf.extend_from_slice(bytes);
+        let mut start = 0usize;
+        let mut result = Ok(());
+        while let Some(rest) = self.buf.get(start..) {
+            if rest.len() < wire::CO_HEADER {
+                break;
+            }
+            match wire::co_header(rest) {
+                Some(h) => {
+                    let n = usize::from(h.frag_len);
+                    let Some(pdu) = rest.get(..n) else { break };
+                    out(pdu);
+                    start += n;
+                    self.resync = false;
+                }
+                None if self.resync => start += 1,
+                None => {
+                    let head: Vec<String> =
+                        rest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+                    result = Err(format!("bytes {} are no PDU header", head.join(" ")));
+                    start = self.buf.len();
+                    break;
+                }
+            }
+        }
+        self.buf.drain(..start.min(self.buf.len()));
+        if self.buf.len() > MAX_PDU {
+            self.buf.clear();
+            self.resync = true;
+        }
+        result
+    }
+}
+
+#[derive(Debug)]
+struct PendingBind {
+    ts: i64,
+    /// The bind came in the flow's client-to-server direction.
+    c2s: bool,
+    ptype: u8,
+    contexts: Vec<Context>,
+    auth: Option<Auth>,
+    le: bool,
+}
+
+#[derive(Debug)]
+struct PendingCall {
+    row: DceCallRow,
+    /// The endpoint-mapper operation, when the call is one whose stubs are decoded.
+    epm_op: Option<u16>,
+    req_stub: Vec<u8>,
+    req_le: bool,
+    resp_stub: Vec<u8>,
+    resp_le: bool,
+}
+
+impl PendingCall {
+    fn new(row: DceCallRow) -> Self {
+        let epm_op = match (row.interface, row.opnum) {
+            (Some(i), Some(op @ (epm::OP_LOOKUP | epm::OP_MAP))) if i.uuid == epm::INTERFACE => {
+                Some(op)
+            }
+            _ => None,
+        };
+        let le = row.le;
+        PendingCall {
+            row,
+            epm_op,
+            req_stub: Vec::new(),
+            req_le: le,
+            resp_stub: Vec::new(),
+            resp_le: le,
+        }
+    }
+}
+
+fn append(stub: &mut Vec<u8>, b: &[u8]) {
+    let room = MAX_STUB.saturating_sub(stub.len());
+    stub.extend_from_slice(b.get(..b.len().min(room)).unwrap_or(&[]));
+}
+
+#[derive(Debug)]
+pub struct DceStream {
+    framers: [Framer; 2],
+    contexts: HashMap<u16, SyntaxId>,
+    binds: HashMap<u32, PendingBind>,
+    calls: HashMap<u32, PendingCall>,
+}
+
+impl DceStream {
+    pub fn new(midstream: bool) -> Self {
+        let f = || Framer {
+            buf: Vec::new(),
+            resync: midstream,
+        };
+        DceStream {
+            framers: [f(), f()],
+            contexts: HashMap::new(),
+            binds: HashMap::new(),
+            calls: HashMap::new(),
+        }
+    }
+
+    pub fn swap(&mut self) {
+        self.framers.swap(0, 1);
+    }
+
+    pub fn gap(&mut self, d: usize) {
+        if let Some(f) = self.framers.get_mut(d) {
+            f.buf.clear();
+            f.resync = true;
+        }
+    }
+}
+
+/// Connectionless calls are keyed by activity and sequence number.
+type ClKey = (Uuid, u32);
+
+#[derive(Debug, Default)]
+pub struct DceRpc {
+    pub calls: Vec<DceCallRow>,
+    cl_pending: HashMap<ClKey, PendingCall>,
+    pub rows_dropped: u64,
+    pub pdus: u64,
+}
+
+fn row(e: &Ends, sender_is_c2s: bool, call_id: u32, ptype: u8, le: bool) -> DceCallRow {
+    let (client, server, server_port) = e.roles(sender_is_c2s);
+    DceCallRow {
+        flow_id: e.flow_id,
+        ts: None,
+        reply_ts: None,
+        proto: e.proto,
+        client,
+        server,
+        server_port,
+        call_id,
+        ptype: wire::ptype_name(ptype),
+        reply: None,
+        context_id: None,
+        interface: None,
+        transfer: Vec::new(),
+        bind_result: None,
+        sec_addr: None,
+        opnum: None,
+        object: None,
+        fragments: 0,
+        stub_bytes: 0,
+        fault_status: None,
+        reject_reason: None,
+        auth: None,
+        le,
+    }
+}
+
+impl DceRpc {
+    /// Reassembled bytes of one direction of a TCP flow. An error means it is not DCE/RPC.
+    #[allow(clippy::too_many_arguments)]
+    pub fn data(
+        &mut self,
+        know: &mut Knowledge,
+        st: &mut DceStream,
+        e: &Ends,
+        d: usize,
+        bytes: &[u8],
+        ts: i64,
+        sink: &mut Sink<'_>,
+    ) -> Result<Said, String> {
+        let mut pdus: Vec<Vec<u8>> = Vec::new();
+        let Some(framer) = st.framers.get_mut(d) else {
+            return Ok(Said::default());
+        };
+        framer.feed(bytes, &mut |p| pdus.push(p.to_vec()))?;
+        let mut said = Said::default();
+        for p in pdus {
+            let (h, auth, pdu, _) = match wire::parse_co(&p) {
+                Ok(x) => x,
+                Err(why) => {
+                    sink.push(
+                        "dcerpc",
+                        "malformed_pdu",
+                        format!("flow {} call {}: {why}", e.flow_id, call_id_of(&p)),
+                    );
+                    continue;
+                }
+            };
+            self.pdus += 1;
+            said = said.or(self.pdu(know, st, e, d == 0, h, auth, pdu, ts, sink));
+        }
+        Ok(said)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pdu(
+        &mut self,
+        know: &mut Knowledge,
+        st: &mut DceStream,
+        e: &Ends,
+        c2s: bool,
+        h: CoHeader,
+        auth: Option<Auth>,
+        pdu: Pdu<'_>,
+        ts: i64,
+        sink: &mut Sink<'_>,
+    ) -> Said {
+        let mut said = Said {
+            app: Some(App::DceRpc),
+            ..Said::default()
+        };
+        let is_call = matches!(pdu, Pdu::Bind { .. } | Pdu::Request { .. });
+        if is_call && !c2s {
+            said.turn = Some(Orientation::DceRpc);
+        }
+        let first = h.flags & wire::PFC_FIRST_FRAG != 0;
+        let last = h.flags & wire::PFC_LAST_FRAG != 0;
+        match pdu {
+            Pdu::Bind { contexts } => {
+                if st.binds.len() >= MAX_PENDING {
+                    self.drain_binds(st, e);
+                }
+                st.binds.insert(
+                    h.call_id,
+                    PendingBind {
+                        ts,
+                        c2s,
+                        ptype: h.ptype,
+                        contexts,
+                        auth,
+                        le: h.le,
+                    },
+                );
+            }
+            Pdu::BindAck { sec_addr, results } => {
+                let Some(b) = st.binds.remove(&h.call_id) else {
+                    return said;
+                };
+                let port: Option<u16> = sec_addr.as_deref().and_then(|s| s.parse().ok());
+                for (i, c) in b.contexts.iter().enumerate() {
+                    let res = results.get(i);
+                    let accepted = res.is_some_and(|r| r.result == 0);
+                    if accepted {
+                        if st.contexts.len() < MAX_CONTEXTS || st.contexts.contains_key(&c.id) {
+                            st.contexts.insert(c.id, c.abstract_syntax);
+                        }
+                        said.interface = said.interface.or(Some(c.abstract_syntax));
+                        if let (Some(port), wire::BIND_ACK) = (port, h.ptype) {
+                            let (_, server, _) = e.roles(!c2s);
+                            know.fact(MappingRow {
+                                ts,
+                                source: "dcerpc.bind_ack",
+                                server: server.to_ip(),
+                                transport: Some("tcp"),
+                                port: Some(port),
+                                program: None,
+                                version: None,
+                                interface: Some(c.abstract_syntax),
+                                protocol: Some("ncacn_ip_tcp"),
+                                annotation: None,
+                                registered: true,
+                                flow_id: e.flow_id,
+                            });
+                        }
+                    }
+                    let mut r = bind_row(e, h.call_id, &b, c);
+                    r.reply_ts = Some(ts);
+                    r.reply = Some(wire::ptype_name(h.ptype));
+                    r.bind_result = res.map(|r| r.result);
+                    r.sec_addr = sec_addr.clone();
+                    self.push(r);
+                }
+            }
+            Pdu::BindNak { reason } => {
+                if let Some(b) = st.binds.remove(&h.call_id) {
+                    for c in &b.contexts {
+                        let mut r = bind_row(e, h.call_id, &b, c);
+                        r.reply_ts = Some(ts);
+                        r.reply = Some("bind_nak");
+                        r.reject_reason = Some(reason);
+                        self.push(r);
+                    }
+                }
+            }
+            Pdu::Request {
+                context_id,
+                opnum,
+                object,
+                stub,
+            } => {
+                let existing = st.calls.contains_key(&h.call_id);
+                if first || !existing {
+                    if st.calls.len() >= MAX_PENDING {
+                        self.drain_calls(st);
+                    }
+                    let mut r = row(e, c2s, h.call_id, wire::REQUEST, h.le);
+                    r.ts = Some(ts);
+                    r.context_id = Some(context_id);
+                    r.interface = st.contexts.get(&context_id).copied();
+                    r.opnum = Some(opnum);
+                    r.object = object;
+                    r.auth = auth;
+                    if let Some(old) = st.calls.insert(h.call_id, PendingCall::new(r)) {
+                        self.push(old.row);
+                    }
+                }
+                if let Some(c) = st.calls.get_mut(&h.call_id) {
+                    c.row.fragments += 1;
+                    c.row.stub_bytes += stub.len() as u64;
+                    if c.epm_op.is_some() {
+                        append(&mut c.req_stub, stub);
+                    }
+                }
+            }
+            Pdu::Response { context_id, stub } => {
+                let c = self.call_for(st, e, c2s, &h, context_id, ts);
+                if c.row.reply_ts.is_none() {
+                    c.row.reply_ts = Some(ts);
+                    c.resp_le = h.le;
+                }
+                if c.epm_op.is_some() {
+                    append(&mut c.resp_stub, stub);
+                }
+                if last {
+                    if let Some(mut c) = st.calls.remove(&h.call_id) {
+                        c.row.reply = Some("response");
+                        self.finish_call(know, c, e, !c2s, ts, sink);
+                    }
+                }
+            }
+            Pdu::Fault { context_id, status } => {
+                let c = self.call_for(st, e, c2s, &h, context_id, ts);
+                c.row.reply_ts = c.row.reply_ts.or(Some(ts));
+                c.row.reply = Some("fault");
+                c.row.fault_status = Some(status);
+                if let Some(c) = st.calls.remove(&h.call_id) {
+                    self.finish_call(know, c, e, !c2s, ts, sink);
+                }
+            }
+            Pdu::Other => {}
+        }
+        said
+    }
+
+    /// The pending call a response or fault answers; one made up from the response alone when
+    /// its request was not seen.
+    fn call_for<'s>(
+        &mut self,
+        st: &'s mut DceStream,
+        e: &Ends,
+        c2s: bool,
+        h: &CoHeader,
+        context_id: u16,
+        _ts: i64,
+    ) -> &'s mut PendingCall {
+        if !st.calls.contains_key(&h.call_id) && st.calls.len() >= MAX_PENDING {
+            self.drain_calls(st);
+        }
+        let interface = st.contexts.get(&context_id).copied();
+        st.calls.entry(h.call_id).or_insert_with(|| {
+            let mut r = row(e, !c2s, h.call_id, wire::REQUEST, h.le);
+            r.context_id = Some(context_id);
+            r.interface = interface;
+            PendingCall::new(r)
+        })
+    }
+
+    /// Binds never answered become rows without a reply.
+    fn drain_binds(&mut self, st: &mut DceStream, e: &Ends) {
+        let mut left: Vec<(u32, PendingBind)> = st.binds.drain().collect();
+        left.sort_by_key(|(id, b)| (b.ts, *id));
+        for (id, b) in left {
+            for c in &b.contexts {
+                self.push(bind_row(e, id, &b, c));
+            }
+        }
+    }
+
+    fn drain_calls(&mut self, st: &mut DceStream) {
+        let mut left: Vec<PendingCall> = st.calls.drain().map(|(_, c)| c).collect();
+        left.sort_by_key(|c| (c.row.ts, c.row.call_id));
+        for c in left {
+            self.push(c.row);
+        }
+    }
+
+    fn push(&mut self, r: DceCallRow) {
+        if self.calls.len() >= MAX_ROWS {
+            self.rows_dropped += 1;
+        } else {
+            self.calls.push(r);
+        }
+    }
+
+    /// A call answered: the row, and for the endpoint mapper the facts its answer holds.
+    fn finish_call(
+        &mut self,
+        know: &mut Knowledge,
+        c: PendingCall,
+        e: &Ends,
+        responder_is_c2s: bool,
+        ts: i64,
+        sink: &mut Sink<'_>,
+    ) {
+        if let Some(op) = c.epm_op {
+            let responder = if responder_is_c2s { e.client } else { e.server };
+            if c.row.reply == Some("response") {
+                let ok = epm_facts(know, &c, op, responder.to_ip(), e.flow_id, ts);
+                if !ok {
+                    sink.push(
+                        "epm",
+                        "undecodable_epm",
+                        format!(
+                            "flow {} call {}: endpoint-mapper response of {} bytes not decodable",
+                            e.flow_id,
+                            c.row.call_id,
+                            c.resp_stub.len()
+                        ),
+                    );
+                }
+            }
+        }
+        self.push(c.row);
+    }
+
+    /// One UDP datagram of a connectionless DCE/RPC flow.
+    #[allow(clippy::too_many_arguments)]
+    pub fn udp_datagram(
+        &mut self,
+        know: &mut Knowledge,
+        e: &Ends,
+        c2s: bool,
+        payload: &[u8],
+        ts: i64,
+        sink: &mut Sink<'_>,
+    ) -> Option<Said> {
+        let Some((h, body)) = wire::parse_cl(payload) else {
+            sink.push(
+                "dcerpc",
+                "not_dcerpc",
+                format!(
+                    "UDP datagram of flow {} on port {}: no connectionless DCE/RPC PDU",
+                    e.flow_id, e.server_port
+                ),
+            );
+            return None;
+        };
+        self.pdus += 1;
+        let mut said = Said {
+            app: Some(App::DceRpc),
+            interface: Some(h.interface),
+            ..Said::default()
+        };
+        let key = (h.activity, h.seqnum);
+        let more = h.flags1 & wire::CL_FRAG != 0 && h.flags1 & wire::CL_LAST_FRAG == 0;
+        match h.ptype {
+            wire::REQUEST => {
+                if !c2s {
+                    said.turn = Some(Orientation::DceRpc);
+                }
+                if self.cl_pending.len() >= MAX_PENDING_CL && !self.cl_pending.contains_key(&key) {
+                    self.drain_cl();
+                }
+                let c = self.cl_pending.entry(key).or_insert_with(|| {
+                    let mut r = cl_row(e, c2s, &h);
+                    r.ts = Some(ts);
+                    PendingCall::new(r)
+                });
+                if c.row.reply.is_none() {
+                    c.row.fragments += 1;
+                    c.row.stub_bytes += body.len() as u64;
+                    if c.epm_op.is_some() {
+                        append(&mut c.req_stub, body);
+                    }
+                }
+            }
+            wire::RESPONSE | wire::FAULT | wire::CL_REJECT => {
+                let c = self
+                    .cl_pending
+                    .entry(key)
+                    .or_insert_with(|| PendingCall::new(cl_row(e, !c2s, &h)));
+                c.row.reply_ts = c.row.reply_ts.or(Some(ts));
+                c.resp_le = h.le;
+                if h.ptype == wire::RESPONSE {
+                    if c.epm_op.is_some() {
+                        append(&mut c.resp_stub, body);
+                    }
+                    if more {
+                        return Some(said);
+                    }
+                    c.row.reply = Some("response");
+                } else {
+                    c.row.reply = Some(wire::ptype_name(h.ptype));
+                    c.row.fault_status = wire::cl_status(&h, body);
+                }
+                if let Some(c) = self.cl_pending.remove(&key) {
+                    self.finish_call(know, c, e, !c2s, ts, sink);
+                }
+            }
+            _ => {}
+        }
+        Some(said)
+    }
+
+    fn drain_cl(&mut self) {
+        let mut left: Vec<PendingCall> = self.cl_pending.drain().map(|(_, c)| c).collect();
+        left.sort_by_key(|c| (c.row.ts, c.row.call_id));
+        for c in left {
+            self.push(c.row);
+        }
+    }
+
+    /// A TCP flow ended: binds and calls never answered become rows.
+    pub fn close(&mut self, mut st: DceStream, e: &Ends) {
+        self.drain_binds(&mut st, e);
+        self.drain_calls(&mut st);
+    }
+
+    pub fn finish(&mut self) {
+        self.drain_cl();
+        self.calls
+            .sort_by_key(|c| (c.ts.or(c.reply_ts), c.flow_id, c.call_id, c.context_id));
+    }
+}
+
+fn call_id_of(p: &[u8]) -> u32 {
+    wire::co_header(p).map_or(0, |h| h.call_id)
+}
+
+fn bind_row(e: &Ends, call_id: u32, b: &PendingBind, c: &Context) -> DceCallRow {
+    let mut r = row(e, b.c2s, call_id, b.ptype, b.le);
+    r.ts = Some(b.ts);
+    r.context_id = Some(c.id);
+    r.interface = Some(c.abstract_syntax);
+    r.transfer = c.transfer.clone();
+    r.fragments = 1;
+    r.auth = b.auth;
+    r
+}
+
+fn cl_row(e: &Ends, sender_is_c2s: bool, h: &ClHeader) -> DceCallRow {
+    let mut r = row(e, sender_is_c2s, h.seqnum, wire::REQUEST, h.le);
+    r.interface = Some(h.interface);
+    r.opnum = Some(h.opnum);
+    r.object = (!h.object.is_nil()).then_some(h.object);
+    r.auth = (h.auth_proto != 0).then_some(Auth {
+        auth_type: h.auth_proto,
+        auth_level: 0,
+    });
+    r
+}
+
+/// The endpoint mapper's answer as `mappings` rows; false when the stubs could not be decoded.
+fn epm_facts(
+    know: &mut Knowledge,
+    c: &PendingCall,
+    op: u16,
+    epm_server: IpAddr,
+    flow_id: u64,
+    ts: i64,
+) -> bool {
+    let fact = |source: &'static str,
+                tower: Option<&epm::Tower>,
+                annotation: Option<String>|
+     -> MappingRow {
+        let ip = tower.and_then(|t| t.ip_endpoint());
+        let server = tower
+            .and_then(|t| t.address())
+            .map_or(epm_server, IpAddr::V4);
+        MappingRow {
+            ts,
+            source,
+            server,
+            transport: ip.map(|i| i.transport),
+            port: ip.map(|i| i.port),
+            program: None,
+            version: None,
+            interface: tower.and_then(|t| t.interface),
+            protocol: ip.map(|i| i.protocol),
+            annotation,
+            registered: ip.is_some(),
+            flow_id,
+        }
+    };
+    if op == epm::OP_MAP {
+        let Some(resp) = epm::parse_map_response(&c.resp_stub, c.resp_le) else {
+            return false;
+        };
+        let mut any = false;
+        for t in resp.towers.iter().filter(|t| t.ip_endpoint().is_some()) {
+            know.fact(fact("epm.map", Some(t), None));
+            any = true;
+        }
+        if !any {
+            // Nothing maps: a negative fact about what was asked.
+            let asked = epm::parse_map_request(&c.req_stub, c.req_le).and_then(|q| q.tower);
+            let asked_ip = asked.as_ref().and_then(|t| t.ip_endpoint());
+            let mut r = fact("epm.map", None, None);
+            r.interface = asked.as_ref().and_then(|t| t.interface);
+            r.transport = asked_ip.map(|i| i.transport);
+            r.protocol = asked_ip.map(|i| i.protocol);
+            know.fact(r);
+        }
+    } else {
+        let Some(resp) = epm::parse_lookup_response(&c.resp_stub, c.resp_le) else {
+            return false;
+        };
+        for en in &resp.entries {
+            if let Some(t) = en.tower.as_ref().filter(|t| t.ip_endpoint().is_some()) {
+                let ann = (!en.annotation.is_empty()).then(|| en.annotation.clone());
+                know.fact(fact("epm.lookup", Some(t), ann));
+            }
+        }
+        if resp.entries.is_empty() {
+            let mut r = fact("epm.lookup", None, None);
+            r.interface =
+                epm::parse_lookup_request(&c.req_stub, c.req_le).and_then(|q| q.interface);
+            know.fact(r);
+        }
+    }
+    true
+}

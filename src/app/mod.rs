@@ -1,0 +1,366 @@
+//! The application layer over flows: which flows matter, their reassembled TCP streams, and the
+//! decoders (ONC RPC, DCE/RPC with the endpoint mapper, TLS handshakes) that fill `rpc_calls`,
+//! `dcerpc_calls`, `tls`, `mappings` and the learned-port table.
+
+pub mod dcerpc;
+pub mod oncrpc;
+pub mod tls;
+
+use crate::anomaly::{Anomalies, Position};
+use crate::flow::table::{App, Orientation};
+use crate::flow::tcp_stream::{Chunk, Direction};
+use crate::learn::{Knowledge, Service};
+use crate::packet::{Addr, IPPROTO_TCP, IPPROTO_UDP};
+use crate::proto::ndr::SyntaxId;
+use crate::proto::{dcerpc as dce_wire, tls as tls_wire};
+
+pub use dcerpc::{DceCallRow, DceRpc};
+pub use oncrpc::{Rpc, RpcCallRow};
+pub use tls::{Tls, TlsRow};
+
+/// The two ends of a flow, as oriented by the flow table.
+#[derive(Debug, Clone, Copy)]
+pub struct Ends {
+    pub flow_id: u64,
+    pub client: Addr,
+    pub client_port: u16,
+    pub server: Addr,
+    pub server_port: u16,
+    pub proto: u8,
+}
+
+impl Ends {
+    /// (client, server, server port) of a message whose sender is the client when `sender_is_c2s`.
+    pub fn roles(&self, sender_is_c2s: bool) -> (Addr, Addr, u16) {
+        if sender_is_c2s {
+            (self.client, self.server, self.server_port)
+        } else {
+            (self.server, self.client, self.client_port)
+        }
+    }
+}
+
+/// What a packet's payload says of its flow.
+#[derive(Debug, Default)]
+pub struct Said {
+    pub app: Option<App>,
+    pub rpc: Option<(u32, u32)>,
+    pub interface: Option<SyntaxId>,
+    pub tls_version: Option<u16>,
+    pub tls_sni: Option<String>,
+    /// The flow's orientation was wrong: the side taken for the server acted as the client.
+    pub turn: Option<Orientation>,
+}
+
+impl Said {
+    fn or(self, o: Said) -> Said {
+        Said {
+            app: self.app.or(o.app),
+            rpc: self.rpc.or(o.rpc),
+            interface: self.interface.or(o.interface),
+            tls_version: self.tls_version.or(o.tls_version),
+            tls_sni: self.tls_sni.or(o.tls_sni),
+            turn: self.turn.or(o.turn),
+        }
+    }
+}
+
+/// Which decoder a stream goes to.
+#[derive(Debug)]
+pub enum Parser {
+    OncRpc(oncrpc::OncStream),
+    DceRpc(dcerpc::DceStream),
+    Tls(tls::TlsStream),
+}
+
+impl Parser {
+    fn layer(&self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Parser::OncRpc(_) => ("oncrpc", "not_oncrpc", "ONC RPC"),
+            Parser::DceRpc(_) => ("dcerpc", "not_dcerpc", "DCE/RPC"),
+            Parser::Tls(_) => ("tls", "not_tls", "TLS"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    OncRpc,
+    DceRpc,
+    Tls,
+}
+
+impl Kind {
+    pub fn app(self) -> App {
+        match self {
+            Kind::OncRpc => App::OncRpc,
+            Kind::DceRpc => App::DceRpc,
+            Kind::Tls => App::Tls,
+        }
+    }
+}
+
+/// Per-flow reassembly and parsing state of a TCP flow that matters.
+#[derive(Debug)]
+pub struct StreamState {
+    pub ends: Ends,
+    dirs: [Direction; 2],
+    parser: Parser,
+    /// The stream turned out not to be what it was taken for: stop decoding it.
+    pub failed: bool,
+    /// Everything wanted from the stream is decoded (a TLS handshake's hellos).
+    pub done: bool,
+}
+
+impl StreamState {
+    pub fn new(ends: Ends, kind: Kind, midstream: bool) -> Self {
+        let parser = match kind {
+            Kind::OncRpc => Parser::OncRpc(oncrpc::OncStream::new(midstream)),
+            Kind::DceRpc => Parser::DceRpc(dcerpc::DceStream::new(midstream)),
+            Kind::Tls => Parser::Tls(tls::TlsStream::default()),
+        };
+        StreamState {
+            ends,
+            dirs: Default::default(),
+            parser,
+            failed: false,
+            done: false,
+        }
+    }
+
+    pub fn swap(&mut self) {
+        let e = &mut self.ends;
+        std::mem::swap(&mut e.client, &mut e.server);
+        std::mem::swap(&mut e.client_port, &mut e.server_port);
+        self.dirs.swap(0, 1);
+        match &mut self.parser {
+            Parser::OncRpc(s) => s.swap(),
+            Parser::DceRpc(s) => s.swap(),
+            Parser::Tls(s) => s.swap(),
+        }
+    }
+}
+
+/// Where anomalies go and which record they are charged to.
+pub struct Sink<'a> {
+    pub an: &'a mut Anomalies,
+    pub at: Position,
+}
+
+impl Sink<'_> {
+    pub fn push(&mut self, layer: &'static str, kind: &'static str, detail: String) {
+        self.an.push(self.at, layer, kind, detail);
+    }
+}
+
+/// All application decoders and what they share.
+#[derive(Debug, Default)]
+pub struct Apps {
+    pub know: Knowledge,
+    pub rpc: Rpc,
+    pub dce: DceRpc,
+    pub tls: Tls,
+    /// Holes skipped in reassembled streams, and times a stream's out-of-order buffer overflowed.
+    pub stream_gaps: u64,
+    pub stream_overflows: u64,
+}
+
+impl Apps {
+    /// The service learned for the flow's server endpoint.
+    pub fn learned(&self, e: &Ends) -> Option<Service> {
+        self.know
+            .learn
+            .get(e.server, e.proto, e.server_port)
+            .map(|l| l.service)
+    }
+
+    pub fn learned_at(&self, a: Addr, proto: u8, port: u16) -> bool {
+        self.know.learn.get(a, proto, port).is_some()
+    }
+
+    /// Which decoder a flow goes to, judged on its ports, what was learned, and its first
+    /// payload; and whether that payload proves the flow's orientation wrong (only asked of flows
+    /// not oriented by a handshake).
+    pub fn kind_for(
+        &self,
+        e: &Ends,
+        first: Option<&[u8]>,
+        c2s: bool,
+        by_syn: bool,
+    ) -> Option<(Kind, bool)> {
+        let port = |p: u16| e.server_port == p || e.client_port == p;
+        if port(oncrpc::PORTMAP_PORT) {
+            return Some((Kind::OncRpc, false));
+        }
+        if port(dcerpc::EPM_PORT) {
+            return Some((Kind::DceRpc, false));
+        }
+        match self.learned(e) {
+            Some(Service::OncRpc { .. }) => return Some((Kind::OncRpc, false)),
+            Some(Service::DceRpc(_)) => return Some((Kind::DceRpc, false)),
+            None => {}
+        }
+        let p = first?;
+        // The payload's sender acts as the client or the server; against the flow's orientation?
+        let wrong = |sender_is_client: bool| sender_is_client != c2s && !by_syn;
+        if Rpc::matters(&self.know, e, Some(p), c2s) {
+            return Some((Kind::OncRpc, false));
+        }
+        if e.proto == IPPROTO_UDP {
+            return dce_wire::parse_cl(p).map(|_| (Kind::DceRpc, false));
+        }
+        if e.proto != IPPROTO_TCP {
+            return None;
+        }
+        if dce_wire::looks_like_bind(p) && (c2s || !by_syn) {
+            return Some((Kind::DceRpc, wrong(true)));
+        }
+        if tls_wire::looks_like_tls(p, tls_wire::CLIENT_HELLO)
+            || tls_wire::looks_like_sslv2_hello(p)
+        {
+            return Some((Kind::Tls, wrong(true)));
+        }
+        if tls_wire::looks_like_tls(p, tls_wire::SERVER_HELLO) {
+            return Some((Kind::Tls, wrong(false)));
+        }
+        None
+    }
+
+    /// One TCP segment of a flow that matters.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tcp_segment(
+        &mut self,
+        st: &mut StreamState,
+        c2s: bool,
+        seq: u32,
+        syn: bool,
+        payload: &[u8],
+        ts: i64,
+        sink: &mut Sink<'_>,
+    ) -> Said {
+        let d = usize::from(!c2s);
+        let mut pieces: Vec<Result<Vec<u8>, u32>> = Vec::new();
+        let Some(dir) = st.dirs.get_mut(d) else {
+            return Said::default();
+        };
+        dir.segment(seq, syn, payload, &mut |c| match c {
+            Chunk::Data(b) => pieces.push(Ok(b.to_vec())),
+            Chunk::Gap(n) => pieces.push(Err(n)),
+        });
+        self.feed(st, d, pieces, ts, sink, true)
+    }
+
+    fn feed(
+        &mut self,
+        st: &mut StreamState,
+        d: usize,
+        pieces: Vec<Result<Vec<u8>, u32>>,
+        ts: i64,
+        sink: &mut Sink<'_>,
+        report_gaps: bool,
+    ) -> Said {
+        let mut said = Said::default();
+        for piece in pieces {
+            if st.failed || st.done {
+                break;
+            }
+            let e = st.ends;
+            let bytes = match piece {
+                Ok(b) => b,
+                Err(n) => {
+                    if report_gaps {
+                        sink.push(
+                            "tcp",
+                            "stream_gap",
+                            format!("{n} bytes missing from the stream"),
+                        );
+                    }
+                    match &mut st.parser {
+                        Parser::OncRpc(s) => Rpc::gap(s, d),
+                        Parser::DceRpc(s) => s.gap(d),
+                        Parser::Tls(s) => s.gap(d),
+                    }
+                    continue;
+                }
+            };
+            let r = match &mut st.parser {
+                Parser::OncRpc(s) => self.rpc.data(&mut self.know, s, &e, d, &bytes, ts),
+                Parser::DceRpc(s) => self.dce.data(&mut self.know, s, &e, d, &bytes, ts, sink),
+                Parser::Tls(s) => {
+                    let s2 = self.tls.data(s, &e, d, &bytes, ts);
+                    st.done = s.finished();
+                    Ok(s2)
+                }
+            };
+            match r {
+                Ok(s) => said = said.or(s),
+                Err(detail) => {
+                    st.failed = true;
+                    let (layer, kind, what) = st.parser.layer();
+                    sink.push(
+                        layer,
+                        kind,
+                        format!(
+                            "flow {} on port {} does not carry {what}: {detail}",
+                            e.flow_id, e.server_port
+                        ),
+                    );
+                }
+            }
+        }
+        said
+    }
+
+    /// One UDP datagram of a flow whose payload is ONC RPC or DCE/RPC.
+    #[allow(clippy::too_many_arguments)]
+    pub fn udp_datagram(
+        &mut self,
+        app: App,
+        e: &Ends,
+        c2s: bool,
+        payload: &[u8],
+        ts: i64,
+        sink: &mut Sink<'_>,
+    ) -> Option<Said> {
+        match app {
+            App::DceRpc => self
+                .dce
+                .udp_datagram(&mut self.know, e, c2s, payload, ts, sink),
+            _ => self
+                .rpc
+                .udp_datagram(&mut self.know, e, c2s, payload, ts, sink.an, sink.at),
+        }
+    }
+
+    /// A TCP flow ended: what waited behind a hole is decoded after a gap, and calls never
+    /// answered become rows.
+    pub fn close(&mut self, mut st: Box<StreamState>, ts: i64, sink: &mut Sink<'_>) {
+        self.stream_overflows += st.dirs.iter().map(|d| d.overflows).sum::<u64>();
+        for d in 0..2 {
+            let mut pieces: Vec<Result<Vec<u8>, u32>> = Vec::new();
+            if let Some(dir) = st.dirs.get_mut(d) {
+                dir.flush(&mut |c| match c {
+                    Chunk::Data(b) => pieces.push(Ok(b.to_vec())),
+                    Chunk::Gap(n) => pieces.push(Err(n)),
+                });
+            }
+            if !pieces.is_empty() {
+                self.feed(&mut st, d, pieces, ts, sink, false);
+            }
+        }
+        self.stream_gaps += st.dirs.iter().map(|d| d.gaps).sum::<u64>();
+        let ends = st.ends;
+        match st.parser {
+            Parser::OncRpc(s) => self.rpc.close(s),
+            Parser::DceRpc(s) => self.dce.close(s, &ends),
+            Parser::Tls(s) => self.tls.close(s, &ends),
+        }
+    }
+
+    /// The end of the decode: calls never answered, rows in time order.
+    pub fn finish(&mut self) {
+        self.rpc.finish();
+        self.dce.finish();
+        self.tls.finish();
+    }
+}

@@ -1,0 +1,153 @@
+//! TLS handshakes over flows: the ClientHello and ServerHello of each TCP flow that opens with a
+//! TLS record, gathered across records and segments (post-quantum key shares make ClientHellos
+//! larger than a segment), into the `tls` table.
+
+use super::{Ends, Said};
+use crate::flow::table::App;
+use crate::learn::MAX_ROWS;
+use crate::packet::Addr;
+use crate::proto::tls::{self, ClientHello, ServerHello};
+
+/// Bytes buffered per direction while a hello is incomplete: the largest handshake message
+/// decoded plus the headers of the records it may span.
+const MAX_BUFFER: usize = tls::MAX_HANDSHAKE + 5 * 8 + 4;
+
+#[derive(Debug, Default)]
+pub struct TlsStream {
+    bufs: [Vec<u8>; 2],
+    finished: [bool; 2],
+    ts: Option<i64>,
+    server_ts: Option<i64>,
+    sslv2: bool,
+    client_hello: Option<ClientHello>,
+    server_hello: Option<ServerHello>,
+    emitted: bool,
+}
+
+impl TlsStream {
+    pub fn swap(&mut self) {
+        self.bufs.swap(0, 1);
+        self.finished.swap(0, 1);
+    }
+
+    pub fn gap(&mut self, d: usize) {
+        // A hello cut by a hole cannot be decoded.
+        if let Some(f) = self.finished.get_mut(d) {
+            *f = true;
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        self.finished == [true, true]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsRow {
+    pub flow_id: u64,
+    pub ts: Option<i64>,
+    pub server_ts: Option<i64>,
+    pub client: Addr,
+    pub server: Addr,
+    pub server_port: u16,
+    pub sslv2: bool,
+    pub client_hello: Option<ClientHello>,
+    pub server_hello: Option<ServerHello>,
+}
+
+#[derive(Debug, Default)]
+pub struct Tls {
+    pub rows: Vec<TlsRow>,
+    pub rows_dropped: u64,
+    pub hellos: u64,
+}
+
+/// The SSLv2-compatible ClientHello's version (bytes 3-4 after the two-byte length).
+fn sslv2_version(b: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(3)?, *b.get(4)?]))
+}
+
+impl Tls {
+    /// Reassembled bytes of one direction.
+    pub fn data(&mut self, st: &mut TlsStream, e: &Ends, d: usize, bytes: &[u8], ts: i64) -> Said {
+        let mut said = Said::default();
+        let (Some(buf), Some(done)) = (st.bufs.get_mut(d), st.finished.get_mut(d)) else {
+            return said;
+        };
+        if *done {
+            return said;
+        }
+        if buf.is_empty() && tls::looks_like_sslv2_hello(bytes) {
+            *done = true;
+            st.sslv2 = true;
+            st.ts = Some(ts);
+            st.client_hello = Some(ClientHello {
+                record_version: 0x0200,
+                legacy_version: sslv2_version(bytes).unwrap_or(0x0200),
+                ..ClientHello::default()
+            });
+            said.app = Some(App::Tls);
+        } else {
+            let room = MAX_BUFFER.saturating_sub(buf.len());
+            buf.extend_from_slice(bytes.get(..bytes.len().min(room)).unwrap_or(&[]));
+            match tls::handshake_bytes(buf) {
+                None => *done = true, // not a handshake record: nothing more to learn here
+                Some((record_version, hs)) => {
+                    said.app = Some(App::Tls);
+                    if let Some((t, body)) = tls::handshake_message(&hs) {
+                        *done = true;
+                        self.hellos += 1;
+                        if t == tls::CLIENT_HELLO {
+                            st.ts = Some(ts);
+                            st.client_hello = tls::parse_client_hello(record_version, body);
+                        } else if t == tls::SERVER_HELLO {
+                            st.server_ts = Some(ts);
+                            st.server_hello = tls::parse_server_hello(body);
+                        }
+                    } else if buf.len() >= MAX_BUFFER {
+                        *done = true;
+                    }
+                }
+            }
+            if *done {
+                *buf = Vec::new();
+            }
+        }
+        said.tls_sni = st.client_hello.as_ref().and_then(|c| c.sni.clone());
+        said.tls_version = st.server_hello.as_ref().map(|s| s.version);
+        if st.finished() {
+            self.emit(st, e);
+        }
+        said
+    }
+
+    fn emit(&mut self, st: &mut TlsStream, e: &Ends) {
+        if st.emitted || (st.client_hello.is_none() && st.server_hello.is_none()) {
+            return;
+        }
+        st.emitted = true;
+        if self.rows.len() >= MAX_ROWS {
+            self.rows_dropped += 1;
+            return;
+        }
+        self.rows.push(TlsRow {
+            flow_id: e.flow_id,
+            ts: st.ts,
+            server_ts: st.server_ts,
+            client: e.client,
+            server: e.server,
+            server_port: e.server_port,
+            sslv2: st.sslv2,
+            client_hello: st.client_hello.take(),
+            server_hello: st.server_hello.take(),
+        });
+    }
+
+    pub fn close(&mut self, mut st: TlsStream, e: &Ends) {
+        self.emit(&mut st, e);
+    }
+
+    pub fn finish(&mut self) {
+        self.rows.sort_by_key(|r| (r.ts.or(r.server_ts), r.flow_id));
+    }
+}
