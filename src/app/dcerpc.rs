@@ -682,3 +682,69 @@ fn epm_facts(
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pdu(call_id: u8, len: u8) -> Vec<u8> {
+        let mut p = vec![
+            5,
+            0,
+            wire::REQUEST,
+            3,
+            0x10,
+            0,
+            0,
+            0,
+            len,
+            0,
+            0,
+            0,
+            call_id,
+            0,
+            0,
+            0,
+        ];
+        p.resize(usize::from(len), 0xab);
+        p
+    }
+
+    fn frame(f: &mut Framer, chunks: &[&[u8]]) -> (Vec<u8>, bool) {
+        let mut ids = Vec::new();
+        let mut failed = false;
+        for c in chunks {
+            failed |= f
+                .feed(c, &mut |p| ids.push(p.get(12).copied().unwrap_or(0)))
+                .is_err();
+        }
+        (ids, failed)
+    }
+
+    #[test]
+    fn frames_by_frag_length_across_and_within_segments() {
+        let (a, b, c) = (pdu(1, 40), pdu(2, 24), pdu(3, 100));
+        let mut joined = a.clone();
+        joined.extend(&b);
+        joined.extend(&c[..10]);
+        let mut f = Framer::default();
+        assert_eq!(
+            frame(&mut f, &[&joined, &c[10..50], &c[50..]]),
+            (vec![1, 2, 3], false)
+        );
+        assert!(f.buf.is_empty());
+    }
+
+    #[test]
+    fn garbage_is_an_error_unless_resynchronising() {
+        let mut f = Framer::default();
+        assert!(frame(&mut f, &[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]).1);
+        let mut f = Framer {
+            buf: Vec::new(),
+            resync: true,
+        };
+        let mut data = b"tail of a lost PDU".to_vec();
+        data.extend(pdu(9, 32));
+        assert_eq!(frame(&mut f, &[&data]), (vec![9], false));
+    }
+}
