@@ -131,8 +131,8 @@ def walk_capture(path: str, stop_after: int | None = None):
                 buf = f.read(chunk)
                 off, lb = 0, len(buf)
                 while off + 12 <= lb:
-                    if buf[off:off + 4] == b"\x0a\x0d\x0d\x0a":
-                        endc = "<" if buf[off + 8:off + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+                    if buf[off : off + 4] == b"\x0a\x0d\x0d\x0a":
+                        endc = "<" if buf[off + 8 : off + 12] == b"\x4d\x3c\x2b\x1a" else ">"
                     btype, blen = struct.unpack_from(endc + "II", buf, off)
                     if blen < 12:
                         return n, last, "pcapng"
@@ -193,8 +193,21 @@ def ensure_capture(a) -> str:
 
 
 def generate(path: str, a) -> None:
-    cmd = [sys.executable, GENERATE, path, "--size", str(a.size), "--format", a.format,
-           "--flows", str(a.flows), "--seed", str(a.seed), "--stats-json", path + ".stats.json"]
+    cmd = [
+        sys.executable,
+        GENERATE,
+        path,
+        "--size",
+        str(a.size),
+        "--format",
+        a.format,
+        "--flows",
+        str(a.flows),
+        "--seed",
+        str(a.seed),
+        "--stats-json",
+        path + ".stats.json",
+    ]
     print("# generating:", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
@@ -322,8 +335,7 @@ def count_dpkt(text: str):
 
 def parquet_rows(path: str):
     """Row count of the CLI's output (in a subprocess: keeps this one small)."""
-    code = ("import sys, polars as pl; "
-            "print(pl.scan_parquet(sys.argv[1]).select(pl.len()).collect().item())")
+    code = "import sys, polars as pl; print(pl.scan_parquet(sys.argv[1]).select(pl.len()).collect().item())"
     r = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True)
     try:
         return int(r.stdout.strip())
@@ -333,6 +345,7 @@ def parquet_rows(path: str):
 
 def have_module(name: str) -> bool:
     import importlib.util
+
     return importlib.util.find_spec(name) is not None
 
 
@@ -341,8 +354,7 @@ def resolve_cli(name: str):
     the shim's bash start-up is not measured."""
     p = shutil.which(name)
     if p and os.sep + "shims" + os.sep in p and shutil.which("pyenv"):
-        r = subprocess.run(["pyenv", "which", os.path.basename(p)], capture_output=True,
-                           text=True)
+        r = subprocess.run(["pyenv", "which", os.path.basename(p)], capture_output=True, text=True)
         if r.returncode == 0 and r.stdout.strip():
             return r.stdout.strip(), f"pyenv shim resolved to {r.stdout.strip()}"
     return p, None
@@ -355,8 +367,12 @@ def make_tshark_profiles(tmp: str):
     mincfg = os.path.join(tmp, "ws-min")
     prof = os.path.join(mincfg, "profiles", "pwbench-min")
     os.makedirs(prof)
-    protos = subprocess.run(["tshark", "-G", "protocols"], capture_output=True, text=True,
-                            env=dict(os.environ, WIRESHARK_CONFIG_DIR=plain)).stdout
+    protos = subprocess.run(
+        ["tshark", "-G", "protocols"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, WIRESHARK_CONFIG_DIR=plain),
+    ).stdout
     names = [ln.split("\t")[2] for ln in protos.splitlines() if ln.count("\t") >= 2]
     with open(os.path.join(prof, "disabled_protos"), "w") as f:
         for name in names:
@@ -375,69 +391,121 @@ def tool_specs(a, path, small, tmp):
     specs = []
     pw, pw_note = resolve_cli(a.portwitness)
     out_parquet = os.path.join(tmp, "flows.parquet")
-    specs.append(dict(
-        name="portwitness-cli", label="portwitness flows (CLI)",
-        cmd=[pw, "flows", path, "-o", out_parquet] if pw else None,
-        note=pw_note if pw else f"skipped: `{a.portwitness}` not on PATH",
-        file=path, post=lambda r: parquet_rows(out_parquet)))
+    specs.append(
+        dict(
+            name="portwitness-cli",
+            label="portwitness flows (CLI)",
+            cmd=[pw, "flows", path, "-o", out_parquet] if pw else None,
+            note=pw_note if pw else f"skipped: `{a.portwitness}` not on PATH",
+            file=path,
+            post=lambda r: parquet_rows(out_parquet),
+        )
+    )
 
-    chk = subprocess.run([sys.executable, "-c", PY_CHECK_PORTWITNESS], capture_output=True,
-                         text=True)
+    chk = subprocess.run([sys.executable, "-c", PY_CHECK_PORTWITNESS], capture_output=True, text=True)
     ok = chk.returncode == 0
-    specs.append(dict(
-        name="portwitness-py", label="portwitness.decode (in-process)",
-        cmd=[sys.executable, "-c", PY_PORTWITNESS, path] if ok else None,
-        note=None if ok else "skipped: import portwitness failed: "
-        + (chk.stderr.strip().splitlines() or ["?"])[-1],
-        file=path, inproc=True, post=lambda r: (r.inproc or {}).get("flows")))
+    specs.append(
+        dict(
+            name="portwitness-py",
+            label="portwitness.decode (in-process)",
+            cmd=[sys.executable, "-c", PY_PORTWITNESS, path] if ok else None,
+            note=None
+            if ok
+            else "skipped: import portwitness failed: " + (chk.stderr.strip().splitlines() or ["?"])[-1],
+            file=path,
+            inproc=True,
+            post=lambda r: (r.inproc or {}).get("flows"),
+        )
+    )
 
     ts = shutil.which("tshark")
     if ts:
         plain, mincfg, ndis = make_tshark_profiles(tmp)
-        specs.append(dict(
-            name="tshark", label="tshark conv,tcp+udp (defaults)",
-            cmd=[ts, "-q", "-z", "conv,tcp", "-z", "conv,udp", "-r", path],
-            env=dict(os.environ, WIRESHARK_CONFIG_DIR=plain), file=path,
-            post=lambda r: count_conv_lines(r.stdout)))
+        specs.append(
+            dict(
+                name="tshark",
+                label="tshark conv,tcp+udp (defaults)",
+                cmd=[ts, "-q", "-z", "conv,tcp", "-z", "conv,udp", "-r", path],
+                env=dict(os.environ, WIRESHARK_CONFIG_DIR=plain),
+                file=path,
+                post=lambda r: count_conv_lines(r.stdout),
+            )
+        )
         cmd = [ts, "-n", "-C", "pwbench-min"]
         for p in TSHARK_MIN_PREFS:
             cmd += ["-o", p]
         cmd += ["-q", "-z", "conv,tcp", "-z", "conv,udp", "-r", path]
-        specs.append(dict(
-            name="tshark-min", label="tshark -n, minimal profile",
-            cmd=cmd, env=dict(os.environ, WIRESHARK_CONFIG_DIR=mincfg), file=path,
-            note=f"{ndis} protocols disabled", post=lambda r: count_conv_lines(r.stdout)))
+        specs.append(
+            dict(
+                name="tshark-min",
+                label="tshark -n, minimal profile",
+                cmd=cmd,
+                env=dict(os.environ, WIRESHARK_CONFIG_DIR=mincfg),
+                file=path,
+                note=f"{ndis} protocols disabled",
+                post=lambda r: count_conv_lines(r.stdout),
+            )
+        )
     else:
         for n in ("tshark", "tshark-min"):
             specs.append(dict(name=n, label=n, cmd=None, note="skipped: tshark not installed"))
 
     if have_module("dpkt"):
-        specs.append(dict(name="dpkt", label="dpkt flow dict (python)",
-                          cmd=[sys.executable, DPKT_PEER, path], file=path,
-                          post=lambda r: count_dpkt(r.stdout)))
+        specs.append(
+            dict(
+                name="dpkt",
+                label="dpkt flow dict (python)",
+                cmd=[sys.executable, DPKT_PEER, path],
+                file=path,
+                post=lambda r: count_dpkt(r.stdout),
+            )
+        )
     else:
         specs.append(dict(name="dpkt", label="dpkt", cmd=None, note="skipped: dpkt not installed"))
 
     if have_module("scapy") and small:
-        specs.append(dict(name="scapy", label=f"scapy PcapReader (first {a.scapy_mb:g} MB)",
-                          cmd=[sys.executable, "-c", PY_SCAPY, small], file=small, inproc=True,
-                          note="in-process loop over a truncated copy, import excluded"))
+        specs.append(
+            dict(
+                name="scapy",
+                label=f"scapy PcapReader (first {a.scapy_mb:g} MB)",
+                cmd=[sys.executable, "-c", PY_SCAPY, small],
+                file=small,
+                inproc=True,
+                note="in-process loop over a truncated copy, import excluded",
+            )
+        )
     else:
-        specs.append(dict(name="scapy", label="scapy", cmd=None,
-                          note="skipped: scapy not installed" if small is not None
-                          else "skipped (--skip/--only)"))
+        specs.append(
+            dict(
+                name="scapy",
+                label="scapy",
+                cmd=None,
+                note="skipped: scapy not installed" if small is not None else "skipped (--skip/--only)",
+            )
+        )
 
     nf = shutil.which("nfpcapd")
     nfdir = os.path.join(tmp, "nfcapd")
     os.makedirs(nfdir, exist_ok=True)
-    specs.append(dict(name="nfpcapd", label="nfpcapd -r",
-                      cmd=[nf, "-r", path, "-w", nfdir] if nf else None,
-                      note=None if nf else "skipped: nfpcapd (nfdump) not installed",
-                      file=path))
+    specs.append(
+        dict(
+            name="nfpcapd",
+            label="nfpcapd -r",
+            cmd=[nf, "-r", path, "-w", nfdir] if nf else None,
+            note=None if nf else "skipped: nfpcapd (nfdump) not installed",
+            file=path,
+        )
+    )
     ar = shutil.which("argus")
-    specs.append(dict(name="argus", label="argus -r",
-                      cmd=[ar, "-r", path, "-w", os.path.join(tmp, "out.argus")] if ar else None,
-                      note=None if ar else "skipped: argus not installed", file=path))
+    specs.append(
+        dict(
+            name="argus",
+            label="argus -r",
+            cmd=[ar, "-r", path, "-w", os.path.join(tmp, "out.argus")] if ar else None,
+            note=None if ar else "skipped: argus not installed",
+            file=path,
+        )
+    )
     return specs
 
 
@@ -453,9 +521,11 @@ def fmt(x, spec):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 2)[2])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
     ap.add_argument("file", nargs="?", help="capture to benchmark (default: cached synthetic)")
     ap.add_argument("--size", help="generate a synthetic capture of this size (default 1G)")
     ap.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
@@ -492,16 +562,18 @@ def main(argv=None) -> int:
                 truncate_capture(path, small, int(a.scapy_mb * 1e6))
             small_pk = walk_capture(small)[0]
 
-        print(f"# file: {path}\n# {fsize / 1e6:.1f} MB, {npk} packets ({cap_fmt})"
-              + (f", {gen_flows} flows (generator)" if gen_flows else "")
-              + f", runs={a.runs}", flush=True)
+        print(
+            f"# file: {path}\n# {fsize / 1e6:.1f} MB, {npk} packets ({cap_fmt})"
+            + (f", {gen_flows} flows (generator)" if gen_flows else "")
+            + f", runs={a.runs}",
+            flush=True,
+        )
         rows = []
         for sp in tool_specs(a, path, small if need_scapy else None, tmp):
             name = sp["name"]
             row = {"tool": name, "label": sp["label"], "note": sp.get("note")}
             rows.append(row)
-            if skipped_by(name, skip) or (only and name not in only
-                                          and name.split("-")[0] not in only):
+            if skipped_by(name, skip) or (only and name not in only and name.split("-")[0] not in only):
                 row["skipped"] = True
                 row["note"] = "skipped (--skip/--only)"
                 continue
@@ -531,8 +603,7 @@ def main(argv=None) -> int:
                 post = sp.get("post")
                 if post and flows is None:
                     flows = post(r)
-                print(f"  {name:16s} run {i + 1}: {w:8.3f} s  {r.rss_kib / 1024:8.1f} MiB",
-                      flush=True)
+                print(f"  {name:16s} run {i + 1}: {w:8.3f} s  {r.rss_kib / 1024:8.1f} MiB", flush=True)
             if errors:
                 row["error"] = errors
                 row["skipped"] = True
@@ -541,40 +612,52 @@ def main(argv=None) -> int:
                 if not walls:
                     continue
             med = statistics.median(walls)
-            row.update(runs_s=[round(w, 4) for w in walls], wall_s=round(med, 4),
-                       mb_s=round(fbytes / 1e6 / med, 2),
-                       mpkt_s=round(fpk / 1e6 / med, 4) if fpk else None,
-                       peak_rss_mib=round(max(rss), 1), flows=flows)
+            row.update(
+                runs_s=[round(w, 4) for w in walls],
+                wall_s=round(med, 4),
+                mb_s=round(fbytes / 1e6 / med, 2),
+                mpkt_s=round(fpk / 1e6 / med, 4) if fpk else None,
+                peak_rss_mib=round(max(rss), 1),
+                flows=flows,
+            )
             row["skipped"] = False
             if f != path:
                 row["extrapolated_full_file_s"] = round(fsize * med / fbytes, 1)
-                row["note"] = (row.get("note") or "") + \
-                    f"; whole file would take ~{row['extrapolated_full_file_s']:.0f} s"
+                row["note"] = (
+                    row.get("note") or ""
+                ) + f"; whole file would take ~{row['extrapolated_full_file_s']:.0f} s"
 
-        pw = next((r for r in rows if r["tool"] == "portwitness-cli" and not r.get("skipped")),
-                  None)
+        pw = next((r for r in rows if r["tool"] == "portwitness-cli" and not r.get("skipped")), None)
         for r in rows:
             if r.get("skipped"):
                 continue
             if pw:
                 r["pw_speedup"] = round(pw["mb_s"] / r["mb_s"], 2)
-                r["pw_rss_ratio"] = round(pw["peak_rss_mib"] / r["peak_rss_mib"], 3) \
-                    if r["peak_rss_mib"] else None
+                r["pw_rss_ratio"] = (
+                    round(pw["peak_rss_mib"] / r["peak_rss_mib"], 3) if r["peak_rss_mib"] else None
+                )
             else:
                 r["pw_speedup"] = None
 
-        lines = ["| tool | wall s | MB/s | Mpkt/s | peak RSS MiB | flows | pw speedup |",
-                 "|---|---:|---:|---:|---:|---:|---:|"]
+        lines = [
+            "| tool | wall s | MB/s | Mpkt/s | peak RSS MiB | flows | pw speedup |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         notes = []
         for r in rows:
             if r.get("skipped"):
                 notes.append(f"- {r['tool']}: {r.get('note') or 'skipped'}")
                 continue
             sp = r.get("pw_speedup")
-            cells = [r["label"], fmt(r["wall_s"], ".3f"), fmt(r["mb_s"], ".1f"),
-                     fmt(r["mpkt_s"], ".3f"), fmt(r["peak_rss_mib"], ".0f"),
-                     r["flows"] if r.get("flows") is not None else "-",
-                     f"{sp:.2f}x" if sp else "n/a"]
+            cells = [
+                r["label"],
+                fmt(r["wall_s"], ".3f"),
+                fmt(r["mb_s"], ".1f"),
+                fmt(r["mpkt_s"], ".3f"),
+                fmt(r["peak_rss_mib"], ".0f"),
+                r["flows"] if r.get("flows") is not None else "-",
+                f"{sp:.2f}x" if sp else "n/a",
+            ]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
             if r.get("note"):
                 notes.append(f"- {r['tool']}: {r['note']}")
@@ -582,9 +665,11 @@ def main(argv=None) -> int:
             notes.append("- pw speedup: n/a (portwitness CLI not measured)")
         table = "\n".join(lines)
         print()
-        print(f"File: `{os.path.basename(path)}` — {fsize / 1e6:.1f} MB, {npk} packets"
-              + (f", {gen_flows} flows" if gen_flows else "")
-              + f"; median of {a.runs} runs, warm page cache")
+        print(
+            f"File: `{os.path.basename(path)}` — {fsize / 1e6:.1f} MB, {npk} packets"
+            + (f", {gen_flows} flows" if gen_flows else "")
+            + f"; median of {a.runs} runs, warm page cache"
+        )
         print()
         print(table)
         if notes:
@@ -593,11 +678,16 @@ def main(argv=None) -> int:
 
         if a.json:
             doc = {
-                "file": path, "file_bytes": fsize, "packets": npk, "format": cap_fmt,
-                "generator_flows": gen_flows, "runs": a.runs,
+                "file": path,
+                "file_bytes": fsize,
+                "packets": npk,
+                "format": cap_fmt,
+                "generator_flows": gen_flows,
+                "runs": a.runs,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "host": host_info(),
-                "results": rows, "markdown": table,
+                "results": rows,
+                "markdown": table,
             }
             with open(a.json, "w") as fh:
                 json.dump(doc, fh, indent=1, default=str)
@@ -608,8 +698,7 @@ def main(argv=None) -> int:
 
 
 def host_info():
-    info = {"python": sys.version.split()[0], "platform": platform.platform(),
-            "cpus": os.cpu_count()}
+    info = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -621,6 +710,7 @@ def host_info():
     except OSError:
         pass
     from importlib import metadata
+
     for mod in ("dpkt", "scapy", "portwitness", "polars"):
         try:
             info[mod] = metadata.version(mod)

@@ -26,18 +26,52 @@ conversations of ``sample.pcap`` carry RPC messages written here with
 ``struct`` (XDR, TCP record marking).  Their two further oracles,
 ``<file>.rpc_calls.json`` and ``<file>.mappings.json``, are kept by ``RpcLog``
 from the values planted in each call and reply, in the same way.
+
+The DCE/RPC, endpoint mapper and TLS fixtures (``APP_FIXTURES``) and the
+endpoint mapper, tape engine and management conversations of ``sample.pcap``
+are built with scapy's DCE/RPC, MS-RPCE and TLS layers.  ``DceLog`` keeps
+``<file>.dcerpc_calls.json`` and the DCE/RPC rows of ``<file>.mappings.json``,
+``TlsLog`` keeps ``<file>.tls.json``; each message tells the flow oracle what
+it planted (``Meta.facts``: protocol, interface, SNI, negotiated version).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
 import struct
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from itertools import accumulate, pairwise
 from pathlib import Path
+from uuid import UUID
 
 import zstandard
+from scapy.layers.dcerpc import (
+    CommonAuthVerifier,
+    DceRpc4,
+    DceRpc5,
+    DceRpc5AbstractSyntax,
+    DceRpc5AlterContext,
+    DceRpc5AlterContextResp,
+    DceRpc5Bind,
+    DceRpc5BindAck,
+    DceRpc5BindNak,
+    DceRpc5Context,
+    DceRpc5Fault,
+    DceRpc5PortAny,
+    DceRpc5Request,
+    DceRpc5Response,
+    DceRpc5Result,
+    DceRpc5TransferSyntax,
+    DceRpc5Version,
+    NDRConformantArray,
+    NDRContextHandle,
+    NDRPointer,
+    NDRVaryingArray,
+)
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR, fragment
 from scapy.layers.inet6 import (
     ICMPv6EchoReply,
@@ -51,6 +85,32 @@ from scapy.layers.inet6 import (
     fragment6,
 )
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
+from scapy.layers.msrpce.ept import prot_and_addr_t, protocol_tower_t
+from scapy.layers.msrpce.raw import ept as ndr_ept
+from scapy.layers.ntlm import NTLMSSP_MESSAGE_SIGNATURE
+from scapy.layers.tls.extensions import (
+    ProtocolName,
+    ServerName,
+    TLS_Ext_ALPN,
+    TLS_Ext_RenegotiationInfo,
+    TLS_Ext_ServerName,
+    TLS_Ext_SignatureAlgorithms,
+    TLS_Ext_SupportedGroups,
+    TLS_Ext_SupportedVersion_CH,
+    TLS_Ext_SupportedVersion_SH,
+)
+from scapy.layers.tls.handshake import (
+    TLS13ServerHello,
+    TLSClientHello,
+    TLSClientKeyExchange,
+    TLSServerHello,
+    TLSServerHelloDone,
+)
+from scapy.layers.tls.handshake_sslv2 import SSLv2ClientHello
+from scapy.layers.tls.keyexchange import ClientECDiffieHellmanPublic
+from scapy.layers.tls.keyexchange_tls13 import KeyShareEntry, TLS_Ext_KeyShare_CH, TLS_Ext_KeyShare_SH
+from scapy.layers.tls.record import TLS, TLSApplicationData, TLSChangeCipherSpec
+from scapy.layers.tls.record_sslv2 import SSLv2
 from scapy.packet import Raw
 
 HERE = Path(__file__).resolve().parent
@@ -92,6 +152,9 @@ class Meta:
     flags: str = ""  # TCP flags as scapy letters, e.g. "S", "SA", "PA", "FA", "R"
     payload: int = 0  # transport payload bytes carried (counted once per datagram)
     vlan: int | None = None  # innermost VLAN id
+    # What the payload tells the flow oracle, as (column, value) pairs: ("app", "dcerpc"),
+    # ("dcerpc_interface", uuid), ("tls_sni", name), ("tls_version", name).
+    facts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -126,6 +189,16 @@ def blob(n: int, tag: str) -> bytes:
         return b""
     seed = (tag + "|").encode()
     return (seed * (n // len(seed) + 1))[:n]
+
+
+def noise(n: int, tag: str) -> bytes:
+    """Deterministic pseudo-random bytes (keys, randoms, encrypted data)."""
+    out = b""
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(f"{tag}|{i}".encode()).digest()
+        i += 1
+    return out[:n]
 
 
 # --------------------------------------------------------------------------
@@ -258,9 +331,9 @@ class Capture:
             )
         return IP(src=src, dst=dst, id=self.ipid(src), ttl=64, flags="DF") / l4
 
-    def udp(self, src, sport, dst, dport, payload: bytes, **kw):
+    def udp(self, src, sport, dst, dport, payload: bytes, facts=(), **kw):
         l3 = self.ip(src, dst, UDP(sport=sport, dport=dport) / Raw(payload))
-        meta = Meta("udp", src, sport, dst, dport, "", len(payload))
+        meta = Meta("udp", src, sport, dst, dport, "", len(payload), facts=facts)
         return self.add_l3(l3, src, dst, meta, **kw)
 
     def arp(self, src, dst, **kw):
@@ -274,22 +347,14 @@ class Capture:
     def ping(self, src, dst, ident, seq, **kw):
         data = blob(32, "portwitness-ping")
         for a, b, typ in ((src, dst, 8), (dst, src, 0)):
-            l3 = (
-                IP(src=a, dst=b, id=self.ipid(a), ttl=64)
-                / ICMP(type=typ, id=ident, seq=seq)
-                / Raw(data)
-            )
+            l3 = IP(src=a, dst=b, id=self.ipid(a), ttl=64) / ICMP(type=typ, id=ident, seq=seq) / Raw(data)
             self.add_l3(l3, a, b, None, kind="icmp", **kw)
 
     def ping6(self, src, dst, ident, seq, **kw):
         data = blob(24, "portwitness-ping6")
-        l3 = IPv6(src=src, dst=dst, hlim=64) / ICMPv6EchoRequest(
-            id=ident, seq=seq, data=data
-        )
+        l3 = IPv6(src=src, dst=dst, hlim=64) / ICMPv6EchoRequest(id=ident, seq=seq, data=data)
         self.add_l3(l3, src, dst, None, kind="icmpv6", **kw)
-        l3 = IPv6(src=dst, dst=src, hlim=64) / ICMPv6EchoReply(
-            id=ident, seq=seq, data=data
-        )
+        l3 = IPv6(src=dst, dst=src, hlim=64) / ICMPv6EchoReply(id=ident, seq=seq, data=data)
         self.add_l3(l3, dst, src, None, kind="icmpv6", **kw)
 
 
@@ -322,11 +387,10 @@ class Tcp:
         seq=None,
         ack_no=None,
         ipopts=None,
+        facts=(),
         **kw,
     ):
-        (src, sport), (dst, dport) = (
-            (self.c, self.s) if from_client else (self.s, self.c)
-        )
+        (src, sport), (dst, dport) = (self.c, self.s) if from_client else (self.s, self.c)
         advance = seq is None
         if seq is None:
             seq = self.nxt[from_client]
@@ -353,11 +417,9 @@ class Tcp:
         if data:
             seg = seg / Raw(data)
         if advance:
-            self.nxt[from_client] = (
-                seq + len(data) + ("S" in flags) + ("F" in flags)
-            ) & 0xFFFFFFFF
+            self.nxt[from_client] = (seq + len(data) + ("S" in flags) + ("F" in flags)) & 0xFFFFFFFF
         l3 = self.cap.ip(src, dst, seg, ipopts=ipopts, ext6=self.ext6)
-        meta = Meta("tcp", src, sport, dst, dport, flags, len(data))
+        meta = Meta("tcp", src, sport, dst, dport, flags, len(data), facts=facts)
         if self.link is not None and "link" not in kw:
             kw["link"] = self.link
         return self.cap.add_l3(l3, src, dst, meta, **kw)
@@ -397,6 +459,27 @@ def run(actions):
 
 def _qualifies(port: int) -> bool:
     return port < 1024 or port in WELL_KNOWN
+
+
+FACT_COLUMNS = ("app", "dcerpc_interface", "tls_version", "tls_sni")
+
+
+def flow_facts(transport: str, client, pkts) -> dict:
+    """The application columns of a flow: each fact column takes the first value planted in
+    the flow's packets; ``security`` (TCP only) says whether the client's first payload is a
+    TLS record (or an SSLv2-compatible hello): ``tls``, any other payload: ``plaintext``,
+    no client payload: null."""
+    out: dict = dict.fromkeys(FACT_COLUMNS)
+    for _, m in pkts:
+        for column, value in m.facts:
+            if out[column] is None:
+                out[column] = value
+    first = next((m for _, m in pkts if m.payload and (m.src, m.sport) == client), None)
+    if transport == "tcp" and first is not None:
+        out["security"] = "tls" if ("app", "tls") in first.facts else "plaintext"
+    else:
+        out["security"] = None
+    return out
 
 
 def expected_flows(frames: list[Frame], first_ts_out: list | None = None) -> list[dict]:
@@ -476,6 +559,7 @@ def expected_flows(frames: list[Frame], first_ts_out: list | None = None) -> lis
                     "vlan": vlan,
                     "outcome": outcome,
                     "orientation": orientation,
+                    **flow_facts(transport, client, pkts),
                 },
             )
         )
@@ -492,9 +576,7 @@ def expected_flows(frames: list[Frame], first_ts_out: list | None = None) -> lis
 # --------------------------------------------------------------------------
 
 
-def pcap_header(
-    endian: str, nano: bool, snaplen: int, linktype: int, magic=None
-) -> bytes:
+def pcap_header(endian: str, nano: bool, snaplen: int, linktype: int, magic=None) -> bytes:
     if magic is None:
         magic = 0xA1B23C4D if nano else 0xA1B2C3D4
     return struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)
@@ -545,21 +627,15 @@ def ng_block(e: str, btype: int, body: bytes) -> bytes:
 
 
 def ng_shb(e: str, section_len: int, opts=()) -> bytes:
-    body = struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, section_len) + ng_options(
-        e, list(opts)
-    )
+    body = struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, section_len) + ng_options(e, list(opts))
     return ng_block(e, 0x0A0D0D0A, body)
 
 
-def ng_idb(
-    e: str, linktype: int, name: str, tsresol: int | None = None, snaplen=SNAPLEN
-) -> bytes:
+def ng_idb(e: str, linktype: int, name: str, tsresol: int | None = None, snaplen=SNAPLEN) -> bytes:
     opts = [(2, name.encode())]
     if tsresol is not None:
         opts.append((9, bytes([tsresol])))
-    return ng_block(
-        e, 1, struct.pack(e + "HHI", linktype, 0, snaplen) + ng_options(e, opts)
-    )
+    return ng_block(e, 1, struct.pack(e + "HHI", linktype, 0, snaplen) + ng_options(e, opts))
 
 
 def units_per_sec(tsresol: int | None) -> int:
@@ -600,9 +676,7 @@ def ng_nrb(e: str, v4=(), v6=()) -> bytes:
     return ng_block(e, 4, body)
 
 
-def ng_isb(
-    e: str, ifid: int, ts_us: int, start_us: int, end_us: int, recv: int, drop: int
-) -> bytes:
+def ng_isb(e: str, ifid: int, ts_us: int, start_us: int, end_us: int, recv: int, drop: int) -> bytes:
     def split(u):
         return struct.pack(e + "II", u >> 32, u & 0xFFFFFFFF)
 
@@ -612,9 +686,7 @@ def ng_isb(
         (4, struct.pack(e + "Q", recv)),
         (5, struct.pack(e + "Q", drop)),
     ]
-    return ng_block(
-        e, 5, struct.pack(e + "I", ifid) + split(ts_us) + ng_options(e, opts)
-    )
+    return ng_block(e, 5, struct.pack(e + "I", ifid) + split(ts_us) + ng_options(e, opts))
 
 
 def ng_custom(e: str, pen: int, data: bytes) -> bytes:
@@ -625,9 +697,7 @@ SHB_OPTS = [(4, b"portwitness pcaps/make_fixtures.py")]
 
 
 def simple_pcapng(frames, linktype=LINKTYPE_ETHERNET, e="<", tsresol=None) -> bytes:
-    body = ng_idb(e, linktype, "eth0", tsresol) + b"".join(
-        ng_packet(e, f, tsresol) for f in frames
-    )
+    body = ng_idb(e, linktype, "eth0", tsresol) + b"".join(ng_packet(e, f, tsresol) for f in frames)
     return ng_shb(e, -1, SHB_OPTS) + body
 
 
@@ -719,9 +789,7 @@ def build_ipv4_frag() -> Capture:
     cap = Capture()
     A, B = "10.1.0.1", "10.1.0.2"
     payload = blob(4000, "nfs-write")
-    dgram = (
-        IP(src=A, dst=B, id=0x4242, ttl=64) / UDP(sport=2049, dport=2049) / Raw(payload)
-    )
+    dgram = IP(src=A, dst=B, id=0x4242, ttl=64) / UDP(sport=2049, dport=2049) / Raw(payload)
     frags = fragment(dgram, fragsize=1480)
     assert len(frags) == 3
     for i in (2, 0, 1):  # out of order: last, first, middle
@@ -753,25 +821,17 @@ def build_multi_section():
         opts = [(1, b"first packet of section 1")] if i == 0 else ()
         blocks.append(ng_packet(e, fr, None, opts))
         if i == 2:
-            blocks.append(
-                ng_nrb(
-                    e, v4=[(B, "srv-a.example")], v6=[("2001:db8::2", "srv6.example")]
-                )
-            )
+            blocks.append(ng_nrb(e, v4=[(B, "srv-a.example")], v6=[("2001:db8::2", "srv6.example")]))
         if i == 3:
             blocks.append(ng_custom(e, 32473, b"portwitness: custom block, skip me"))
     last_us = f1[-1].ts_ns // 1000
-    blocks.append(
-        ng_isb(e, 0, last_us + 1000, f1[0].ts_ns // 1000, last_us, len(f1), 0)
-    )
+    blocks.append(ng_isb(e, 0, last_us + 1000, f1[0].ts_ns // 1000, last_us, len(f1), 0))
     rest = b"".join(blocks)
     sec1 = ng_shb(e, len(rest), SHB_OPTS) + rest
 
     # Section 2 (big-endian): if0 raw IP with 2^-9 s resolution, if1 Linux SLL (1 us)
     RES0 = 0x89
-    c2 = Capture(
-        quantum_ns={0: 1_000_000_000 // 512, 1: 1000}, capture_host="192.168.2.10"
-    )
+    c2 = Capture(quantum_ns={0: 1_000_000_000 // 512, 1: 1000}, capture_host="192.168.2.10")
     c2.t = f1[-1].ts_ns + 50_000_000
     c2._first = True
     A2, B2, C2 = "192.168.2.10", "192.168.2.20", "192.168.2.30"
@@ -851,9 +911,7 @@ def build_linktypes():
         ifid=2,
     )
     # if6 user link type 147: one opaque packet, must not become a flow
-    cap.add_bytes(
-        b"USR0" + blob(60, "opaque-user-dlt"), ifid=6, kind="unknown_linktype"
-    )
+    cap.add_bytes(b"USR0" + blob(60, "opaque-user-dlt"), ifid=6, kind="unknown_linktype")
     # if3 raw IPv4 (228)
     cap.udp(
         "172.16.4.1",
@@ -874,19 +932,11 @@ def build_linktypes():
         ifid=3,
     )
     # if4 raw IPv6 (229)
-    cap.udp(
-        "fd00:5::1", 42006, "fd00:5::2", 443, blob(50, "ipv6-q"), link=("raw",), ifid=4
-    )
-    cap.udp(
-        "fd00:5::2", 443, "fd00:5::1", 42006, blob(70, "ipv6-a"), link=("raw",), ifid=4
-    )
+    cap.udp("fd00:5::1", 42006, "fd00:5::2", 443, blob(50, "ipv6-q"), link=("raw",), ifid=4)
+    cap.udp("fd00:5::2", 443, "fd00:5::1", 42006, blob(70, "ipv6-a"), link=("raw",), ifid=4)
     # if5 linktype 12 (raw IP, version taken from the first nibble): IPv6 here
-    cap.udp(
-        "fd00:6::1", 42007, "fd00:6::2", 514, blob(45, "raw12-a"), link=("raw",), ifid=5
-    )
-    cap.udp(
-        "fd00:6::2", 514, "fd00:6::1", 42007, blob(15, "raw12-b"), link=("raw",), ifid=5
-    )
+    cap.udp("fd00:6::1", 42007, "fd00:6::2", 514, blob(45, "raw12-a"), link=("raw",), ifid=5)
+    cap.udp("fd00:6::2", 514, "fd00:6::1", 42007, blob(15, "raw12-b"), link=("raw",), ifid=5)
     e = "<"
     blocks = [ng_idb(e, lt, name) for lt, name in LT_IFACES]
     blocks += [ng_packet(e, fr, None) for fr in cap.frames]
@@ -910,7 +960,7 @@ def build_sample():
     one-packet steps; the RPC steps write the oracle (``RpcLog``) when they run,
     so its rows follow the interleaved capture order."""
     rng = random.Random(20260301)
-    cap, rpc = Capture(), RpcLog()
+    cap, rpc, dce, tls = Capture(), RpcLog(), DceLog(), TlsLog()
     A, B, C, D = "10.20.0.10", "10.20.0.11", "10.20.0.20", "10.20.0.21"
     convs: list[list] = []
 
@@ -967,13 +1017,26 @@ def build_sample():
         51001,
         C,
         111,
-        lambda conv: pmap_getport_steps(rpc, conv, 0x5A4D0011, 395648, 1, "tcp", 1026)
-        + pmap_dump_steps(rpc, conv, 0x5A4D0012, dump),
+        lambda conv: (
+            pmap_getport_steps(rpc, conv, 0x5A4D0011, 395648, 1, "tcp", 1026)
+            + pmap_dump_steps(rpc, conv, 0x5A4D0012, dump)
+        ),
         isn=1,
     )
-    tcp(B, 51100, C, 135, [(72, 92)], isn=2)  # endpoint mapper
+    # the endpoint mapper: where do the tape engine and the job engine listen?
+    epm = dce_assoc(cap, 51100, 135, 0x12000000, c=B, s=C, handshake=False)
+    convs.append(
+        epm.conv.t.handshake()
+        + bind_steps(dce, epm, EPM, "135")
+        + call_steps(epm.conv, *dce.ept_map(epm, 2, 0, TAPE_ENGINE, [Endpoint("ncacn_ip_tcp", 6502, C)]))
+        + call_steps(epm.conv, *dce.ept_map(epm, 3, 0, JOB_ENGINE, [Endpoint("ncacn_ip_tcp", 6503, C)]))
+        + epm.conv.t.close()
+    )
     tcp(B, 51101, C, 20042, [(180, 60), (120, 40), (96, 24), (64, 200)], isn=3)
-    tcp(A, 51002, D, 7099, [(30, 90), (30, 90), (30, 90), (30, 110), (24, 16)], isn=4)
+    # the CA management service on 7099 speaks TLS 1.3
+    mgmt = conn(cap, A, 51002, D, 7099, 0x14000000, "tls", handshake=False)
+    hello = {"sni": "casmgmt.arcsrv02.example", "alpn": ("http/1.1",), "versions": (TLS13, TLS12)}
+    convs.append(mgmt.t.handshake() + tls13_steps(tls, mgmt, "sample-7099", 1, flight=160, **hello))
     tcp(D, 51200, C, 2099, [(52, 30), (40, 30)], isn=5)
     udp(8, B, 6050, D, 6050, 24, 24)  # same port both sides
     tcp(B, 51102, D, 20000, [(16, 16), (16, 16)], isn=6)
@@ -1029,6 +1092,9 @@ def build_sample():
         end="rst",
         isn=8,
     )
+    # the tape engine on the port the endpoint mapper named
+    tape = dce_assoc(cap, 51105, 6502, 0x1E000000, c=B, s=C, handshake=False)
+    convs.append(tape.conv.t.handshake() + interface_steps(dce, tape, TAPE_ENGINE, 43, ENGINE_STUB[:32]))
     udp(3, A, 51005, D, 20010, 20, 36)
     # refused: A -> D:6050/tcp
     r = Tcp(cap, A, 51004, D, 6050, isn_c=0x1A000000)
@@ -1072,19 +1138,13 @@ def build_sample():
             active.pop(i)
 
     # the client connects to a learned port only after a reply revealed it
-    for prog, port in SAMPLE_ARCSERVE[:2]:
-        learned = min(
-            m["ts_ns"]
-            for m in rpc.mappings
-            if m["rpc_program"] == prog and m["port"] == port and m["server_ip"] == C
-        )
+    for mappings, port in [(rpc.mappings, 1025), (rpc.mappings, 1026), (dce.mappings, 6502)]:
+        learned = min(m["ts_ns"] for m in mappings if m["port"] == port and m["server_ip"] == C)
         first = min(
-            f.ts_ns
-            for f in cap.frames
-            if f.meta is not None and (f.meta.dst, f.meta.dport) == (C, port)
+            f.ts_ns for f in cap.frames if f.meta is not None and (f.meta.dst, f.meta.dport) == (C, port)
         )
-        assert learned < first, (prog, port)
-    return cap, rpc
+        assert learned < first, port
+    return cap, rpc, dce, tls
 
 
 # --------------------------------------------------------------------------
@@ -1156,12 +1216,7 @@ def rpc_call_msg(xid, prog, vers, proc, cred=AUTH_NULL, args=b"", verf=AUTH_NULL
 
 
 def rpc_accepted_msg(xid, accept_stat=SUCCESS, results=b"", verf=AUTH_NULL):
-    return (
-        xdr_u32(xid, MSG_REPLY, MSG_ACCEPTED)
-        + verf.xdr()
-        + xdr_u32(accept_stat)
-        + results
-    )
+    return xdr_u32(xid, MSG_REPLY, MSG_ACCEPTED) + verf.xdr() + xdr_u32(accept_stat) + results
 
 
 def rpc_denied_auth_msg(xid, auth_stat):
@@ -1191,55 +1246,126 @@ def pmap_mapping(prog: int, vers: int, prot: int, port: int) -> bytes:
 
 
 def rpcb(prog: int, vers: int, netid: str, addr: str = "", owner: str = "") -> bytes:
-    return (
-        xdr_u32(prog, vers) + xdr_string(netid) + xdr_string(addr) + xdr_string(owner)
-    )
+    return xdr_u32(prog, vers) + xdr_string(netid) + xdr_string(addr) + xdr_string(owner)
 
 
-class UdpConv:
-    """A UDP client/server pair: one datagram is one RPC message."""
+@dataclass
+class Msg:
+    """One application message: its bytes, the facts its packets tell the flow oracle, and
+    ``sent``, called with the timestamp of the frame that completes the message (this is
+    how the oracles learn when a call or reply was seen)."""
 
-    transport = "udp"
+    data: bytes
+    facts: tuple[tuple[str, str], ...] = ()
+    sent: Callable[[int], None] | None = None
 
-    def __init__(self, cap: Capture, c: str, cport: int, s: str, sport: int):
-        self.cap, self.c, self.cport, self.s, self.sport = cap, c, cport, s, sport
+
+def stamper(*targets: tuple[dict, str]) -> Callable[[int], None]:
+    """A ``Msg.sent`` callback writing the timestamp into each (row, column)."""
+
+    def sent(ts: int) -> None:
+        for row, column in targets:
+            row[column] = ts
+
+    return sent
+
+
+class Conv:
+    """A client/server conversation carrying application messages.  ``app`` is the
+    protocol its messages speak (a flow fact of every packet carrying one); ``c2s`` and
+    ``s2c`` send one ONC RPC message (record-marked on TCP) and return its timestamp."""
+
+    transport = ""
+
+    def __init__(self, cap: Capture, c: str, cport: int, s: str, sport: int, app: str | None):
+        self.cap, self.c, self.cport, self.s, self.sport, self.app = cap, c, cport, s, sport, app
+
+    def facts(self, msgs) -> tuple:
+        out = [("app", self.app)] if self.app else []
+        for m in msgs:
+            out += [f for f in m.facts if f not in out]
+        return tuple(out)
+
+    def send_steps(self, from_client: bool, msgs, cuts=()) -> list:
+        raise NotImplementedError
+
+    def send(self, from_client: bool, msgs, cuts=()) -> int:
+        """Send messages; returns the timestamp of the last frame."""
+        run(self.send_steps(from_client, msgs, cuts))
+        return self.cap.frames[-1].ts_ns
+
+    def frame(self, msg: bytes) -> bytes:
+        return msg
 
     def c2s(self, msg: bytes) -> int:
-        self.cap.udp(self.c, self.cport, self.s, self.sport, msg)
-        return self.cap.frames[-1].ts_ns
+        return self.send(True, [Msg(self.frame(msg))])
 
     def s2c(self, msg: bytes, ack: bool = True) -> int:
-        """``ack`` is for symmetry with TcpConv: nothing acknowledges a datagram."""
-        self.cap.udp(self.s, self.sport, self.c, self.cport, msg)
-        return self.cap.frames[-1].ts_ns
-
-
-class TcpConv:
-    """An RPC-over-TCP connection: each message is one record (record marking)
-    in one segment; the client acknowledges every reply."""
-
-    transport = "tcp"
-
-    def __init__(self, cap, c, cport, s, sport, isn_c, isn_s, handshake=True):
-        self.cap, self.c, self.cport, self.s, self.sport = cap, c, cport, s, sport
-        self.t = Tcp(cap, c, cport, s, sport, isn_c=isn_c, isn_s=isn_s)
-        if handshake:
-            run(self.t.handshake())
-
-    def c2s(self, msg: bytes) -> int:
-        self.t.send(True, "PA", record_mark(msg))
-        return self.cap.frames[-1].ts_ns
-
-    def s2c(self, msg: bytes, ack: bool = True) -> int:
-        """Send a reply; with ``ack`` the client acknowledges it at once."""
-        self.t.send(False, "PA", record_mark(msg))
-        ts = self.cap.frames[-1].ts_ns
+        """Send a reply; with ``ack`` the client acknowledges it at once (TCP)."""
+        ts = self.send(False, [Msg(self.frame(msg))])
         if ack:
             self.ack()
         return ts
 
     def ack(self) -> None:
-        self.t.send(True, "A")
+        """Nothing acknowledges a datagram."""
+
+
+class UdpConv(Conv):
+    """A UDP client/server pair: one datagram is one message."""
+
+    transport = "udp"
+
+    def __init__(self, cap: Capture, c: str, cport: int, s: str, sport: int, app="oncrpc"):
+        super().__init__(cap, c, cport, s, sport, app)
+
+    def send_steps(self, from_client: bool, msgs, cuts=()) -> list:
+        assert not cuts, "a datagram is never cut"
+        ends = [(self.c, self.cport), (self.s, self.sport)]
+        src, dst = ends if from_client else ends[::-1]
+
+        def step(m: Msg) -> None:
+            self.cap.udp(*src, *dst, m.data, facts=self.facts([m]))
+            if m.sent:
+                m.sent(self.cap.frames[-1].ts_ns)
+
+        return [lambda m=m: step(m) for m in msgs]
+
+
+class TcpConv(Conv):
+    """A TCP connection.  Messages sent together are written back to back and cut into
+    segments at the byte offsets ``cuts`` (none: one segment); a message is complete in
+    the segment holding its last byte.  For ONC RPC each message is one record (record
+    marking) in one segment, and the client acknowledges every reply."""
+
+    transport = "tcp"
+
+    def __init__(self, cap, c, cport, s, sport, isn_c, isn_s, handshake=True, app="oncrpc"):
+        super().__init__(cap, c, cport, s, sport, app)
+        self.t = Tcp(cap, c, cport, s, sport, isn_c=isn_c, isn_s=isn_s)
+        if handshake:
+            run(self.t.handshake())
+
+    def frame(self, msg: bytes) -> bytes:
+        return record_mark(msg)
+
+    def send_steps(self, from_client: bool, msgs, cuts=()) -> list:
+        data = b"".join(m.data for m in msgs)
+        ends = list(accumulate(len(m.data) for m in msgs))
+        mss = 1440 if ":" in self.c else 1460
+        bounds = [0, *(cuts or range(mss, len(data), mss)), len(data)]
+
+        def step(lo: int, hi: int) -> None:
+            inside = [m for m, end in zip(msgs, ends, strict=True) if end - len(m.data) < hi and end > lo]
+            self.t.send(from_client, "PA", data[lo:hi], facts=self.facts(inside))
+            for m, end in zip(msgs, ends, strict=True):
+                if lo < end <= hi and m.sent:
+                    m.sent(self.cap.frames[-1].ts_ns)
+
+        return [lambda lo=lo, hi=hi: step(lo, hi) for lo, hi in pairwise(bounds)]
+
+    def ack(self, from_client: bool = True) -> None:
+        self.t.send(from_client, "A")
 
     def close(self):
         run(self.t.close())
@@ -1253,6 +1379,9 @@ class RpcLog:
         self.mappings: list[dict] = []
         self._pending: dict[int, dict] = {}
         self._xids: set[int] = set()
+
+    def tables(self) -> dict[str, list[dict]]:
+        return {"mappings": self.mappings, "rpc_calls": self.calls}
 
     def _new_xid(self, xid: int) -> None:
         assert xid not in self._xids, f"xid {xid:#x} reused"
@@ -1308,17 +1437,41 @@ class RpcLog:
 
     def learn(self, source, server_ip, transport, port, prog, vers, registered, ts_ns):
         self.mappings.append(
-            {
-                "source": source,
-                "server_ip": server_ip,
-                "transport": transport,
-                "port": port,
-                "rpc_program": prog,
-                "rpc_version": vers,
-                "registered": registered,
-                "ts_ns": ts_ns,
-            }
+            mapping_row(
+                source=source,
+                server_ip=server_ip,
+                transport=transport,
+                port=port,
+                rpc_program=prog,
+                rpc_version=vers,
+                registered=registered,
+                ts_ns=ts_ns,
+            )
         )
+
+
+def mapping_row(**values) -> dict:
+    """A row of ``<file>.mappings.json``: ONC RPC rows leave the DCE/RPC columns null and
+    DCE/RPC rows the ONC RPC ones."""
+    row = dict.fromkeys(MAPPING_COLUMNS)
+    assert set(values) <= set(row), values
+    return {**row, **values}
+
+
+MAPPING_COLUMNS = (
+    "source",
+    "server_ip",
+    "transport",
+    "port",
+    "rpc_program",
+    "rpc_version",
+    "interface_uuid",
+    "interface_version",
+    "protocol",
+    "annotation",
+    "registered",
+    "ts_ns",
+)
 
 
 # portmap v2 / rpcbind v3-v4 exchanges ------------------------------------------
@@ -1343,9 +1496,7 @@ def pmap_getport_steps(rpc, conv, xid, prog, vers, transport, port, cred=AUTH_NU
 
     def reply():
         ts = conv.s2c(rpc.accepted(xid, xdr_u32(port)), ack=False)
-        rpc.learn(
-            "portmap.getport", conv.s, transport, port or None, prog, vers, port != 0, ts
-        )
+        rpc.learn("portmap.getport", conv.s, transport, port or None, prog, vers, port != 0, ts)
 
     return [call, *reply_steps(conv, reply)]
 
@@ -1363,8 +1514,7 @@ def pmap_dump_steps(rpc, conv, xid, entries, cred=AUTH_NULL):
 
     def reply():
         body = b"".join(
-            xdr_u32(1) + pmap_mapping(prog, vers, IPPROTO[p], port)
-            for prog, vers, p, port in entries
+            xdr_u32(1) + pmap_mapping(prog, vers, IPPROTO[p], port) for prog, vers, p, port in entries
         ) + xdr_u32(0)
         ts = conv.s2c(rpc.accepted(xid, body), ack=False)
         for prog, vers, p, port in entries:
@@ -1410,9 +1560,7 @@ def rpcb_getaddr(rpc, conv, xid, rpcbvers, prog, vers, netid, where, cred=AUTH_N
     ts = conv.s2c(rpc.accepted(xid, xdr_string(answer)))
     transport = NETID_TRANSPORT[netid]
     if where:
-        rpc.learn(
-            "rpcbind.getaddr", where[0], transport, where[1], prog, vers, True, ts
-        )
+        rpc.learn("rpcbind.getaddr", where[0], transport, where[1], prog, vers, True, ts)
     else:
         rpc.learn("rpcbind.getaddr", conv.s, transport, None, prog, vers, False, ts)
 
@@ -1487,8 +1635,7 @@ def build_rpc_dump_ooo():
     xid = 0x8C000001
     pm.c2s(rpc.call(pm, xid, PMAP_PROG, 2, PMAPPROC_DUMP))
     body = b"".join(
-        xdr_u32(1) + pmap_mapping(prog, vers, IPPROTO[p], port)
-        for prog, vers, p, port in DUMP_ENTRIES
+        xdr_u32(1) + pmap_mapping(prog, vers, IPPROTO[p], port) for prog, vers, p, port in DUMP_ENTRIES
     ) + xdr_u32(0)
     rec = record_mark(rpc.accepted(xid, body))
     # four segments, on the wire in the order 1, 3, 2, 4 (true sequence numbers)
@@ -1564,9 +1711,7 @@ def build_rpc_reply_only():
     before the capture, then a complete GETPORT; plus a lone UDP reply."""
     cap, rpc = Capture(), RpcLog()
     C, S = "10.0.1.40", "10.0.1.1"
-    pm = TcpConv(
-        cap, C, 40040, S, 111, isn_c=0x0E010000, isn_s=0x0E020000, handshake=False
-    )
+    pm = TcpConv(cap, C, 40040, S, 111, isn_c=0x0E010000, isn_s=0x0E020000, handshake=False)
     pm.s2c(rpc.reply_only(pm, 0xBF000001, xdr_u32(1027)))
     pmap_getport(rpc, pm, 0xBF000002, 395649, 1, "tcp", 1028)
     pm.close()
@@ -1608,22 +1753,18 @@ def build_rpc_garbage_111():
     h.send(
         True,
         "PA",
-        b"GET /status HTTP/1.1\r\nHost: 10.0.1.1:8080\r\n"
-        b"User-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+        b"GET /status HTTP/1.1\r\nHost: 10.0.1.1:8080\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
     )
     h.send(
         False,
         "PA",
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-        b"Content-Length: 3\r\nConnection: close\r\n\r\nok\n",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
     )
     run(h.close())
     return cap, rpc
 
 
-NFS_FH = bytes.fromhex(
-    "0100070100fe0300000000005f2a9c1e8b3d4e11a0b1c2d30000000200000000"
-)
+NFS_FH = bytes.fromhex("0100070100fe0300000000005f2a9c1e8b3d4e11a0b1c2d30000000200000000")
 
 
 def nfs_fattr3(fileid: int) -> bytes:
@@ -1690,6 +1831,941 @@ RPC_FIXTURES = [
 
 
 # --------------------------------------------------------------------------
+# DCE/RPC and the endpoint mapper (C706, MS-RPCE)
+# --------------------------------------------------------------------------
+#
+# The PDUs are built with scapy's layers: DceRpc5 (connection-oriented, in either
+# data representation), DceRpc4 (connectionless), and the NDR stubs and towers of
+# the endpoint mapper from scapy.layers.msrpce.ept.  Besides the flows, each fixture
+# gets two oracles kept by ``DceLog`` from what was planted:
+#   <file>.dcerpc_calls.json  one row per bind/alter_context context item and per request
+#   <file>.mappings.json      one row per endpoint fact revealed by an EPM reply or a bind_ack
+
+
+@dataclass(frozen=True)
+class Iface:
+    """An interface or transfer syntax: UUID (lowercase) and version."""
+
+    uuid: str
+    major: int
+    minor: int = 0
+
+    @property
+    def version(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    @property
+    def wire_version(self) -> int:
+        """The u32 of a p_syntax_id_t (and of a CL header): major in the low half."""
+        return self.major | self.minor << 16
+
+    def syntax(self, cls=DceRpc5AbstractSyntax):
+        return cls(if_uuid=UUID(self.uuid), if_version=self.wire_version)
+
+
+EPM = Iface("e1af8308-5d1f-11c9-91a4-08002b14a0fa", 3)
+MGMT = Iface("afa8bd80-7d8a-11c9-bef4-08002b102989", 1)
+TAPE_ENGINE = Iface("62b93df0-8b02-11ce-876c-00805f842837", 1)  # Arcserve, 6502
+JOB_ENGINE = Iface("dc246bf0-7a7a-11ce-9f88-00805fe43838", 1)  # Arcserve message engine, 6503
+DB_ENGINE = Iface("506b1890-14c8-11d1-bbc3-00805fa6962e", 1)  # Arcserve database engine, 6504
+SAMR = Iface("12345778-1234-abcd-ef00-0123456789ac", 1)
+LSARPC = Iface("12345778-1234-abcd-ef00-0123456789ab", 0)
+EVENTLOG6 = Iface("f6beaff7-1e19-4fbb-9f8f-b89e2018337c", 1)
+NDR = Iface("8a885d04-1ceb-11c9-9fe8-08002b104860", 2)
+NDR64 = Iface("71710533-beba-4937-8319-b5dbef9ccc36", 1)
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+PFC_FIRST_FRAG, PFC_LAST_FRAG, PFC_OBJECT_UUID = 0x01, 0x02, 0x80
+DCE_REQUEST, DCE_RESPONSE, DCE_FAULT = 0, 2, 3
+DCE_BIND, DCE_BIND_ACK, DCE_BIND_NAK, DCE_ALTER, DCE_ALTER_RESP = 11, 12, 13, 14, 15
+BIND_RESULTS = {"acceptance": 0, "user_rejection": 1, "provider_rejection": 2, "negotiate_ack": 3}
+ABSTRACT_SYNTAX_NOT_SUPPORTED, TRANSFER_SYNTAXES_NOT_SUPPORTED = 1, 2  # p_provider_reason_t
+PROTOCOL_VERSION_NOT_SUPPORTED = 4  # bind_nak reject reason
+NCA_S_UNK_IF = 0x1C010003
+EPT_S_NOT_REGISTERED = 0x16C9A0D6
+EPT_LOOKUP, EPT_MAP = 2, 3
+RPC_C_AUTHN_WINNT, RPC_C_AUTHN_LEVEL_PKT_PRIVACY = 10, 6
+
+# protocol sequence -> (floor 3 id, floor 4 id, transport of a port endpoint)
+PROTSEQ = {
+    "ncacn_ip_tcp": (0x0B, 0x07, "tcp"),
+    "ncadg_ip_udp": (0x0A, 0x08, "udp"),
+    "ncacn_http": (0x0B, 0x1F, "tcp"),
+    "ncacn_np": (0x0B, 0x0F, None),
+    "ncalrpc": (0x0C, 0x10, None),
+}
+FLOOR_IPV4, FLOOR_NETBIOS, FLOOR_UUID = 0x09, 0x11, 0x0D
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a tower points: a port and IPv4 address for the IP protocol sequences, a
+    pipe or LRPC name (and NetBIOS host for pipes) for the others."""
+
+    protseq: str
+    port: int | None = None
+    ip: str = "0.0.0.0"
+    name: str | None = None
+    host: str | None = None
+
+    @property
+    def transport(self) -> str | None:
+        return PROTSEQ[self.protseq][2]
+
+    def server(self, epm_server: str) -> str:
+        """The address the endpoint is on: the tower's, unless 0.0.0.0, which means the
+        endpoint mapper that answered."""
+        return epm_server if self.ip == "0.0.0.0" else self.ip
+
+
+def _floor(proto_id: int, rhs, rhs_length: int, **lhs) -> prot_and_addr_t:
+    return prot_and_addr_t(
+        lhs_length=19 if lhs else 1,
+        protocol_identifier=proto_id,
+        rhs_length=rhs_length,
+        rhs=rhs,
+        **lhs,
+    )
+
+
+def _name_floor(proto_id: int, name: str) -> prot_and_addr_t:
+    value = name.encode() + b"\x00"
+    return _floor(proto_id, value, len(value))
+
+
+def tower(iface: Iface, ep: Endpoint) -> bytes:
+    """A protocol tower (C706 Appendix L): not NDR, always little-endian, but a port
+    floor's port and an IPv4 floor's address are big-endian."""
+    f3, f4, _ = PROTSEQ[ep.protseq]
+    floors = [
+        _floor(FLOOR_UUID, iface.minor, 2, uuid=UUID(iface.uuid), version=iface.major),
+        _floor(FLOOR_UUID, NDR.minor, 2, uuid=UUID(NDR.uuid), version=NDR.major),
+        _floor(f3, b"\x00\x00" if f3 == 0x0C else 0, 2),
+    ]
+    if ep.port is not None:
+        floors += [_floor(f4, ep.port, 2), _floor(FLOOR_IPV4, ep.ip, 4)]
+    else:
+        floors.append(_name_floor(f4, ep.name))
+        if ep.host:
+            floors.append(_name_floor(FLOOR_NETBIOS, ep.host))
+    return bytes(protocol_tower_t(floors=floors))
+
+
+def uuid_fields(value: str) -> dict:
+    """An NDR uuid_t's fields (C706 Appendix A)."""
+    u = UUID(value)
+    return {"Data1": u.time_low, "Data2": u.time_mid, "Data3": u.time_hi_version, "Data4": u.bytes[8:]}
+
+
+def ndr_uuid(value: str) -> ndr_ept.UUID:
+    return ndr_ept.UUID(**uuid_fields(value))
+
+
+def handle_bytes(tag: str | None) -> bytes:
+    return noise(16, tag) if tag else b"\x00" * 16
+
+
+def ndr_handle(tag: str | None = None) -> NDRContextHandle:
+    """An EPM entry handle: nil, or a deterministic non-nil one."""
+    return NDRContextHandle(attributes=0, uuid=handle_bytes(tag))
+
+
+def twr_ptr(referent: int, iface: Iface, ep: Endpoint) -> NDRPointer:
+    return NDRPointer(referent_id=referent, value=ndr_ept.twr_p_t(tower_octet_string=tower(iface, ep)))
+
+
+def conf_var(items: list, max_count: int) -> NDRConformantArray:
+    """A conformant-varying array of ``max_count`` elements of which ``items`` are sent."""
+    return NDRConformantArray(
+        max_count=max_count, value=[NDRVaryingArray(actual_count=len(items), value=items)]
+    )
+
+
+def ndr(cls, endian: str, **fields) -> bytes:
+    """An NDR 2.0 (32-bit) stub in the given byte order."""
+    return bytes(cls(ndr64=False, ndrendian=endian, **fields))
+
+
+def ept_lookup_reply(endian: str, handle: str | None, entries, max_ents: int, status: int) -> bytes:
+    """The ept_lookup response stub: entry_handle, num_ents, the conformant-varying array of
+    ept_entry_t {object, tower pointer, annotation}, the deferred towers, status.  The
+    array is written here with struct: scapy 2.8 builds the elements of an array of
+    structures one at a time, so it neither aligns each element to 4 bytes after a
+    varying annotation nor defers the towers until after the whole array, as NDR wants
+    (tshark then calls the stub malformed).  The pieces are scapy's."""
+    e = {"big": ">", "little": "<"}[endian]
+
+    def u32(*values: int) -> bytes:
+        return struct.pack(f"{e}{len(values)}I", *values)
+
+    out = [ndr(NDRContextHandle, endian, attributes=0, uuid=handle_bytes(handle)), u32(len(entries))]
+    out.append(u32(max_ents, 0, len(entries)))  # max_count, offset, actual_count
+    for referent, (_, _, note) in enumerate(entries, 1):
+        text = note.encode() + b"\x00"
+        out += [ndr(ndr_ept.UUID, endian, **uuid_fields(NIL_UUID)), u32(referent, 0, len(text)), _pad4(text)]
+    for iface, ep, _ in entries:
+        octets = tower(iface, ep)
+        out += [u32(len(octets), len(octets)), _pad4(octets)]
+    return b"".join([*out, u32(status)])
+
+
+def split(data: bytes, parts: int) -> list[bytes]:
+    step = -(-len(data) // parts)
+    return [data[i * step : (i + 1) * step] for i in range(parts)]
+
+
+@dataclass(eq=False)
+class Assoc:
+    """A DCE/RPC association on one connection (or CL exchanges on one UDP pair): its data
+    representation and the presentation contexts the server accepted."""
+
+    conv: Conv
+    endian: str = "little"
+    contexts: dict[int, Iface] = field(default_factory=dict)
+    first_accepted: Iface | None = None
+
+    @property
+    def drep(self) -> int:
+        return {"big": 0, "little": 1}[self.endian]
+
+
+class DceLog:
+    """The DCE/RPC oracle: what the generator planted, PDU by PDU."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+        self.mappings: list[dict] = []
+        self._pending: dict[tuple[Assoc, int], list[dict]] = {}
+        self._offers: dict[tuple[Assoc, int], list] = {}
+
+    def tables(self) -> dict[str, list[dict]]:
+        return {"mappings": self.mappings, "dcerpc_calls": self.calls}
+
+    # rows -------------------------------------------------------------------
+    def _call(self, a: Assoc, call_id: int, ptype: str, iface: Iface | None, pending=True, **values) -> dict:
+        c = a.conv
+        row = {
+            "ts_ns": None,
+            "reply_ts_ns": None,
+            "transport": c.transport,
+            "client_ip": c.c,
+            "server_ip": c.s,
+            "server_port": c.sport,
+            "call_id": call_id,
+            "ptype": ptype,
+            "reply": None,
+            "context_id": None,
+            "interface_uuid": iface and iface.uuid,
+            "interface_version": iface and iface.version,
+            "transfer_syntaxes": None,
+            "bind_result": None,
+            "sec_addr": None,
+            "opnum": None,
+            "object_uuid": None,
+            "fragments": 1,
+            "stub_bytes": 0,
+            "fault_status": None,
+            "reject_reason": None,
+            "auth_type": None,
+            "auth_level": None,
+            "byte_order": a.endian,
+        }
+        assert set(values) <= set(row), values
+        row.update(values)
+        self.calls.append(row)
+        if pending:
+            self._pending.setdefault((a, call_id), []).append(row)
+        return row
+
+    def _answer(self, a: Assoc, call_id: int) -> list[dict]:
+        return self._pending.pop((a, call_id))
+
+    def learn(self, source, server_ip, iface, ep: Endpoint | None, registered=True, annotation=None) -> dict:
+        """A mapping row; its ts is written when the reply revealing it is complete."""
+        row = mapping_row(
+            source=source,
+            server_ip=server_ip,
+            transport=ep and ep.transport,
+            port=(ep and ep.port) if registered else None,
+            interface_uuid=iface and iface.uuid,
+            interface_version=iface and iface.version,
+            protocol=ep and ep.protseq,
+            annotation=annotation or None,
+            registered=registered,
+        )
+        self.mappings.append(row)
+        return row
+
+    # connection-oriented PDUs -----------------------------------------------
+    def _pdu(
+        self, a: Assoc, ptype: int, call_id: int, body, flags=PFC_FIRST_FRAG | PFC_LAST_FRAG, **hdr
+    ) -> bytes:
+        return bytes(DceRpc5(ptype=ptype, pfc_flags=flags, endian=a.drep, call_id=call_id, **hdr) / body)
+
+    def bind(self, a: Assoc, call_id: int, items, alter=False, minor=0) -> Msg:
+        """bind (or alter_context); ``items`` are (context id, interface, transfer syntaxes)."""
+        ptype = "alter_context" if alter else "bind"
+        rows = [
+            self._call(
+                a,
+                call_id,
+                ptype,
+                iface,
+                context_id=ctx,
+                transfer_syntaxes=",".join(t.uuid for t in syntaxes),
+            )
+            for ctx, iface, syntaxes in items
+        ]
+        elems = [
+            DceRpc5Context(
+                cont_id=ctx,
+                abstract_syntax=iface.syntax(),
+                transfer_syntaxes=[t.syntax(DceRpc5TransferSyntax) for t in syntaxes],
+            )
+            for ctx, iface, syntaxes in items
+        ]
+        self._offers[(a, call_id)] = items
+        body = (DceRpc5AlterContext if alter else DceRpc5Bind)(context_elem=elems)
+        pdu = self._pdu(a, DCE_ALTER if alter else DCE_BIND, call_id, body, rpc_vers_minor=minor)
+        return Msg(pdu, sent=stamper(*((r, "ts_ns") for r in rows)))
+
+    def bind_ack(self, a: Assoc, call_id: int, results, sec_addr="", alter=False) -> Msg:
+        """bind_ack (or alter_context_resp); ``results`` are (result name, reason), one per
+        context item in order; an accepted item gets the transfer syntax it offered first.
+        A decimal secondary address reveals the port of every accepted interface."""
+        rows, items = self._answer(a, call_id), self._offers.pop((a, call_id))
+        wire, targets, facts = [], [], []
+        for row, (ctx, iface, syntaxes), (result, reason) in zip(rows, items, results, strict=True):
+            row.update(reply="alter_context_resp" if alter else "bind_ack", bind_result=result)
+            row["sec_addr"] = sec_addr or None
+            targets.append((row, "reply_ts_ns"))
+            accepted = result == "acceptance"
+            syntax = syntaxes[0] if accepted else Iface(NIL_UUID, 0)
+            wire.append(
+                DceRpc5Result(
+                    result=BIND_RESULTS[result],
+                    reason=reason,
+                    transfer_syntax=syntax.syntax(DceRpc5TransferSyntax),
+                )
+            )
+            if not accepted:
+                continue
+            a.contexts[ctx] = iface
+            if a.first_accepted is None:
+                a.first_accepted = iface
+                facts.append(("dcerpc_interface", iface.uuid))
+            if sec_addr.isdigit() and not alter:
+                ep = Endpoint("ncacn_ip_tcp", int(sec_addr), a.conv.s)
+                targets.append((self.learn("dcerpc.bind_ack", a.conv.s, iface, ep), "ts_ns"))
+        port_spec = sec_addr.encode() + b"\x00" if sec_addr else b""
+        body = (DceRpc5AlterContextResp if alter else DceRpc5BindAck)(
+            assoc_group_id=0x0000A1B2,
+            sec_addr=DceRpc5PortAny(port_spec=port_spec),
+            results=wire,
+        )
+        pdu = self._pdu(a, DCE_ALTER_RESP if alter else DCE_BIND_ACK, call_id, body)
+        return Msg(pdu, tuple(facts), stamper(*targets))
+
+    def bind_nak(self, a: Assoc, call_id: int, reason: int) -> Msg:
+        rows = self._answer(a, call_id)
+        for row in rows:
+            row.update(reply="bind_nak", reject_reason=reason)
+        body = DceRpc5BindNak(provider_reject_reason=reason, protocols=[DceRpc5Version(major=5, minor=0)])
+        return Msg(
+            self._pdu(a, DCE_BIND_NAK, call_id, body), sent=stamper(*((r, "reply_ts_ns") for r in rows))
+        )
+
+    def request(self, a: Assoc, call_id, ctx, opnum, stub, frags=1, auth=None, object_uuid=None) -> list[Msg]:
+        """A request whose stub is cut into ``frags`` PDUs; ``auth`` = (type, level, context
+        id, token) adds a sec_trailer (scapy pads the stub to 16 bytes before it)."""
+        row = self._call(
+            a,
+            call_id,
+            "request",
+            a.contexts.get(ctx),
+            context_id=ctx,
+            opnum=opnum,
+            object_uuid=object_uuid,
+            fragments=frags,
+            stub_bytes=len(stub),
+            auth_type=auth and auth[0],
+            auth_level=auth and auth[1],
+        )
+        flags = PFC_OBJECT_UUID if object_uuid else 0
+        obj = UUID(object_uuid) if object_uuid else None
+        pdus = self._fragments(
+            a, DCE_REQUEST, call_id, stub, frags, flags, auth, cont_id=ctx, opnum=opnum, object=obj
+        )
+        pdus[0].sent = stamper((row, "ts_ns"))
+        return pdus
+
+    def _fragments(self, a, ptype, call_id, stub, frags, flags, auth, **body) -> list[Msg]:
+        """The PDUs of one call or reply; with ``auth`` each carries its own sec_trailer."""
+        cls = DceRpc5Request if ptype == DCE_REQUEST else DceRpc5Response
+        extra = {}
+        if auth:
+            auth_type, level, context_id, token = auth
+            extra["auth_verifier"] = CommonAuthVerifier(
+                auth_type=auth_type, auth_level=level, auth_context_id=context_id, auth_value=token
+            )
+        parts = split(stub, frags)
+        out, left = [], len(stub)
+        for i, part in enumerate(parts):
+            frag = flags | (PFC_FIRST_FRAG if i == 0 else 0) | (PFC_LAST_FRAG if i == len(parts) - 1 else 0)
+            pdu = self._pdu(a, ptype, call_id, cls(alloc_hint=left, **body) / Raw(part), frag, **extra)
+            out.append(Msg(pdu))
+            left -= len(part)
+        return out
+
+    def response(self, a: Assoc, call_id: int, stub: bytes, frags=1, maps=(), auth=None) -> list[Msg]:
+        """The response; the reply and the mappings it reveals are complete with its last PDU."""
+        (row,) = self._answer(a, call_id)
+        row["reply"] = "response"
+        pdus = self._fragments(a, DCE_RESPONSE, call_id, stub, frags, 0, auth, cont_id=row["context_id"])
+        pdus[-1].sent = stamper((row, "reply_ts_ns"), *((m, "ts_ns") for m in maps))
+        return pdus
+
+    def fault(self, a: Assoc, call_id: int, status: int) -> Msg:
+        (row,) = self._answer(a, call_id)
+        row.update(reply="fault", fault_status=status)
+        body = DceRpc5Fault(cont_id=row["context_id"], status=status)
+        return Msg(self._pdu(a, DCE_FAULT, call_id, body), sent=stamper((row, "reply_ts_ns")))
+
+    # the endpoint mapper ------------------------------------------------------
+    def ept_map_stubs(self, a: Assoc, iface, answers, protseq="ncacn_ip_tcp", max_towers=4):
+        """ept_map (opnum 3) for ``iface``: the request's template tower names port 135 and
+        0.0.0.0; ``answers`` are the towers' endpoints (none: ept_s_not_registered, a
+        negative fact).  A tower with IP 0.0.0.0 means the EPM server's address.  Returns
+        the request and response stubs and the mapping rows of the response."""
+        template = Endpoint(protseq, 135)
+        request = ndr(
+            ndr_ept.ept_map_Request,
+            a.endian,
+            obj=NDRPointer(referent_id=1, value=ndr_uuid(NIL_UUID)),
+            map_tower=twr_ptr(2, iface, template),
+            entry_handle=ndr_handle(),
+            max_towers=max_towers,
+        )
+        server = a.conv.s
+        if answers:
+            maps = [self.learn("epm.map", ep.server(server), iface, ep) for ep in answers]
+        else:
+            maps = [self.learn("epm.map", server, iface, template, registered=False)]
+        reply = ndr(
+            ndr_ept.ept_map_Response,
+            a.endian,
+            entry_handle=ndr_handle(),
+            ITowers=conf_var([twr_ptr(3 + i, iface, ep) for i, ep in enumerate(answers)], max_towers),
+            status=0 if answers else EPT_S_NOT_REGISTERED,
+        )
+        return request, reply, maps
+
+    def ept_map(self, a: Assoc, call_id, ctx, iface, answers):
+        """ept_map over a connection: returns (request PDUs, response PDUs)."""
+        request, reply, maps = self.ept_map_stubs(a, iface, answers)
+        return self.request(a, call_id, ctx, EPT_MAP, request), self.response(a, call_id, reply, maps=maps)
+
+    def ept_lookup(self, a: Assoc, call_id, ctx, entries, more: str | None = None, after=None, frags=1):
+        """ept_lookup (opnum 2) of all elements; ``entries`` are (interface, endpoint,
+        annotation).  ``more`` tags the entry handle returned when more entries remain,
+        ``after`` the one the request carries.  No entries: ept_s_not_registered, one
+        negative fact.  Returns (request, response)."""
+        stub = ndr(
+            ndr_ept.ept_lookup_Request,
+            a.endian,
+            inquiry_type=0,  # RPC_C_EP_ALL_ELTS
+            object=None,
+            Ifid=None,
+            vers_option=1,  # RPC_C_VERS_ALL
+            entry_handle=ndr_handle(after),
+            max_ents=500,
+        )
+        request = self.request(a, call_id, ctx, EPT_LOOKUP, stub)
+        server = a.conv.s
+        maps = [
+            self.learn("epm.lookup", ep.server(server), iface, ep, annotation=note)
+            for iface, ep, note in entries
+            if ep.port is not None
+        ]
+        if not entries:
+            maps.append(self.learn("epm.lookup", server, None, None, registered=False))
+        reply = ept_lookup_reply(a.endian, more, entries, 500, 0 if entries else EPT_S_NOT_REGISTERED)
+        return request, self.response(a, call_id, reply, frags, maps)
+
+    # connectionless ----------------------------------------------------------
+    def cl_call(self, a: Assoc, iface, activity, seqnum, opnum, stub, reply, maps=()):
+        """A connectionless request and its response (one datagram each, 80-byte header,
+        scapy's DceRpc4).  With no bind in connectionless DCE/RPC, every PDU names its
+        interface, which stands for the flow's bound interface.  Returns (request, response)."""
+        row = self._call(
+            a, seqnum, "request", iface, pending=False, opnum=opnum, stub_bytes=len(stub), reply="response"
+        )
+        facts = (("dcerpc_interface", iface.uuid),)
+
+        def pdu(ptype, flags, boot, body):
+            head = DceRpc4(
+                ptype=ptype,
+                flags1=flags,
+                endian=a.drep,
+                object=UUID(NIL_UUID),
+                if_id=UUID(iface.uuid),
+                act_id=UUID(activity),
+                server_boot=boot,
+                if_vers=iface.wire_version,
+                seqnum=seqnum,
+                opnum=opnum,
+            )
+            return bytes(head / Raw(body))
+
+        request = Msg(pdu(DCE_REQUEST, 0x20, 0, stub), facts, stamper((row, "ts_ns")))  # idempotent
+        response = Msg(
+            pdu(DCE_RESPONSE, 0x08, 0x65E13A00, reply),  # no fack
+            sent=stamper((row, "reply_ts_ns"), *((m, "ts_ns") for m in maps)),
+        )
+        return request, response
+
+
+# --------------------------------------------------------------------------
+# TLS (RFC 8446, RFC 5246, RFC 6066, RFC 7301)
+# --------------------------------------------------------------------------
+#
+# The records are built with scapy's TLS layers (TLSClientHello, TLSServerHello,
+# TLS13ServerHello, their extensions, SSLv2ClientHello); every random, key share and
+# encrypted byte is fixed.  ``TlsLog`` keeps the oracle <file>.tls.json: one row per
+# TCP flow whose handshake start was planted.
+
+TLS_VERSIONS = {0x0200: "SSLv2", 0x0300: "SSLv3", 0x0301: "TLSv1.0", 0x0302: "TLSv1.1"}
+TLS_VERSIONS |= {0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
+TLS12, TLS13 = 0x0303, 0x0304
+X25519, SECP256R1, X25519MLKEM768 = 0x001D, 0x0017, 0x11EC
+TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 = 0x1301, 0x1302
+ECDHE_RSA_AES128_GCM_SHA256, ECDHE_RSA_AES256_GCM_SHA384 = 0xC02F, 0xC030
+RSA_AES128_CBC_SHA = 0x002F
+CLIENT_CIPHERS = [TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, ECDHE_RSA_AES128_GCM_SHA256]
+CLIENT_CIPHERS += [ECDHE_RSA_AES256_GCM_SHA384, RSA_AES128_CBC_SHA]
+# ECDSA / RSA-PSS / RSA PKCS#1 with SHA-256, SHA-384
+SIG_ALGS = [0x0403, 0x0503, 0x0804, 0x0805, 0x0401, 0x0501]
+# key share sizes: X25519 32, P-256 uncompressed 65, ML-KEM-768 + X25519 1184 + 32 / 1088 + 32
+CLIENT_SHARE = {X25519: 32, SECP256R1: 65, X25519MLKEM768: 1184 + 32}
+SERVER_SHARE = {X25519: 32, X25519MLKEM768: 1088 + 32}
+
+
+def tls_name(version: int) -> str:
+    return TLS_VERSIONS.get(version, f"0x{version:04x}")
+
+
+def is_grease(value: int) -> bool:
+    return value & 0x0F0F == 0x0A0A and value >> 8 == value & 0xFF
+
+
+def tls_record(content_type: int, msgs, version=TLS12) -> bytes:
+    return bytes(TLS(type=content_type, version=version, msg=msgs))
+
+
+class TlsLog:
+    """The TLS oracle: the hellos planted on each connection."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self._by_conv: dict[Conv, dict] = {}
+
+    def tables(self) -> dict[str, list[dict]]:
+        return {"tls": self.rows}
+
+    def _row(self, conv: Conv, **values) -> dict:
+        row = {
+            "ts_ns": None,
+            "server_ts_ns": None,
+            "client_ip": conv.c,
+            "server_ip": conv.s,
+            "server_port": conv.sport,
+            "sslv2": False,
+            "record_version": None,
+            "client_version": None,
+            "supported_versions": None,
+            "sni": None,
+            "alpn": None,
+            "version": None,
+            "cipher": None,
+            "server_alpn": None,
+            "hello_retry": False,
+            **values,
+        }
+        self.rows.append(row)
+        self._by_conv[conv] = row
+        return row
+
+    def client_hello(self, conv, tag, sni=None, alpn=(), versions=(), shares=(X25519,), record=0x0301) -> Msg:
+        """A ClientHello (legacy_version TLS 1.2) offering ``versions`` in supported_versions
+        (GREASE values allowed) and a key share of each group in ``shares``."""
+        ext = []
+        if sni:
+            ext.append(TLS_Ext_ServerName(servernames=[ServerName(servername=sni.encode())]))
+        ext += [
+            TLS_Ext_SupportedGroups(groups=[X25519MLKEM768, X25519, SECP256R1]),
+            TLS_Ext_SignatureAlgorithms(sig_algs=SIG_ALGS),
+        ]
+        if alpn:
+            ext.append(TLS_Ext_ALPN(protocols=[ProtocolName(protocol=p.encode()) for p in alpn]))
+        if versions:
+            ext.append(TLS_Ext_SupportedVersion_CH(versions=list(versions)))
+            shares_ = [
+                KeyShareEntry(group=g, key_exchange=noise(CLIENT_SHARE[g], f"{tag}-ks{g}")) for g in shares
+            ]
+            ext.append(TLS_Ext_KeyShare_CH(client_shares=shares_))
+        ext.append(TLS_Ext_RenegotiationInfo())
+        hello = TLSClientHello(
+            version=TLS12,
+            gmt_unix_time=int.from_bytes(noise(4, tag + "-t"), "big"),
+            random_bytes=noise(28, tag + "-r"),
+            sid=noise(32, tag + "-sid"),
+            ciphers=CLIENT_CIPHERS,
+            comp=[0],
+            ext=ext,
+        )
+        row = self._row(
+            conv,
+            record_version=tls_name(record),
+            client_version=tls_name(TLS12),
+            supported_versions=",".join(tls_name(v) for v in versions if not is_grease(v)) or None,
+            sni=sni,
+            alpn=",".join(alpn) or None,
+        )
+        facts = (("tls_sni", sni),) if sni else ()
+        return Msg(tls_record(22, [hello], record), facts, stamper((row, "ts_ns")))
+
+    def sslv2_hello(self, conv, tag, version=0x0301) -> Msg:
+        """An SSLv2-compatible ClientHello (RFC 5246 Appendix E.2): an SSLv2 record, whose
+        header has no version field (its record version is SSLv2's, 0x0200), carrying the
+        highest version the client speaks."""
+        ciphers = [0x010080, 0x0700C0, RSA_AES128_CBC_SHA, ECDHE_RSA_AES128_GCM_SHA256]
+        hello = SSLv2ClientHello(version=version, ciphers=ciphers, sid=b"", challenge=noise(16, tag))
+        row = self._row(conv, sslv2=True, record_version=tls_name(0x0200), client_version=tls_name(version))
+        return Msg(bytes(SSLv2(msg=[hello])), sent=stamper((row, "ts_ns")))
+
+    def server_hello(self, conv, tag, version, cipher, alpn=None, group=X25519, done=False) -> Msg:
+        """The ServerHello choosing ``version`` (echoing the session id of the hello with the
+        same ``tag``): TLS 1.3 says so in supported_versions and answers a key share of
+        ``group``; earlier versions say it in legacy_version, followed by ServerHelloDone
+        when ``done``."""
+        row = self._by_conv[conv]
+        row.update(version=tls_name(version), cipher=cipher, server_alpn=alpn)
+        ext = [TLS_Ext_ALPN(protocols=[ProtocolName(protocol=alpn.encode())])] if alpn else []
+        if version == TLS13:
+            share = KeyShareEntry(group=group, key_exchange=noise(SERVER_SHARE[group], tag + "-ks"))
+            ext += [TLS_Ext_SupportedVersion_SH(version=TLS13), TLS_Ext_KeyShare_SH(server_share=share)]
+            hello = TLS13ServerHello(
+                version=TLS12,
+                random_bytes=noise(32, tag + "-sr"),
+                sid=noise(32, tag + "-sid"),
+                cipher=cipher,
+                ext=ext,
+            )
+        else:
+            hello = TLSServerHello(
+                version=version,
+                gmt_unix_time=0x65E13A00,
+                random_bytes=noise(28, tag + "-sr"),
+                sid=noise(32, tag + "-sid"),
+                cipher=cipher,
+                ext=ext or None,
+            )
+        msgs = [hello, TLSServerHelloDone()] if done else [hello]
+        data = tls_record(22, msgs, min(version, TLS12))
+        return Msg(data, (("tls_version", tls_name(version)),), stamper((row, "server_ts_ns")))
+
+
+def tls_opaque(content_type: int, n: int, tag: str) -> Msg:
+    """An encrypted record (application data, or a TLS 1.2 Finished): ``n`` opaque bytes."""
+    return Msg(tls_record(content_type, [TLSApplicationData(data=noise(n, tag))]))
+
+
+CCS = Msg(tls_record(20, [TLSChangeCipherSpec()]))
+
+
+# --------------------------------------------------------------------------
+# DCE/RPC, EPM and TLS fixtures
+# --------------------------------------------------------------------------
+
+ARCSRV, ARCSRV_NB, GUI = "10.20.0.20", r"\\ARCSRV01", "10.20.0.10"
+ACCEPT = ("acceptance", 0)
+ENGINE_STUB = noise(96, "tape-engine-opnum-43")
+
+
+def conn(cap, c, cport, s, sport, isn, app, handshake=True) -> TcpConv:
+    """A TCP connection whose messages speak ``app``; the server's ISN mirrors the client's."""
+    return TcpConv(cap, c, cport, s, sport, isn_c=isn, isn_s=isn ^ 0x80000000, handshake=handshake, app=app)
+
+
+def dce_assoc(cap, cport, sport, isn, endian="little", c=GUI, s=ARCSRV, handshake=True) -> Assoc:
+    """A new TCP connection for a DCE/RPC association."""
+    return Assoc(conn(cap, c, cport, s, sport, isn, "dcerpc", handshake), endian)
+
+
+def as_list(msgs) -> list[Msg]:
+    return [msgs] if isinstance(msgs, Msg) else list(msgs)
+
+
+def call_steps(conv: Conv, request, reply, cuts=()) -> list:
+    """A call and its reply, each in one segment (the request cut at ``cuts``), and the
+    client's acknowledgement."""
+    steps = conv.send_steps(True, as_list(request), cuts) + conv.send_steps(False, as_list(reply))
+    return [*steps, conv.ack]
+
+
+def call(conv: Conv, request, reply, cuts=()) -> None:
+    run(call_steps(conv, request, reply, cuts))
+
+
+def bind_steps(log: DceLog, a: Assoc, iface: Iface, sec_addr: str) -> list:
+    """bind (call_id 1, one NDR context) answered with acceptance and ``sec_addr``."""
+    return call_steps(a.conv, log.bind(a, 1, [(0, iface, [NDR])]), log.bind_ack(a, 1, [ACCEPT], sec_addr))
+
+
+def epm_session(log: DceLog, cap, cport: int, isn: int, endian="little") -> Assoc:
+    """The client binds the endpoint mapper on TCP 135; the bind_ack names port "135"."""
+    a = dce_assoc(cap, cport, 135, isn, endian)
+    run(bind_steps(log, a, EPM, "135"))
+    return a
+
+
+def interface_steps(log: DceLog, a: Assoc, iface: Iface, opnum: int, stub=ENGINE_STUB) -> list:
+    """On a connection to a learned port: bind (the bind_ack names the port), one request
+    and its response, FIN."""
+    port = a.conv.sport
+    bind = bind_steps(log, a, iface, str(port))  # first: the request names the bound context
+    request = log.request(a, 2, 0, opnum, stub)
+    reply = log.response(a, 2, noise(24, f"reply-{port}"))
+    return bind + call_steps(a.conv, request, reply) + a.conv.t.close()
+
+
+def use_interface(log, cap, cport, isn, iface, port, opnum, endian="little") -> None:
+    run(interface_steps(log, dce_assoc(cap, cport, port, isn, endian), iface, opnum))
+
+
+def build_epm_tape_engine():
+    cap, log = Capture(), DceLog()
+    epm = epm_session(log, cap, 49801, 0x31000000)
+    call(epm.conv, *log.ept_map(epm, 2, 0, TAPE_ENGINE, [Endpoint("ncacn_ip_tcp", 6502, ARCSRV)]))
+    epm.conv.close()
+    use_interface(log, cap, 49802, 0x31100000, TAPE_ENGINE, 6502, 43)
+    return cap, log
+
+
+def build_epm_dynamic():
+    cap, log = Capture(), DceLog()
+    epm = epm_session(log, cap, 49811, 0x32000000)
+    # a system-assigned port; the tower's IP 0.0.0.0 stands for the EPM server
+    call(epm.conv, *log.ept_map(epm, 2, 0, TAPE_ENGINE, [Endpoint("ncacn_ip_tcp", 49703)]))
+    call(epm.conv, *log.ept_map(epm, 3, 0, DB_ENGINE, []))  # ept_s_not_registered
+    two = [Endpoint("ncacn_ip_tcp", 49704, ARCSRV), Endpoint("ncacn_ip_tcp", 49705, ARCSRV)]
+    call(epm.conv, *log.ept_map(epm, 4, 0, JOB_ENGINE, two))
+    epm.conv.close()
+    use_interface(log, cap, 49812, 0x32100000, TAPE_ENGINE, 49703, 43)
+    return cap, log
+
+
+def build_dcerpc_bigendian():
+    """Everything in big-endian NDR (drep 0x00); the towers stay little-endian."""
+    cap, log = Capture(), DceLog()
+    epm = epm_session(log, cap, 49821, 0x33000000, "big")
+    call(epm.conv, *log.ept_map(epm, 2, 0, JOB_ENGINE, [Endpoint("ncacn_ip_tcp", 6503, ARCSRV)]))
+    epm.conv.close()
+    use_interface(log, cap, 49822, 0x33100000, JOB_ENGINE, 6503, 47, "big")
+    return cap, log
+
+
+LOOKUP_ENTRIES = [  # (interface, endpoint, annotation) of ARCSRV's endpoint map
+    (TAPE_ENGINE, Endpoint("ncacn_ip_tcp", 6502, ARCSRV), "Arcserve Tape Engine"),
+    (TAPE_ENGINE, Endpoint("ncacn_np", name=r"\PIPE\tapeengine", host=ARCSRV_NB), "Arcserve Tape Engine"),
+    (JOB_ENGINE, Endpoint("ncacn_ip_tcp", 6503, ARCSRV), "Arcserve Job Engine"),
+    (SAMR, Endpoint("ncalrpc", name="LRPC-5c2e0c4a0b9f43d1aa"), ""),
+    (LSARPC, Endpoint("ncacn_np", name=r"\PIPE\lsass", host=ARCSRV_NB), ""),
+    (SAMR, Endpoint("ncacn_ip_tcp", 49668, ARCSRV), ""),
+    (EVENTLOG6, Endpoint("ncalrpc", name="eventlog"), "Event log TCPIP"),
+    (EVENTLOG6, Endpoint("ncacn_ip_tcp", 49666), "Event log TCPIP"),
+    (EPM, Endpoint("ncacn_http", 593, ARCSRV), ""),
+    (JOB_ENGINE, Endpoint("ncadg_ip_udp", 49710, ARCSRV), "Arcserve Job Engine"),
+]
+
+
+def ntlm_sealed(seq: int) -> tuple:
+    """An NTLMSSP (auth_type 10) sec_trailer at packet privacy (level 6), context 1."""
+    token = NTLMSSP_MESSAGE_SIGNATURE(Version=1, Checksum=noise(8, f"ntlm-{seq}"), SeqNum=seq)
+    return (RPC_C_AUTHN_WINNT, RPC_C_AUTHN_LEVEL_PKT_PRIVACY, 1, token)
+
+
+def build_dcerpc_fragmented():
+    cap, log = Capture(), DceLog()
+    epm = dce_assoc(cap, 49831, 135, 0x34000000)
+    # two context items: NDR accepted, NDR64 refused
+    items = [(0, EPM, [NDR]), (1, EPM, [NDR64])]
+    refused = ("provider_rejection", TRANSFER_SYNTAXES_NOT_SUPPORTED)
+    call(epm.conv, log.bind(epm, 1, items), log.bind_ack(epm, 1, [ACCEPT, refused], "135"))
+    # the whole map in a response of 2 fragments, then the end of the enumeration
+    call(epm.conv, *log.ept_lookup(epm, 2, 0, LOOKUP_ENTRIES, more="lookup-1", frags=2))
+    call(epm.conv, *log.ept_lookup(epm, 3, 0, [], after="lookup-1"))
+    # alter_context: mgmt accepted, the database engine unknown here
+    items = [(2, MGMT, [NDR]), (3, DB_ENGINE, [NDR])]
+    refused = ("provider_rejection", ABSTRACT_SYNTAX_NOT_SUPPORTED)
+    call(epm.conv, log.bind(epm, 4, items, alter=True), log.bind_ack(epm, 4, [ACCEPT, refused], alter=True))
+    call(epm.conv, log.request(epm, 5, 2, 0, b""), log.response(epm, 5, noise(48, "inq_if_ids")))
+    # a request on a context never bound
+    call(epm.conv, log.request(epm, 6, 5, 0, b""), log.fault(epm, 6, NCA_S_UNK_IF))
+    epm.conv.close()
+
+    # the tape engine: a 3-fragment request; FIRST and middle share a segment, LAST is cut in two
+    tape = dce_assoc(cap, 49832, 6502, 0x34100000)
+    run(bind_steps(log, tape, TAPE_ENGINE, "6502"))
+    request = log.request(tape, 2, 0, 38, noise(1800, "tape-engine-opnum-38"), frags=3)
+    two = len(request[0].data) + len(request[1].data)
+    call(tape.conv, request, log.response(tape, 2, noise(16, "opnum-38-reply")), cuts=[two, two + 40])
+    obj = "4c0a9d3e-1b2f-4e6a-8d7c-5b4a3f2e1d0c"
+    call(
+        tape.conv,
+        log.request(tape, 3, 0, 43, ENGINE_STUB, object_uuid=obj),
+        log.response(tape, 3, noise(8, "o")),
+    )
+    tape.conv.close()
+
+    # the job engine: a request sealed with NTLMSSP at packet privacy
+    job = dce_assoc(cap, 49833, 6503, 0x34200000)
+    run(bind_steps(log, job, JOB_ENGINE, "6503"))
+    request = log.request(job, 2, 0, 47, noise(37, "sealed-stub"), auth=ntlm_sealed(0))
+    call(job.conv, request, log.response(job, 2, noise(20, "sealed-reply"), auth=ntlm_sealed(1)))
+    job.conv.close()
+
+    # the database engine refuses the protocol version 5.1
+    db = dce_assoc(cap, 49834, 6504, 0x34300000)
+    call(
+        db.conv,
+        log.bind(db, 1, [(0, DB_ENGINE, [NDR])], minor=1),
+        log.bind_nak(db, 1, PROTOCOL_VERSION_NOT_SUPPORTED),
+    )
+    db.conv.close()
+    return cap, log
+
+
+def build_epm_udp():
+    """Connectionless DCE/RPC: ept_map over UDP 135, then a call on the learned UDP port."""
+    cap, log = Capture(), DceLog()
+    epm = Assoc(UdpConv(cap, GUI, 49841, ARCSRV, 135, app="dcerpc"))
+    answers = [Endpoint("ncadg_ip_udp", 49710, ARCSRV), Endpoint("ncacn_ip_tcp", 6503)]
+    request, reply, maps = log.ept_map_stubs(epm, JOB_ENGINE, answers, "ncadg_ip_udp")
+    act = "6d8c2a10-3f4e-4b5a-9c7d-1e2f3a4b5c6d"
+    call(epm.conv, *log.cl_call(epm, EPM, act, 0, EPT_MAP, request, reply, maps))
+    job = Assoc(UdpConv(cap, GUI, 49842, ARCSRV, 49710, app="dcerpc"))
+    act = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+    call(job.conv, *log.cl_call(job, JOB_ENGINE, act, 0, 47, noise(40, "cl-call"), noise(12, "cl-reply")))
+    return cap, log
+
+
+def tls13_steps(log: TlsLog, conv, tag, records=2, group=X25519, flight=1480, **hello) -> list:
+    """A TLS 1.3 connection: ClientHello; ServerHello, the compatibility
+    ChangeCipherSpec and the encrypted rest of the server's flight (``flight`` bytes:
+    EncryptedExtensions, Certificate, CertificateVerify, Finished); the client's CCS and
+    Finished; ``records`` requests and answers; FIN."""
+    ch = log.client_hello(conv, tag, **hello)
+    sh = log.server_hello(conv, tag, TLS13, TLS_AES_128_GCM_SHA256, group=group)
+    steps = conv.send_steps(True, [ch])
+    steps += conv.send_steps(False, [sh, CCS, tls_opaque(23, flight, tag + "-flight")])
+    steps += conv.send_steps(True, [CCS, tls_opaque(23, 53, tag + "-fin")])
+    return steps + data_steps(conv, tag, records)
+
+
+def tls12_steps(log: TlsLog, conv, tag, cipher, server_alpn=None, records=2, **hello) -> list:
+    """A TLS 1.2 connection: hellos (ServerHello and ServerHelloDone in one record);
+    ClientKeyExchange, CCS and Finished; CCS and Finished; then ``records`` exchanges."""
+    ch = log.client_hello(conv, tag, **hello)
+    sh = log.server_hello(conv, tag, TLS12, cipher, alpn=server_alpn, done=True)
+    cke = TLSClientKeyExchange(
+        exchkeys=ClientECDiffieHellmanPublic(ecdh_Yc=b"\x04" + noise(64, tag + "-cke"))
+    )
+    finished = [CCS, tls_opaque(22, 40, tag + "-fin")]
+    steps = conv.send_steps(True, [ch]) + conv.send_steps(False, [sh])
+    steps += conv.send_steps(True, [Msg(tls_record(22, [cke])), *finished])
+    steps += conv.send_steps(False, finished)
+    return steps + data_steps(conv, tag, records)
+
+
+def data_steps(conv, tag, records) -> list:
+    """``records`` application_data requests and answers, then FIN."""
+    steps = []
+    for i in range(records):
+        steps += call_steps(
+            conv, tls_opaque(23, 120 + 16 * i, f"{tag}-q{i}"), tls_opaque(23, 340, f"{tag}-a{i}")
+        )
+    return steps + conv.t.close()
+
+
+def build_tls_mgmt():
+    """The CA management service: TLS on 7099, plaintext on 2099, TLS on a callback."""
+    cap, log = Capture(), TlsLog()
+    peer = "10.20.0.21"
+    sni = "casmgmt.arcsrv01.example"
+    run(
+        tls12_steps(
+            log,
+            conn(cap, GUI, 50100, ARCSRV, 7099, 0x41000000, "tls"),
+            "tls12",
+            ECDHE_RSA_AES128_GCM_SHA256,
+            server_alpn="http/1.1",
+            sni=sni,
+            alpn=("http/1.1",),
+            versions=(TLS13, TLS12),
+        )
+    )
+    run(
+        tls13_steps(
+            log,
+            conn(cap, peer, 50200, ARCSRV, 7099, 0x42000000, "tls"),
+            "tls13",
+            sni=sni,
+            alpn=("h2", "http/1.1"),
+            versions=(0x5A5A, TLS13, TLS12),  # GREASE first, as browsers do
+        )
+    )
+    # plaintext on the non-SSL port
+    plain = conn(cap, GUI, 50101, ARCSRV, 2099, 0x41100000, None)
+    login = Msg(b"CASMGMT/1.0 LOGIN caroot\r\nHost: arcsrv01\r\n\r\n")
+    call(plain, login, Msg(struct.pack(">HHI", 0x00C8, 6, 0) + b"ok\r\n\r\n"))
+    plain.close()
+    # the server calls the client back on a port of the callback range, without SNI
+    back = conn(cap, ARCSRV, 50310, GUI, 20050, 0x43000000, "tls")
+    run(tls13_steps(log, back, "callback", records=1, versions=(TLS13, TLS12)))
+    # a post-quantum key share makes the ClientHello span two segments
+    big = conn(cap, GUI, 50102, ARCSRV, 7099, 0x41200000, "tls")
+    shares = (X25519MLKEM768, X25519, SECP256R1)
+    hello = {"sni": "pq." + sni, "alpn": ("h2", "http/1.1"), "versions": (TLS13,), "shares": shares}
+    run(tls13_steps(log, big, "pq", 1, X25519MLKEM768, **hello))
+    sent = [f.meta.payload for f in cap.frames if f.meta and f.meta.sport == 50102 and f.meta.payload]
+    assert sent[0] == 1460, "the ClientHello fills a first segment"
+    # an SSLv2-compatible ClientHello answered in TLS 1.0
+    old = conn(cap, peer, 50201, ARCSRV, 7099, 0x42100000, "tls")
+    call(
+        old,
+        log.sslv2_hello(old, "sslv2"),
+        log.server_hello(old, "sslv2", 0x0301, RSA_AES128_CBC_SHA, done=True),
+    )
+    old.close()
+    # refused: nothing listens on 7099 at the other host
+    refused = Tcp(cap, GUI, 50103, peer, 7099, isn_c=0x41300000)
+    refused.send(True, "S")
+    refused.send(False, "RA", seq=0)
+    return cap, log
+
+
+APP_FIXTURES = [
+    ("epm_tape_engine.pcap", build_epm_tape_engine),
+    ("epm_dynamic.pcap", build_epm_dynamic),
+    ("dcerpc_bigendian.pcap", build_dcerpc_bigendian),
+    ("dcerpc_fragmented.pcap", build_dcerpc_fragmented),
+    ("epm_udp.pcap", build_epm_udp),
+    ("tls_mgmt.pcap", build_tls_mgmt),
+]
+
+
+# --------------------------------------------------------------------------
 # Broken fixtures
 # --------------------------------------------------------------------------
 
@@ -1705,9 +2781,7 @@ def build_mini() -> Capture:
     return cap
 
 
-def build_broken(
-    tcp_basic_bytes: bytes, tcp_basic_frames
-) -> dict[str, tuple[bytes, dict, dict]]:
+def build_broken(tcp_basic_bytes: bytes, tcp_basic_frames) -> dict[str, tuple[bytes, dict, dict]]:
     out = {}
     e = "<"
 
@@ -1850,6 +2924,15 @@ def dump_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n")
 
 
+def in_capture_order(rows: list[dict]) -> list[dict]:
+    """Rows with a timestamp sorted by it; the sort is stable, so the rows of one reply (the
+    entries of a DUMP or ept_lookup) keep their order."""
+    if rows and "ts_ns" in rows[0]:
+        assert all(r["ts_ns"] is not None for r in rows), "every planted row was sent"
+        return sorted(rows, key=lambda r: r["ts_ns"])
+    return rows
+
+
 def summary(frames) -> dict:
     kinds: dict[str, int] = {}
     for f in frames:
@@ -1866,9 +2949,8 @@ def main() -> None:
     BROKEN.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, dict] = {}
 
-    def emit(
-        name: str, data: bytes, frames, info: dict, rpc: RpcLog | None = None
-    ) -> None:
+    def emit(name: str, data: bytes, frames, info: dict, *logs) -> None:
+        """Write a capture, its expected flows and the tables of its oracles (``logs``)."""
         (HERE / name).write_bytes(data)
         firsts: list[int] = []
         flows = expected_flows(frames, firsts)
@@ -1880,17 +2962,13 @@ def main() -> None:
             "expected_flows_file": f"{name}.flows.json",
             "flow_first_ts_ns": firsts,
         }
-        if rpc is not None:
-            dump_json(HERE / f"{name}.mappings.json", rpc.mappings)
-            dump_json(HERE / f"{name}.rpc_calls.json", rpc.calls)
-            manifest[name].update(
-                {
-                    "mappings": len(rpc.mappings),
-                    "expected_mappings_file": f"{name}.mappings.json",
-                    "rpc_calls": len(rpc.calls),
-                    "expected_rpc_calls_file": f"{name}.rpc_calls.json",
-                }
-            )
+        tables: dict[str, list[dict]] = {}
+        for log in logs:
+            for table, rows in log.tables().items():
+                tables.setdefault(table, []).extend(rows)
+        for table, rows in tables.items():
+            dump_json(HERE / f"{name}.{table}.json", in_capture_order(rows))
+            manifest[name].update({table: len(rows), f"expected_{table}_file": f"{name}.{table}.json"})
 
     tb = build_tcp_basic()
     tb_bytes = write_pcap(tb.frames, LINKTYPE_ETHERNET)
@@ -1906,9 +2984,7 @@ def main() -> None:
         },
     )
     # same packets, sub-microsecond part added to every timestamp (never zero)
-    ns_frames = [
-        replace(f, ts_ns=f.ts_ns + 1 + (i * 137) % 999) for i, f in enumerate(tb.frames)
-    ]
+    ns_frames = [replace(f, ts_ns=f.ts_ns + 1 + (i * 137) % 999) for i, f in enumerate(tb.frames)]
     emit(
         "tcp_basic_be_ns.pcap",
         write_pcap(ns_frames, LINKTYPE_ETHERNET, endian=">", nano=True),
@@ -2014,34 +3090,13 @@ def main() -> None:
         },
     )
 
-    sm, sm_rpc = build_sample()
-    emit(
-        "sample.pcap",
-        write_pcap(sm.frames, LINKTYPE_ETHERNET),
-        sm.frames,
-        {
-            "format": "pcap",
-            "byte_order": "little",
-            "ts_resolution": "us",
-            "linktypes": [1],
-        },
-        rpc=sm_rpc,
-    )
+    classic = {"format": "pcap", "byte_order": "little", "ts_resolution": "us", "linktypes": [1]}
+    sm, *sm_logs = build_sample()
+    emit("sample.pcap", write_pcap(sm.frames, LINKTYPE_ETHERNET), sm.frames, classic, *sm_logs)
 
-    for name, build in RPC_FIXTURES:
+    for name, build in RPC_FIXTURES + APP_FIXTURES:
         rc, rlog = build()
-        emit(
-            name,
-            write_pcap(rc.frames, LINKTYPE_ETHERNET),
-            rc.frames,
-            {
-                "format": "pcap",
-                "byte_order": "little",
-                "ts_resolution": "us",
-                "linktypes": [1],
-            },
-            rpc=rlog,
-        )
+        emit(name, write_pcap(rc.frames, LINKTYPE_ETHERNET), rc.frames, classic, rlog)
 
     broken_manifest = {}
     for name, (data, expect, info) in build_broken(tb_bytes, tb.frames).items():

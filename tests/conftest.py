@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +37,30 @@ def expected_flows(capture: Path) -> list[dict]:
     return json.loads((capture.parent / f"{capture.name}.flows.json").read_text())
 
 
-def canonical(rows: list[dict]) -> list[dict]:
-    rows = [{k: r[k] for k in FLOW_KEYS} for r in rows]
+# What tells one flow of a fixture from another.
+FLOW_ID = ["transport", "client_ip", "client_port", "server_ip", "server_port", "vlan"]
+
+
+def canonical(rows: list[dict], keys: list[str] = FLOW_KEYS) -> list[dict]:
+    rows = [{k: r[k] for k in keys} for r in rows]
     return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def planted(capture: Path, table: str) -> list[dict]:
+    """The rows the fixture generator wrote in `<capture>.<table>.json`."""
+    return json.loads((capture.parent / f"{capture.name}.{table}.json").read_text())
+
+
+def with_planted(table: str) -> list[Path]:
+    """Every capture in pcaps/ that has a `<capture>.<table>.json` beside it."""
+    return sorted(p for p in PCAPS.iterdir() if (PCAPS / f"{p.name}.{table}.json").exists())
+
+
+def ns_rows(frame, columns: list[str]) -> list[dict]:
+    """Rows of a decoded table restricted to `columns`, where a `<c>_ns` column is the
+    timestamp column `<c>` in integer nanoseconds (the generator's spelling)."""
+    exprs = [pl.col(c[:-3]).dt.epoch("ns").alias(c) if c.endswith("_ns") else pl.col(c) for c in columns]
+    return frame.select(exprs).to_dicts()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from conftest import PCAPS, SHARED_CAPTURES
 from portwitness.cli import main
 from portwitness.rpcinfo import rpcinfo
 
-RPC_FIXTURES = sorted(p for p in PCAPS.iterdir() if (PCAPS / f"{p.name}.mappings.json").exists())
+RPC_FIXTURES = sorted(p for p in PCAPS.iterdir() if (PCAPS / f"{p.name}.rpc_calls.json").exists())
 NON_RPC = [
     "tcp_basic.pcap",
     "vlan_qinq.pcap",
@@ -50,8 +50,11 @@ def _mapping_key(r: dict) -> tuple:
 
 @pytest.mark.parametrize("capture", RPC_FIXTURES, ids=lambda p: p.name)
 def test_mappings_match_planted(capture):
-    expected = json.loads((PCAPS / f"{capture.name}.mappings.json").read_text())
-    got = pw.decode(capture).mappings
+    """The ONC RPC rows (sample.pcap's DCE/RPC rows are test_dcerpc's)."""
+    expected = [
+        r for r in json.loads((PCAPS / f"{capture.name}.mappings.json").read_text()) if r["rpc_program"]
+    ]
+    got = pw.decode(capture).mappings.filter(pl.col("rpc_program").is_not_null())
     assert sorted(map(_mapping_key, got.to_dicts()), key=str) == sorted(map(_mapping_key, expected), key=str)
     assert sorted(got["ts"].dt.epoch("ns").to_list()) == sorted(r["ts_ns"] for r in expected)
 
@@ -277,7 +280,7 @@ def test_rpcinfo_view(capsys):
     )
     code = main(["rpcinfo", str(PCAPS / "rpc_getport_udp.pcap"), "--format", "json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and {r["port"] for r in out} == {1025, 20048}
+    assert code == 0 and {r["port"] for r in out["oncrpc"]} == {1025, 20048} and out["msrpc"] == []
     code = main(["rpcinfo", str(PCAPS / "rpc_dump_ooo.pcap")])
     text = capsys.readouterr().out
     assert code == 0 and "30 RPC registrations seen on the wire" in text and "cadiscovd" in text

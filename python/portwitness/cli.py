@@ -6,6 +6,7 @@ Data goes to stdout, warnings and errors to stderr, each error as one line. Exit
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -128,7 +129,10 @@ def flows(
     type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
-    help="How to print the registrations.",
+    help='How to print the views. json: an object {"oncrpc": [rows], "msrpc": [rows]}. csv: one '
+    "table whose first column `kind` (oncrpc or msrpc) tells the view; `program` is empty on msrpc "
+    "rows and `interface` on oncrpc rows; `proto` is tcp/udp on oncrpc rows and the protocol "
+    "sequence (ncacn_ip_tcp, ncadg_ip_udp, ncacn_http) on msrpc rows.",
 )
 @click.option(
     "-o",
@@ -140,19 +144,46 @@ def flows(
 def rpcinfo(
     captures: tuple[str, ...], fmt: str, output: str | None, max_flows: int, idle_timeout: float
 ) -> None:
-    """Every ONC RPC registration seen on the wire: for each server, what `rpcinfo -p SERVER`
-    would have printed (program, version, proto, port, name), rebuilt from portmapper and rpcbind
-    replies (GETPORT, DUMP, SET, GETADDR, ...), with the source of each row, first and last seen,
-    and how many flows later used that port."""
+    """Every RPC port registration seen on the wire, with the source of each row (the reply kinds
+    that revealed it), first and last seen, and how many flows later used that port.
+
+    ONC RPC: for each server, what `rpcinfo -p SERVER` would have printed (program, version,
+    proto, port, name), rebuilt from portmapper and rpcbind replies (GETPORT, DUMP, SET, GETADDR,
+    ...). MSRPC endpoints: for each server, the DCE/RPC interfaces (UUID, version, name) and the
+    protocol sequence and port they listen on, from endpoint mapper replies (ept_map, ept_lookup)
+    and bind_ack secondary addresses."""
+    from portwitness.rpcinfo import msrpc_endpoints
     from portwitness.rpcinfo import rpcinfo as build
 
     cap = _decode(captures, max_flows, idle_timeout)
     _warn_anomalies(cap)
-    table = build(cap)
+    oncrpc, msrpc = build(cap), msrpc_endpoints(cap)
     if fmt == "table" and output in (None, "-"):
-        rpcinfo_table(table)
+        rpcinfo_table(oncrpc, msrpc)
+    elif fmt == "json":
+        doc = {"oncrpc": json.loads(oncrpc.write_json()), "msrpc": json.loads(msrpc.write_json())}
+        text = json.dumps(doc, indent=None) + "\n"
+        if output in (None, "-"):
+            click.echo(text, nl=False)
+        else:
+            Path(output).write_text(text)
     else:
-        write_frame(table, output or "-", fmt)
+        write_frame(_rpcinfo_csv_frame(oncrpc, msrpc), output or "-", "csv")
+
+
+def _rpcinfo_csv_frame(oncrpc: pl.DataFrame, msrpc: pl.DataFrame) -> pl.DataFrame:
+    """Both rpcinfo views as one table, told apart by `kind` (see `rpcinfo --help`)."""
+    columns = ["kind", "server", "program", "interface", "version", "name", "proto", "port"]
+    columns += ["source", "first_seen", "last_seen", "flows_after"]
+    onc = oncrpc.with_columns(
+        pl.lit("oncrpc").alias("kind"),
+        pl.lit(None, pl.String).alias("interface"),
+        pl.col("version").cast(pl.String),
+    )
+    ms = msrpc.rename({"protocol": "proto"}).with_columns(
+        pl.lit("msrpc").alias("kind"), pl.lit(None, pl.UInt32).alias("program")
+    )
+    return pl.concat([onc.select(columns), ms.select(columns)])
 
 
 def _resolve_format(fmt: str | None, output: str | None, default: str = "table") -> str:

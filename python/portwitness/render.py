@@ -27,27 +27,40 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
-def flows_table(flows: pl.DataFrame, *, limit: int, stats: dict[str, int]) -> None:
+def _console() -> Console:
     # Off a terminal (pipes, CI logs) nothing tells the width: keep addresses whole.
-    console = Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    return Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _table(title: str, columns: list[tuple[str, str]], *, no_wrap: tuple[str, ...] = ()) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col, just in columns:
+        t.add_column(col, justify=just, no_wrap=col in no_wrap)  # type: ignore[arg-type]
+    return t
+
+
+def flows_table(flows: pl.DataFrame, *, limit: int, stats: dict[str, int]) -> None:
+    console = _console()
     top = flows.with_columns((pl.col("bytes_c2s") + pl.col("bytes_s2c")).alias("_bytes")).sort(
         ["_bytes", "flow_id"], descending=[True, False]
     )
     if limit:
         top = top.head(limit)
     title = f"{flows.height} flows" + (f", top {top.height} by bytes" if top.height < flows.height else "")
-    t = Table(title=title, title_justify="left")
-    for col, just in [
-        ("proto", "left"),
-        ("client", "left"),
-        ("server", "left"),
-        ("outcome", "left"),
-        ("pkts →/←", "right"),
-        ("bytes →/←", "right"),
-        ("first seen (UTC)", "left"),
-        ("duration", "right"),
-    ]:
-        t.add_column(col, justify=just, no_wrap=col in ("client", "server"))  # type: ignore[arg-type]
+    t = _table(
+        title,
+        [
+            ("proto", "left"),
+            ("client", "left"),
+            ("server", "left"),
+            ("outcome", "left"),
+            ("pkts →/←", "right"),
+            ("bytes →/←", "right"),
+            ("first seen (UTC)", "left"),
+            ("duration", "right"),
+        ],
+        no_wrap=("client", "server"),
+    )
     for r in top.iter_rows(named=True):
         dur = (r["last_ts"] - r["first_ts"]).total_seconds()
         vlan = f" vlan {r['vlan']}" if r["vlan"] is not None else ""
@@ -90,36 +103,49 @@ def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
         raise ValueError(f"unknown format {fmt}")
 
 
-def rpcinfo_table(df: pl.DataFrame) -> None:
-    console = Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-    if df.is_empty():
-        console.print("no ONC RPC registration seen")
-        return
-    t = Table(title=f"{df.height} RPC registrations seen on the wire", title_justify="left")
-    for col, just in [
-        ("server", "left"),
-        ("program", "right"),
-        ("vers", "right"),
-        ("proto", "left"),
-        ("port", "right"),
-        ("service", "left"),
-        ("source", "left"),
-        ("first seen (UTC)", "left"),
-        ("last seen (UTC)", "left"),
-        ("flows after", "right"),
-    ]:
-        t.add_column(col, justify=just, no_wrap=col == "server")  # type: ignore[arg-type]
+# The headers of the rpcinfo views' leading columns (numbers right-justified); every view then ends with
+# where a row came from, when, and how often it was used.
+_ONC_HEADERS = ("server", "program", "vers", "proto", "port", "service")
+_MSRPC_HEADERS = ("interface", "vers", "name", "protocol", "port")
+_LEARNED_COLUMNS = [
+    ("source", "left"),
+    ("first seen (UTC)", "left"),
+    ("last seen (UTC)", "left"),
+    ("flows after", "right"),
+]
+
+
+def _learned_table(title: str, headers: tuple[str, ...], df: pl.DataFrame) -> Table:
+    """A view whose first columns get `headers`, then the _LEARNED_COLUMNS."""
+    keys = df.columns[: len(headers)]
+    justify = ["right" if df.schema[k].is_numeric() else "left" for k in keys]
+    t = _table(title, list(zip(headers, justify, strict=True)) + _LEARNED_COLUMNS, no_wrap=headers[:1])
     for r in df.iter_rows(named=True):
         t.add_row(
-            safe(r["server"]),
-            str(r["program"]),
-            str(r["version"]),
-            r["proto"],
-            str(r["port"]),
-            safe(r["name"]),
+            *(safe(r[k]) for k in keys),
             r["source"],
             r["first_seen"].strftime("%Y-%m-%d %H:%M:%S"),
             r["last_seen"].strftime("%Y-%m-%d %H:%M:%S"),
             str(r["flows_after"]),
         )
-    console.print(t)
+    return t
+
+
+def rpcinfo_table(df: pl.DataFrame, msrpc: pl.DataFrame | None = None) -> None:
+    """The ONC RPC registrations, then (when `msrpc` is given) one table of Microsoft RPC endpoints
+    per server."""
+    console = _console()
+    if df.is_empty():
+        console.print("no ONC RPC registration seen")
+    else:
+        console.print(_learned_table(f"{df.height} RPC registrations seen on the wire", _ONC_HEADERS, df))
+    if msrpc is None:
+        return
+    if msrpc.is_empty():
+        console.print("no MSRPC endpoint seen")
+    for (server,), rows in msrpc.group_by("server", maintain_order=True):
+        console.print(
+            _learned_table(
+                f"{rows.height} MSRPC endpoints of {safe(server)}", _MSRPC_HEADERS, rows.drop("server")
+            )
+        )

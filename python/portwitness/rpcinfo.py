@@ -1,12 +1,39 @@
-"""The `rpcinfo` view: for each server, what `rpcinfo -p SERVER` would have printed, rebuilt from
-the mappings seen on the wire, with where each row came from and how often it was used."""
+"""The `rpcinfo` views, rebuilt from the mappings seen on the wire, with where each row came from and
+how often it was used: for each server, what `rpcinfo -p SERVER` would have printed (ONC RPC), and
+the Microsoft RPC endpoints that its endpoint mapper handed out or its bind_acks reported (DCE/RPC)."""
 
 from __future__ import annotations
 
 import polars as pl
 
 from portwitness.capture import Capture
-from portwitness.names import RPC_PROGRAMS
+from portwitness.names import DCERPC_INTERFACES, RPC_PROGRAMS
+
+# The sources of DCE/RPC endpoint facts, and the protocol sequence of a row that does not name one.
+MSRPC_SOURCES = ("epm.map", "epm.lookup", "dcerpc.bind_ack")
+_PROTSEQ_BY_TRANSPORT = {"tcp": "ncacn_ip_tcp", "udp": "ncadg_ip_udp"}
+
+
+def _learned(cap: Capture, m: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Mapping rows grouped by `keys` (which include server_ip, transport and port), with the short
+    sources that revealed them (`getport`, `map`, `bind_ack`, ...), first and last seen, and
+    `flows_after`: the flows to that server, transport and port that started at or after first seen."""
+    rows = m.group_by(keys).agg(
+        pl.col("source").str.split(".").list.last().unique().sort().str.join(",").alias("source"),
+        pl.col("ts").min().alias("first_seen"),
+        pl.col("ts").max().alias("last_seen"),
+    )
+    on = ["server_ip", "transport", "port", "first_seen"]
+    flows = cap.flows.select("server_ip", "transport", pl.col("server_port").alias("port"), "first_ts")
+    used = (
+        rows.select(on)
+        .unique()
+        .join(flows, on=on[:3], how="inner")
+        .filter(pl.col("first_ts") >= pl.col("first_seen"))
+        .group_by(on)
+        .agg(pl.len().cast(pl.UInt32).alias("flows_after"))
+    )
+    return rows.join(used, on=on, how="left").with_columns(pl.col("flows_after").fill_null(0))
 
 
 def rpcinfo(cap: Capture) -> pl.DataFrame:
@@ -30,41 +57,51 @@ def rpcinfo(cap: Capture) -> pl.DataFrame:
     )
     if m.is_empty():
         return pl.DataFrame(schema=schema)
-    rows = (
-        m.group_by(["server_ip", "rpc_program", "rpc_version", "transport", "port"])
-        .agg(
-            pl.col("source").str.split(".").list.last().unique().sort().str.join(",").alias("source"),
-            pl.col("ts").min().alias("first_seen"),
-            pl.col("ts").max().alias("last_seen"),
-        )
-        .rename(
-            {"server_ip": "server", "rpc_program": "program", "rpc_version": "version", "transport": "proto"}
-        )
-    )
-    flows = cap.flows.select(
-        pl.col("server_ip").alias("server"),
-        pl.col("transport").alias("proto"),
-        pl.col("server_port").alias("port"),
-        "first_ts",
-    )
-    used = (
-        rows.select("server", "proto", "port", "first_seen")
-        .unique()
-        .join(flows, on=["server", "proto", "port"], how="inner")
-        .filter(pl.col("first_ts") >= pl.col("first_seen"))
-        .group_by(["server", "proto", "port", "first_seen"])
-        .agg(pl.len().cast(pl.UInt32).alias("flows_after"))
+    rows = _learned(cap, m, ["server_ip", "rpc_program", "rpc_version", "transport", "port"]).rename(
+        {"server_ip": "server", "rpc_program": "program", "rpc_version": "version", "transport": "proto"}
     )
     names = pl.DataFrame(
         {"program": list(RPC_PROGRAMS), "name": list(RPC_PROGRAMS.values())},
         schema={"program": pl.UInt32, "name": pl.String},
     )
-    out = (
-        rows.join(used, on=["server", "proto", "port", "first_seen"], how="left")
-        .join(names, on="program", how="left")
-        .with_columns(
-            pl.col("name").fill_null(pl.col("program").cast(pl.String)),
-            pl.col("flows_after").fill_null(0),
-        )
+    out = rows.join(names, on="program", how="left").with_columns(
+        pl.col("name").fill_null(pl.col("program").cast(pl.String))
     )
     return out.select(list(schema)).sort(["server", "program", "version", "proto", "port"])
+
+
+def msrpc_endpoints(cap: Capture) -> pl.DataFrame:
+    """One row per (server, interface UUID, interface version, protocol sequence, port) that an
+    endpoint mapper reply (ept_map, ept_lookup) or a bind_ack's secondary address revealed: the
+    interface's name, the sources (`map`, `lookup`, `bind_ack`), first and last seen, and the
+    number of flows that later went to that port on that server."""
+    schema = {
+        "server": pl.String,
+        "interface": pl.String,
+        "version": pl.String,
+        "name": pl.String,
+        "protocol": pl.String,
+        "port": pl.UInt16,
+        "source": pl.String,
+        "first_seen": pl.Datetime("ns", "UTC"),
+        "last_seen": pl.Datetime("ns", "UTC"),
+        "flows_after": pl.UInt32,
+    }
+    m = cap.mappings.filter(
+        pl.col("registered")
+        & pl.col("port").is_not_null()
+        & pl.col("interface_uuid").is_not_null()
+        & pl.col("source").is_in(MSRPC_SOURCES)
+    )
+    if m.is_empty():
+        return pl.DataFrame(schema=schema)
+    by_transport = pl.col("transport").replace_strict(_PROTSEQ_BY_TRANSPORT, default=None)
+    protocol = pl.col("protocol") if "protocol" in m.columns else pl.lit(None, pl.String)
+    m = m.with_columns(pl.coalesce(protocol, by_transport).alias("protocol"))
+    rows = _learned(
+        cap, m, ["server_ip", "interface_uuid", "interface_version", "protocol", "transport", "port"]
+    ).rename({"server_ip": "server", "interface_uuid": "interface", "interface_version": "version"})
+    out = rows.with_columns(
+        pl.col("interface").replace_strict(DCERPC_INTERFACES, default=pl.col("interface")).alias("name")
+    )
+    return out.select(list(schema)).sort(["server", "interface", "version", "protocol", "port"])

@@ -386,7 +386,7 @@ impl DceRpc {
                 if last {
                     if let Some(mut c) = st.calls.remove(&h.call_id) {
                         c.row.reply = Some("response");
-                        self.finish_call(know, c, e, !c2s, ts, sink);
+                        self.finish_call(know, c, e, c2s, ts, sink);
                     }
                 }
             }
@@ -396,7 +396,7 @@ impl DceRpc {
                 c.row.reply = Some("fault");
                 c.row.fault_status = Some(status);
                 if let Some(c) = st.calls.remove(&h.call_id) {
-                    self.finish_call(know, c, e, !c2s, ts, sink);
+                    self.finish_call(know, c, e, c2s, ts, sink);
                 }
             }
             Pdu::Other => {}
@@ -460,12 +460,13 @@ impl DceRpc {
         know: &mut Knowledge,
         c: PendingCall,
         e: &Ends,
-        responder_is_c2s: bool,
+        reply_c2s: bool,
         ts: i64,
         sink: &mut Sink<'_>,
     ) {
         if let Some(op) = c.epm_op {
-            let responder = if responder_is_c2s { e.client } else { e.server };
+            // The responder sent the reply: the client when it came client-to-server.
+            let responder = if reply_c2s { e.client } else { e.server };
             if c.row.reply == Some("response") {
                 let ok = epm_facts(know, &c, op, responder.to_ip(), e.flow_id, ts);
                 if !ok {
@@ -556,7 +557,7 @@ impl DceRpc {
                     c.row.fault_status = wire::cl_status(&h, body);
                 }
                 if let Some(c) = self.cl_pending.remove(&key) {
-                    self.finish_call(know, c, e, !c2s, ts, sink);
+                    self.finish_call(know, c, e, c2s, ts, sink);
                 }
             }
             _ => {}

@@ -19,6 +19,8 @@ pub struct TlsStream {
     ts: Option<i64>,
     server_ts: Option<i64>,
     sslv2: bool,
+    /// The server asked for another ClientHello: its final ServerHello is still to come.
+    hello_retry: bool,
     client_hello: Option<ClientHello>,
     server_hello: Option<ServerHello>,
     emitted: bool,
@@ -90,6 +92,13 @@ impl Tls {
         } else {
             let room = MAX_BUFFER.saturating_sub(buf.len());
             buf.extend_from_slice(bytes.get(..bytes.len().min(room)).unwrap_or(&[]));
+            if st.hello_retry && d == 1 {
+                // After a HelloRetryRequest the server may send a ChangeCipherSpec first.
+                while let [20, 3, _, h, l, _, ..] = buf.as_slice() {
+                    let n = 5 + usize::from(u16::from_be_bytes([*h, *l]));
+                    buf.drain(..n.min(buf.len()));
+                }
+            }
             match tls::handshake_bytes(buf) {
                 None => *done = true, // not a handshake record: nothing more to learn here
                 Some((record_version, hs)) => {
@@ -102,7 +111,17 @@ impl Tls {
                             st.client_hello = tls::parse_client_hello(record_version, body);
                         } else if t == tls::SERVER_HELLO {
                             st.server_ts = Some(ts);
-                            st.server_hello = tls::parse_server_hello(body);
+                            let mut sh = tls::parse_server_hello(body);
+                            if let Some(sh) = sh.as_mut() {
+                                sh.hello_retry |= st.hello_retry;
+                                if sh.hello_retry && !st.hello_retry {
+                                    // Wait for the final ServerHello (RFC 8446 §4.1.4).
+                                    st.hello_retry = true;
+                                    *done = false;
+                                    buf.clear();
+                                }
+                            }
+                            st.server_hello = sh;
                         }
                     } else if buf.len() >= MAX_BUFFER {
                         *done = true;
