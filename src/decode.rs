@@ -416,7 +416,12 @@ impl Decoder {
         };
         let mut c2s = c2s;
         let proto = f.proto;
-        if !f.app_checked && f.orientation != Orientation::Syn {
+        // A TCP flow is judged at its first packet (a stream must start with its SYN) and again
+        // at its first payload.
+        let first_packet = f.packets[0] + f.packets[1] == 1;
+        let judge =
+            !f.app_checked && (!payload.is_empty() || (proto == IPPROTO_TCP && first_packet));
+        if judge && f.orientation != Orientation::Syn {
             // A port a portmapper or endpoint mapper handed out marks its side as the server.
             if self.apps.learned_at(f.client, proto, f.client_port)
                 && !self.apps.learned_at(f.server, proto, f.server_port)
@@ -425,14 +430,15 @@ impl Decoder {
                 c2s = !c2s;
             }
         }
-        if !f.app_checked && (!payload.is_empty() || proto == IPPROTO_TCP) {
+        if judge {
             let ends = ends_of(f);
-            if let Some(service) = self.apps.learned(&ends) {
+            let learned = self.apps.learned(&ends);
+            if let Some(service) = learned {
                 apply_learned(f, service);
             }
             let first = (!payload.is_empty()).then_some(payload);
             let by_syn = f.orientation == Orientation::Syn;
-            match self.apps.kind_for(&ends, first, c2s, by_syn) {
+            match self.apps.kind_for(&ends, learned, first, c2s, by_syn) {
                 Some((kind, turn)) => {
                     f.app_checked = true;
                     if turn {

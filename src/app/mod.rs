@@ -184,6 +184,7 @@ impl Apps {
     pub fn kind_for(
         &self,
         e: &Ends,
+        learned: Option<Service>,
         first: Option<&[u8]>,
         c2s: bool,
         by_syn: bool,
@@ -195,7 +196,7 @@ impl Apps {
         if port(dcerpc::EPM_PORT) {
             return Some((Kind::DceRpc, false));
         }
-        match self.learned(e) {
+        match learned {
             Some(Service::OncRpc { .. }) => return Some((Kind::OncRpc, false)),
             Some(Service::DceRpc(_)) => return Some((Kind::DceRpc, false)),
             None => {}
@@ -203,7 +204,7 @@ impl Apps {
         let p = first?;
         // The payload's sender acts as the client or the server; against the flow's orientation?
         let wrong = |sender_is_client: bool| sender_is_client != c2s && !by_syn;
-        if Rpc::matters(&self.know, e, Some(p), c2s) {
+        if Rpc::looks_like_call(e, p, c2s) {
             return Some((Kind::OncRpc, false));
         }
         if e.proto == IPPROTO_UDP {
@@ -226,7 +227,7 @@ impl Apps {
         None
     }
 
-    /// One TCP segment of a flow that matters.
+    /// One TCP segment of a flow that matters: reassembled, then decoded in stream order.
     #[allow(clippy::too_many_arguments)]
     pub fn tcp_segment(
         &mut self,
@@ -239,76 +240,80 @@ impl Apps {
         sink: &mut Sink<'_>,
     ) -> Said {
         let d = usize::from(!c2s);
-        let mut pieces: Vec<Result<Vec<u8>, u32>> = Vec::new();
-        let Some(dir) = st.dirs.get_mut(d) else {
-            return Said::default();
-        };
-        dir.segment(seq, syn, payload, &mut |c| match c {
-            Chunk::Data(b) => pieces.push(Ok(b.to_vec())),
-            Chunk::Gap(n) => pieces.push(Err(n)),
-        });
-        self.feed(st, d, pieces, ts, sink, true)
+        let mut said = Said::default();
+        let StreamState {
+            ends,
+            dirs,
+            parser,
+            failed,
+            done,
+        } = st;
+        if let Some(dir) = dirs.get_mut(d) {
+            dir.segment(seq, syn, payload, &mut |c| {
+                let s = self.piece(parser, ends, failed, done, d, c, ts, sink, true);
+                said = std::mem::take(&mut said).or(s);
+            });
+        }
+        said
     }
 
-    fn feed(
+    /// One piece of a direction's reassembled stream: bytes, or a hole to resynchronise after.
+    #[allow(clippy::too_many_arguments)]
+    fn piece(
         &mut self,
-        st: &mut StreamState,
+        parser: &mut Parser,
+        e: &Ends,
+        failed: &mut bool,
+        done: &mut bool,
         d: usize,
-        pieces: Vec<Result<Vec<u8>, u32>>,
+        chunk: Chunk<'_>,
         ts: i64,
         sink: &mut Sink<'_>,
         report_gaps: bool,
     ) -> Said {
-        let mut said = Said::default();
-        for piece in pieces {
-            if st.failed || st.done {
-                break;
-            }
-            let e = st.ends;
-            let bytes = match piece {
-                Ok(b) => b,
-                Err(n) => {
-                    if report_gaps {
-                        sink.push(
-                            "tcp",
-                            "stream_gap",
-                            format!("{n} bytes missing from the stream"),
-                        );
-                    }
-                    match &mut st.parser {
-                        Parser::OncRpc(s) => Rpc::gap(s, d),
-                        Parser::DceRpc(s) => s.gap(d),
-                        Parser::Tls(s) => s.gap(d),
-                    }
-                    continue;
-                }
-            };
-            let r = match &mut st.parser {
-                Parser::OncRpc(s) => self.rpc.data(&mut self.know, s, &e, d, &bytes, ts),
-                Parser::DceRpc(s) => self.dce.data(&mut self.know, s, &e, d, &bytes, ts, sink),
-                Parser::Tls(s) => {
-                    let s2 = self.tls.data(s, &e, d, &bytes, ts);
-                    st.done = s.finished();
-                    Ok(s2)
-                }
-            };
-            match r {
-                Ok(s) => said = said.or(s),
-                Err(detail) => {
-                    st.failed = true;
-                    let (layer, kind, what) = st.parser.layer();
+        if *failed || *done {
+            return Said::default();
+        }
+        let bytes = match chunk {
+            Chunk::Data(b) => b,
+            Chunk::Gap(n) => {
+                if report_gaps {
                     sink.push(
-                        layer,
-                        kind,
-                        format!(
-                            "flow {} on port {} does not carry {what}: {detail}",
-                            e.flow_id, e.server_port
-                        ),
+                        "tcp",
+                        "stream_gap",
+                        format!("{n} bytes missing from the stream"),
                     );
                 }
+                match parser {
+                    Parser::OncRpc(s) => Rpc::gap(s, d),
+                    Parser::DceRpc(s) => s.gap(d),
+                    Parser::Tls(s) => s.gap(d),
+                }
+                return Said::default();
             }
-        }
-        said
+        };
+        let r = match parser {
+            Parser::OncRpc(s) => self.rpc.data(&mut self.know, s, e, d, bytes, ts),
+            Parser::DceRpc(s) => self.dce.data(&mut self.know, s, e, d, bytes, ts, sink),
+            Parser::Tls(s) => {
+                let said = self.tls.data(s, e, d, bytes, ts);
+                *done = s.finished();
+                Ok(said)
+            }
+        };
+        r.unwrap_or_else(|detail| {
+            *failed = true;
+            let (layer, kind, what) = parser.layer();
+            sink.push(
+                layer,
+                kind,
+                format!(
+                    "flow {} on port {} does not carry {what}: {detail}",
+                    e.flow_id, e.server_port
+                ),
+            );
+            Said::default()
+        })
     }
 
     /// One UDP datagram of a flow whose payload is ONC RPC or DCE/RPC.
@@ -335,20 +340,20 @@ impl Apps {
     /// A TCP flow ended: what waited behind a hole is decoded after a gap, and calls never
     /// answered become rows.
     pub fn close(&mut self, mut st: Box<StreamState>, ts: i64, sink: &mut Sink<'_>) {
-        self.stream_overflows += st.dirs.iter().map(|d| d.overflows).sum::<u64>();
-        for d in 0..2 {
-            let mut pieces: Vec<Result<Vec<u8>, u32>> = Vec::new();
-            if let Some(dir) = st.dirs.get_mut(d) {
-                dir.flush(&mut |c| match c {
-                    Chunk::Data(b) => pieces.push(Ok(b.to_vec())),
-                    Chunk::Gap(n) => pieces.push(Err(n)),
-                });
-            }
-            if !pieces.is_empty() {
-                self.feed(&mut st, d, pieces, ts, sink, false);
-            }
+        let StreamState {
+            ends,
+            dirs,
+            parser,
+            failed,
+            done,
+        } = &mut *st;
+        self.stream_overflows += dirs.iter().map(|d| d.overflows).sum::<u64>();
+        for (d, dir) in dirs.iter_mut().enumerate() {
+            dir.flush(&mut |c| {
+                self.piece(parser, ends, failed, done, d, c, ts, sink, false);
+            });
         }
-        self.stream_gaps += st.dirs.iter().map(|d| d.gaps).sum::<u64>();
+        self.stream_gaps += dirs.iter().map(|d| d.gaps).sum::<u64>();
         let ends = st.ends;
         match st.parser {
             Parser::OncRpc(s) => self.rpc.close(s),

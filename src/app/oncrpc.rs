@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::{Ends, Said};
 use crate::anomaly::{Anomalies, Position};
 use crate::flow::table::Orientation;
-use crate::learn::{Knowledge, MappingRow, Service, MAX_ROWS};
+use crate::learn::{Knowledge, MappingRow, MAX_ROWS};
 use crate::packet::{Addr, IPPROTO_TCP, IPPROTO_UDP};
 use crate::proto::oncrpc::{self, CallHeader, Message, RecordEvent, RecordMarking, ReplyStatus};
 use crate::proto::portmap::{self, Query};
@@ -124,20 +124,12 @@ fn said(p: Program) -> Said {
 }
 
 impl Rpc {
-    /// Does a flow deserve decoding? Port 111, a port learned for a program, or a payload that
-    /// opens like a call.
-    pub fn matters(know: &Knowledge, e: &Ends, first_payload: Option<&[u8]>, c2s: bool) -> bool {
-        if e.server_port == PORTMAP_PORT || e.client_port == PORTMAP_PORT {
-            return true;
-        }
-        if let Some(l) = know.learn.get(e.server, e.proto, e.server_port) {
-            if matches!(l.service, Service::OncRpc { .. }) {
-                return true;
-            }
-        }
-        match first_payload {
-            Some(p) if c2s && e.proto == IPPROTO_TCP => oncrpc::looks_like_tcp_call(p),
-            Some(p) if e.proto == IPPROTO_UDP => oncrpc::looks_like_call(p),
+    /// Does a flow's first payload open like a call (a TCP call with its record mark from the
+    /// client, or a UDP call either way)?
+    pub fn looks_like_call(e: &Ends, p: &[u8], c2s: bool) -> bool {
+        match e.proto {
+            IPPROTO_TCP => c2s && oncrpc::looks_like_tcp_call(p),
+            IPPROTO_UDP => oncrpc::looks_like_call(p),
             _ => false,
         }
     }

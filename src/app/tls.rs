@@ -73,14 +73,14 @@ impl Tls {
     /// Reassembled bytes of one direction.
     pub fn data(&mut self, st: &mut TlsStream, e: &Ends, d: usize, bytes: &[u8], ts: i64) -> Said {
         let mut said = Said::default();
-        let (Some(buf), Some(done)) = (st.bufs.get_mut(d), st.finished.get_mut(d)) else {
+        let (Some(buf), Some(&done)) = (st.bufs.get_mut(d), st.finished.get(d)) else {
             return said;
         };
-        if *done {
+        if done {
             return said;
         }
+        said.app = Some(App::Tls);
         if buf.is_empty() && tls::looks_like_sslv2_hello(bytes) {
-            *done = true;
             st.sslv2 = true;
             st.ts = Some(ts);
             st.client_hello = Some(ClientHello {
@@ -88,7 +88,12 @@ impl Tls {
                 legacy_version: sslv2_version(bytes).unwrap_or(0x0200),
                 ..ClientHello::default()
             });
-            said.app = Some(App::Tls);
+            self.finish_direction(st, d);
+        } else if let Some((rv, t, body)) =
+            buf.is_empty().then(|| tls::first_message(bytes)).flatten()
+        {
+            // The usual case: the whole hello in the first record of the first segment.
+            self.hello(st, d, rv, t, body, ts);
         } else {
             let room = MAX_BUFFER.saturating_sub(buf.len());
             buf.extend_from_slice(bytes.get(..bytes.len().min(room)).unwrap_or(&[]));
@@ -99,37 +104,15 @@ impl Tls {
                     buf.drain(..n.min(buf.len()));
                 }
             }
+            let full = buf.len() >= MAX_BUFFER;
             match tls::handshake_bytes(buf) {
-                None => *done = true, // not a handshake record: nothing more to learn here
-                Some((record_version, hs)) => {
-                    said.app = Some(App::Tls);
-                    if let Some((t, body)) = tls::handshake_message(&hs) {
-                        *done = true;
-                        self.hellos += 1;
-                        if t == tls::CLIENT_HELLO {
-                            st.ts = Some(ts);
-                            st.client_hello = tls::parse_client_hello(record_version, body);
-                        } else if t == tls::SERVER_HELLO {
-                            st.server_ts = Some(ts);
-                            let mut sh = tls::parse_server_hello(body);
-                            if let Some(sh) = sh.as_mut() {
-                                sh.hello_retry |= st.hello_retry;
-                                if sh.hello_retry && !st.hello_retry {
-                                    // Wait for the final ServerHello (RFC 8446 §4.1.4).
-                                    st.hello_retry = true;
-                                    *done = false;
-                                    buf.clear();
-                                }
-                            }
-                            st.server_hello = sh;
-                        }
-                    } else if buf.len() >= MAX_BUFFER {
-                        *done = true;
-                    }
-                }
-            }
-            if *done {
-                *buf = Vec::new();
+                // Not a handshake record: nothing more to learn from this direction.
+                None => self.finish_direction(st, d),
+                Some((rv, hs)) => match tls::handshake_message(&hs) {
+                    Some((t, body)) => self.hello(st, d, rv, t, body, ts),
+                    None if full => self.finish_direction(st, d),
+                    None => said.app = Some(App::Tls),
+                },
             }
         }
         said.tls_sni = st.client_hello.as_ref().and_then(|c| c.sni.clone());
@@ -138,6 +121,39 @@ impl Tls {
             self.emit(st, e);
         }
         said
+    }
+
+    fn finish_direction(&mut self, st: &mut TlsStream, d: usize) {
+        if let (Some(f), Some(b)) = (st.finished.get_mut(d), st.bufs.get_mut(d)) {
+            *f = true;
+            *b = Vec::new();
+        }
+    }
+
+    /// A whole handshake message at the start of direction `d`.
+    fn hello(&mut self, st: &mut TlsStream, d: usize, rv: u16, t: u8, body: &[u8], ts: i64) {
+        self.hellos += 1;
+        if t == tls::CLIENT_HELLO {
+            st.ts = Some(ts);
+            st.client_hello = tls::parse_client_hello(rv, body);
+        } else if t == tls::SERVER_HELLO {
+            st.server_ts = Some(ts);
+            let mut sh = tls::parse_server_hello(body);
+            if let Some(sh) = sh.as_mut() {
+                sh.hello_retry |= st.hello_retry;
+                if sh.hello_retry && !st.hello_retry {
+                    // Wait for the final ServerHello (RFC 8446 §4.1.4).
+                    st.hello_retry = true;
+                    st.server_hello = Some(sh.clone());
+                    if let Some(b) = st.bufs.get_mut(d) {
+                        b.clear();
+                    }
+                    return;
+                }
+            }
+            st.server_hello = sh;
+        }
+        self.finish_direction(st, d);
     }
 
     fn emit(&mut self, st: &mut TlsStream, e: &Ends) {

@@ -153,6 +153,17 @@ pub fn handshake_bytes(stream: &[u8]) -> Option<(u16, Vec<u8>)> {
     first_version.map(|v| (v, out))
 }
 
+/// The first handshake message when it lies whole inside the first record of `b`, as it
+/// usually does: (record version, type, body), without copying.
+pub fn first_message(b: &[u8]) -> Option<(u16, u8, &[u8])> {
+    let [CONTENT_HANDSHAKE, 3, minor, l0, l1, rest @ ..] = b else {
+        return None;
+    };
+    let record = rest.get(..usize::from(u16::from_be_bytes([*l0, *l1])))?;
+    let (t, body) = handshake_message(record)?;
+    Some((u16::from_be_bytes([3, *minor]), t, body))
+}
+
 /// The first handshake message of `hs` if it is complete: (type, body).
 pub fn handshake_message(hs: &[u8]) -> Option<(u8, &[u8])> {
     let (&t, len) = (hs.first()?, hs.get(1..4)?);
