@@ -42,6 +42,7 @@ import hashlib
 import json
 import random
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import accumulate, pairwise
@@ -1270,7 +1271,7 @@ def stamper(*targets: tuple[dict, str]) -> Callable[[int], None]:
     return sent
 
 
-class Conv:
+class Conv(ABC):
     """A client/server conversation carrying application messages.  ``app`` is the
     protocol its messages speak (a flow fact of every packet carrying one); ``c2s`` and
     ``s2c`` send one ONC RPC message (record-marked on TCP) and return its timestamp."""
@@ -1286,8 +1287,9 @@ class Conv:
             out += [f for f in m.facts if f not in out]
         return tuple(out)
 
+    @abstractmethod
     def send_steps(self, from_client: bool, msgs, cuts=()) -> list:
-        raise NotImplementedError
+        """The steps that put `msgs` on the wire (record-marked and cut on TCP)."""
 
     def send(self, from_client: bool, msgs, cuts=()) -> int:
         """Send messages; returns the timestamp of the last frame."""
@@ -1309,6 +1311,7 @@ class Conv:
 
     def ack(self) -> None:
         """Nothing acknowledges a datagram."""
+        return
 
 
 class UdpConv(Conv):

@@ -267,94 +267,62 @@ fn transport_name(proto: u8) -> &'static str {
     }
 }
 
-pub fn rpc_calls_schema() -> SchemaRef {
-    use DataType::*;
-    Arc::new(Schema::new(vec![
-        f("flow_id", UInt64, false),
-        f("call_ts", ts(), true),
-        f("reply_ts", ts(), true),
-        f("client_ip", Utf8, false),
-        f("server_ip", Utf8, false),
-        f("server_port", UInt16, false),
-        f("transport", Utf8, false),
-        f("xid", UInt32, false),
-        f("program", UInt32, true),
-        f("version", UInt32, true),
-        f("procedure", UInt32, true),
-        f("auth_flavor", UInt32, true),
-        f("auth_machine", Utf8, true),
-        f("auth_uid", UInt32, true),
-        f("auth_gid", UInt32, true),
-        f("reply", Utf8, false),
-        f("accept_stat", UInt32, true),
-        f("reject_stat", UInt32, true),
-    ]))
-}
-
 pub fn rpc_calls_batch(rows: &[RpcCallRow]) -> Result<RecordBatch, ArrowError> {
-    let n = rows.len();
-    let mut flow = UInt64Builder::with_capacity(n);
-    let mut call_ts = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut reply_ts = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut cip = StringBuilder::new();
-    let mut sip = StringBuilder::new();
-    let mut sport = UInt16Builder::with_capacity(n);
-    let mut transport = StringBuilder::new();
-    let mut xid = UInt32Builder::with_capacity(n);
-    let mut u32s: [UInt32Builder; 6] = std::array::from_fn(|_| UInt32Builder::with_capacity(n));
-    let mut machine = StringBuilder::new();
-    let mut reply = StringBuilder::new();
-    let mut stats: [UInt32Builder; 2] = std::array::from_fn(|_| UInt32Builder::with_capacity(n));
-    for r in rows {
-        flow.append_value(r.flow_id);
-        call_ts.append_option(r.call_ts);
-        reply_ts.append_option(r.reply_ts);
-        cip.append_value(r.client.to_string());
-        sip.append_value(r.server.to_string());
-        sport.append_value(r.server_port);
-        transport.append_value(transport_name(r.proto));
-        xid.append_value(r.xid);
-        let c = r.call.as_ref();
-        let values = [
-            c.map(|c| c.program),
-            c.map(|c| c.version),
-            c.map(|c| c.procedure),
-            c.map(|c| c.auth_flavor),
-            c.and_then(|c| c.uid),
-            c.and_then(|c| c.gid),
-        ];
-        for (b, v) in u32s.iter_mut().zip(values) {
-            b.append_option(v);
-        }
-        machine.append_option(c.and_then(|c| c.machine.as_deref()));
-        reply.append_value(r.reply);
-        for (b, v) in stats.iter_mut().zip([r.accept_stat, r.reject_stat]) {
-            b.append_option(v);
-        }
+    fn call(r: &RpcCallRow) -> Option<&crate::proto::oncrpc::CallHeader> {
+        r.call.as_ref()
     }
-    let [prog, vers, proc_, flavor, uid, gid] = u32s.map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let [acc, rej] = stats.map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(flow.finish()),
-        Arc::new(call_ts.finish()),
-        Arc::new(reply_ts.finish()),
-        Arc::new(cip.finish()),
-        Arc::new(sip.finish()),
-        Arc::new(sport.finish()),
-        Arc::new(transport.finish()),
-        Arc::new(xid.finish()),
-        prog,
-        vers,
-        proc_,
-        flavor,
-        Arc::new(machine.finish()),
-        uid,
-        gid,
-        Arc::new(reply.finish()),
-        acc,
-        rej,
-    ];
-    RecordBatch::try_new(rpc_calls_schema(), cols)
+    table(vec![
+        ("flow_id", false, u64s(rows, |r| Some(r.flow_id))),
+        ("call_ts", true, tss(rows, |r| r.call_ts)),
+        ("reply_ts", true, tss(rows, |r| r.reply_ts)),
+        (
+            "client_ip",
+            false,
+            strs(rows, |r| Some(r.client.to_string())),
+        ),
+        (
+            "server_ip",
+            false,
+            strs(rows, |r| Some(r.server.to_string())),
+        ),
+        ("server_port", false, u16s(rows, |r| Some(r.server_port))),
+        (
+            "transport",
+            false,
+            strs(rows, |r| Some(transport_name(r.proto))),
+        ),
+        ("xid", false, u32s(rows, |r| Some(r.xid))),
+        ("program", true, u32s(rows, |r| call(r).map(|c| c.program))),
+        ("version", true, u32s(rows, |r| call(r).map(|c| c.version))),
+        (
+            "procedure",
+            true,
+            u32s(rows, |r| call(r).map(|c| c.procedure)),
+        ),
+        (
+            "auth_flavor",
+            true,
+            u32s(rows, |r| call(r).map(|c| c.auth_flavor)),
+        ),
+        (
+            "auth_machine",
+            true,
+            strs(rows, |r| call(r).and_then(|c| c.machine.as_deref())),
+        ),
+        (
+            "auth_uid",
+            true,
+            u32s(rows, |r| call(r).and_then(|c| c.uid)),
+        ),
+        (
+            "auth_gid",
+            true,
+            u32s(rows, |r| call(r).and_then(|c| c.gid)),
+        ),
+        ("reply", false, strs(rows, |r| Some(r.reply))),
+        ("accept_stat", true, u32s(rows, |r| r.accept_stat)),
+        ("reject_stat", true, u32s(rows, |r| r.reject_stat)),
+    ])
 }
 
 /// A table defined once by its columns: (name, nullable, values); the schema follows from them.
