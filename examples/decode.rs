@@ -3,6 +3,8 @@
 //!     cargo build --release --no-default-features --example decode
 //!     valgrind --tool=callgrind target/release/examples/decode FILE...
 //!
+//! `PORTWITNESS_THREADS=N` sets the threads (default: as many as the machine has cores).
+//!
 //! Prints the counts a run produced, so two builds can be compared on the same input.
 
 use std::path::PathBuf;
@@ -15,8 +17,16 @@ fn main() -> ExitCode {
         eprintln!("usage: decode FILE...");
         return ExitCode::from(2);
     }
+    let threads = std::env::var("PORTWITNESS_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let opts = _core::Options {
+        threads,
+        ..Default::default()
+    };
     let t = Instant::now();
-    match _core::decode_paths_catching(&paths, _core::Options::default()) {
+    match _core::decode_paths_catching(&paths, opts) {
         Ok(out) => {
             let tables =
                 _core::tables::flows_batch(&out.flows, &out.captures).map(|b| b.num_rows());

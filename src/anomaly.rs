@@ -59,3 +59,34 @@ impl Anomalies {
         self.counts.values().sum()
     }
 }
+
+impl Anomalies {
+    /// The anomalies of two halves of one pass, as if pushed into one: rows in record order, the
+    /// first's before the second's at the same record, at most `MAX_ANOMALY_ROWS` kept.
+    pub fn merge(first: Anomalies, second: Anomalies) -> Anomalies {
+        let mut counts = first.counts;
+        for (k, n) in second.counts {
+            *counts.entry(k).or_insert(0) += n;
+        }
+        let mut rows =
+            Vec::with_capacity((first.rows.len() + second.rows.len()).min(MAX_ANOMALY_ROWS));
+        let mut a = first.rows.into_iter().peekable();
+        let mut b = second.rows.into_iter().peekable();
+        while rows.len() < MAX_ANOMALY_ROWS {
+            let take_a = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => (x.capture, x.record_index) <= (y.capture, y.record_index),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let next = if take_a { a.next() } else { b.next() };
+            rows.extend(next);
+        }
+        let total: u64 = counts.values().sum();
+        Anomalies {
+            dropped: total - rows.len() as u64,
+            rows,
+            counts,
+        }
+    }
+}

@@ -83,10 +83,11 @@ impl Progress {
     }
 }
 
-/// Decodes the captures in order, in one pass. Returns a dict of Arrow tables (`flows`,
+/// Decodes the captures in order, in one pass (`threads`: 1 decodes on this thread, more on two
+/// threads joined by a queue, 0 as many as the machine has cores; the result is the same). Returns a dict of Arrow tables (`flows`,
 /// `anomalies`, `captures`) and `stats` (a dict of counters).
 #[pyfunction]
-#[pyo3(signature = (paths, *, max_flows=1_000_000, idle_timeout=600.0, max_fragment_datagrams=4096, max_fragment_bytes=64 << 20, fragment_timeout=30.0, progress=None))]
+#[pyo3(signature = (paths, *, max_flows=1_000_000, idle_timeout=600.0, max_fragment_datagrams=4096, max_fragment_bytes=64 << 20, fragment_timeout=30.0, progress=None, threads=0))]
 #[allow(clippy::too_many_arguments)]
 fn decode(
     py: Python<'_>,
@@ -97,6 +98,7 @@ fn decode(
     max_fragment_bytes: usize,
     fragment_timeout: f64,
     progress: Option<PyRef<'_, Progress>>,
+    threads: usize,
 ) -> PyResult<Py<PyDict>> {
     let opts = Options {
         flows: FlowLimits {
@@ -109,6 +111,7 @@ fn decode(
             timeout_ns: (fragment_timeout.max(0.0) * 1e9) as i64,
         },
         progress: progress.map(|p| p.read.clone()),
+        threads,
     };
     let out = py
         .detach(|| decode_paths_catching(&paths, opts))

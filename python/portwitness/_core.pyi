@@ -16,6 +16,7 @@ def decode(
     max_fragment_bytes: int = 67_108_864,
     fragment_timeout: float = 30.0,
     progress: Progress | None = None,
+    threads: int = 0,
 ) -> dict[str, Any]: ...
 
 class Progress:

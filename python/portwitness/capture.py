@@ -91,13 +91,18 @@ def decode(
     max_fragment_bytes: int = 64 << 20,
     fragment_timeout: float = 30.0,
     progress: _core.Progress | None = None,
+    threads: int = 0,
 ) -> Capture:
     """Decodes captures (pcap, pcapng, gzip or zstd compressed, `-` for stdin) in one pass.
 
     Raises FileNotFoundError/OSError when a file cannot be opened, CaptureFormatError when no
     input is a capture. Malformed contents are not errors: see `Capture.anomalies`. `progress`:
-    a `_core.Progress` whose `bytes_read` another thread may poll while this runs.
+    a `_core.Progress` whose `bytes_read` another thread may poll while this runs. `threads`: 1
+    decodes on the calling thread, more read and decode headers on one thread while another keeps
+    the flow table (0, the default: as many as the machine has cores); the result is the same.
     """
+    if threads < 0:
+        raise ValueError(f"threads must be 0 (all cores) or more, not {threads}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files = expand_paths(paths)
@@ -111,6 +116,7 @@ def decode(
         max_fragment_bytes=max_fragment_bytes,
         fragment_timeout=fragment_timeout,
         progress=progress,
+        threads=threads,
     )
     return Capture(
         flows=pl.DataFrame(raw["flows"]),

@@ -48,11 +48,16 @@ def _warn_anomalies(cap: Capture) -> None:
 PROGRESS_MIN_BYTES = 256 << 20
 
 
+def _threads() -> int:
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.meta.get("portwitness.threads", 0)) if ctx is not None else 0
+
+
 def _decode(captures: tuple[str, ...], max_flows: int, idle_timeout: float) -> Capture:
     files = expand_paths(list(captures))
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     if not (sys.stderr.isatty() and total >= PROGRESS_MIN_BYTES):
-        return decode(files, max_flows=max_flows, idle_timeout=idle_timeout)
+        return decode(files, max_flows=max_flows, idle_timeout=idle_timeout, threads=_threads())
     return _decode_with_bar(files, total, max_flows, idle_timeout)
 
 
@@ -75,7 +80,14 @@ def _decode_with_bar(files: list[str], total: int, max_flows: int, idle_timeout:
         TimeRemainingColumn(),
     )
     with ThreadPoolExecutor(max_workers=1) as pool:
-        job = pool.submit(decode, files, max_flows=max_flows, idle_timeout=idle_timeout, progress=counter)
+        job = pool.submit(
+            decode,
+            files,
+            max_flows=max_flows,
+            idle_timeout=idle_timeout,
+            progress=counter,
+            threads=_threads(),
+        )
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("decoding", total=total)
             while not job.done():
@@ -84,7 +96,21 @@ def _decode_with_bar(files: list[str], total: int, max_flows: int, idle_timeout:
         return job.result()
 
 
+def _keep_threads(ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    ctx.meta["portwitness.threads"] = value
+    return value
+
+
 def decode_options(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--threads",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        expose_value=False,
+        callback=_keep_threads,
+        help="Decode threads: 1 decodes on one thread; 0 uses every core (the result is the same).",
+    )(f)
     f = click.option(
         "--idle-timeout",
         type=click.FloatRange(min=0.001),

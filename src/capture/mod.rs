@@ -19,6 +19,8 @@ pub struct Record<'a> {
     pub ts_ns: i64,
     pub link: u32,
     pub data: &'a [u8],
+    /// The shared buffer `data` lies in, for a parallel decode to pass the bytes on uncopied.
+    pub block: &'a std::sync::Arc<Vec<u8>>,
     /// Length on the wire (pcap orig_len); never smaller than `data.len()`.
     pub orig_len: u32,
     /// 0-based packet number in the file (tshark's frame number minus one).

@@ -164,11 +164,13 @@ impl PcapReader {
             let index = self.index;
             self.index += 1;
             self.pending = need;
-            let data = src.peek(need).get(HEADER..).unwrap_or(&[]);
+            let (bytes, block) = src.peek_shared(need);
+            let data = bytes.get(HEADER..).unwrap_or(&[]);
             return Some(Record {
                 ts_ns,
                 link: self.link,
                 data,
+                block,
                 orig_len: orig,
                 index,
                 offset,

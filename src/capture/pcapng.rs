@@ -198,11 +198,13 @@ impl PcapngReader {
                 let index = self.index;
                 self.index += 1;
                 self.last_ts = ts_ns;
-                let data = src.peek(blen).get(start..start + caplen).unwrap_or(&[]);
+                let (bytes, block) = src.peek_shared(blen);
+                let data = bytes.get(start..start + caplen).unwrap_or(&[]);
                 return Some(Record {
                     ts_ns,
                     link,
                     data,
+                    block,
                     orig_len: orig.max(caplen as u32),
                     index,
                     offset,

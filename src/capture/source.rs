@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 pub const READ_CHUNK: usize = 1 << 20;
 /// The most any one record or block may make us hold at once.
 pub const MAX_BUFFER: usize = 64 << 20;
+/// Blocks kept for reuse while a parallel decode's other thread holds them.
+const MAX_SPARES: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -50,9 +52,15 @@ impl Read for Counting {
 
 /// A forward-only byte stream with look-ahead: `peek(n)` makes up to `n` bytes visible from the
 /// cursor, `consume(n)` moves past them. Offsets are in the (decompressed) stream.
+///
+/// The buffer is shared (`Arc`) so that a parallel decode can hand the bytes of packets to its
+/// other thread without copying them: while a block is still held elsewhere, reading continues in
+/// a spare block (recycled once the other side lets go of it), never in place.
 pub struct Source {
     inner: Box<dyn Read + Send>,
-    buf: Vec<u8>,
+    buf: Arc<Vec<u8>>,
+    /// Blocks handed out earlier, reused once nobody else holds them.
+    spares: Vec<Arc<Vec<u8>>>,
     start: usize,
     end: usize,
     offset: u64,
@@ -66,7 +74,8 @@ impl Source {
     pub fn from_reader(inner: Box<dyn Read + Send>, compression: Compression) -> Self {
         Source {
             inner,
-            buf: vec![0; READ_CHUNK],
+            buf: Arc::new(vec![0; READ_CHUNK]),
+            spares: Vec::new(),
             start: 0,
             end: 0,
             offset: 0,
@@ -78,11 +87,13 @@ impl Source {
 
     /// Puts bytes already read from the stream in front of what `inner` will yield.
     fn preload(&mut self, head: &[u8]) {
-        if self.buf.len() < head.len() {
-            self.buf
-                .resize(head.len().div_ceil(READ_CHUNK) * READ_CHUNK, 0);
+        let Some(buf) = Arc::get_mut(&mut self.buf) else {
+            return;
+        };
+        if buf.len() < head.len() {
+            buf.resize(head.len().div_ceil(READ_CHUNK) * READ_CHUNK, 0);
         }
-        if let Some(dst) = self.buf.get_mut(..head.len()) {
+        if let Some(dst) = buf.get_mut(..head.len()) {
             dst.copy_from_slice(head);
             self.end = head.len();
         }
@@ -174,20 +185,39 @@ impl Source {
         self.buf.get(self.start..stop).unwrap_or(&[])
     }
 
+    /// `peek`, with the shared block the bytes lie in (for handing them to another thread).
+    #[inline]
+    pub fn peek_shared(&mut self, n: usize) -> (&[u8], &Arc<Vec<u8>>) {
+        if self.end - self.start < n && !self.eof {
+            self.fill(n.min(MAX_BUFFER));
+        }
+        let stop = self.end.min(self.start.saturating_add(n));
+        (self.buf.get(self.start..stop).unwrap_or(&[]), &self.buf)
+    }
+
     #[cold]
     fn fill(&mut self, n: usize) {
-        // Move the unread tail to the front, grow if one record needs more than the buffer holds.
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() < n {
-            let want = n.div_ceil(READ_CHUNK) * READ_CHUNK;
-            self.buf.resize(want, 0);
+        let want = if self.buf.len() < n {
+            n.div_ceil(READ_CHUNK) * READ_CHUNK
+        } else {
+            self.buf.len()
+        };
+        if let Some(buf) = Arc::get_mut(&mut self.buf) {
+            // Move the unread tail to the front, grow if one record needs more than the buffer holds.
+            if self.start > 0 {
+                buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if buf.len() < want {
+                buf.resize(want, 0);
+            }
+        } else {
+            self.switch_block(want);
         }
         while self.end < n && !self.eof {
-            let Some(space) = self.buf.get_mut(self.end..) else {
+            let Some(space) = Arc::get_mut(&mut self.buf).and_then(|b| b.get_mut(self.end..))
+            else {
                 break;
             };
             match self.inner.read(space) {
@@ -203,6 +233,36 @@ impl Source {
                 }
             }
         }
+    }
+
+    /// The current block is still held elsewhere: carry the unread tail over to a block nobody
+    /// holds (a recycled spare, or a new one).
+    fn switch_block(&mut self, want: usize) {
+        let free = self
+            .spares
+            .iter()
+            .position(|b| Arc::strong_count(b) == 1 && Arc::weak_count(b) == 0);
+        let mut next = match free {
+            Some(i) => self.spares.swap_remove(i),
+            None => Arc::new(Vec::new()),
+        };
+        let tail = self.buf.get(self.start..self.end).unwrap_or(&[]);
+        if let Some(nb) = Arc::get_mut(&mut next) {
+            if nb.len() < want.max(tail.len()) {
+                nb.resize(want.max(tail.len()), 0);
+            }
+            if let Some(dst) = nb.get_mut(..tail.len()) {
+                dst.copy_from_slice(tail);
+            }
+        }
+        self.end -= self.start;
+        self.start = 0;
+        let held = std::mem::replace(&mut self.buf, next);
+        // Bounded: the other side holds only a few blocks at a time; past that, let them go.
+        if self.spares.len() >= MAX_SPARES {
+            self.spares.remove(0);
+        }
+        self.spares.push(held);
     }
 
     /// Moves the cursor forward; never past what `peek` made visible.

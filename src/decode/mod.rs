@@ -1,0 +1,367 @@
+//! The one pass over the captures, in two halves: `records` (capture files into records) and
+//! `packets` (records through the headers into the flow table and application decoders of
+//! `state`). One thread runs both back to back; with more threads, `pipeline` runs them on two
+//! threads joined by a queue of record batches. Either way the records reach the decoder in order,
+//! so the result is the same, row for row.
+
+mod packets;
+mod pipeline;
+mod records;
+mod state;
+
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use crate::anomaly::Anomalies;
+use crate::app::Apps;
+use crate::capture::Source;
+use crate::error::{Error, Result};
+use crate::flow::{Flow, FlowLimits};
+use crate::packet::frag::FragLimits;
+
+pub use packets::{PacketSink, Packets};
+pub use records::{RecordSink, Records};
+pub use state::State;
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub flows: FlowLimits,
+    pub frags: FragLimits,
+    /// Bytes read from the files so far (compressed bytes for compressed files), for a progress bar
+    /// another thread draws while the decode runs.
+    pub progress: Option<Arc<AtomicU64>>,
+    /// Threads to decode with: 1 runs everything on the calling thread, more run the pipeline;
+    /// 0 means as many as the machine has cores.
+    pub threads: usize,
+}
+
+/// Counters over the whole decode, reported as `stats`.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub records: u64,
+    pub frame_bytes: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmp: u64,
+    pub icmpv6: u64,
+    pub other_ip: u64,
+    pub non_ip: u64,
+    pub unknown_link: u64,
+    pub malformed: u64,
+    pub fragments: u64,
+    pub reassembled: u64,
+    pub fragments_evicted: u64,
+    pub fragments_expired: u64,
+    pub flows: u64,
+    pub flows_evicted: u64,
+    pub flows_expired: u64,
+    pub flows_split_idle: u64,
+    pub flows_split_reuse: u64,
+    pub anomalies: u64,
+    pub anomalies_dropped: u64,
+}
+
+impl Stats {
+    pub fn pairs(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("records", self.records),
+            ("frame_bytes", self.frame_bytes),
+            ("ipv4", self.ipv4),
+            ("ipv6", self.ipv6),
+            ("tcp", self.tcp),
+            ("udp", self.udp),
+            ("icmp", self.icmp),
+            ("icmpv6", self.icmpv6),
+            ("other_ip", self.other_ip),
+            ("non_ip", self.non_ip),
+            ("unknown_link", self.unknown_link),
+            ("malformed", self.malformed),
+            ("fragments", self.fragments),
+            ("reassembled", self.reassembled),
+            ("fragments_evicted", self.fragments_evicted),
+            ("fragments_expired", self.fragments_expired),
+            ("flows", self.flows),
+            ("flows_evicted", self.flows_evicted),
+            ("flows_expired", self.flows_expired),
+            ("flows_split_idle", self.flows_split_idle),
+            ("flows_split_reuse", self.flows_split_reuse),
+            ("anomalies", self.anomalies),
+            ("anomalies_dropped", self.anomalies_dropped),
+        ]
+    }
+}
+
+/// What was learned of each input file.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureInfo {
+    pub path: String,
+    pub format: &'static str,
+    pub compression: &'static str,
+    pub link_types: BTreeSet<u32>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_ts: Option<i64>,
+    pub last_ts: Option<i64>,
+    /// Why the file could not be read, when it could not.
+    pub error: Option<String>,
+}
+
+pub struct Output {
+    pub flows: Vec<Flow>,
+    pub apps: Apps,
+    pub anomalies: Anomalies,
+    pub stats: Stats,
+    pub captures: Vec<CaptureInfo>,
+}
+
+thread_local! {
+    /// Where the decoder is (input index, record index, byte offset), for the message of a panic
+    /// caught at the boundary.
+    static WHERE: Cell<(usize, u64, u64)> = const { Cell::new((0, 0, 0)) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests make the decoder panic at this record to prove the boundary catches it.
+    static PANIC_AT_RECORD: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// How often (in capture time) idle flows and stale fragments are swept out.
+const SWEEP_NS: i64 = 10_000_000_000;
+
+/// Everything on the calling thread.
+pub struct Decoder {
+    records: Records,
+    packets: Packets<State>,
+}
+
+impl Decoder {
+    pub fn new(opts: Options) -> Self {
+        Decoder {
+            records: Records::new(&opts),
+            packets: Packets::new(&opts, State::new(&opts)),
+        }
+    }
+
+    /// Decodes one file or `-`. Unreadable files are errors; a file that is no capture is recorded
+    /// (anomaly + capture row with its error) and returned as `Error::Format`.
+    pub fn decode_path(&mut self, path: &Path) -> Result<()> {
+        self.records.decode_path(path, &mut self.packets)
+    }
+
+    pub fn decode_source(
+        &mut self,
+        src: &mut Source,
+        name: &str,
+    ) -> std::result::Result<(), String> {
+        self.records.decode_source(src, name, &mut self.packets)
+    }
+
+    pub fn finish(self) -> Output {
+        finish(self.records, self.packets)
+    }
+}
+
+/// Joins the results: anomalies merged in record order (the containers' and the rest's), then
+/// what the end of the input reports (fragments never completed, streams still open).
+fn finish(mut records: Records, mut packets: Packets<State>) -> Output {
+    let theirs = std::mem::take(&mut packets.anomalies);
+    let mut anomalies = Anomalies::merge(std::mem::take(&mut records.anomalies), theirs);
+    let (stats, state) = packets.finish(&mut anomalies, records.pos);
+    conclude(records, anomalies, stats, state)
+}
+
+/// The flow table's end: streams still open closed, flows and counters out.
+fn conclude(records: Records, mut anomalies: Anomalies, mut stats: Stats, state: State) -> Output {
+    let at = records.pos;
+    let done = state.finish(&mut anomalies, at, records.last_ts());
+    stats.flows_evicted = done.evicted;
+    stats.flows_expired = done.expired;
+    stats.flows_split_idle = done.split_idle;
+    stats.flows_split_reuse = done.split_reuse;
+    stats.flows = done.flows.len() as u64;
+    stats.anomalies = anomalies.total();
+    stats.anomalies_dropped = anomalies.dropped;
+    Output {
+        flows: done.flows,
+        apps: done.apps,
+        anomalies,
+        stats,
+        captures: records.captures,
+    }
+}
+
+/// How many threads `opts.threads` asks for.
+pub fn threads_for(opts: &Options) -> usize {
+    match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Decodes several inputs in the order given, as one pass with one flow table (a conversation
+/// that spans rotated files stays one flow). A file that is no capture is skipped with an anomaly;
+/// if no input at all could be read, that is the error.
+pub fn decode_paths(paths: &[PathBuf], opts: Options) -> Result<Output> {
+    if threads_for(&opts) > 1 {
+        return pipeline::decode_paths(paths, opts);
+    }
+    let mut dec = Decoder::new(opts);
+    let mut format_errors = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        WHERE.with(|w| w.set((i, 0, 0)));
+        match dec.decode_path(p) {
+            Ok(()) => {}
+            Err(e @ Error::Format { .. }) => format_errors.push(e),
+            Err(e) => return Err(e),
+        }
+    }
+    nothing_decoded(paths, format_errors)?;
+    Ok(dec.finish())
+}
+
+/// The error when no input at all could be read.
+fn nothing_decoded(paths: &[PathBuf], mut format_errors: Vec<Error>) -> Result<()> {
+    if !paths.is_empty() && format_errors.len() == paths.len() {
+        if let [only] = format_errors.as_mut_slice() {
+            return Err(std::mem::replace(
+                only,
+                Error::NothingDecoded(String::new()),
+            ));
+        }
+        let msgs: Vec<String> = format_errors.iter().map(ToString::to_string).collect();
+        return Err(Error::NothingDecoded(msgs.join("; ")));
+    }
+    Ok(())
+}
+
+/// The message of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// `Error::Internal` for a panic at `(input, record, offset)`.
+fn internal(paths: &[PathBuf], at: (usize, u64, u64), message: String) -> Error {
+    let (input, record_index, byte_offset) = at;
+    Error::Internal {
+        path: paths.get(input).cloned().unwrap_or_default(),
+        record_index,
+        byte_offset,
+        message,
+    }
+}
+
+/// `decode_paths`, with any panic turned into `Error::Internal` naming where it happened.
+pub fn decode_paths_catching(paths: &[PathBuf], opts: Options) -> Result<Output> {
+    let result = catch_unwind(AssertUnwindSafe(|| decode_paths(paths, opts)));
+    match result {
+        Ok(r) => r,
+        Err(payload) => Err(internal(
+            paths,
+            WHERE.with(Cell::get),
+            panic_message(&*payload),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_panic_becomes_an_error_naming_the_capture_and_record() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+        let paths = vec![dir.join("tcp_basic.pcap"), dir.join("sample.pcap")];
+        PANIC_AT_RECORD.with(|p| p.set(Some(100)));
+        let err = decode_paths_catching(&paths, Options::default());
+        PANIC_AT_RECORD.with(|p| p.set(None));
+        match err {
+            Err(Error::Internal {
+                path,
+                record_index,
+                byte_offset,
+                message,
+            }) => {
+                // The first file has fewer records: the panic happens in the second.
+                assert_eq!((path, record_index), (paths[1].clone(), 100));
+                assert!(byte_offset > 24, "{byte_offset}");
+                assert_eq!(message, "injected at record 100");
+            }
+            other => panic!("expected Error::Internal, got {:?}", other.map(|_| ())),
+        }
+        assert!(decode_paths_catching(&paths, Options::default()).is_ok());
+    }
+
+    use super::*;
+
+    fn eth_ipv4_udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend([0x08, 0x00]);
+        let total = (20 + 8 + payload.len()) as u16;
+        f.extend([0x45, 0]);
+        f.extend(total.to_be_bytes());
+        f.extend([0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend(sport.to_be_bytes());
+        f.extend(dport.to_be_bytes());
+        f.extend(((8 + payload.len()) as u16).to_be_bytes());
+        f.extend([0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = vec![
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
+            0,
+        ];
+        for (i, f) in frames.iter().enumerate() {
+            for x in [100 + i as u32, 0, f.len() as u32, f.len() as u32] {
+                v.extend(x.to_le_bytes());
+            }
+            v.extend(f);
+        }
+        v
+    }
+
+    #[test]
+    fn udp_exchange_is_one_flow() {
+        let mut req = eth_ipv4_udp(700, 514, &[1; 40]);
+        let mut rep = eth_ipv4_udp(514, 700, &[2; 28]);
+        // the reply goes the other way
+        rep[26..30].copy_from_slice(&[10, 0, 0, 2]);
+        rep[30..34].copy_from_slice(&[10, 0, 0, 1]);
+        req.truncate(req.len());
+        let mut src = Source::from_bytes(pcap(&[req, rep]));
+        let mut d = Decoder::new(Options::default());
+        d.decode_source(&mut src, "mem").unwrap();
+        let out = d.finish();
+        assert_eq!(out.flows.len(), 1);
+        let f = &out.flows[0];
+        assert_eq!(
+            (f.client.to_string(), f.client_port, f.server_port),
+            ("10.0.0.1".into(), 700, 514)
+        );
+        assert_eq!(
+            (f.packets, f.bytes, f.payload),
+            ([1, 1], [82, 70], [40, 28])
+        );
+        assert_eq!(f.outcome().name(), "completed");
+        assert_eq!(out.anomalies.total(), 0);
+    }
+
+    #[test]
+    fn not_a_capture() {
+        let mut src = Source::from_bytes(b"HELO world, this is not a capture".to_vec());
+        let mut d = Decoder::new(Options::default());
+        let e = d.decode_source(&mut src, "x").unwrap_err();
+        assert!(e.contains("bad magic 48 45 4c 4f"), "{e}");
+    }
+}

@@ -1,0 +1,318 @@
+//! The second half of the pass: transport packets into the flow table and, for the flows that
+//! matter, the application decoders. Everything here depends on what came before, so it runs on
+//! one thread, in record order.
+
+use std::sync::Arc;
+
+use super::packets::PacketSink;
+use super::Options;
+use crate::anomaly::{Anomalies, Position};
+use crate::app::{Apps, Ends, Kind, Said, Sink, StreamState};
+use crate::flow::{App, Flow, FlowKey, FlowTable, Orientation, PacketMeta};
+use crate::learn::Service;
+use crate::packet::{tcp, IPPROTO_TCP, IPPROTO_UDP};
+use crate::proto::tls as tls_wire;
+
+/// The flow table and the application decoders.
+pub struct State {
+    flows: FlowTable,
+    apps: Apps,
+    pos: Position,
+}
+
+/// What the second half hands over at the end.
+pub struct Finished {
+    pub flows: Vec<Flow>,
+    pub apps: Apps,
+    pub evicted: u64,
+    pub expired: u64,
+    pub split_idle: u64,
+    pub split_reuse: u64,
+}
+
+impl PacketSink for State {
+    #[inline]
+    fn packet(
+        &mut self,
+        at: Position,
+        p: &PacketMeta,
+        seq: u32,
+        payload: &[u8],
+        _block: Option<&Arc<Vec<u8>>>,
+        an: &mut Anomalies,
+    ) {
+        self.packet(at, p, seq, payload, an);
+    }
+
+    #[inline]
+    fn sweep(&mut self, now: i64) {
+        self.flows.expire(now);
+    }
+}
+
+impl State {
+    pub fn new(opts: &Options) -> Self {
+        State {
+            flows: FlowTable::new(opts.flows),
+            apps: Apps::default(),
+            pos: Position::default(),
+        }
+    }
+
+    /// One transport packet of the record at `at`; anomalies go to `an`.
+    #[inline]
+    pub fn packet(
+        &mut self,
+        at: Position,
+        p: &PacketMeta,
+        seq: u32,
+        payload: &[u8],
+        an: &mut Anomalies,
+    ) {
+        self.pos = at;
+        let (slot, c2s) = self.flows.update(p);
+        self.application(slot, c2s, p.tcp_flags, seq, payload, p.ts, an);
+        if !self.flows.closed_streams.is_empty() {
+            close_streams(&mut self.flows, &mut self.apps, an, at, p.ts);
+        }
+    }
+
+    /// Hands a packet of a flow to the application decoders when the flow matters.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn application(
+        &mut self,
+        slot: u32,
+        c2s: bool,
+        flags: u8,
+        seq: u32,
+        payload: &[u8],
+        ts: i64,
+        an: &mut Anomalies,
+    ) {
+        let Some(f) = self.flows.get_mut(slot) else {
+            return;
+        };
+        let mut c2s = c2s;
+        let proto = f.proto;
+        // A TCP flow is judged at its first packet (a stream must start with its SYN) and again
+        // at its first payload.
+        let first_packet = f.packets[0] + f.packets[1] == 1;
+        let judge =
+            !f.app_checked && (!payload.is_empty() || (proto == IPPROTO_TCP && first_packet));
+        if judge && f.orientation != Orientation::Syn {
+            // A port a portmapper or endpoint mapper handed out marks its side as the server.
+            if self.apps.learned_at(f.client, proto, f.client_port)
+                && !self.apps.learned_at(f.server, proto, f.server_port)
+            {
+                f.swap(Orientation::Rpc);
+                c2s = !c2s;
+            }
+        }
+        if judge {
+            let ends = ends_of(f);
+            let learned = self.apps.learned(&ends);
+            if let Some(service) = learned {
+                apply_learned(f, service);
+            }
+            let first = (!payload.is_empty()).then_some(payload);
+            let by_syn = f.orientation == Orientation::Syn;
+            match self.apps.kind_for(&ends, learned, first, c2s, by_syn) {
+                Some((kind, turn)) => {
+                    f.app_checked = true;
+                    if turn {
+                        f.swap(match kind {
+                            Kind::Tls => Orientation::Tls,
+                            Kind::DceRpc => Orientation::DceRpc,
+                            Kind::OncRpc => Orientation::Rpc,
+                        });
+                        c2s = !c2s;
+                    }
+                    if proto == IPPROTO_TCP {
+                        let midstream = !by_syn;
+                        f.stream = Some(Box::new(StreamState::new(ends_of(f), kind, midstream)));
+                    } else {
+                        f.app = Some(kind.app());
+                    }
+                }
+                None if !payload.is_empty() => f.app_checked = true,
+                None => {}
+            }
+        }
+        let mut sink = Sink { an, at: self.pos };
+        let said = if let Some(mut st) = f.stream.take() {
+            let syn = flags & tcp::SYN != 0;
+            let said = self
+                .apps
+                .tcp_segment(&mut st, c2s, seq, syn, payload, ts, &mut sink);
+            if st.done {
+                self.apps.close(st, ts, &mut sink);
+            } else if !st.failed {
+                if let Some(f) = self.flows.get_mut(slot) {
+                    f.stream = Some(st);
+                }
+            }
+            said
+        } else if proto == IPPROTO_UDP && !payload.is_empty() {
+            let ends = ends_of(f);
+            let (dst, dport) = if c2s {
+                (ends.server, ends.server_port)
+            } else {
+                (ends.client, ends.client_port)
+            };
+            match f.app {
+                Some(app @ (App::OncRpc | App::DceRpc)) => {
+                    match self
+                        .apps
+                        .udp_datagram(app, &ends, c2s, payload, ts, &mut sink)
+                    {
+                        Some(s) => s,
+                        None => {
+                            if f.rpc_program.is_none() && f.info.is_none() {
+                                f.app = None;
+                            }
+                            Said::default()
+                        }
+                    }
+                }
+                _ if self.apps.rpc.answers_pending_udp(dst, dport, payload) => self
+                    .apps
+                    .udp_datagram(App::OncRpc, &ends, c2s, payload, ts, &mut sink)
+                    .unwrap_or_default(),
+                _ => Said::default(),
+            }
+        } else {
+            Said::default()
+        };
+        let Some(f) = self.flows.get_mut(slot) else {
+            return;
+        };
+        if let Some(o) = said.turn {
+            if f.orientation != Orientation::Syn {
+                f.swap(o);
+                c2s = !c2s;
+            }
+        }
+        apply_said(f, said);
+        if let Some((client, client_port, server, server_port)) =
+            self.apps.rpc.answered_elsewhere.take()
+        {
+            // Neither the call's flow nor this reply's flow is an unanswered attempt.
+            f.answered_elsewhere();
+            let key = FlowKey::new(
+                client,
+                client_port,
+                server,
+                server_port,
+                IPPROTO_UDP,
+                f.vlan,
+            );
+            if let Some(call_flow) = self.flows.slot_of(&key).and_then(|s| self.flows.get_mut(s)) {
+                call_flow.answered_elsewhere();
+            }
+            return;
+        }
+        if proto == IPPROTO_TCP && !payload.is_empty() {
+            let d = usize::from(!c2s);
+            if let Some(first @ None) = f.first_tls.get_mut(d) {
+                let tls = tls_wire::looks_like_record(payload);
+                *first = Some(tls);
+                if tls && d == 0 && f.app.is_none() {
+                    f.app = Some(App::Tls);
+                }
+            }
+        }
+    }
+
+    /// The end: streams still open are closed at `last_ts` (their anomalies charged to `at`, the
+    /// last record, in `an`: the anomalies of both halves, merged), then every flow in order.
+    pub fn finish(mut self, an: &mut Anomalies, at: Position, last_ts: i64) -> Finished {
+        self.flows.close_all();
+        close_streams(&mut self.flows, &mut self.apps, an, at, last_ts);
+        self.apps.finish();
+        let (evicted, expired, split_idle, split_reuse) = (
+            self.flows.evicted,
+            self.flows.expired,
+            self.flows.split_idle,
+            self.flows.split_reuse,
+        );
+        Finished {
+            flows: self.flows.into_flows(),
+            apps: self.apps,
+            evicted,
+            expired,
+            split_idle,
+            split_reuse,
+        }
+    }
+}
+
+#[cold]
+fn close_streams(
+    flows: &mut FlowTable,
+    apps: &mut Apps,
+    an: &mut Anomalies,
+    at: Position,
+    ts: i64,
+) {
+    let mut sink = Sink { an, at };
+    for (_, st) in std::mem::take(&mut flows.closed_streams) {
+        apps.close(st, ts, &mut sink);
+    }
+}
+
+fn ends_of(f: &Flow) -> Ends {
+    Ends {
+        flow_id: f.id,
+        client: f.client,
+        client_port: f.client_port,
+        server: f.server,
+        server_port: f.server_port,
+        proto: f.proto,
+    }
+}
+
+/// A flow on a port learned for a service carries that service until its payload says more.
+fn apply_learned(f: &mut Flow, service: Service) {
+    match service {
+        Service::OncRpc { program, version } => {
+            f.app = Some(App::OncRpc);
+            f.rpc_program = Some(program);
+            f.rpc_version = Some(version);
+        }
+        Service::DceRpc(i) => {
+            f.app = Some(App::DceRpc);
+            f.info.get_or_insert_with(Default::default).interface = Some(i);
+        }
+    }
+}
+
+fn apply_said(f: &mut Flow, said: Said) {
+    if let Some(app) = said.app {
+        if f.app.is_none() || app != App::Tls {
+            f.app = Some(app);
+        }
+    }
+    if let Some((prog, vers)) = said.rpc {
+        if f.rpc_program.is_none() {
+            f.rpc_program = Some(prog);
+            f.rpc_version = Some(vers);
+        }
+    }
+    if said.interface.is_none() && said.tls_version.is_none() && said.tls_sni.is_none() {
+        return;
+    }
+    let info = f.info.get_or_insert_with(Default::default);
+    if let Some(i) = said.interface {
+        if !info.interface_bound {
+            info.interface = Some(i);
+            info.interface_bound = true;
+        }
+    }
+    if said.tls_version.is_some() {
+        info.tls_version = said.tls_version;
+    }
+    if said.tls_sni.is_some() {
+        info.tls_sni = said.tls_sni;
+    }
+}

@@ -1,0 +1,126 @@
+"""The decode on two threads equals the decode on one, table for table and row for row: on every
+capture in pcaps/ (broken ones included), on the real captures, on compressed input, and on
+generated captures large enough to cross many batches and read buffers, alone and as rotated
+files that share conversations."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import PCAPS, ROOT, SHARED_CAPTURES
+from portwitness import _core
+
+TABLES = ["flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls"]
+
+
+def _inputs() -> list[Path]:
+    exts = (".pcap", ".pcapng", ".gz", ".zst", ".cap", ".bin")
+    found = [p for p in sorted(PCAPS.rglob("*")) if p.is_file() and p.name.endswith(exts)]
+    found += [p for p in sorted(SHARED_CAPTURES.glob("*")) if p.name.endswith((".pcap", ".pcapng"))]
+    return found
+
+
+def _decode(paths: list[Path], threads: int) -> dict | str:
+    try:
+        return _core.decode([str(p) for p in paths], threads=threads, idle_timeout=600.0)
+    except (OSError, _core.PortwitnessError) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def assert_same(paths: list[Path]) -> dict | str:
+    one = _decode(paths, 1)
+    two = _decode(paths, 2)
+    if isinstance(one, str) or isinstance(two, str):
+        assert one == two
+        return one
+    for name in TABLES:
+        a = pl.DataFrame(one[name])
+        b = pl.DataFrame(two[name])
+        assert a.height == b.height, name
+        assert a.equals(b, null_equal=True), f"{name} differs between 1 and 2 threads"
+    assert one["stats"] == two["stats"]
+    assert one["anomaly_counts"] == two["anomaly_counts"]
+    return one
+
+
+def test_inputs_are_found():
+    names = {p.name for p in _inputs()}
+    assert "sample.pcap" in names and len(names) > 40
+
+
+@pytest.mark.parametrize("capture", _inputs(), ids=lambda p: str(p.relative_to(p.parent.parent)))
+def test_two_threads_equal_one(capture: Path):
+    assert_same([capture])
+
+
+def test_every_fixture_at_once():
+    """All inputs as one run: flows and learned ports carry across files, broken files between."""
+    out = assert_same(_inputs())
+    assert not isinstance(out, str)
+    assert out["stats"]["records"] > 1000
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> list[Path]:
+    d = tmp_path_factory.mktemp("gen")
+    files = []
+    for i, (fmt, size) in enumerate([("pcap", "24M"), ("pcapng", "12M")]):
+        out = d / f"part{i}.{fmt}"
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benches" / "generate.py"),
+                str(out),
+                "--size",
+                size,
+                "--format",
+                fmt,
+                "--flows",
+                "3000",
+                "--seed",
+                str(7 + i),
+            ],
+            check=True,
+        )
+        files.append(out)
+    return files
+
+
+def test_generated_capture(generated):
+    out = assert_same(generated[:1])
+    assert not isinstance(out, str)
+    # Many batches of packets, many read buffers, and the protocols decoded.
+    assert out["stats"]["records"] > 40_000
+    assert pl.DataFrame(out["mappings"]).height > 0 and pl.DataFrame(out["tls"]).height > 0
+
+
+def test_generated_pcapng_and_rotation(generated):
+    assert_same(generated)
+
+
+def test_gzip_input(generated, tmp_path):
+    z = tmp_path / "part0.pcap.gz"
+    z.write_bytes(gzip.compress(generated[0].read_bytes(), compresslevel=1))
+    assert_same([z])
+
+
+def test_tiny_flow_table_evicts_the_same(generated):
+    one = _core.decode([str(generated[0])], threads=1, max_flows=64)
+    two = _core.decode([str(generated[0])], threads=2, max_flows=64)
+    assert one["stats"]["flows_evicted"] > 0
+    assert one["stats"] == two["stats"]
+    for name in TABLES:
+        assert pl.DataFrame(one[name]).equals(pl.DataFrame(two[name]), null_equal=True), name
+
+
+def test_threads_must_not_be_negative():
+    import portwitness
+
+    with pytest.raises(ValueError, match="threads must be 0"):
+        portwitness.decode(PCAPS / "sample.pcap", threads=-1)
