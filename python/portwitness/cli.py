@@ -19,6 +19,7 @@ from portwitness import __version__
 from portwitness._core import CaptureFormatError, PortwitnessError
 from portwitness.capture import Capture, decode, expand_paths
 from portwitness.config.model import ConfigError
+from portwitness.dataset import DatasetError
 from portwitness.render import flows_table, rpcinfo_table, write_frame
 
 EXIT_UNREADABLE = 1
@@ -140,8 +141,10 @@ def cli() -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    help="Write the whole table: .parquet, .csv, .json or .ndjson by extension; - for stdout.",
+    type=click.Path(allow_dash=True),
+    help="Write the whole table: .parquet, .csv, .json or .ndjson by extension; - for stdout. A "
+    "directory (DIR/, or one that exists) gets a Parquet dataset of every table, partitioned by "
+    "capture and hour, added to on each run: audit it with report --from-dataset DIR.",
 )
 @click.option(
     "--format",
@@ -177,6 +180,22 @@ def flows(
     One row per bidirectional conversation (5-tuple and VLAN): client and server, packets, frame
     bytes and payload bytes per direction, first and last time, and the TCP outcome.
     """
+    from portwitness.dataset import is_dataset_target, write_dataset
+
+    if is_dataset_target(output):
+        if fmt not in (None, "parquet"):
+            raise click.UsageError(f"a dataset directory is written as Parquet, not {fmt}")
+        cap = _decode(captures, max_flows, idle_timeout)
+        _warn_anomalies(cap)
+        run = write_dataset(cap, output or ".")
+        click.echo(
+            f"portwitness: dataset {output}: run {run['run']} added {run['rows']['flows']} flows of "
+            f"{len(run['captures'])} {'capture' if len(run['captures']) == 1 else 'captures'}",
+            err=True,
+        )
+        if anomalies_out:
+            write_frame(cap.anomalies, anomalies_out, _resolve_format(None, anomalies_out, default="csv"))
+        return
     fmt = _resolve_format(fmt, output)
     cap = _decode(captures, max_flows, idle_timeout)
     _warn_anomalies(cap)
@@ -304,8 +323,31 @@ def _emit(text: str, output: str | None) -> None:
         Path(output).write_text(text, encoding="utf-8")
 
 
+def from_dataset_option(f):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--from-dataset",
+        "dataset",
+        type=click.Path(file_okay=False),
+        help="Audit a dataset written by flows CAPTURES -o DIR/ instead of decoding captures.",
+    )(f)
+
+
+def _load(captures: tuple[str, ...], dataset: str | None, max_flows: int, idle_timeout: float) -> Capture:
+    """The captures decoded, or the dataset read: exactly one of the two."""
+    if dataset is not None:
+        if captures:
+            raise click.UsageError("give CAPTURES or --from-dataset, not both")
+        from portwitness.dataset import read_dataset
+
+        return read_dataset(dataset)
+    if not captures:
+        raise click.UsageError("missing CAPTURES (or --from-dataset DIR)")
+    return _decode(captures, max_flows, idle_timeout)
+
+
 @cli.command()
-@click.argument("captures", nargs=-1, required=True)
+@click.argument("captures", nargs=-1)
+@from_dataset_option
 @config_options
 @window_options
 @click.option(
@@ -325,6 +367,7 @@ def _emit(text: str, output: str | None) -> None:
 @decode_options
 def report(
     captures: tuple[str, ...],
+    dataset: str | None,
     config: str | None,
     mgmt_config: str | None,
     policy: str | None,
@@ -346,7 +389,7 @@ def report(
     fmt = fmt or _report_format(output)
     window = (_when(since, "--since"), _when(until, "--until"))
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
-    cap = _decode(captures, max_flows, idle_timeout)
+    cap = _load(captures, dataset, max_flows, idle_timeout)
     _warn_anomalies(cap)
     _write_report(cap, pol, window, hosts, fmt, output)
     return _findings_exit(cap, pol, window, hosts, fail_on)
@@ -421,7 +464,8 @@ def _report_format(output: str | None) -> str:
 
 
 @cli.command()
-@click.argument("captures", nargs=-1, required=True)
+@click.argument("captures", nargs=-1)
+@from_dataset_option
 @click.option(
     "--by",
     type=click.Choice(["port", "service", "host"]),
@@ -441,6 +485,7 @@ def _report_format(output: str | None) -> str:
 @decode_options
 def usage(
     captures: tuple[str, ...],
+    dataset: str | None,
     by: str,
     config: str | None,
     mgmt_config: str | None,
@@ -464,7 +509,7 @@ def usage(
     fmt = _resolve_format(fmt, output)
     window = (_when(since, "--since"), _when(until, "--until"))
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
-    cap = _decode(captures, max_flows, idle_timeout)
+    cap = _load(captures, dataset, max_flows, idle_timeout)
     _warn_anomalies(cap)
     df = build(_audit(cap, pol, window, hosts).flows, by)
     if fmt == "table" and output in (None, "-"):
@@ -675,6 +720,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         click.echo(f"portwitness: error: {e}", err=True)
         return EXIT_USAGE
+    except DatasetError as e:
+        click.echo(f"portwitness: error: {e}", err=True)
+        return EXIT_UNREADABLE
     except CaptureFormatError as e:
         click.echo(f"portwitness: error: {e}", err=True)
         return EXIT_UNREADABLE
