@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The speed regression guard CI runs: portwitness's in-process decode as a fraction of the bare
-Rust record walk, both measured in the same run on the same generated capture, against the
+"""The speed regression guard CI runs: portwitness's in-process decode on one thread (so the figure
+does not depend on the machine's cores) as a fraction of the bare Rust record walk, both measured in
+the same run on the same generated capture, against the
 committed baseline (benches/baseline.json). Ratios, not times: a slower or busier machine slows
 both. Fails (exit 1) when the fraction drops more than the baseline's margin below it.
 
@@ -31,13 +32,13 @@ def measure(runs: int) -> dict:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "guard.json")
-        cmd = [sys.executable, os.path.join(HERE, "run.py"), CAPTURE, "--only", "portwitness-py,walk-rust"]
+        cmd = [sys.executable, os.path.join(HERE, "run.py"), CAPTURE, "--only", "portwitness-py-1t,walk-rust"]
         cmd += ["--runs", str(runs), "--json", out]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         with open(out) as fh:
             doc = json.load(fh)
     rows = {r["tool"]: r for r in doc["results"]}
-    pw, walk = rows.get("portwitness-py"), rows.get("walk-rust")
+    pw, walk = rows.get("portwitness-py-1t"), rows.get("walk-rust")
     if not pw or pw.get("skipped") or not walk or walk.get("skipped"):
         raise SystemExit(
             f"guard: could not measure both tools: {pw and pw.get('note')} / {walk and walk.get('note')}"

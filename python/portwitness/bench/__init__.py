@@ -9,9 +9,12 @@ adds the bare record walks, Rust and C, as the limit.)
 Tools (names for --skip; a prefix before '-' skips the family, e.g. 'tshark'
 skips tshark and tshark-min, 'portwitness' skips both portwitness rows):
 
-  portwitness-cli  `portwitness flows FILE -o OUT.parquet`, whole process
+  portwitness-cli  `portwitness flows FILE -o OUT.parquet`, whole process (every core)
   portwitness-py   `portwitness.decode([FILE])` timed inside a fresh python
                    subprocess (interpreter start-up and import excluded)
+  portwitness-cli-1t, portwitness-py-1t
+                   the same on one thread (`--threads 1`, `threads=1`): the
+                   speed-up of the parallel decode, measured in the same run
   tshark           `tshark -q -z conv,tcp -z conv,udp -r FILE`, factory
                    defaults (empty personal configuration directory)
   tshark-min       same with -n, a temporary profile (-C, via
@@ -248,10 +251,11 @@ def _kill(pid):
 PY_PORTWITNESS = r"""
 import json, sys, time
 path = sys.argv[1]
+threads = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 t0 = time.perf_counter()
 import portwitness
 t1 = time.perf_counter()
-res = portwitness.decode([path])
+res = portwitness.decode([path], threads=threads)
 t2 = time.perf_counter()
 flows = None
 for obj in (getattr(res, "flows", None), res):
@@ -365,6 +369,17 @@ def tool_specs(a, path, small, tmp):
             post=lambda r: parquet_rows(out_parquet),
         )
     )
+    out_parquet_1t = os.path.join(tmp, "flows-1t.parquet")
+    specs.append(
+        dict(
+            name="portwitness-cli-1t",
+            label="portwitness flows (CLI, 1 thread)",
+            cmd=[pw, "flows", path, "-o", out_parquet_1t, "--threads", "1"] if pw else None,
+            note=pw_note if pw else f"skipped: `{a.portwitness}` not on PATH",
+            file=path,
+            post=lambda r: parquet_rows(out_parquet_1t),
+        )
+    )
 
     chk = subprocess.run([sys.executable, "-c", PY_CHECK_PORTWITNESS], capture_output=True, text=True)
     ok = chk.returncode == 0
@@ -376,6 +391,17 @@ def tool_specs(a, path, small, tmp):
             note=None
             if ok
             else "skipped: import portwitness failed: " + (chk.stderr.strip().splitlines() or ["?"])[-1],
+            file=path,
+            inproc=True,
+            post=lambda r: (r.inproc or {}).get("flows"),
+        )
+    )
+    specs.append(
+        dict(
+            name="portwitness-py-1t",
+            label="portwitness.decode (in-process, 1 thread)",
+            cmd=[sys.executable, "-c", PY_PORTWITNESS, path, "1"] if ok else None,
+            note=None if ok else "skipped: import portwitness failed",
             file=path,
             inproc=True,
             post=lambda r: (r.inproc or {}).get("flows"),
