@@ -354,11 +354,6 @@ def case_corrupt_zstd():
         f"{whole} whole records",
         fr[:whole],
         anomalies,
-        xfail="core: a zstd error discards what the same read() had already decompressed: "
-        "Source::fill asks zstd's read::Decoder for up to 1 MiB, it decodes the two good blocks "
-        "into it, meets the damaged one and returns Err, so nothing is kept and the file is "
-        "reported unreadable ('zstd stream error: Destination buffer is too small', exit 1) "
-        f"instead of decoding the {whole} records before the damage",
     )
 
 

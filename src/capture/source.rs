@@ -50,6 +50,19 @@ impl Read for Counting {
     }
 }
 
+/// A reader asked for at most `CAPPED_READ` bytes per call.
+struct Capped<R>(R);
+
+/// Below zstd's largest block (128 KiB), so a damaged block fails a call of its own.
+const CAPPED_READ: usize = 32 << 10;
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(CAPPED_READ);
+        self.0.read(buf.get_mut(..n).unwrap_or_default())
+    }
+}
+
 /// A forward-only byte stream with look-ahead: `peek(n)` makes up to `n` bytes visible from the
 /// cursor, `consume(n)` moves past them. Offsets are in the (decompressed) stream.
 ///
@@ -160,10 +173,12 @@ impl Source {
                 return Ok(src);
             }
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
-            Compression::Zstd => Box::new(
+            // Asked for little at a time, the decoder hands out every block it completed before
+            // a damaged one; asked for a whole buffer, the error would discard them with it.
+            Compression::Zstd => Box::new(Capped(
                 zstd::stream::read::Decoder::with_buffer(br)
                     .map_err(|source| Error::Open { path, source })?,
-            ),
+            )),
         };
         Ok(Self::from_reader(inner, compression))
     }
@@ -276,5 +291,34 @@ impl Source {
     /// True once nothing is left to read.
     pub fn at_end(&mut self) -> bool {
         self.peek(1).is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_zstd_block_keeps_the_blocks_before_it() {
+        // pcaps/broken/corrupt_zstd.pcap.zst: the third of four 128 KiB blocks is damaged;
+        // libzstd completes the first two (262144 bytes) before it fails.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/broken/corrupt_zstd.pcap.zst");
+        let mut src = Source::open(&path).unwrap();
+        assert_eq!(src.compression, Compression::Zstd);
+        let mut total = 0;
+        loop {
+            let n = src.peek(4096).len();
+            if n == 0 {
+                break;
+            }
+            src.consume(n);
+            total += n;
+        }
+        assert_eq!(total, 262_144);
+        assert!(src
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("zstd stream error"));
     }
 }
