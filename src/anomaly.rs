@@ -90,3 +90,51 @@ impl Anomalies {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(capture: u32, record_index: u64) -> Position {
+        Position {
+            capture,
+            record_index,
+            byte_offset: record_index * 100,
+        }
+    }
+
+    #[test]
+    fn merge_is_record_order_first_half_first_and_bounded() {
+        let mut a = Anomalies::default();
+        let mut b = Anomalies::default();
+        a.push(at(0, 1), "capture", "x", "a1");
+        b.push(at(0, 1), "oncrpc", "y", "b1");
+        b.push(at(0, 2), "oncrpc", "y", "b2");
+        a.push(at(0, 3), "ip", "z", "a3");
+        a.push(at(1, 0), "capture", "x", "a-next-file");
+        b.push(at(1, 0), "tls", "w", "b-next-file");
+        let m = Anomalies::merge(a, b);
+        let order: Vec<&str> = m.rows.iter().map(|r| r.detail.as_str()).collect();
+        assert_eq!(
+            order,
+            ["a1", "b1", "b2", "a3", "a-next-file", "b-next-file"]
+        );
+        assert_eq!((m.counts["x"], m.counts["y"], m.dropped), (2, 2, 0));
+
+        // Past the row bound: the first rows in record order are kept, every one is counted.
+        let mut a = Anomalies::default();
+        let mut b = Anomalies::default();
+        for i in 0..MAX_ANOMALY_ROWS as u64 {
+            a.push(at(0, 2 * i), "capture", "x", "");
+            b.push(at(0, 2 * i + 1), "tcp", "y", "");
+        }
+        let m = Anomalies::merge(a, b);
+        assert_eq!(m.rows.len(), MAX_ANOMALY_ROWS);
+        assert_eq!(
+            m.rows.last().map(|r| r.record_index),
+            Some(MAX_ANOMALY_ROWS as u64 - 1)
+        );
+        assert_eq!(m.total(), 2 * MAX_ANOMALY_ROWS as u64);
+        assert_eq!(m.dropped, MAX_ANOMALY_ROWS as u64);
+    }
+}
