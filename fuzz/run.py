@@ -45,7 +45,7 @@ TARGETS = [
     "pipeline",
 ]
 CRASH_PREFIXES = ("crash-", "timeout-", "oom-", "leak-")
-# One input taking longer than this is a hang.
+# One input taking longer than this (wall clock, so a paused or starved fuzzer counts too) is a hang.
 TIMEOUT_S = 30
 RSS_LIMIT_MB = 2048
 
@@ -83,14 +83,14 @@ def artifacts(target: str) -> set[str]:
     return {p.name for p in d.iterdir() if p.name.startswith(CRASH_PREFIXES)} if d.exists() else set()
 
 
-def replay(binary: Path, target: str) -> str | None:
+def replay(binary: Path, target: str, timeout: int) -> str | None:
     """Runs the regression inputs; returns what failed, if anything."""
     d = FUZZ / "regressions" / target
     files = sorted(p for p in d.iterdir() if p.is_file()) if d.exists() else []
     if not files:
         return None
     r = subprocess.run(
-        [str(binary), f"-timeout={TIMEOUT_S}", f"-rss_limit_mb={RSS_LIMIT_MB}", *map(str, files)],
+        [str(binary), f"-timeout={timeout}", f"-rss_limit_mb={RSS_LIMIT_MB}", *map(str, files)],
         capture_output=True,
         text=True,
     )
@@ -104,14 +104,14 @@ STATUS = re.compile(r"^#(\d+)\s+\w+\s.*?corp: (\d+)/.*?exec/s: (\d+)", re.M)
 STAT = re.compile(r"^stat::(\w+):\s+(\d+)", re.M)
 
 
-def fuzz(binary: Path, target: str, seconds: int | None, runs: int | None) -> Result:
+def fuzz(binary: Path, target: str, seconds: int | None, runs: int | None, timeout: int) -> Result:
     res = Result(target)
     corpus = FUZZ / "corpus" / target
     art = FUZZ / "artifacts" / target
     logs = FUZZ / "artifacts" / "logs"
     for d in (corpus, art, logs):
         d.mkdir(parents=True, exist_ok=True)
-    failed = replay(binary, target)
+    failed = replay(binary, target, timeout)
     if failed:
         print(failed, file=sys.stderr)
         res.crashes.append(f"regressions/{target}")
@@ -119,7 +119,7 @@ def fuzz(binary: Path, target: str, seconds: int | None, runs: int | None) -> Re
     cmd = [
         str(binary),
         f"-artifact_prefix={art}/",
-        f"-timeout={TIMEOUT_S}",
+        f"-timeout={timeout}",
         f"-rss_limit_mb={RSS_LIMIT_MB}",
         "-print_final_stats=1",
     ]
@@ -170,6 +170,13 @@ def main() -> int:
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument("--toolchain", help="e.g. stable: runs `cargo +stable fuzz build`")
     ap.add_argument("--codegen-units", type=int, help="e.g. 16: a faster build, slower runs (short CI runs)")
+    ap.add_argument(
+        "--timeout",
+        type=int,
+        default=TIMEOUT_S,
+        help=f"seconds one input may take, wall clock, before it is a hang (default {TIMEOUT_S}; raise it"
+        " where the fuzzer may be paused with SIGSTOP or starved by other work)",
+    )
     args = ap.parse_args()
     targets = [t for t in args.targets.split(",") if t]
     unknown = sorted(set(targets) - set(TARGETS))
@@ -189,7 +196,7 @@ def main() -> int:
     seed_if_empty(targets)
 
     def one(t: str) -> Result:
-        r = fuzz(binaries / t, t, seconds, args.runs)
+        r = fuzz(binaries / t, t, seconds, args.runs, args.timeout)
         flag = "CRASH" if r.crashes else "ok"
         print(f"  {t}: {r.execs} executions, {r.exec_per_s}/s, {r.wall:.0f} s: {flag}", flush=True)
         return r
