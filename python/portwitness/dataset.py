@@ -70,12 +70,17 @@ def _manifest(root: Path) -> dict:
     return m
 
 
-def _with_keys(cap: Capture, name: str, frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+def _key_of(keys_of: dict[str, str]) -> pl.Expr:
+    """The capture key of each row's `capture` path (computed once per file, not per row)."""
+    return pl.col("capture").replace_strict(keys_of, default="unknown", return_dtype=pl.String)
+
+
+def _with_keys(name: str, frame: pl.DataFrame, keys: pl.DataFrame, keys_of: dict[str, str]) -> pl.DataFrame:
     """`frame` with the partition columns: the capture key and the hour."""
     if name in BY_FLOW:
         frame = frame.join(keys, on="flow_id", how="left", maintain_order="left")
-    elif name in ("flows", "anomalies", "captures"):
-        frame = frame.with_columns(_key=pl.col("capture").map_elements(capture_key, return_dtype=pl.String))
+    else:
+        frame = frame.with_columns(_key=_key_of(keys_of))
     col = TIME_COLUMN.get(name)
     hour = pl.col(col).dt.strftime("%Y%m%dT%H") if col else pl.lit(None, dtype=pl.String)
     return frame.with_columns(_hour=hour.fill_null("none"), _key=pl.col("_key").fill_null("unknown"))
@@ -95,7 +100,7 @@ def write_dataset(cap: Capture, root: str | Path) -> dict:
         for name in TABLES:
             shutil.rmtree(root / name / f"capture={key}", ignore_errors=True)
     flows = cap.flows.with_columns(pl.col("flow_id") + base)
-    keys = flows.select("flow_id", _key=pl.col("capture").map_elements(capture_key, return_dtype=pl.String))
+    keys = flows.select("flow_id", _key=_key_of(keys_of))
     tables = {
         "flows": flows,
         "rpc_calls": cap.rpc_calls.with_columns(pl.col("flow_id") + base),
@@ -109,7 +114,7 @@ def write_dataset(cap: Capture, root: str | Path) -> dict:
     rows = {}
     for name, frame in tables.items():
         frame.clear().write_parquet(root / "_schema" / f"{name}.parquet")
-        keyed = _with_keys(cap, name, frame.with_row_index("_row"), keys).with_columns(
+        keyed = _with_keys(name, frame.with_row_index("_row"), keys, keys_of).with_columns(
             pl.col("_row").cast(pl.UInt64) + (run << 40)
         )
         rows[name] = keyed.height

@@ -17,7 +17,6 @@ use crate::proto::tls as tls_wire;
 pub struct State {
     flows: FlowTable,
     apps: Apps,
-    pos: Position,
 }
 
 /// What the second half hands over at the end.
@@ -55,7 +54,6 @@ impl State {
         State {
             flows: FlowTable::new(opts.flows),
             apps: Apps::default(),
-            pos: Position::default(),
         }
     }
 
@@ -69,11 +67,11 @@ impl State {
         payload: &[u8],
         an: &mut Anomalies,
     ) {
-        self.pos = at;
         let (slot, c2s) = self.flows.update(p);
-        self.application(slot, c2s, p.tcp_flags, seq, payload, p.ts, an);
+        let mut sink = Sink { an, at };
+        self.application(slot, c2s, p.tcp_flags, seq, payload, p.ts, &mut sink);
         if !self.flows.closed_streams.is_empty() {
-            close_streams(&mut self.flows, &mut self.apps, an, at, p.ts);
+            close_streams(&mut self.flows, &mut self.apps, sink.an, at, p.ts);
         }
     }
 
@@ -88,7 +86,7 @@ impl State {
         seq: u32,
         payload: &[u8],
         ts: i64,
-        an: &mut Anomalies,
+        sink: &mut Sink<'_>,
     ) {
         let Some(f) = self.flows.get_mut(slot) else {
             return;
@@ -139,14 +137,13 @@ impl State {
                 None => {}
             }
         }
-        let mut sink = Sink { an, at: self.pos };
         let said = if let Some(mut st) = f.stream.take() {
             let syn = flags & tcp::SYN != 0;
             let said = self
                 .apps
-                .tcp_segment(&mut st, c2s, seq, syn, payload, ts, &mut sink);
+                .tcp_segment(&mut st, c2s, seq, syn, payload, ts, sink);
             if st.done {
-                self.apps.close(st, ts, &mut sink);
+                self.apps.close(st, ts, sink);
             } else if !st.failed {
                 if let Some(f) = self.flows.get_mut(slot) {
                     f.stream = Some(st);
@@ -162,10 +159,7 @@ impl State {
             };
             match f.app {
                 Some(app @ (App::OncRpc | App::DceRpc)) => {
-                    match self
-                        .apps
-                        .udp_datagram(app, &ends, c2s, payload, ts, &mut sink)
-                    {
+                    match self.apps.udp_datagram(app, &ends, c2s, payload, ts, sink) {
                         Some(s) => s,
                         None => {
                             if f.rpc_program.is_none() && f.info.is_none() {
@@ -177,7 +171,7 @@ impl State {
                 }
                 _ if self.apps.rpc.answers_pending_udp(dst, dport, payload) => self
                     .apps
-                    .udp_datagram(App::OncRpc, &ends, c2s, payload, ts, &mut sink)
+                    .udp_datagram(App::OncRpc, &ends, c2s, payload, ts, sink)
                     .unwrap_or_default(),
                 _ => Said::default(),
             }
