@@ -164,12 +164,40 @@ fn decode(
         kinds.set_item(*kind, *n)?;
     }
     d.set_item("anomaly_counts", kinds)?;
+    let border = PyDict::new(py);
+    border.set_item("live_flows", out.border.live_flows)?;
+    border.set_item("end_gaps", out.border.end_gaps)?;
+    border.set_item("end_waiting_rows", out.border.end_waiting_rows)?;
+    border.set_item("end_anomalies", out.border.end_anomalies)?;
+    d.set_item("border", border)?;
     Ok(d.unbind())
+}
+
+/// The time (ns since the epoch) of a capture's first record; None when it has none or is no
+/// capture.
+#[pyfunction]
+fn first_timestamp(py: Python<'_>, path: PathBuf) -> PyResult<Option<i64>> {
+    let found = py.detach(|| {
+        std::panic::catch_unwind(|| crate::decode::first_timestamp(&path)).unwrap_or_else(|_| {
+            Err(Error::Internal {
+                path: path.clone(),
+                record_index: 0,
+                byte_offset: 0,
+                message: "panic while reading the first record".into(),
+            })
+        })
+    });
+    found.map_err(to_py)
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The bounds a merge of separately decoded inputs must respect to equal one pass.
+    m.add("MAX_ROWS", crate::learn::MAX_ROWS)?;
+    m.add("MAX_LEARNED", crate::learn::MAX_LEARNED)?;
+    m.add("MAX_ANOMALY_ROWS", crate::anomaly::MAX_ANOMALY_ROWS)?;
+    m.add("SWEEP_SECONDS", crate::decode::SWEEP_NS / 1_000_000_000)?;
     m.add("PortwitnessError", m.py().get_type::<PortwitnessError>())?;
     m.add(
         "CaptureFormatError",
@@ -177,6 +205,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("InternalError", m.py().get_type::<InternalError>())?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
+    m.add_function(wrap_pyfunction!(first_timestamp, m)?)?;
     m.add_class::<Progress>()?;
     Ok(())
 }

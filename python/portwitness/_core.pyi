@@ -2,6 +2,10 @@ from os import PathLike
 from typing import Any
 
 __version__: str
+MAX_ROWS: int
+MAX_LEARNED: int
+MAX_ANOMALY_ROWS: int
+SWEEP_SECONDS: int
 
 class PortwitnessError(Exception): ...
 class CaptureFormatError(PortwitnessError): ...
@@ -18,6 +22,7 @@ def decode(
     progress: Progress | None = None,
     threads: int = 0,
 ) -> dict[str, Any]: ...
+def first_timestamp(path: str | PathLike[str]) -> int | None: ...
 
 class Progress:
     """Bytes read so far by a decode running on another thread."""

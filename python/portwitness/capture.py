@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -92,6 +93,7 @@ def decode(
     fragment_timeout: float = 30.0,
     progress: _core.Progress | None = None,
     threads: int = 0,
+    client: Any = None,
 ) -> Capture:
     """Decodes captures (pcap, pcapng, gzip or zstd compressed, `-` for stdin) in one pass.
 
@@ -100,6 +102,9 @@ def decode(
     a `_core.Progress` whose `bytes_read` another thread may poll while this runs. `threads`: 1
     decodes on the calling thread, more read and decode headers on one thread while another keeps
     the flow table (0, the default: as many as the machine has cores); the result is the same.
+    `client`: a `distributed.Client` (or any `concurrent.futures.Executor`; a process pool should
+    spawn, not fork) to decode the files on, each alone where that gives exactly the one-pass
+    result (see `portwitness.cluster`).
     """
     if threads < 0:
         raise ValueError(f"threads must be 0 (all cores) or more, not {threads}")
@@ -108,17 +113,49 @@ def decode(
     files = expand_paths(paths)
     if not files:
         raise _core.CaptureFormatError("no capture given")
-    raw = _core.decode(
-        files,
+    options = Options(
         max_flows=max_flows,
         idle_timeout=idle_timeout,
         max_fragment_datagrams=max_fragment_datagrams,
         max_fragment_bytes=max_fragment_bytes,
         fragment_timeout=fragment_timeout,
-        progress=progress,
         threads=threads,
     )
-    return Capture(
+    if client is not None:
+        from portwitness.cluster import decode_on
+
+        return decode_on(files, client, options)
+    return decode_files(files, options, progress)[0]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The decode's limits, as `decode()` takes them."""
+
+    max_flows: int = 1_000_000
+    idle_timeout: float = 600.0
+    max_fragment_datagrams: int = 4096
+    max_fragment_bytes: int = 64 << 20
+    fragment_timeout: float = 30.0
+    threads: int = 0
+
+
+def decode_files(
+    files: list[str], options: Options, progress: _core.Progress | None = None
+) -> tuple[Capture, dict[str, int]]:
+    """One pass of the core over `files`; also returns what the end of the input changed (the
+    core's `border`: flows still live, rows and anomalies the end produced)."""
+    raw = _core.decode(
+        files,
+        max_flows=options.max_flows,
+        idle_timeout=options.idle_timeout,
+        max_fragment_datagrams=options.max_fragment_datagrams,
+        max_fragment_bytes=options.max_fragment_bytes,
+        fragment_timeout=options.fragment_timeout,
+        progress=progress,
+        threads=options.threads,
+    )
+    cap = Capture(
         flows=pl.DataFrame(raw["flows"]),
         anomalies=pl.DataFrame(raw["anomalies"]),
         captures=pl.DataFrame(raw["captures"]),
@@ -129,3 +166,4 @@ def decode(
         stats=dict(raw["stats"]),
         anomaly_kinds=dict(raw.get("anomaly_counts", {})),
     )
+    return cap, dict(raw["border"])

@@ -54,8 +54,16 @@ def _threads() -> int:
     return int(ctx.meta.get("portwitness.threads", 0)) if ctx is not None else 0
 
 
+def _scheduler() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("portwitness.scheduler") if ctx is not None else None
+
+
 def _decode(captures: tuple[str, ...], max_flows: int, idle_timeout: float) -> Capture:
     files = expand_paths(list(captures))
+    address = _scheduler()
+    if address:
+        return _decode_on_cluster(files, address, max_flows, idle_timeout)
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     if not (sys.stderr.isatty() and total >= PROGRESS_MIN_BYTES):
         return decode(files, max_flows=max_flows, idle_timeout=idle_timeout, threads=_threads())
@@ -97,12 +105,48 @@ def _decode_with_bar(files: list[str], total: int, max_flows: int, idle_timeout:
         return job.result()
 
 
+def _decode_on_cluster(files: list[str], address: str, max_flows: int, idle_timeout: float) -> Capture:
+    """The decode on a Dask cluster's workers (they must see the captures at the same paths)."""
+    if "-" in files:
+        raise click.UsageError(
+            "standard input cannot be decoded on a cluster: give files its workers can read"
+        )
+    try:
+        from distributed import Client
+    except ImportError:
+        raise click.ClickException(
+            "--scheduler needs Dask's distributed scheduler: pip install 'portwitness[cluster]'"
+        ) from None
+    try:
+        client = Client(address, timeout="15s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise click.ClickException(f"cannot reach the Dask scheduler at {address}: {e}") from None
+    with client:
+        return decode(
+            files, max_flows=max_flows, idle_timeout=idle_timeout, threads=_threads(), client=client
+        )
+
+
 def _keep_threads(ctx: click.Context, _param: click.Parameter, value: int) -> int:
     ctx.meta["portwitness.threads"] = value
     return value
 
 
+def _keep_scheduler(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    ctx.meta["portwitness.scheduler"] = value
+    return value
+
+
 def decode_options(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        expose_value=False,
+        callback=_keep_scheduler,
+        help="Decode on a Dask cluster (tcp://host:8786): each capture where it is alone, "
+        "the result the same; the workers must read the captures at the same paths.",
+    )(f)
     f = click.option(
         "--threads",
         type=click.IntRange(min=0),

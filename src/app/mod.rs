@@ -163,6 +163,8 @@ pub struct Apps {
     /// Holes skipped in reassembled streams, and times a stream's out-of-order buffer overflowed.
     pub stream_gaps: u64,
     pub stream_overflows: u64,
+    /// Holes skipped when a stream closed (what waited behind them is decoded at the close's time).
+    pub close_gaps: u64,
 }
 
 impl Apps {
@@ -348,12 +350,15 @@ impl Apps {
             done,
         } = &mut *st;
         self.stream_overflows += dirs.iter().map(|d| d.overflows).sum::<u64>();
+        let gaps_before = dirs.iter().map(|d| d.gaps).sum::<u64>();
         for (d, dir) in dirs.iter_mut().enumerate() {
             dir.flush(&mut |c| {
                 self.piece(parser, ends, failed, done, d, c, ts, sink, false);
             });
         }
-        self.stream_gaps += dirs.iter().map(|d| d.gaps).sum::<u64>();
+        let gaps = dirs.iter().map(|d| d.gaps).sum::<u64>();
+        self.close_gaps += gaps.saturating_sub(gaps_before);
+        self.stream_gaps += gaps;
         let ends = st.ends;
         match st.parser {
             Parser::OncRpc(s) => self.rpc.close(s),
@@ -362,11 +367,27 @@ impl Apps {
         }
     }
 
-    /// The end of the decode: calls never answered, rows in time order.
-    pub fn finish(&mut self) {
+    /// Rows of every table so far, the dropped ones included.
+    pub fn rows(&self) -> u64 {
+        let calls = self.calls_rows();
+        calls + self.know.mappings.len() as u64 + self.know.rows_dropped
+    }
+
+    fn calls_rows(&self) -> u64 {
+        (self.rpc.calls.len() + self.dce.calls.len() + self.tls.rows.len()) as u64
+            + self.rpc.rows_dropped
+            + self.dce.rows_dropped
+            + self.tls.rows_dropped
+    }
+
+    /// The end of the decode: calls never answered, rows in time order. Returns the rows it
+    /// added (the mappings it withdraws are not counted: they depend on the whole input).
+    pub fn finish(&mut self) -> u64 {
         self.know.finish();
+        let before = self.calls_rows();
         self.rpc.finish();
         self.dce.finish();
         self.tls.finish();
+        self.calls_rows().saturating_sub(before)
     }
 }

@@ -9,6 +9,8 @@ mod pipeline;
 mod records;
 mod state;
 
+pub use records::first_timestamp;
+
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -118,6 +120,25 @@ pub struct Output {
     pub anomalies: Anomalies,
     pub stats: Stats,
     pub captures: Vec<CaptureInfo>,
+    pub border: Border,
+}
+
+/// What the end of the input changed: the facts a merge of separately decoded inputs needs to
+/// know whether this decode, continued by a later input, would have gone differently.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Border {
+    /// Flows still in the table when the input ended (a later input would have expired them).
+    pub live_flows: u64,
+    /// Holes skipped when the streams still open were closed at the end: what waited behind
+    /// them is decoded with the time of the close, which one pass would have made later. (The
+    /// other rows a close produces, calls never answered and handshakes cut short, carry their
+    /// own times and are sorted by them.)
+    pub end_gaps: u64,
+    /// Rows of calls still waiting for an answer (UDP ONC RPC, connectionless DCE/RPC): a later
+    /// input could have answered them.
+    pub end_waiting_rows: u64,
+    /// Anomalies the end reported (fragments never completed, stream gaps flushed).
+    pub end_anomalies: u64,
 }
 
 thread_local! {
@@ -133,7 +154,7 @@ thread_local! {
 }
 
 /// How often (in capture time) idle flows and stale fragments are swept out.
-const SWEEP_NS: i64 = 10_000_000_000;
+pub const SWEEP_NS: i64 = 10_000_000_000;
 
 /// Everything on the calling thread.
 pub struct Decoder {
@@ -173,14 +194,28 @@ impl Decoder {
 fn finish(mut records: Records, mut packets: Packets<State>) -> Output {
     let theirs = std::mem::take(&mut packets.anomalies);
     let mut anomalies = Anomalies::merge(std::mem::take(&mut records.anomalies), theirs);
+    let before_end = anomalies.total();
     let (stats, state) = packets.finish(&mut anomalies, records.pos);
-    conclude(records, anomalies, stats, state)
+    conclude(records, anomalies, before_end, stats, state)
 }
 
-/// The flow table's end: streams still open closed, flows and counters out.
-fn conclude(records: Records, mut anomalies: Anomalies, mut stats: Stats, state: State) -> Output {
+/// The flow table's end: streams still open closed, flows and counters out. `before_end`: the
+/// anomalies counted before the end of the input was reported.
+fn conclude(
+    records: Records,
+    mut anomalies: Anomalies,
+    before_end: u64,
+    mut stats: Stats,
+    state: State,
+) -> Output {
     let at = records.pos;
     let done = state.finish(&mut anomalies, at, records.last_ts());
+    let border = Border {
+        live_flows: done.live_at_end,
+        end_gaps: done.end_gaps,
+        end_waiting_rows: done.end_waiting_rows,
+        end_anomalies: anomalies.total().saturating_sub(before_end),
+    };
     stats.flows_evicted = done.evicted;
     stats.flows_expired = done.expired;
     stats.flows_split_idle = done.split_idle;
@@ -194,6 +229,7 @@ fn conclude(records: Records, mut anomalies: Anomalies, mut stats: Stats, state:
         anomalies,
         stats,
         captures: records.captures,
+        border,
     }
 }
 

@@ -265,6 +265,7 @@ pub fn decode_paths(paths: &[PathBuf], opts: Options) -> Result<Output> {
     let theirs = std::mem::take(&mut packets.anomalies);
     let mut anomalies = Anomalies::merge(std::mem::take(&mut records.anomalies), theirs);
     anomalies = Anomalies::merge(anomalies, own);
+    let before_end = anomalies.total();
     let (stats, _) = packets.finish(&mut anomalies, records.pos);
-    Ok(conclude(records, anomalies, stats, state))
+    Ok(conclude(records, anomalies, before_end, stats, state))
 }

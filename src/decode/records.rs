@@ -120,3 +120,39 @@ impl Records {
             .unwrap_or(0)
     }
 }
+
+/// The time of a capture's first record; None when it has none or is no capture. A scheduler
+/// learns from it, without decoding, that two files cannot be decoded apart (the later one starts
+/// within a timeout of the earlier one's start, so within it of its end).
+pub fn first_timestamp(path: &Path) -> Result<Option<i64>> {
+    struct First(Option<i64>);
+    impl RecordSink for First {
+        fn record(&mut self, _: Position, rec: &Record<'_>) {
+            self.0.get_or_insert(rec.ts_ns);
+        }
+        fn stopped(&self) -> bool {
+            self.0.is_some()
+        }
+    }
+    let mut records = Records::new(&Options::default());
+    let mut first = First(None);
+    match records.decode_path(path, &mut first) {
+        Ok(()) | Err(Error::Format { .. }) => Ok(first.0),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_timestamp_reads_one_record() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+        let ts = first_timestamp(&dir.join("tcp_basic.pcap")).ok().flatten();
+        assert!(ts.is_some_and(|t| t > 1_000_000_000 * 1_000_000_000));
+        let broken = dir.join("broken").join("zeros.pcap");
+        assert_eq!(first_timestamp(&broken).ok(), Some(None));
+        assert!(first_timestamp(&dir.join("no such file")).is_err());
+    }
+}

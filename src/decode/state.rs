@@ -27,6 +27,12 @@ pub struct Finished {
     pub expired: u64,
     pub split_idle: u64,
     pub split_reuse: u64,
+    /// Flows still live when the input ended.
+    pub live_at_end: u64,
+    /// Holes skipped when the streams still open were closed at the end.
+    pub end_gaps: u64,
+    /// Rows of calls still waiting for an answer at the end (UDP, connectionless DCE/RPC).
+    pub end_waiting_rows: u64,
 }
 
 impl PacketSink for State {
@@ -221,9 +227,12 @@ impl State {
     /// The end: streams still open are closed at `last_ts` (their anomalies charged to `at`, the
     /// last record, in `an`: the anomalies of both halves, merged), then every flow in order.
     pub fn finish(mut self, an: &mut Anomalies, at: Position, last_ts: i64) -> Finished {
+        let live_at_end = self.flows.live() as u64;
+        let before = self.apps.close_gaps;
         self.flows.close_all();
         close_streams(&mut self.flows, &mut self.apps, an, at, last_ts);
-        self.apps.finish();
+        let end_gaps = self.apps.close_gaps.saturating_sub(before);
+        let end_waiting_rows = self.apps.finish();
         let (evicted, expired, split_idle, split_reuse) = (
             self.flows.evicted,
             self.flows.expired,
@@ -237,6 +246,9 @@ impl State {
             expired,
             split_idle,
             split_reuse,
+            live_at_end,
+            end_gaps,
+            end_waiting_rows,
         }
     }
 }
