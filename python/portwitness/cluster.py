@@ -29,7 +29,7 @@ capture, one per incident) decode in parallel.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,16 +61,63 @@ class Part:
 
 
 def decode_part(paths: Sequence[str], files: tuple[int, ...], options: Options) -> Part:
-    """Runs on a worker: one pass over `paths[i] for i in files`."""
+    """Runs on a worker: one pass over `paths[i] for i in files`, and the endpoints the border
+    checks compare (computed here, in parallel, not on the client)."""
     try:
         cap, border = decode_files([paths[i] for i in files], options)
     except _core.CaptureFormatError as e:
         return Part(files=files, not_capture=str(e))
-    tables = {}
-    for name in TABLES:
-        buf = getattr(cap, name).write_ipc(None, compression="lz4")
-        tables[name] = buf.getvalue()
+    frames = {name: getattr(cap, name) for name in TABLES}
+    frames.update(_endpoints(frames))
+    tables = {name: df.write_ipc(None, compression="lz4").getvalue() for name, df in frames.items()}
     return Part(files, tables, cap.stats, cap.anomaly_kinds, border)
+
+
+_ENDPOINT = {"ip": pl.Utf8, "transport": pl.Utf8, "port": pl.UInt16}
+
+
+def _ends(flows: pl.DataFrame) -> pl.DataFrame:
+    """Both ends of each flow, once each."""
+    return (
+        pl.concat(
+            [
+                flows.select(
+                    ip=pl.col("client_ip"), transport=pl.col("transport"), port=pl.col("client_port")
+                ),
+                flows.select(
+                    ip=pl.col("server_ip"), transport=pl.col("transport"), port=pl.col("server_port")
+                ),
+            ]
+        )
+        .unique()
+        .cast(_ENDPOINT)  # type: ignore[arg-type]
+    )
+
+
+def _endpoints(frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """`learned`: the endpoints portmappers and endpoint mappers named; `endpoints`: both ends of
+    every flow; `waiting`: both ends of the flows of calls never answered (a later input could
+    answer them)."""
+    maps = frames["mappings"].filter(pl.col("port").is_not_null() & pl.col("transport").is_not_null())
+    # The core learns "tcp" as TCP and every other transport as UDP.
+    learned = (
+        maps.select(
+            ip=pl.col("server_ip"),
+            transport=pl.when(pl.col("transport") == "tcp").then(pl.lit("tcp")).otherwise(pl.lit("udp")),
+            port=pl.col("port"),
+        )
+        .unique()
+        .cast(_ENDPOINT)  # type: ignore[arg-type]
+    )
+    unanswered = pl.concat(
+        [
+            frames["rpc_calls"].filter(pl.col("reply_ts").is_null()).select("flow_id"),
+            frames["dcerpc_calls"].filter(pl.col("reply_ts").is_null()).select("flow_id"),
+        ]
+    ).unique()
+    flows = frames["flows"]
+    waiting = _ends(flows.join(unanswered, on="flow_id", how="semi"))
+    return {"learned": learned, "endpoints": _ends(flows), "waiting": waiting}
 
 
 @dataclass
@@ -82,54 +129,16 @@ class _Run:
     span: tuple[int, int] | None
     learned: pl.DataFrame
     endpoints: pl.DataFrame
-    # Both ends of the flows of calls never answered: a later input could answer them.
     waiting: pl.DataFrame
 
 
-_ENDPOINT = {"ip": pl.Utf8, "transport": pl.Utf8, "port": pl.UInt16}
-
-
 def _read(part: Part) -> _Run:
-    frames = {name: pl.read_ipc(part.tables[name]) for name in TABLES}
+    frames = {name: pl.read_ipc(data) for name, data in part.tables.items()}
     caps = frames["captures"]
     first = caps["first_ts"].dt.epoch("ns").min()
     last = caps["last_ts"].dt.epoch("ns").max()
     span = (int(first), int(last)) if first is not None and last is not None else None  # type: ignore[arg-type]
-    maps = frames["mappings"].filter(pl.col("port").is_not_null() & pl.col("transport").is_not_null())
-    # The core learns "tcp" as TCP and every other transport as UDP.
-    learned = maps.select(
-        ip=pl.col("server_ip"),
-        transport=pl.when(pl.col("transport") == "tcp").then(pl.lit("tcp")).otherwise(pl.lit("udp")),
-        port=pl.col("port"),
-    ).unique()
-    flows = frames["flows"]
-    endpoints = pl.concat(
-        [
-            flows.select(ip=pl.col("client_ip"), transport=pl.col("transport"), port=pl.col("client_port")),
-            flows.select(ip=pl.col("server_ip"), transport=pl.col("transport"), port=pl.col("server_port")),
-        ]
-    ).unique()
-    unanswered = pl.concat(
-        [
-            frames["rpc_calls"].filter(pl.col("reply_ts").is_null()).select("flow_id"),
-            frames["dcerpc_calls"].filter(pl.col("reply_ts").is_null()).select("flow_id"),
-        ]
-    )
-    calls = flows.join(unanswered.unique(), on="flow_id", how="semi")
-    waiting = pl.concat(
-        [
-            calls.select(ip=pl.col("client_ip"), transport=pl.col("transport"), port=pl.col("client_port")),
-            calls.select(ip=pl.col("server_ip"), transport=pl.col("transport"), port=pl.col("server_port")),
-        ]
-    ).unique()
-    return _Run(
-        part,
-        frames,
-        span,
-        learned.cast(_ENDPOINT),  # type: ignore[arg-type]
-        endpoints.cast(_ENDPOINT),  # type: ignore[arg-type]
-        waiting.cast(_ENDPOINT),  # type: ignore[arg-type]
-    )
+    return _Run(part, frames, span, frames["learned"], frames["endpoints"], frames["waiting"])
 
 
 def _meets(a: pl.DataFrame, b: pl.DataFrame) -> bool:
@@ -198,8 +207,9 @@ def decode_runs(paths: list[str], executor: Any, options: Options) -> tuple[Capt
     pending = {files: _submit(executor, paths, files, options) for files in _preplan(firsts, options)}
     runs: list[_Run] = []
     while True:
-        done = {files: _read_part(f.result()) for files, f in pending.items()}
-        runs = sorted([*runs, *done.values()], key=lambda r: r.part.files[0])
+        # Read each part as it arrives, while the workers decode the others.
+        done = [_read_part(f.result()) for f in as_completed(pending.values())]
+        runs = sorted([*runs, *done], key=lambda r: r.part.files[0])
         groups = _group(runs, options)
         if all(len(g) == 1 for g in groups):
             break
