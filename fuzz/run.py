@@ -104,7 +104,9 @@ STATUS = re.compile(r"^#(\d+)\s+\w+\s.*?corp: (\d+)/.*?exec/s: (\d+)", re.M)
 STAT = re.compile(r"^stat::(\w+):\s+(\d+)", re.M)
 
 
-def fuzz(binary: Path, target: str, seconds: int | None, runs: int | None, timeout: int) -> Result:
+def fuzz(
+    binary: Path, target: str, seconds: int | None, runs: int | None, timeout: int, max_len: int | None = None
+) -> Result:
     res = Result(target)
     corpus = FUZZ / "corpus" / target
     art = FUZZ / "artifacts" / target
@@ -127,6 +129,8 @@ def fuzz(binary: Path, target: str, seconds: int | None, runs: int | None, timeo
         cmd.append(f"-runs={runs}")
     if seconds is not None:
         cmd.append(f"-max_total_time={seconds}")
+    if max_len is not None:
+        cmd.append(f"-max_len={max_len}")
     cmd.append(str(corpus))
     log = logs / f"{target}.log"
     t0 = time.monotonic()
@@ -177,6 +181,11 @@ def main() -> int:
         help=f"seconds one input may take, wall clock, before it is a hang (default {TIMEOUT_S}; raise it"
         " where the fuzzer may be paused with SIGSTOP or starved by other work)",
     )
+    ap.add_argument(
+        "--max-len",
+        type=int,
+        help="largest input libFuzzer makes (smaller inputs run faster; the seeds are not cut)",
+    )
     args = ap.parse_args()
     targets = [t for t in args.targets.split(",") if t]
     unknown = sorted(set(targets) - set(TARGETS))
@@ -196,7 +205,7 @@ def main() -> int:
     seed_if_empty(targets)
 
     def one(t: str) -> Result:
-        r = fuzz(binaries / t, t, seconds, args.runs, args.timeout)
+        r = fuzz(binaries / t, t, seconds, args.runs, args.timeout, args.max_len)
         flag = "CRASH" if r.crashes else "ok"
         print(f"  {t}: {r.execs} executions, {r.exec_per_s}/s, {r.wall:.0f} s: {flag}", flush=True)
         return r

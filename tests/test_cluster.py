@@ -193,6 +193,16 @@ def test_each_fixture_alone(client, capture):
     assert_same(one, portwitness.decode(capture, threads=1, client=client))
 
 
+def test_relative_paths_name_the_files_as_given(client, days, monkeypatch):
+    """Workers open absolute paths (their working directory is not the client's); the tables
+    name the files as given."""
+    monkeypatch.chdir(days[0].parent)
+    names = [p.name for p in days[:6]]
+    one = portwitness.decode(names, threads=1)
+    assert_same(one, portwitness.decode(names, threads=1, client=client))
+    assert one.captures["capture"].to_list() == names
+
+
 def test_errors_are_the_local_ones(client, tmp_path):
     missing = tmp_path / "missing.pcap"
     with pytest.raises(FileNotFoundError):

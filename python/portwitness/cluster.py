@@ -28,6 +28,8 @@ capture, one per incident) decode in parallel.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass, field
@@ -203,6 +205,26 @@ def decode_runs(paths: list[str], executor: Any, options: Options) -> tuple[Capt
     """`decode_on`, and the runs it decoded: each a tuple of indices into `paths`."""
     if hasattr(executor, "get_executor") and not isinstance(executor, Executor):
         executor = executor.get_executor()
+    # Workers open the files by absolute path (their working directory is not ours); the tables
+    # name them as given, as one pass here would.
+    absolute = [p if p == "-" else os.path.abspath(p) for p in paths]
+    cap, runs = _decode_runs(absolute, executor, options)
+    names = {a: p for a, p in zip(absolute, paths, strict=True) if a != p}
+    return (_named(cap, names) if names else cap), runs
+
+
+def _named(cap: Capture, names: dict[str, str]) -> Capture:
+    """`cap` with its files named as in `names` (absolute path: name given)."""
+    renamed = {
+        name: getattr(cap, name).with_columns(pl.col("capture").replace(names))
+        for name in ("flows", "anomalies", "captures")
+    }
+    return dataclasses.replace(cap, **renamed)
+
+
+def _decode_runs(
+    paths: list[str], executor: Executor, options: Options
+) -> tuple[Capture, list[tuple[int, ...]]]:
     firsts = executor.submit(first_timestamps, paths).result()
     pending = {files: _submit(executor, paths, files, options) for files in _preplan(firsts, options)}
     runs: list[_Run] = []
