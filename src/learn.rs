@@ -115,6 +115,8 @@ pub struct Knowledge {
     pub learn: LearnTable,
     pub mappings: Vec<MappingRow>,
     pub rows_dropped: u64,
+    /// Rows `finish` withdrew: what they taught was learned all the same while decoding.
+    pub withdrawn: u64,
     /// Version ranges programs reported at their endpoints, bounded like the learned table.
     serves: HashMap<(Addr, u8, u16), Serves, foldhash::fast::RandomState>,
 }
@@ -228,6 +230,7 @@ impl Knowledge {
             }
         }
         let serves = &self.serves;
+        let before = self.mappings.len();
         self.mappings.retain(|row| {
             let (true, Some(k @ (server, proto, port, _)), Some(v)) =
                 (any_version(row), key(row), row.version)
@@ -240,6 +243,7 @@ impl Knowledge {
             let unlisted = listed.get(&k).is_some_and(|vs| !vs.contains(&v));
             !(mismatched || unlisted)
         });
+        self.withdrawn += before.saturating_sub(self.mappings.len()) as u64;
     }
 }
 
@@ -286,6 +290,8 @@ mod tests {
         k.finish();
         let left: Vec<_> = k.mappings.iter().map(|r| (r.source, r.version)).collect();
         assert_eq!(left, [("portmap.getport", Some(1))]);
+        // The rows withdrawn are counted: a merge of separate decodes needs to know.
+        assert_eq!(k.withdrawn, 1);
     }
 
     #[test]
@@ -306,5 +312,6 @@ mod tests {
                 ("portmap.dump", Some(2))
             ]
         );
+        assert_eq!(k.withdrawn, 1);
     }
 }

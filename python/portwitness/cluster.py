@@ -170,6 +170,9 @@ def _unclean(before: list[_Run], group: list[_Run], after: _Run, options: Option
     gap_ns = after.span[0] - max(r.span[1] for r in group if r.span is not None)  # type: ignore[index]
     if gap_ns <= _wait_ns(options):
         return "less than the timeouts between them"
+    if any(r.part.border.get("withdrawn_mappings", 0) for r in before):
+        # What the withdrawn rows taught was learned all the same, and the tables no longer say it.
+        return "mappings were withdrawn before"
     learned = pl.concat([r.learned for r in before])
     if _meets(learned, after.learned) or _meets(learned, after.endpoints):
         return "an endpoint learned before is used after"

@@ -139,6 +139,9 @@ pub struct Border {
     pub end_waiting_rows: u64,
     /// Anomalies the end reported (fragments never completed, stream gaps flushed).
     pub end_anomalies: u64,
+    /// Mapping rows withdrawn at the end (any-version answers the input contradicts): the
+    /// endpoints they taught were learned while decoding, but the table no longer names them.
+    pub withdrawn_mappings: u64,
 }
 
 thread_local! {
@@ -215,6 +218,7 @@ fn conclude(
         end_gaps: done.end_gaps,
         end_waiting_rows: done.end_waiting_rows,
         end_anomalies: anomalies.total().saturating_sub(before_end),
+        withdrawn_mappings: done.apps.know.withdrawn,
     };
     stats.flows_evicted = done.evicted;
     stats.flows_expired = done.expired;
