@@ -167,7 +167,6 @@ fn decode(
     let border = PyDict::new(py);
     border.set_item("live_flows", out.border.live_flows)?;
     border.set_item("end_gaps", out.border.end_gaps)?;
-    border.set_item("end_waiting_rows", out.border.end_waiting_rows)?;
     border.set_item("end_anomalies", out.border.end_anomalies)?;
     border.set_item("withdrawn_mappings", out.border.withdrawn_mappings)?;
     d.set_item("border", border)?;

@@ -70,3 +70,13 @@ def shared_captures() -> Path:
             f"the real captures are expected in {SHARED_CAPTURES} (shared/captures beside the checkout)"
         )
     return SHARED_CAPTURES
+
+
+def generate_capture(out: Path, *options: str) -> Path:
+    """A synthetic capture from benches/generate.py (`options`: its command-line options)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, str(ROOT / "benches" / "generate.py"), str(out), *options]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return out

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import multiprocessing
 import struct
-import subprocess
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import polars as pl
 import pytest
 
 import portwitness
-from conftest import PCAPS, ROOT, SHARED_CAPTURES
+from conftest import PCAPS, ROOT, SHARED_CAPTURES, generate_capture
 from portwitness import _core, cluster
 from portwitness.capture import Options
 from portwitness.cli import main
@@ -99,22 +97,7 @@ def days(tmp_path_factory) -> list[Path]:
 
 
 def generate(out: Path, size: str, seed: int, start: int) -> Path:
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benches" / "generate.py"),
-            str(out),
-            "--size",
-            size,
-            "--seed",
-            str(seed),
-            "--start",
-            str(start),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
+    return generate_capture(out, "--size", size, "--seed", str(seed), "--start", str(start))
 
 
 @pytest.fixture(scope="module")

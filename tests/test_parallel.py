@@ -6,14 +6,12 @@ files that share conversations."""
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from conftest import PCAPS, ROOT, SHARED_CAPTURES
+from conftest import PCAPS, SHARED_CAPTURES, generate_capture
 from portwitness import _core
 
 TABLES = ["flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls"]
@@ -72,22 +70,7 @@ def generated(tmp_path_factory) -> list[Path]:
     files = []
     for i, (fmt, size) in enumerate([("pcap", "24M"), ("pcapng", "12M")]):
         out = d / f"part{i}.{fmt}"
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "benches" / "generate.py"),
-                str(out),
-                "--size",
-                size,
-                "--format",
-                fmt,
-                "--flows",
-                "3000",
-                "--seed",
-                str(7 + i),
-            ],
-            check=True,
-        )
+        generate_capture(out, "--size", size, "--format", fmt, "--flows", "3000", "--seed", str(7 + i))
         files.append(out)
     return files
 

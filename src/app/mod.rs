@@ -367,27 +367,11 @@ impl Apps {
         }
     }
 
-    /// Rows of every table so far, the dropped ones included.
-    pub fn rows(&self) -> u64 {
-        let calls = self.calls_rows();
-        calls + self.know.mappings.len() as u64 + self.know.rows_dropped
-    }
-
-    fn calls_rows(&self) -> u64 {
-        (self.rpc.calls.len() + self.dce.calls.len() + self.tls.rows.len()) as u64
-            + self.rpc.rows_dropped
-            + self.dce.rows_dropped
-            + self.tls.rows_dropped
-    }
-
-    /// The end of the decode: calls never answered, rows in time order. Returns the rows it
-    /// added (the mappings it withdraws are not counted: they depend on the whole input).
-    pub fn finish(&mut self) -> u64 {
+    /// The end of the decode: calls never answered, rows in time order.
+    pub fn finish(&mut self) {
         self.know.finish();
-        let before = self.calls_rows();
         self.rpc.finish();
         self.dce.finish();
         self.tls.finish();
-        self.calls_rows().saturating_sub(before)
     }
 }

@@ -134,9 +134,6 @@ pub struct Border {
     /// other rows a close produces, calls never answered and handshakes cut short, carry their
     /// own times and are sorted by them.)
     pub end_gaps: u64,
-    /// Rows of calls still waiting for an answer (UDP ONC RPC, connectionless DCE/RPC): a later
-    /// input could have answered them.
-    pub end_waiting_rows: u64,
     /// Anomalies the end reported (fragments never completed, stream gaps flushed).
     pub end_anomalies: u64,
     /// Mapping rows withdrawn at the end (any-version answers the input contradicts): the
@@ -216,7 +213,6 @@ fn conclude(
     let border = Border {
         live_flows: done.live_at_end,
         end_gaps: done.end_gaps,
-        end_waiting_rows: done.end_waiting_rows,
         end_anomalies: anomalies.total().saturating_sub(before_end),
         withdrawn_mappings: done.apps.know.withdrawn,
     };

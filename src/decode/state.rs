@@ -31,8 +31,6 @@ pub struct Finished {
     pub live_at_end: u64,
     /// Holes skipped when the streams still open were closed at the end.
     pub end_gaps: u64,
-    /// Rows of calls still waiting for an answer at the end (UDP, connectionless DCE/RPC).
-    pub end_waiting_rows: u64,
 }
 
 impl PacketSink for State {
@@ -232,7 +230,7 @@ impl State {
         self.flows.close_all();
         close_streams(&mut self.flows, &mut self.apps, an, at, last_ts);
         let end_gaps = self.apps.close_gaps.saturating_sub(before);
-        let end_waiting_rows = self.apps.finish();
+        self.apps.finish();
         let (evicted, expired, split_idle, split_reuse) = (
             self.flows.evicted,
             self.flows.expired,
@@ -248,7 +246,6 @@ impl State {
             split_reuse,
             live_at_end,
             end_gaps,
-            end_waiting_rows,
         }
     }
 }
