@@ -28,8 +28,11 @@ fn main() -> ExitCode {
     let t = Instant::now();
     match _core::decode_paths_catching(&paths, opts) {
         Ok(out) => {
-            let tables =
-                _core::tables::flows_batch(&out.flows, &out.captures).map(|b| b.num_rows());
+            let tables = _core::tables::flows_batch(
+                &out.flows,
+                &_core::tables::capture_names(&out.captures),
+            )
+            .map(|b| b.num_rows());
             println!(
                 "{:.3} s: {} records, {} flows ({:?} rows), {} mappings, {} anomalies",
                 t.elapsed().as_secs_f64(),

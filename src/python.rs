@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use pyo3::create_exception;
@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::PyTable;
 
-use crate::decode::{decode_paths_catching, Options};
+use crate::decode::{decode_paths_catching, FlowSpill, Options};
 use crate::error::Error;
 use crate::flow::FlowLimits;
 use crate::packet::frag::FragLimits;
@@ -83,11 +83,42 @@ impl Progress {
     }
 }
 
+/// A spill whose sink is a Python callable taking an Arrow table of flows. The callable's
+/// exception is kept whole in `failed`, to be raised once the decode is over.
+fn python_spill(
+    sink: Py<PyAny>,
+    rows: usize,
+    names: Vec<String>,
+    failed: Arc<Mutex<Option<PyErr>>>,
+) -> FlowSpill {
+    let call = move |flows: Vec<crate::flow::Flow>| -> Result<(), String> {
+        let batch = tables::flows_batch(&flows, &names);
+        drop(flows);
+        Python::attach(|py| {
+            let done = table(py, batch).and_then(|t| sink.call1(py, (t,)).map(drop));
+            done.map_err(|e| {
+                let msg = e.to_string();
+                if let Ok(mut slot) = failed.lock() {
+                    slot.get_or_insert(e);
+                }
+                msg
+            })
+        })
+    };
+    FlowSpill {
+        rows,
+        sink: Arc::new(call),
+    }
+}
+
 /// Decodes the captures in order, in one pass (`threads`: 1 decodes on this thread, more on two
-/// threads joined by a queue, 0 as many as the machine has cores; the result is the same). Returns a dict of Arrow tables (`flows`,
-/// `anomalies`, `captures`) and `stats` (a dict of counters).
+/// threads joined by a queue, 0 as many as the machine has cores; the result is the same).
+/// Returns a dict of Arrow tables (`flows`, `anomalies`, `captures`, ...), `stats` (a dict of
+/// counters), `anomaly_counts` and `border`. `flow_sink`: a callable given the finished flows
+/// while decoding, as Arrow tables of at least `spill_rows` rows each, each in flow order; `flows`
+/// then holds only the rest.
 #[pyfunction]
-#[pyo3(signature = (paths, *, max_flows=1_000_000, idle_timeout=600.0, max_fragment_datagrams=4096, max_fragment_bytes=64 << 20, fragment_timeout=30.0, progress=None, threads=0))]
+#[pyo3(signature = (paths, *, max_flows=1_000_000, idle_timeout=600.0, max_fragment_datagrams=4096, max_fragment_bytes=64 << 20, fragment_timeout=30.0, progress=None, threads=0, flow_sink=None, spill_rows=262_144))]
 #[allow(clippy::too_many_arguments)]
 fn decode(
     py: Python<'_>,
@@ -99,7 +130,15 @@ fn decode(
     fragment_timeout: f64,
     progress: Option<PyRef<'_, Progress>>,
     threads: usize,
+    flow_sink: Option<Py<PyAny>>,
+    spill_rows: usize,
 ) -> PyResult<Py<PyDict>> {
+    let failed = Arc::new(Mutex::new(None));
+    let names = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let spill = flow_sink.map(|s| python_spill(s, spill_rows, names, failed.clone()));
     let opts = Options {
         flows: FlowLimits {
             max_flows: max_flows.max(1),
@@ -112,14 +151,24 @@ fn decode(
         },
         progress: progress.map(|p| p.read.clone()),
         threads,
+        spill,
     };
     let out = py
         .detach(|| decode_paths_catching(&paths, opts))
         .map_err(to_py)?;
+    if let Some(e) = failed.lock().ok().and_then(|mut f| f.take()) {
+        return Err(e);
+    }
+    if let Some(msg) = out.spill_error {
+        return Err(InternalError::new_err(msg));
+    }
     let d = PyDict::new(py);
     d.set_item(
         "flows",
-        table(py, tables::flows_batch(&out.flows, &out.captures))?,
+        table(
+            py,
+            tables::flows_batch(&out.flows, &tables::capture_names(&out.captures)),
+        )?,
     )?;
     d.set_item(
         "anomalies",

@@ -93,7 +93,12 @@ fn name(captures: &[CaptureInfo], i: u32) -> &str {
     captures.get(i as usize).map_or("", |c| c.path.as_str())
 }
 
-pub fn flows_batch(flows: &[Flow], captures: &[CaptureInfo]) -> Result<RecordBatch, ArrowError> {
+/// The capture names of `flows_batch`, by capture index.
+pub fn capture_names(captures: &[CaptureInfo]) -> Vec<String> {
+    captures.iter().map(|c| c.path.clone()).collect()
+}
+
+pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, ArrowError> {
     let n = flows.len();
     let mut id = UInt64Builder::with_capacity(n);
     let mut cap = StringBuilder::with_capacity(n, n * 16);
@@ -116,7 +121,7 @@ pub fn flows_batch(flows: &[Flow], captures: &[CaptureInfo]) -> Result<RecordBat
     for fl in flows {
         use std::fmt::Write;
         id.append_value(fl.id);
-        cap.append_value(name(captures, fl.capture));
+        cap.append_value(names.get(fl.capture as usize).map_or("", String::as_str));
         transport.append_value(if fl.proto == IPPROTO_TCP {
             "tcp"
         } else {

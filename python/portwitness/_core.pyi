@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from os import PathLike
 from typing import Any
 
@@ -21,6 +22,8 @@ def decode(
     fragment_timeout: float = 30.0,
     progress: Progress | None = None,
     threads: int = 0,
+    flow_sink: Callable[[Any], None] | None = None,
+    spill_rows: int = 262_144,
 ) -> dict[str, Any]: ...
 def first_timestamp(path: str | PathLike[str]) -> int | None: ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from portwitness import _core
+from portwitness.spill import SPILL_ROWS
 
 # Leading bytes of everything the core can read: pcap (both orders, us/ns), pcapng, gzip, zstd.
 _MAGICS = (
@@ -94,6 +95,8 @@ def decode(
     progress: _core.Progress | None = None,
     threads: int = 0,
     client: Any = None,
+    flow_sink: Callable[[Any], None] | None = None,
+    spill_rows: int = SPILL_ROWS,
 ) -> Capture:
     """Decodes captures (pcap, pcapng, gzip or zstd compressed, `-` for stdin) in one pass.
 
@@ -104,7 +107,10 @@ def decode(
     the flow table (0, the default: as many as the machine has cores); the result is the same.
     `client`: a `distributed.Client` (or any `concurrent.futures.Executor`; a process pool should
     spawn, not fork) to decode the files on, each alone where that gives exactly the one-pass
-    result (see `portwitness.cluster`).
+    result (see `portwitness.cluster`). `flow_sink`: a callable given the flows finished while
+    decoding, as Arrow tables of at least `spill_rows` rows, each in flow order; the `flows` of the
+    result then hold only the rest (`portwitness.spill` writes them to disk and merges them back;
+    not with `client`). An exception it raises ends the decode and is raised here.
     """
     if threads < 0:
         raise ValueError(f"threads must be 0 (all cores) or more, not {threads}")
@@ -122,10 +128,12 @@ def decode(
         threads=threads,
     )
     if client is not None:
+        if flow_sink is not None:
+            raise ValueError("flow_sink is for a decode on this machine, not with client")
         from portwitness.cluster import decode_on
 
         return decode_on(files, client, options)
-    return decode_files(files, options, progress)[0]
+    return decode_files(files, options, progress, flow_sink, spill_rows)[0]
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,11 @@ class Options:
 
 
 def decode_files(
-    files: list[str], options: Options, progress: _core.Progress | None = None
+    files: list[str],
+    options: Options,
+    progress: _core.Progress | None = None,
+    flow_sink: Callable[[Any], None] | None = None,
+    spill_rows: int = SPILL_ROWS,
 ) -> tuple[Capture, dict[str, int]]:
     """One pass of the core over `files`; also returns what the end of the input changed (the
     core's `border`: flows still live, rows and anomalies the end produced)."""
@@ -154,6 +166,8 @@ def decode_files(
         fragment_timeout=options.fragment_timeout,
         progress=progress,
         threads=options.threads,
+        flow_sink=flow_sink,
+        spill_rows=spill_rows,
     )
     cap = Capture(
         flows=pl.DataFrame(raw["flows"]),

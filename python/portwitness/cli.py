@@ -11,6 +11,7 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 import polars as pl
@@ -21,6 +22,7 @@ from portwitness.capture import Capture, decode, expand_paths
 from portwitness.config.model import ConfigError
 from portwitness.dataset import DatasetError
 from portwitness.render import flows_table, rpcinfo_table, write_frame
+from portwitness.spill import SPILL_ROWS
 
 EXIT_UNREADABLE = 1
 EXIT_USAGE = 2
@@ -59,18 +61,21 @@ def _scheduler() -> str | None:
     return ctx.meta.get("portwitness.scheduler") if ctx is not None else None
 
 
-def _decode(captures: tuple[str, ...], max_flows: int, idle_timeout: float) -> Capture:
+def _decode(captures: tuple[str, ...], max_flows: int, idle_timeout: float, **spill: Any) -> Capture:
+    """`spill`: `flow_sink` and `spill_rows` for `decode` (ignored on a cluster)."""
     files = expand_paths(list(captures))
     address = _scheduler()
     if address:
         return _decode_on_cluster(files, address, max_flows, idle_timeout)
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     if not (sys.stderr.isatty() and total >= PROGRESS_MIN_BYTES):
-        return decode(files, max_flows=max_flows, idle_timeout=idle_timeout, threads=_threads())
-    return _decode_with_bar(files, total, max_flows, idle_timeout)
+        return decode(files, max_flows=max_flows, idle_timeout=idle_timeout, threads=_threads(), **spill)
+    return _decode_with_bar(files, total, max_flows, idle_timeout, **spill)
 
 
-def _decode_with_bar(files: list[str], total: int, max_flows: int, idle_timeout: float) -> Capture:
+def _decode_with_bar(
+    files: list[str], total: int, max_flows: int, idle_timeout: float, **spill: Any
+) -> Capture:
     """The decode on a worker thread (the core releases the GIL) while this one draws a progress
     bar by bytes read on stderr."""
     from concurrent.futures import ThreadPoolExecutor, wait
@@ -96,6 +101,7 @@ def _decode_with_bar(files: list[str], total: int, max_flows: int, idle_timeout:
             idle_timeout=idle_timeout,
             progress=counter,
             threads=_threads(),
+            **spill,
         )
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("decoding", total=total)
@@ -209,6 +215,7 @@ def cli() -> None:
     type=click.Path(dir_okay=False, allow_dash=True),
     help="Also write the anomalies table (format by extension).",
 )
+@click.option("--spill-rows", type=click.IntRange(min=1), default=SPILL_ROWS, hidden=True)
 @decode_options
 def flows(
     captures: tuple[str, ...],
@@ -216,6 +223,7 @@ def flows(
     fmt: str | None,
     limit: int,
     anomalies_out: str | None,
+    spill_rows: int,
     max_flows: int,
     idle_timeout: float,
 ) -> None:
@@ -241,14 +249,41 @@ def flows(
             write_frame(cap.anomalies, anomalies_out, _resolve_format(None, anomalies_out, default="csv"))
         return
     fmt = _resolve_format(fmt, output)
-    cap = _decode(captures, max_flows, idle_timeout)
-    _warn_anomalies(cap)
     if fmt == "table" and output in (None, "-"):
+        cap = _decode(captures, max_flows, idle_timeout)
+        _warn_anomalies(cap)
         flows_table(cap.flows, limit=limit, stats=cap.stats)
     else:
-        write_frame(cap.flows, output or "-", fmt)
+        cap = _spilled_flows(captures, max_flows, idle_timeout, output or "-", fmt, spill_rows)
     if anomalies_out:
         write_frame(cap.anomalies, anomalies_out, _resolve_format(None, anomalies_out, default="csv"))
+
+
+def _spilled_flows(
+    captures: tuple[str, ...],
+    max_flows: int,
+    idle_timeout: float,
+    output: str,
+    fmt: str,
+    spill_rows: int,
+) -> Capture:
+    """Decodes and writes the flows table to `output` without ever holding it whole: finished
+    flows go to disk beside the output while decoding and are merged back in flow order."""
+    from portwitness.spill import FlowSpill, merged, release_free_memory, write_flows
+
+    try:
+        spill = FlowSpill(None if output == "-" else Path(output).parent)
+    except OSError as e:
+        # The spill's directory goes beside the output: its error is the output's.
+        raise OSError(e.errno, e.strerror, output) from None
+    with spill:
+        cap = _decode(captures, max_flows, idle_timeout, flow_sink=spill, spill_rows=spill_rows)
+        release_free_memory()
+        _warn_anomalies(cap)
+        write_flows(
+            merged(spill.parts, cap.flows), cap.flows.schema, output, "csv" if fmt == "table" else fmt
+        )
+    return cap
 
 
 @cli.command()

@@ -65,20 +65,38 @@ impl Said {
     }
 }
 
-/// Which decoder a stream goes to.
+/// Which decoder a stream goes to. The decoder's state is made at the stream's first bytes:
+/// under a SYN flood a million streams are open that never carry one, and each must stay small.
 #[derive(Debug)]
 pub enum Parser {
-    OncRpc(oncrpc::OncStream),
-    DceRpc(dcerpc::DceStream),
-    Tls(tls::TlsStream),
+    /// No bytes yet: the decoder to make, and whether the flow was joined mid-stream.
+    Idle(Kind, bool),
+    OncRpc(Box<oncrpc::OncStream>),
+    DceRpc(Box<dcerpc::DceStream>),
+    Tls(Box<tls::TlsStream>),
 }
 
 impl Parser {
     fn layer(&self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Parser::OncRpc(_) => ("oncrpc", "not_oncrpc", "ONC RPC"),
-            Parser::DceRpc(_) => ("dcerpc", "not_dcerpc", "DCE/RPC"),
-            Parser::Tls(_) => ("tls", "not_tls", "TLS"),
+            Parser::OncRpc(_) | Parser::Idle(Kind::OncRpc, _) => {
+                ("oncrpc", "not_oncrpc", "ONC RPC")
+            }
+            Parser::DceRpc(_) | Parser::Idle(Kind::DceRpc, _) => {
+                ("dcerpc", "not_dcerpc", "DCE/RPC")
+            }
+            Parser::Tls(_) | Parser::Idle(Kind::Tls, _) => ("tls", "not_tls", "TLS"),
+        }
+    }
+
+    /// The decoder, made now if the stream had no bytes before.
+    fn open(&mut self) {
+        if let Parser::Idle(kind, midstream) = *self {
+            *self = match kind {
+                Kind::OncRpc => Parser::OncRpc(Box::new(oncrpc::OncStream::new(midstream))),
+                Kind::DceRpc => Parser::DceRpc(Box::new(dcerpc::DceStream::new(midstream))),
+                Kind::Tls => Parser::Tls(Box::default()),
+            };
         }
     }
 }
@@ -114,15 +132,10 @@ pub struct StreamState {
 
 impl StreamState {
     pub fn new(ends: Ends, kind: Kind, midstream: bool) -> Self {
-        let parser = match kind {
-            Kind::OncRpc => Parser::OncRpc(oncrpc::OncStream::new(midstream)),
-            Kind::DceRpc => Parser::DceRpc(dcerpc::DceStream::new(midstream)),
-            Kind::Tls => Parser::Tls(tls::TlsStream::default()),
-        };
         StreamState {
             ends,
             dirs: Default::default(),
-            parser,
+            parser: Parser::Idle(kind, midstream),
             failed: false,
             done: false,
         }
@@ -134,6 +147,8 @@ impl StreamState {
         std::mem::swap(&mut e.client_port, &mut e.server_port);
         self.dirs.swap(0, 1);
         match &mut self.parser {
+            // Both directions of a decoder not yet made are alike.
+            Parser::Idle(..) => {}
             Parser::OncRpc(s) => s.swap(),
             Parser::DceRpc(s) => s.swap(),
             Parser::Tls(s) => s.swap(),
@@ -276,6 +291,7 @@ impl Apps {
         if *failed || *done {
             return Said::default();
         }
+        parser.open();
         let bytes = match chunk {
             Chunk::Data(b) => b,
             Chunk::Gap(n) => {
@@ -287,6 +303,7 @@ impl Apps {
                     );
                 }
                 match parser {
+                    Parser::Idle(..) => {}
                     Parser::OncRpc(s) => Rpc::gap(s, d),
                     Parser::DceRpc(s) => s.gap(d),
                     Parser::Tls(s) => s.gap(d),
@@ -295,6 +312,7 @@ impl Apps {
             }
         };
         let r = match parser {
+            Parser::Idle(..) => Ok(Said::default()),
             Parser::OncRpc(s) => self.rpc.data(&mut self.know, s, e, d, bytes, ts, sink),
             Parser::DceRpc(s) => self.dce.data(&mut self.know, s, e, d, bytes, ts, sink),
             Parser::Tls(s) => {
@@ -341,6 +359,8 @@ impl Apps {
 
     /// A TCP flow ended: what waited behind a hole is decoded after a gap, and calls never
     /// answered become rows.
+    // The stream comes out of a flow's box: taking it unboxed would copy it for nothing.
+    #[allow(clippy::boxed_local)]
     pub fn close(&mut self, mut st: Box<StreamState>, ts: i64, sink: &mut Sink<'_>) {
         let StreamState {
             ends,
@@ -361,9 +381,11 @@ impl Apps {
         self.stream_gaps += gaps;
         let ends = st.ends;
         match st.parser {
-            Parser::OncRpc(s) => self.rpc.close(s),
-            Parser::DceRpc(s) => self.dce.close(s, &ends),
-            Parser::Tls(s) => self.tls.close(s, &ends),
+            // No bytes ever came: nothing is pending.
+            Parser::Idle(..) => {}
+            Parser::OncRpc(s) => self.rpc.close(*s),
+            Parser::DceRpc(s) => self.dce.close(*s, &ends),
+            Parser::Tls(s) => self.tls.close(*s, &ends),
         }
     }
 

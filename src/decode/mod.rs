@@ -39,6 +39,28 @@ pub struct Options {
     /// Threads to decode with: 1 runs everything on the calling thread, more run the pipeline;
     /// 0 means as many as the machine has cores.
     pub threads: usize,
+    /// Where finished flows go while decoding; without it they stay in memory until the end.
+    pub spill: Option<FlowSpill>,
+}
+
+/// The finished flows handed out while the decode goes on, at least `rows` at a time, each batch
+/// in order of creation (ids grow, batches may interleave: a long flow finishes late). Without it
+/// a flood of short flows (10 million SYNs) would be held whole until the end. An error from the
+/// sink stops the handing out; the decode ends with `Output::spill_error`.
+#[derive(Clone)]
+pub struct FlowSpill {
+    pub rows: usize,
+    pub sink: Arc<FlowSink>,
+}
+
+pub type FlowSink = dyn Fn(Vec<Flow>) -> std::result::Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for FlowSpill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowSpill")
+            .field("rows", &self.rows)
+            .finish()
+    }
 }
 
 /// Counters over the whole decode, reported as `stats`.
@@ -121,6 +143,8 @@ pub struct Output {
     pub stats: Stats,
     pub captures: Vec<CaptureInfo>,
     pub border: Border,
+    /// Why the spill's sink failed, when it did: the flows it did not take are lost.
+    pub spill_error: Option<String>,
 }
 
 /// What the end of the input changed: the facts a merge of separately decoded inputs needs to
@@ -220,7 +244,7 @@ fn conclude(
     stats.flows_expired = done.expired;
     stats.flows_split_idle = done.split_idle;
     stats.flows_split_reuse = done.split_reuse;
-    stats.flows = done.flows.len() as u64;
+    stats.flows = done.flows.len() as u64 + done.spilled;
     stats.anomalies = anomalies.total();
     stats.anomalies_dropped = anomalies.dropped;
     Output {
@@ -230,6 +254,7 @@ fn conclude(
         stats,
         captures: records.captures,
         border,
+        spill_error: done.spill_error,
     }
 }
 
@@ -391,6 +416,78 @@ mod tests {
         );
         assert_eq!(f.outcome().name(), "completed");
         assert_eq!(out.anomalies.total(), 0);
+    }
+
+    /// A table small enough that flows finish (evicted) before the end of `sample.pcap`.
+    fn few_flows() -> FlowLimits {
+        FlowLimits {
+            max_flows: 4,
+            ..FlowLimits::default()
+        }
+    }
+
+    /// Decodes `sample.pcap` with the spill handing out `rows` flows at a time: the flows handed
+    /// out, then the rest, and the output.
+    fn spilled(rows: usize, threads: usize) -> (Vec<Vec<u64>>, Output) {
+        let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = got.clone();
+        let opts = Options {
+            threads,
+            flows: few_flows(),
+            spill: Some(FlowSpill {
+                rows,
+                sink: Arc::new(move |flows: Vec<Flow>| {
+                    let ids = flows.iter().map(|f| f.id).collect();
+                    into.lock().map_err(|e| e.to_string())?.push(ids);
+                    Ok(())
+                }),
+            }),
+            ..Options::default()
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+        let out = decode_paths(&[dir.join("sample.pcap")], opts).unwrap();
+        let batches = std::mem::take(&mut *got.lock().unwrap());
+        (batches, out)
+    }
+
+    #[test]
+    fn the_spill_hands_out_every_finished_flow_once_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+        let opts = Options {
+            flows: few_flows(),
+            ..Options::default()
+        };
+        let whole = decode_paths(&[dir.join("sample.pcap")], opts).unwrap();
+        let all: Vec<u64> = whole.flows.iter().map(|f| f.id).collect();
+        for threads in [1, 2] {
+            let (batches, out) = spilled(3, threads);
+            assert!(batches.len() > 2, "{batches:?}");
+            let mut ids: Vec<u64> = Vec::new();
+            for b in &batches {
+                assert!(b.len() >= 3 && b.windows(2).all(|w| w[0] < w[1]), "{b:?}");
+                ids.extend(b);
+            }
+            ids.extend(out.flows.iter().map(|f| f.id));
+            ids.sort_unstable();
+            assert_eq!(ids, all);
+            assert_eq!(out.stats.flows, whole.stats.flows);
+            assert!(out.spill_error.is_none());
+        }
+    }
+
+    #[test]
+    fn a_failing_spill_stops_and_is_reported() {
+        let opts = Options {
+            spill: Some(FlowSpill {
+                rows: 1,
+                sink: Arc::new(|_| Err("disk full".into())),
+            }),
+            flows: few_flows(),
+            ..Options::default()
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+        let out = decode_paths(&[dir.join("sample.pcap")], opts).unwrap();
+        assert_eq!(out.spill_error.as_deref(), Some("disk full"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::packets::PacketSink;
-use super::Options;
+use super::{FlowSpill, Options};
 use crate::anomaly::{Anomalies, Position};
 use crate::app::{Apps, Ends, Kind, Said, Sink, StreamState};
 use crate::flow::{App, Flow, FlowKey, FlowTable, Orientation, PacketMeta};
@@ -17,6 +17,11 @@ use crate::proto::tls as tls_wire;
 pub struct State {
     flows: FlowTable,
     apps: Apps,
+    spill: Option<FlowSpill>,
+    /// Finished flows that make a spill (never reached without one).
+    spill_at: usize,
+    spilled: u64,
+    spill_error: Option<String>,
 }
 
 /// What the second half hands over at the end.
@@ -31,6 +36,9 @@ pub struct Finished {
     pub live_at_end: u64,
     /// Holes skipped when the streams still open were closed at the end.
     pub end_gaps: u64,
+    /// Flows handed to the spill (not in `flows`).
+    pub spilled: u64,
+    pub spill_error: Option<String>,
 }
 
 impl PacketSink for State {
@@ -50,6 +58,9 @@ impl PacketSink for State {
     #[inline]
     fn sweep(&mut self, now: i64) {
         self.flows.expire(now);
+        if self.flows.finished.len() >= self.spill_at {
+            self.spill();
+        }
     }
 }
 
@@ -58,6 +69,25 @@ impl State {
         State {
             flows: FlowTable::new(opts.flows),
             apps: Apps::default(),
+            spill: opts.spill.clone(),
+            spill_at: opts.spill.as_ref().map_or(usize::MAX, |s| s.rows.max(1)),
+            spilled: 0,
+            spill_error: None,
+        }
+    }
+
+    /// Hands the finished flows to the spill. After a failure they are dropped: the decode ends
+    /// in that error, and holding them would defeat the bound the spill is for.
+    #[cold]
+    fn spill(&mut self) {
+        let batch = self.flows.take_finished();
+        let (Some(spill), None) = (&self.spill, &self.spill_error) else {
+            return;
+        };
+        let n = batch.len() as u64;
+        match (spill.sink)(batch) {
+            Ok(()) => self.spilled += n,
+            Err(e) => self.spill_error = Some(e),
         }
     }
 
@@ -76,6 +106,9 @@ impl State {
         self.application(slot, c2s, p.tcp_flags, seq, payload, p.ts, &mut sink);
         if !self.flows.closed_streams.is_empty() {
             close_streams(&mut self.flows, &mut self.apps, sink.an, at, p.ts);
+        }
+        if self.flows.finished.len() >= self.spill_at {
+            self.spill();
         }
     }
 
@@ -246,6 +279,8 @@ impl State {
             split_reuse,
             live_at_end,
             end_gaps,
+            spilled: self.spilled,
+            spill_error: self.spill_error,
         }
     }
 }

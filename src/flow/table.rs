@@ -422,13 +422,15 @@ impl FlowTable {
     /// per new flow stays constant under a flood of new keys.
     #[cold]
     fn evict_batch(&mut self) {
+        // The sample spans the whole table: slots are reused, so any one region of it may hold
+        // only the newest flows, and a cut taken there would empty most of the table at once.
+        let step = (self.slots.len() / 4096).max(1);
         let mut seen: Vec<i64> = self
             .slots
             .iter()
+            .step_by(step)
             .flatten()
             .map(|(_, f)| f.last_ts)
-            .step_by(61)
-            .take(4096)
             .collect();
         if seen.is_empty() {
             return;
@@ -477,6 +479,13 @@ impl FlowTable {
                 self.closed_streams.push((f.id, st));
             }
         }
+    }
+
+    /// The flows finished so far, in order of creation; the table keeps none of them.
+    pub fn take_finished(&mut self) -> Vec<Flow> {
+        let mut out = std::mem::take(&mut self.finished);
+        out.sort_unstable_by_key(|f| f.id);
+        out
     }
 
     /// Ends the table: every flow, finished or live, in order of creation.
@@ -551,6 +560,30 @@ mod tests {
             ]
         );
         assert_eq!(flows[0].packets, [2, 1]);
+    }
+
+    #[test]
+    fn a_full_table_emits_about_an_eighth_at_a_time() {
+        // Large enough that slots are reused in an order unlike their age (freed slots are
+        // refilled by the newest flows): each batch must still be the oldest eighth.
+        let max = 300_000;
+        let mut t = FlowTable::new(FlowLimits {
+            max_flows: max,
+            ..FlowLimits::default()
+        });
+        let mut largest = 0;
+        for i in 0..2_000_000u32 {
+            let [_, a, b, c] = i.to_be_bytes();
+            let mut p = pkt(i64::from(i), 1, u16::from_be_bytes([b, c]), 2, 135, SYN);
+            p.src = Addr::v4([10, a, 0, 1]);
+            t.update(&p);
+            largest = largest.max(t.take_finished().len());
+        }
+        assert!(t.evicted > 1_600_000, "{}", t.evicted);
+        assert!(
+            largest <= max / 6,
+            "one batch emitted {largest} of {max} flows"
+        );
     }
 
     #[test]

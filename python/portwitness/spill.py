@@ -1,0 +1,170 @@
+"""The flows table kept on disk while the core decodes, and read back in flow order.
+
+A capture of millions of short flows (a SYN flood, a scan) finishes flows far faster than they can
+be useful in memory: held whole, 10 million rows take gigabytes. With a spill, the core hands out
+finished flows in batches while it decodes (`_core.decode(flow_sink=...)`); each batch, already in
+flow order, becomes one Parquet part in a private directory. Flows finish out of id order (a long
+flow finishes late), so the parts are sorted runs that overlap: `merged` reads them back a slice
+of each at a time and yields the rows in flow order, in batches, with memory bounded by the
+number of parts times the slice, not by the flows. `write_flows` streams those batches into the
+output file, so the whole table never exists in memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+
+# Rows the core hands out at a time: about 50 MB as Arrow, and few enough parts for the merge.
+SPILL_ROWS = 262_144
+# Rows read from all parts at once while merging (split between them).
+MERGE_ROWS = 1 << 20
+_ROW_GROUP = 16_384
+
+
+class FlowSpill:
+    """A callable for `_core.decode(flow_sink=...)` writing each batch as a Parquet part under
+    `directory` (the output's directory: where the user expects the space to be used). The parts
+    are removed on `close()` (or leaving the `with` block), also after an error."""
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=".portwitness-spill-", dir=directory))
+        self.parts: list[tuple[Path, int]] = []
+
+    def __call__(self, table: Any) -> None:
+        df = pl.DataFrame(table)
+        path = self.dir / f"part-{len(self.parts):06d}.parquet"
+        # LZ4: the parts are read back once, soon; speed matters more than size.
+        df.write_parquet(path, compression="lz4", row_group_size=_ROW_GROUP, statistics=False)
+        self.parts.append((path, df.height))
+
+    @property
+    def rows(self) -> int:
+        return sum(n for _, n in self.parts)
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> FlowSpill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def release_free_memory() -> None:
+    """Gives the heap's free pages back to the system (glibc keeps them, per thread arena, after
+    the decode frees its flow table): the merge that follows then adds to what is in use, not to
+    what once was. Does nothing where the C library has no `malloc_trim`."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
+class _Run:
+    """One sorted run: a part on disk, or the frame the decode kept in memory."""
+
+    def __init__(self, source: Path | pl.DataFrame, rows: int) -> None:
+        self.source, self.rows, self.at = source, rows, 0
+
+    def take(self, n: int) -> pl.DataFrame | None:
+        """The next `n` rows, None once every row was taken."""
+        if self.at >= self.rows:
+            return None
+        if isinstance(self.source, pl.DataFrame):
+            out = self.source.slice(self.at, n)
+        else:
+            out = pl.scan_parquet(self.source).slice(self.at, n).collect()
+        self.at += n
+        return out
+
+
+def merged(
+    parts: list[tuple[Path, int]], rest: pl.DataFrame, merge_rows: int = MERGE_ROWS
+) -> Iterator[pl.DataFrame]:
+    """The rows of the parts and of `rest` (each sorted by flow_id, ids unique across all) in
+    flow_id order, batch by batch. Each step holds a slice of every run; every row up to the
+    smallest last id among the slices is known then (no run can hold a smaller id further on),
+    so those rows are emitted, and the runs they emptied read on."""
+    runs = [_Run(p, n) for p, n in parts] + [_Run(rest, rest.height)]
+    step = max(1024, merge_rows // len(runs))
+    held: list[pl.DataFrame | None] = [pl.DataFrame() for _ in runs]
+    while True:
+        for i, run in enumerate(runs):
+            h = held[i]
+            if h is not None and h.is_empty():
+                held[i] = run.take(step)
+        live = [h for h in held if h is not None and not h.is_empty()]
+        if not live:
+            return
+        bound = min(h["flow_id"][-1] for h in live)
+        out = []
+        for i, h in enumerate(held):
+            if h is None or h.is_empty():
+                continue
+            n = int(h["flow_id"].search_sorted(bound, side="right"))
+            out.append(h.head(n))
+            held[i] = h.slice(n)
+        yield out[0] if len(out) == 1 else pl.concat(out).sort("flow_id")
+
+
+def write_flows(batches: Iterator[pl.DataFrame], schema: pl.Schema, output: str, fmt: str) -> int:
+    """Streams `batches` into `output` (a path, or `-` for stdout except Parquet) as one table
+    in `fmt`: the bytes equal those of writing the concatenated frame at once, for csv and ndjson;
+    Parquet is written by polars' streaming sink. Returns the rows written."""
+    if fmt == "parquet":
+        count = [0]
+
+        def source(
+            with_columns: list[str] | None,
+            predicate: pl.Expr | None,
+            n_rows: int | None,
+            batch_size: int | None,
+        ) -> Iterator[pl.DataFrame]:
+            for b in batches:
+                count[0] += b.height
+                yield b
+
+        from polars.io.plugins import register_io_source
+
+        register_io_source(source, schema=schema).sink_parquet(output)
+        return count[0]
+    if output == "-":
+        return _write_text(batches, schema, sys.stdout.buffer, fmt)
+    with open(output, "wb") as f:
+        return _write_text(batches, schema, f, fmt)
+
+
+def _write_text(batches: Iterator[pl.DataFrame], schema: pl.Schema, f: IO[bytes], fmt: str) -> int:
+    rows = 0
+    first = True
+    if fmt == "json":
+        f.write(b"[")
+    for b in batches:
+        if b.is_empty():
+            continue
+        if fmt == "csv":
+            b.write_csv(f, include_header=first)
+        elif fmt == "ndjson":
+            b.write_ndjson(f)
+        elif fmt == "json":
+            text = b.write_json().encode()
+            f.write((b"" if first else b",") + text[1:-1])
+        else:
+            raise ValueError(f"unknown format {fmt}")
+        first = False
+        rows += b.height
+    if first and fmt == "csv":
+        pl.DataFrame(schema=schema).write_csv(f)
+    if fmt == "json":
+        f.write(b"]")
+    return rows

@@ -1,0 +1,163 @@
+"""The flows table spilled to disk while decoding (`flows -o FILE`): the parts merged back in flow
+order equal the table of a decode held in memory, row for row and byte for byte in every output
+format; the spill's directory never outlives the command, also when writing fails."""
+
+from __future__ import annotations
+
+import errno
+import random
+import sys
+
+import polars as pl
+import pytest
+
+import portwitness as pw
+from conftest import PCAPS, ROOT, fixtures
+from portwitness.cli import main
+from portwitness.render import write_frame
+from portwitness.spill import FlowSpill, merged, write_flows
+
+sys.path.insert(0, str(ROOT / "benches"))
+import hostile  # noqa: E402
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def spilled(paths, rows: int, **options) -> tuple[pl.DataFrame, pw.Capture, int]:
+    """The flows of a decode whose finished flows were spilled `rows` at a time, merged back;
+    the capture (its `flows` the rest) and the number of parts."""
+    with FlowSpill() as spill:
+        cap = pw.decode(paths, flow_sink=spill, spill_rows=rows, **options)
+        parts = len(spill.parts)
+        flows = pl.concat(list(merged(spill.parts, cap.flows, merge_rows=4096)))
+    return flows, cap, parts
+
+
+def leftovers(directory) -> list:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(".portwitness-spill-"))
+
+
+def test_merge_orders_sorted_runs_that_overlap(tmp_path):
+    rng = random.Random(7)
+    ids = list(range(50_000))
+    rng.shuffle(ids)
+    # Runs of uneven sizes, each sorted, their ranges interleaved as flows finishing out of order.
+    cuts = sorted(rng.sample(range(1, len(ids)), 30))
+    runs = [sorted(ids[a:b]) for a, b in zip([0, *cuts], [*cuts, len(ids)], strict=True)]
+    parts = []
+    for i, run_ids in enumerate(runs[:-1]):
+        path = tmp_path / f"{i}.parquet"
+        pl.DataFrame({"flow_id": run_ids, "x": [f"r{i}"] * len(run_ids)}).write_parquet(path)
+        parts.append((path, len(run_ids)))
+    rest = pl.DataFrame({"flow_id": runs[-1], "x": ["rest"] * len(runs[-1])})
+    batches = list(merged(parts, rest, merge_rows=2048))
+    out = pl.concat(batches)
+    assert out["flow_id"].to_list() == list(range(50_000))
+    assert max(b.height for b in batches) <= 2048 + 31 * 1024
+    # Every row keeps its own columns.
+    owner = {fid: f"r{i}" for i, r in enumerate(runs[:-1]) for fid in r} | {f: "rest" for f in runs[-1]}
+    assert out["x"].to_list() == [owner[i] for i in range(50_000)]
+
+
+def test_merge_of_nothing_spilled_is_the_rest():
+    rest = pl.DataFrame({"flow_id": [3, 5, 9]}, schema={"flow_id": pl.UInt64})
+    assert pl.concat(list(merged([], rest))).equals(rest)
+    assert list(merged([], rest.clear())) == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("capture", fixtures(), ids=lambda p: p.name)
+def test_spilled_flows_equal_the_whole_table(capture, threads):
+    # A table of 4 flows evicts all the time: flows finish all through the capture.
+    whole = pw.decode(capture, max_flows=4, threads=threads)
+    flows, cap, _ = spilled(capture, 3, max_flows=4, threads=threads)
+    assert flows.equals(whole.flows)
+    assert cap.stats == whole.stats
+    for table in ("anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls"):
+        assert getattr(cap, table).equals(getattr(whole, table)), table
+
+
+def test_a_syn_flood_spills_in_parts_and_merges_back(tmp_path):
+    path = tmp_path / "synflood.pcap"
+    hostile.write_synflood(path, n=60_000)
+    whole = pw.decode(path, max_flows=5_000)
+    flows, cap, parts = spilled(path, 2_000, max_flows=5_000)
+    assert parts >= 20 and cap.flows.height <= 5_000 + 2_000
+    assert flows.height == whole.flows.height == cap.stats["flows"] == 60_000
+    assert flows.equals(whole.flows)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "ndjson", "json"])
+def test_cli_output_equals_the_frame_written_whole(tmp_path, capsys, fmt):
+    capture = PCAPS / "sample.pcap"
+    reference = tmp_path / f"whole.{fmt}"
+    write_frame(pw.decode(capture, max_flows=4).flows, str(reference), fmt)
+    out = tmp_path / f"flows.{fmt}"
+    args = ["flows", str(capture), "--max-flows", "4", "--spill-rows", "2", "-o", str(out)]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    if fmt == "parquet":
+        assert pl.read_parquet(out).equals(pl.read_parquet(reference))
+    else:
+        assert out.read_bytes() == reference.read_bytes()
+    assert leftovers(tmp_path) == []
+
+
+def test_cli_streams_csv_to_stdout(tmp_path, capsys, monkeypatch):
+    capture = PCAPS / "sample.pcap"
+    reference = tmp_path / "whole.csv"
+    write_frame(pw.decode(capture, max_flows=4).flows, str(reference), "csv")
+    monkeypatch.chdir(tmp_path)
+    code = main(["flows", str(capture), "--max-flows", "4", "--spill-rows", "2", "--format", "csv"])
+    out = capsys.readouterr().out
+    assert code == 0 and out == reference.read_text()
+    assert leftovers(tmp_path) == []
+
+
+def test_empty_table_streams_its_header(tmp_path):
+    empty = pw.decode(PCAPS / "sample.pcap").flows.clear()
+    out = tmp_path / "empty.csv"
+    assert write_flows(merged([], empty), empty.schema, str(out), "csv") == 0
+    write_frame(empty, str(tmp_path / "whole.csv"), "csv")
+    assert out.read_bytes() == (tmp_path / "whole.csv").read_bytes()
+
+
+def test_a_failing_sink_ends_the_decode_with_its_error():
+    def full(table):
+        raise OSError(errno.ENOSPC, "No space left on device", "part-000000.parquet")
+
+    with pytest.raises(OSError) as e:
+        pw.decode(PCAPS / "sample.pcap", max_flows=4, flow_sink=full, spill_rows=2)
+    assert e.value.errno == errno.ENOSPC
+
+
+def test_cli_disk_full_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    def full(self, table):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.dir / "part-000000.parquet"))
+
+    monkeypatch.setattr(FlowSpill, "__call__", full)
+    out = tmp_path / "flows.parquet"
+    args = ["flows", str(PCAPS / "sample.pcap"), "--max-flows", "4", "--spill-rows", "2", "-o", str(out)]
+    code, _, err = run(args, capsys)
+    assert code == 1
+    (line,) = err.splitlines()
+    assert line.startswith("portwitness: error: ") and line.endswith(": No space left on device")
+    assert leftovers(tmp_path) == [] and not out.exists()
+
+
+def test_cli_output_in_a_missing_directory(tmp_path, capsys):
+    out = tmp_path / "no" / "such" / "flows.parquet"
+    code, _, err = run(["flows", str(PCAPS / "sample.pcap"), "-o", str(out)], capsys)
+    assert code == 1
+    assert err.splitlines() == [f"portwitness: error: {out}: no such file"]
+
+
+def test_flow_sink_is_not_for_a_cluster():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="flow_sink"):
+        pw.decode(PCAPS / "sample.pcap", client=pool, flow_sink=lambda t: None)
