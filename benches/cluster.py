@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scale-out benchmark: nightly captures decoded in one pass on this machine (one thread, every
-core) and on a Dask `LocalCluster` of N worker processes, in one run, medians of several runs,
-with the results' equality checked.
+core), files in parallel on a pool of N threads, and on a Dask `LocalCluster` of N worker
+processes, in one run, medians of several runs, with the results' equality checked.
 
     python benches/cluster.py [--nights 4] [--size 256M] [--workers 2] [--runs 3] [--json out.json]
 
@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import portwitness
 from portwitness import cluster
@@ -70,6 +71,10 @@ def main() -> int:
     rows = {}
     rows["one pass, 1 thread"], one = timed(lambda: portwitness.decode(files, threads=1), a.runs)
     rows["one pass, all cores"], _ = timed(lambda: portwitness.decode(files, threads=0), a.runs)
+    with ThreadPoolExecutor(a.workers) as pool:
+        rows[f"files in parallel, {a.workers} threads"], (pooled, _) = timed(
+            lambda: cluster.decode_runs(files, pool, Options(threads=1)), a.runs
+        )
     started = time.perf_counter()
     with (
         LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True, dashboard_address=None) as lc,
@@ -81,9 +86,10 @@ def main() -> int:
             lambda: cluster.decode_runs(files, client, opts), a.runs
         )
     for name in ("flows", "rpc_calls", "mappings", "dcerpc_calls", "tls", "anomalies", "captures"):
-        if not getattr(one, name).equals(getattr(many, name), null_equal=True):
-            print(f"cluster result differs from the one-pass result in {name}", file=sys.stderr)
-            return 1
+        for how, other in (("threads", pooled), ("cluster", many)):
+            if not getattr(one, name).equals(getattr(other, name), null_equal=True):
+                print(f"{how} result differs from the one-pass result in {name}", file=sys.stderr)
+                return 1
     base = rows["one pass, 1 thread"]
     print(f"{a.nights} captures, {total / 1e6:.0f} MB, {one.flows.height} flows; runs on the cluster: {runs}")
     print(f"{'decode':32} {'median s':>9} {'MB/s':>8} {'speed-up':>9}")

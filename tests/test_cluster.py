@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import struct
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -203,6 +203,30 @@ def test_any_executor(days):
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         many = portwitness.decode(days[:8], threads=1, client=pool)
     assert_same(portwitness.decode(days[:8], threads=1), many)
+
+
+def test_files_in_parallel_on_threads(days, nights):
+    """More than 2 threads: files that can be decoded apart are, one per thread, in this process."""
+    for paths in (days, nights):
+        one = portwitness.decode(paths, threads=1)
+        parallel = cluster.decode_in_parallel([str(p) for p in paths], Options(threads=3))
+        assert parallel is not None
+        assert_same(one, parallel)
+        assert_same(one, portwitness.decode(paths, threads=4))
+    with ThreadPoolExecutor(2) as pool:
+        assert_same(portwitness.decode(days, threads=1), portwitness.decode(days, client=pool))
+
+
+def test_files_in_parallel_only_where_it_pays(nights, tmp_path):
+    paths = [str(p) for p in nights]
+    # Two threads: the one-pass pipeline keeps both busy. Rotated files: one run. Stdin: unknown.
+    assert cluster.decode_in_parallel(paths, Options(threads=2)) is None
+    assert cluster.decode_in_parallel(paths[3:], Options(threads=4)) is None
+    assert cluster.decode_in_parallel([*paths, "-"], Options(threads=4)) is None
+    missing = str(tmp_path / "missing.pcap")
+    assert cluster.decode_in_parallel([*paths, missing], Options(threads=4)) is None
+    with pytest.raises(FileNotFoundError):
+        portwitness.decode([*paths, missing], threads=4)
 
 
 def test_first_timestamps_plan_rotated_files_before_decoding(nights):

@@ -104,7 +104,9 @@ def decode(
     input is a capture. Malformed contents are not errors: see `Capture.anomalies`. `progress`:
     a `_core.Progress` whose `bytes_read` another thread may poll while this runs. `threads`: 1
     decodes on the calling thread, more read and decode headers on one thread while another keeps
-    the flow table (0, the default: as many as the machine has cores); the result is the same.
+    the flow table (0, the default: as many as the machine has cores); with more than 2, files
+    that can be decoded apart are decoded in parallel, one per thread
+    (`cluster.decode_in_parallel`); the result is the same.
     `client`: a `distributed.Client` (or any `concurrent.futures.Executor`; a process pool should
     spawn, not fork) to decode the files on, each alone where that gives exactly the one-pass
     result (see `portwitness.cluster`). `flow_sink`: a callable given the flows finished while
@@ -133,6 +135,12 @@ def decode(
         from portwitness.cluster import decode_on
 
         return decode_on(files, client, options)
+    if flow_sink is None and progress is None:
+        from portwitness.cluster import decode_in_parallel
+
+        cap = decode_in_parallel(files, options)
+        if cap is not None:
+            return cap
     return decode_files(files, options, progress, flow_sink, spill_rows)[0]
 
 

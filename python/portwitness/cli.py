@@ -160,7 +160,8 @@ def decode_options(f):  # type: ignore[no-untyped-def]
         show_default=True,
         expose_value=False,
         callback=_keep_threads,
-        help="Decode threads: 1 decodes on one thread; 0 uses every core (the result is the same).",
+        help="Decode threads: 1 decodes on one thread; 0 uses every core; above 2, captures apart in "
+        "time also decode in parallel (the result is the same).",
     )(f)
     f = click.option(
         "--idle-timeout",

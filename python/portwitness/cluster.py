@@ -7,8 +7,9 @@ one-pass result only when nothing crossed the border before it, so the decode is
 
 1. files that start within the timeouts of the one before (read from their first records) are
    kept together; every other file is decoded on its own, in parallel, on any `concurrent.futures.Executor` (a
-   local process pool, or a Dask cluster's `Client.get_executor()`); the tables come back as
-   Arrow IPC bytes, never as Python objects;
+   pool of threads of this process, a local process pool, or a Dask cluster's
+   `Client.get_executor()`); the tables come back as Arrow IPC bytes from other processes, as
+   frames from threads, never as Python objects;
 2. a border between two runs of files is *clean* when the later run starts more than every
    timeout after the earlier one ends (at its first record, one pass would have expired every
    flow and fragment, and its sweeps fall at the same records), the earlier run's end closed no
@@ -31,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,8 @@ class Part:
 
     files: tuple[int, ...]
     tables: dict[str, bytes] = field(default_factory=dict)
+    # The tables themselves, when the worker is a thread of this process (nothing to serialise).
+    frames: dict[str, pl.DataFrame] | None = None
     stats: dict[str, int] = field(default_factory=dict)
     anomaly_kinds: dict[str, int] = field(default_factory=dict)
     border: dict[str, int] = field(default_factory=dict)
@@ -62,17 +65,20 @@ class Part:
     not_capture: str | None = None
 
 
-def decode_part(paths: Sequence[str], files: tuple[int, ...], options: Options) -> Part:
+def decode_part(paths: Sequence[str], files: tuple[int, ...], options: Options, ipc: bool = True) -> Part:
     """Runs on a worker: one pass over `paths[i] for i in files`, and the endpoints the border
-    checks compare (computed here, in parallel, not on the client)."""
+    checks compare (computed here, in parallel, not on the client). `ipc`: the tables as Arrow IPC
+    (for another process), else as frames (for a thread of this one)."""
     try:
         cap, border = decode_files([paths[i] for i in files], options)
     except _core.CaptureFormatError as e:
         return Part(files=files, not_capture=str(e))
     frames = {name: getattr(cap, name) for name in TABLES}
     frames.update(_endpoints(frames))
+    if not ipc:
+        return Part(files, stats=cap.stats, anomaly_kinds=cap.anomaly_kinds, border=border, frames=frames)
     tables = {name: df.write_ipc(None, compression="lz4").getvalue() for name, df in frames.items()}
-    return Part(files, tables, cap.stats, cap.anomaly_kinds, border)
+    return Part(files, tables, stats=cap.stats, anomaly_kinds=cap.anomaly_kinds, border=border)
 
 
 _ENDPOINT = {"ip": pl.Utf8, "transport": pl.Utf8, "port": pl.UInt16}
@@ -135,7 +141,7 @@ class _Run:
 
 
 def _read(part: Part) -> _Run:
-    frames = {name: pl.read_ipc(data) for name, data in part.tables.items()}
+    frames = part.frames or {name: pl.read_ipc(data) for name, data in part.tables.items()}
     caps = frames["captures"]
     first = caps["first_ts"].dt.epoch("ns").min()
     last = caps["last_ts"].dt.epoch("ns").max()
@@ -195,7 +201,29 @@ def _fits(runs: list[_Run]) -> bool:
 
 
 def _submit(executor: Executor, paths: list[str], files: tuple[int, ...], options: Options) -> Future[Part]:
-    return executor.submit(decode_part, paths, files, options)
+    ipc = not isinstance(executor, ThreadPoolExecutor)
+    return executor.submit(decode_part, paths, files, options, ipc)
+
+
+def decode_in_parallel(paths: list[str], options: Options) -> Capture | None:
+    """Files in parallel on this machine, when that pays: the runs of `decode_on` on a pool of
+    threads (the core releases the GIL; tables stay frames), each run on one thread. None (decode
+    in one pass) when the machine has at most 2 threads to give (the one-pass pipeline already
+    keeps 2 busy, with no border to check), when stdin is an input, or when the files cannot be
+    decoded apart (rotated files of one link: one run)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    threads = options.threads or (len(affinity(0)) if affinity else os.cpu_count() or 1)
+    if threads <= 2 or len(paths) < 2 or "-" in paths:
+        return None
+    try:
+        firsts = first_timestamps(paths)
+    except (OSError, _core.PortwitnessError):
+        return None  # one pass raises it, at the file and in the words it always does
+    runs = _preplan(firsts, options)
+    if len(runs) < 2:
+        return None
+    with ThreadPoolExecutor(min(threads, len(runs))) as pool:
+        return decode_on(paths, pool, dataclasses.replace(options, threads=1))
 
 
 def decode_on(paths: list[str], executor: Any, options: Options) -> Capture:
