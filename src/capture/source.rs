@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
-/// Default read size; also the granularity of buffer growth.
-pub const READ_CHUNK: usize = 1 << 20;
+/// Default read size; also the granularity of buffer growth. Small enough that what the kernel
+/// copies in is still in the core's cache when the records are parsed: on the 1 GB benchmark
+/// capture, one thread, 256 KiB decoded in 0.47 s where 1 MiB took 0.51 s and 4 MiB 0.56 s.
+pub const READ_CHUNK: usize = 256 << 10;
 /// The most any one record or block may make us hold at once.
 pub const MAX_BUFFER: usize = 64 << 20;
 /// Blocks kept for reuse while a parallel decode's other thread holds them.
