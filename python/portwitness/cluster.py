@@ -223,7 +223,7 @@ def decode_in_parallel(paths: list[str], options: Options) -> Capture | None:
     if len(runs) < 2:
         return None
     with ThreadPoolExecutor(min(threads, len(runs))) as pool:
-        return decode_on(paths, pool, dataclasses.replace(options, threads=1))
+        return decode_runs(paths, pool, dataclasses.replace(options, threads=1), firsts)[0]
 
 
 def decode_on(paths: list[str], executor: Any, options: Options) -> Capture:
@@ -232,14 +232,17 @@ def decode_on(paths: list[str], executor: Any, options: Options) -> Capture:
     return decode_runs(paths, executor, options)[0]
 
 
-def decode_runs(paths: list[str], executor: Any, options: Options) -> tuple[Capture, list[tuple[int, ...]]]:
-    """`decode_on`, and the runs it decoded: each a tuple of indices into `paths`."""
+def decode_runs(
+    paths: list[str], executor: Any, options: Options, firsts: list[int | None] | None = None
+) -> tuple[Capture, list[tuple[int, ...]]]:
+    """`decode_on`, and the runs it decoded: each a tuple of indices into `paths`. `firsts`: the
+    files' `first_timestamps`, when the caller read them already."""
     if hasattr(executor, "get_executor") and not isinstance(executor, Executor):
         executor = executor.get_executor()
     # Workers open the files by absolute path (their working directory is not ours); the tables
     # name them as given, as one pass here would.
     absolute = [p if p == "-" else os.path.abspath(p) for p in paths]
-    cap, runs = _decode_runs(absolute, executor, options)
+    cap, runs = _decode_runs(absolute, executor, options, firsts)
     names = {a: p for a, p in zip(absolute, paths, strict=True) if a != p}
     return (_named(cap, names) if names else cap), runs
 
@@ -254,9 +257,10 @@ def _named(cap: Capture, names: dict[str, str]) -> Capture:
 
 
 def _decode_runs(
-    paths: list[str], executor: Executor, options: Options
+    paths: list[str], executor: Executor, options: Options, firsts: list[int | None] | None
 ) -> tuple[Capture, list[tuple[int, ...]]]:
-    firsts = executor.submit(first_timestamps, paths).result()
+    if firsts is None:
+        firsts = executor.submit(first_timestamps, paths).result()
     pending = {files: _submit(executor, paths, files, options) for files in _preplan(firsts, options)}
     runs: list[_Run] = []
     while True:

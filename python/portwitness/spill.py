@@ -45,10 +45,6 @@ class FlowSpill:
         df.write_parquet(path, compression="lz4", row_group_size=_ROW_GROUP, statistics=False)
         self.parts.append((path, df.height))
 
-    @property
-    def rows(self) -> int:
-        return sum(n for _, n in self.parts)
-
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
