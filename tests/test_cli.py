@@ -121,3 +121,35 @@ def test_errors_are_one_line(capsys, args, code, message):
 def test_console_script_installed():
     out = subprocess.run(["portwitness", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("portwitness, version ")
+
+
+def test_polars_loads_beside_the_decode():
+    # The command line reaches the core's decode without polars, which then loads on another
+    # thread while the core decodes; the package keeps its API whichever submodule loads first.
+    probe = (
+        "import sys, portwitness, portwitness.cli\n"
+        "assert 'polars' not in sys.modules, 'polars loaded before the decode'\n"
+        "import portwitness.audit.usage\n"
+        "assert callable(portwitness.audit) and portwitness.audit.__module__ == 'portwitness.audit'\n"
+        "assert portwitness.decode.__module__ == 'portwitness.capture'\n"
+        "assert portwitness.config.port_plan.__module__ == 'portwitness.config.plan'\n"
+        "assert {'audit', 'decode', 'load_config'} <= set(dir(portwitness))\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True)
+
+
+def test_dataset_error_is_one_line(tmp_path, capsys):
+    # DatasetError comes from a module the command line loads on demand.
+    code, _, err = run(["report", "--from-dataset", str(tmp_path)], capsys)
+    assert code == 1 and err.count("\n") == 1 and "not a portwitness dataset" in err
+
+
+@pytest.mark.parametrize("option", ["-o", "--anomalies"])
+def test_unwritable_output_names_the_file(tmp_path, capsys, option):
+    target = str(tmp_path / "missing" / "out.parquet")
+    args = ["flows", str(PCAPS / "tcp_basic.pcap"), option, target]
+    if option == "--anomalies":
+        args += ["-o", str(tmp_path / "flows.csv")]
+    code, _, err = run(args, capsys)
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert code == 1 and errors == [f"portwitness: error: {target}: no such file"]

@@ -7,12 +7,16 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from portwitness import _core
-from portwitness.spill import SPILL_ROWS
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# Rows of finished flows the core hands a `flow_sink` at a time: about 50 MB as Arrow, and few
+# enough parts for the merge (`portwitness.spill`).
+SPILL_ROWS = 262_144
 
 # Leading bytes of everything the core can read: pcap (both orders, us/ns), pcapng, gzip, zstd.
 _MAGICS = (
@@ -135,13 +139,19 @@ def decode(
         from portwitness.cluster import decode_on
 
         return decode_on(files, client, options)
-    if flow_sink is None and progress is None:
+    if flow_sink is None and progress is None and len(files) > 1 and decode_threads(threads) > 2:
         from portwitness.cluster import decode_in_parallel
 
         cap = decode_in_parallel(files, options)
         if cap is not None:
             return cap
     return decode_files(files, options, progress, flow_sink, spill_rows)[0]
+
+
+def decode_threads(threads: int) -> int:
+    """The threads a decode asking for `threads` gets: 0 is every core this process may run on."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return threads or (len(affinity(0)) if affinity else os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,9 @@ def decode_files(
         flow_sink=flow_sink,
         spill_rows=spill_rows,
     )
+    # Here, not at the top: the command line loads polars on another thread while this decodes.
+    import polars as pl
+
     cap = Capture(
         flows=pl.DataFrame(raw["flows"]),
         anomalies=pl.DataFrame(raw["anomalies"]),

@@ -6,23 +6,27 @@ Data goes to stdout, warnings and errors to stderr, each error as one line. Exit
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import polars as pl
 
 from portwitness import __version__
 from portwitness._core import CaptureFormatError, PortwitnessError
-from portwitness.capture import Capture, decode, expand_paths
+from portwitness.capture import SPILL_ROWS, Capture, decode, expand_paths
 from portwitness.config.model import ConfigError
-from portwitness.dataset import DatasetError
-from portwitness.render import flows_table, rpcinfo_table, write_frame
-from portwitness.spill import SPILL_ROWS
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# polars, the renderers and the dataset writer are imported where used: loading them takes about
+# as long as decoding 200 MB, so `_decode` has them load on another thread while the core decodes.
 
 EXIT_UNREADABLE = 1
 EXIT_USAGE = 2
@@ -61,8 +65,17 @@ def _scheduler() -> str | None:
     return ctx.meta.get("portwitness.scheduler") if ctx is not None else None
 
 
+def _load_polars_meanwhile() -> None:
+    """Imports polars on another thread. The core releases the GIL while it decodes, so the
+    import runs beside the decode instead of before it; whoever needs polars first waits for it
+    (the import system's module lock). Not a daemon: the interpreter never exits mid-import."""
+    if "polars" not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=("polars",), name="import-polars").start()
+
+
 def _decode(captures: tuple[str, ...], max_flows: int, idle_timeout: float, **spill: Any) -> Capture:
     """`spill`: `flow_sink` and `spill_rows` for `decode` (ignored on a cluster)."""
+    _load_polars_meanwhile()
     files = expand_paths(list(captures))
     address = _scheduler()
     if address:
@@ -233,13 +246,15 @@ def flows(
     One row per bidirectional conversation (5-tuple and VLAN): client and server, packets, frame
     bytes and payload bytes per direction, first and last time, and the TCP outcome.
     """
-    from portwitness.dataset import is_dataset_target, write_dataset
-
-    if is_dataset_target(output):
+    # The render and dataset modules load polars: imported once the decode is under way.
+    if _is_dataset_target(output):
         if fmt not in (None, "parquet"):
             raise click.UsageError(f"a dataset directory is written as Parquet, not {fmt}")
         cap = _decode(captures, max_flows, idle_timeout)
         _warn_anomalies(cap)
+        from portwitness.dataset import write_dataset
+        from portwitness.render import write_frame
+
         run = write_dataset(cap, output or ".")
         click.echo(
             f"portwitness: dataset {output}: run {run['run']} added {run['rows']['flows']} flows of "
@@ -253,10 +268,14 @@ def flows(
     if fmt == "table" and output in (None, "-"):
         cap = _decode(captures, max_flows, idle_timeout)
         _warn_anomalies(cap)
+        from portwitness.render import flows_table
+
         flows_table(cap.flows, limit=limit, stats=cap.stats)
     else:
         cap = _spilled_flows(captures, max_flows, idle_timeout, output or "-", fmt, spill_rows)
     if anomalies_out:
+        from portwitness.render import write_frame
+
         write_frame(cap.anomalies, anomalies_out, _resolve_format(None, anomalies_out, default="csv"))
 
 
@@ -318,6 +337,7 @@ def rpcinfo(
     ...). MSRPC endpoints: for each server, the DCE/RPC interfaces (UUID, version, name) and the
     protocol sequence and port they listen on, from endpoint mapper replies (ept_map, ept_lookup)
     and bind_ack secondary addresses."""
+    from portwitness.render import rpcinfo_table, write_frame
     from portwitness.rpcinfo import msrpc_endpoints
     from portwitness.rpcinfo import rpcinfo as build
 
@@ -489,6 +509,7 @@ def _audit(cap: Capture, pol, window, hosts):  # type: ignore[no-untyped-def]
 
 
 def _write_report(cap: Capture, pol, window, hosts, fmt: str, output: str | None) -> None:  # type: ignore[no-untyped-def]
+    from portwitness.render import write_frame
     from portwitness.render.html import report_html
     from portwitness.render.markdown import markdown
     from portwitness.render.report_doc import document, findings
@@ -584,6 +605,7 @@ def usage(
     payload, callback, configuration, catalog) and aggregated with flows, packets, bytes, distinct
     clients, first/last seen, outcome counts and the evidence of attribution."""
     from portwitness.audit.usage import usage as build
+    from portwitness.render import write_frame
     from portwitness.render.terminal import cell
 
     fmt = _resolve_format(fmt, output)
@@ -638,6 +660,7 @@ def config_check(
     in which direction, so a firewall rule set can be written from it."""
     from portwitness.config import load_config, port_plan
     from portwitness.config.model import Policy
+    from portwitness.render import write_frame
 
     pol = Policy()
     for f in files:
@@ -736,8 +759,17 @@ def bench(capture: str, against: str, runs: int, json_out: str | None) -> int:
         return 0
 
 
+def _is_dataset_target(output: str | None) -> bool:
+    """Whether `-o OUTPUT` names a dataset directory: it ends with a slash or is a directory."""
+    if not output or output == "-":
+        return False
+    return output.endswith(("/", "\\")) or Path(output).is_dir()
+
+
 def _rpcinfo_csv_frame(oncrpc: pl.DataFrame, msrpc: pl.DataFrame) -> pl.DataFrame:
     """Both rpcinfo views as one table, told apart by `kind` (see `rpcinfo --help`)."""
+    import polars as pl
+
     columns = ["kind", "server", "program", "interface", "version", "name", "proto", "port"]
     columns += ["source", "first_seen", "last_seen", "flows_after"]
     onc = oncrpc.with_columns(
@@ -800,20 +832,24 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         click.echo(f"portwitness: error: {e}", err=True)
         return EXIT_USAGE
-    except DatasetError as e:
-        click.echo(f"portwitness: error: {e}", err=True)
-        return EXIT_UNREADABLE
     except CaptureFormatError as e:
         click.echo(f"portwitness: error: {e}", err=True)
         return EXIT_UNREADABLE
     except PortwitnessError as e:
         click.echo(f"portwitness: error: {e}", err=True)
         return EXIT_UNREADABLE
-    except pl.exceptions.PolarsError as e:
-        click.echo(f"portwitness: error: writing the output failed: {e}", err=True)
-        return EXIT_UNREADABLE
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        # Errors of modules loaded on demand: when they were not loaded, they were not raised.
+        dataset, polars = sys.modules.get("portwitness.dataset"), sys.modules.get("polars")
+        if dataset is not None and isinstance(e, dataset.DatasetError):
+            click.echo(f"portwitness: error: {e}", err=True)
+            return EXIT_UNREADABLE
+        if polars is not None and isinstance(e, polars.exceptions.PolarsError):
+            click.echo(f"portwitness: error: writing the output failed: {e}", err=True)
+            return EXIT_UNREADABLE
+        raise
 
 
 def entry() -> None:

@@ -39,7 +39,7 @@ from typing import Any
 import polars as pl
 
 from portwitness import _core
-from portwitness.capture import Capture, Options, decode_files
+from portwitness.capture import Capture, Options, decode_files, decode_threads
 
 TABLES = ("flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls")
 # Tables whose rows carry the id of their flow.
@@ -211,8 +211,7 @@ def decode_in_parallel(paths: list[str], options: Options) -> Capture | None:
     in one pass) when the machine has at most 2 threads to give (the one-pass pipeline already
     keeps 2 busy, with no border to check), when stdin is an input, or when the files cannot be
     decoded apart (rotated files of one link: one run)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    threads = options.threads or (len(affinity(0)) if affinity else os.cpu_count() or 1)
+    threads = decode_threads(options.threads)
     if threads <= 2 or len(paths) < 2 or "-" in paths:
         return None
     try:

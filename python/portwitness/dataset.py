@@ -174,10 +174,3 @@ def read_dataset(root: str | Path) -> Capture:
             for k, v in r["anomaly_counts"].items():
                 kinds[k] = kinds.get(k, 0) + int(v)
     return Capture(stats=stats, anomaly_kinds=kinds, **frames)
-
-
-def is_dataset_target(output: str | None) -> bool:
-    """Whether `-o OUTPUT` names a dataset directory: it ends with a slash or is a directory."""
-    if not output or output == "-":
-        return False
-    return output.endswith(("/", "\\")) or Path(output).is_dir()

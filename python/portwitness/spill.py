@@ -8,6 +8,9 @@ flow finishes late), so the parts are sorted runs that overlap: `merged` reads t
 of each at a time and yields the rows in flow order, in batches, with memory bounded by the
 number of parts times the slice, not by the flows. `write_flows` streams those batches into the
 output file, so the whole table never exists in memory.
+
+polars is imported where it is used: the command line opens the spill before the decode starts
+and loads polars on another thread meanwhile.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import polars as pl
+from portwitness.capture import SPILL_ROWS
 
-# Rows the core hands out at a time: about 50 MB as Arrow, and few enough parts for the merge.
-SPILL_ROWS = 262_144
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["SPILL_ROWS", "FlowSpill", "merged", "release_free_memory", "write_flows"]
+
 # Rows read from all parts at once while merging (split between them).
 MERGE_ROWS = 1 << 20
 _ROW_GROUP = 16_384
@@ -39,6 +45,8 @@ class FlowSpill:
         self.parts: list[tuple[Path, int]] = []
 
     def __call__(self, table: Any) -> None:
+        import polars as pl
+
         df = pl.DataFrame(table)
         path = self.dir / f"part-{len(self.parts):06d}.parquet"
         # LZ4: the parts are read back once, soon; speed matters more than size.
@@ -74,6 +82,8 @@ class _Run:
 
     def take(self, n: int) -> pl.DataFrame | None:
         """The next `n` rows, None once every row was taken."""
+        import polars as pl
+
         if self.at >= self.rows:
             return None
         if isinstance(self.source, pl.DataFrame):
@@ -91,6 +101,8 @@ def merged(
     flow_id order, batch by batch. Each step holds a slice of every run; every row up to the
     smallest last id among the slices is known then (no run can hold a smaller id further on),
     so those rows are emitted, and the runs they emptied read on."""
+    import polars as pl
+
     runs = [_Run(p, n) for p, n in parts] + [_Run(rest, rest.height)]
     step = max(1024, merge_rows // len(runs))
     held: list[pl.DataFrame | None] = [pl.DataFrame() for _ in runs]
@@ -117,6 +129,7 @@ def write_flows(batches: Iterator[pl.DataFrame], schema: pl.Schema, output: str,
     """Streams `batches` into `output` (a path, or `-` for stdout except Parquet) as one table
     in `fmt`: the bytes equal those of writing the concatenated frame at once, for csv and ndjson;
     Parquet is written by polars' streaming sink. Returns the rows written."""
+
     if fmt == "parquet":
         count = [0]
 
@@ -141,6 +154,8 @@ def write_flows(batches: Iterator[pl.DataFrame], schema: pl.Schema, output: str,
 
 
 def _write_text(batches: Iterator[pl.DataFrame], schema: pl.Schema, f: IO[bytes], fmt: str) -> int:
+    import polars as pl
+
     rows = 0
     first = True
     if fmt == "json":

@@ -4,6 +4,7 @@ model of rules; the built-in catalog of Arcserve services; and the port plan a f
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from portwitness.config.catalog import CATALOG, CatalogEntry, by_interface, by_program, catalog_rules, lookup
 from portwitness.config.convert import convert_portsconfig, policy_to_toml
@@ -23,11 +24,23 @@ from portwitness.config.model import (
     PortRange,
     Rule,
 )
-from portwitness.config.plan import port_plan
 from portwitness.config.policy import read_policy
 from portwitness.config.portsconfig import read_portsconfig
 
+if TYPE_CHECKING:
+    from portwitness.config.plan import port_plan
+
 PathLike = str | os.PathLike[str]
+
+
+def __getattr__(name: str) -> Any:
+    # The port plan is a polars frame: its module loads polars, which reading a configuration
+    # does not need (the command line reads one before it decodes).
+    if name == "port_plan":
+        from portwitness.config.plan import port_plan
+
+        return port_plan
+    raise AttributeError(f"module 'portwitness.config' has no attribute {name!r}")
 
 
 def load_config(

@@ -4,6 +4,8 @@ markup escaping and with control characters neutralised."""
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 import polars as pl
@@ -91,17 +93,20 @@ def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
     """Writes a frame to a path or `-` (stdout) in the given format."""
     if fmt == "table":
         fmt = "csv"
-    target = sys.stdout.buffer if output == "-" else output
-    if fmt == "parquet":
-        df.write_parquet(target)
-    elif fmt == "csv":
-        df.write_csv(target)
-    elif fmt == "json":
-        df.write_json(target)
-    elif fmt == "ndjson":
-        df.write_ndjson(target)
-    else:
+    writers = {"parquet": df.write_parquet, "csv": df.write_csv, "json": df.write_json}
+    write = writers.get(fmt, df.write_ndjson if fmt == "ndjson" else None)
+    if write is None:
         raise ValueError(f"unknown format {fmt}")
+    if output == "-":
+        write(sys.stdout.buffer)
+        return
+    try:
+        write(output)
+    except OSError as e:
+        # polars raises it without the file's name or errno ("... (os error 2): path"): the error
+        # line must name the output, and say what any other failed write says.
+        code = e.errno or int((re.search(r"\(os error (\d+)\)", str(e)) or [0, 0])[1])
+        raise OSError(code, os.strerror(code) if code else str(e), output) from None
 
 
 # The headers of the rpcinfo views' leading columns (numbers right-justified); every view then ends with
