@@ -1,8 +1,10 @@
 //! The bidirectional 5-tuple (+ VLAN): both directions of a conversation hash to one key.
 
+use std::hash::{Hash, Hasher};
+
 use crate::packet::Addr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     pub lo: Addr,
     pub hi: Addr,
@@ -12,10 +14,18 @@ pub struct FlowKey {
     pub vlan: Option<u16>,
 }
 
+/// `(addr, port)` as integers, ordered as the derived order of `(Addr, u16)` (family, then the
+/// bytes big-endian, then the port): comparing the tuples field by field compiled to byte-wise
+/// compares through the stack, ~5 % of a whole decode.
+#[inline]
+fn rank(a: &Addr, port: u16) -> (bool, u128, u16) {
+    (a.v6, u128::from_be_bytes(a.bytes), port)
+}
+
 impl FlowKey {
     #[inline]
     pub fn new(src: Addr, sport: u16, dst: Addr, dport: u16, proto: u8, vlan: Option<u16>) -> Self {
-        if (src, sport) <= (dst, dport) {
+        if rank(&src, sport) <= rank(&dst, dport) {
             FlowKey {
                 lo: src,
                 hi: dst,
@@ -37,9 +47,47 @@ impl FlowKey {
     }
 }
 
+impl Hash for FlowKey {
+    /// Three words instead of the derived field-by-field writes (each array also writes its
+    /// length): the key is hashed once per packet. Equal keys write equal words.
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u128(u128::from_ne_bytes(self.lo.bytes));
+        h.write_u128(u128::from_ne_bytes(self.hi.bytes));
+        let vlan = self.vlan.map_or(0, |v| 0x1_0000 | u64::from(v));
+        h.write_u64(
+            u64::from(self.lo_port)
+                | u64::from(self.hi_port) << 16
+                | u64::from(self.proto) << 32
+                | u64::from(self.lo.v6) << 40
+                | u64::from(self.hi.v6) << 41
+                | vlan << 42,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_is_that_of_the_fields() {
+        // The key's sides must not depend on how the order is computed.
+        let addrs = [
+            Addr::v4([10, 0, 0, 1]),
+            Addr::v4([10, 0, 0, 2]),
+            Addr::v4([9, 255, 255, 255]),
+            Addr::v6([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Addr::v6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
+        ];
+        for a in addrs {
+            for b in addrs {
+                for (pa, pb) in [(1, 2), (2, 1), (7, 7), (65535, 0)] {
+                    assert_eq!(rank(&a, pa) <= rank(&b, pb), (a, pa) <= (b, pb));
+                }
+            }
+        }
+    }
 
     #[test]
     fn both_directions_one_key() {
