@@ -70,12 +70,67 @@ impl PcapReader {
         self.snaplen.clamp(MAXIMUM_SNAPLEN, MAX_RECORD)
     }
 
+    /// The next record; None at the end of the file.
+    #[inline]
     pub fn next<'s>(
         &mut self,
         src: &'s mut Source,
         an: &mut Anomalies,
         capture: u32,
     ) -> Option<Record<'s>> {
+        let (ts_ns, orig_len, index, offset, need) = match self.plain(src) {
+            Some(found) => found,
+            None => self.careful(src, an, capture)?,
+        };
+        let (bytes, block) = src.peek_shared(need);
+        Some(Record {
+            ts_ns,
+            link: self.link,
+            data: bytes.get(HEADER..).unwrap_or(&[]),
+            block,
+            orig_len,
+            index,
+            offset,
+        })
+    }
+
+    /// The common record, on a path the compiler can inline: whole in the buffer, its header
+    /// plausible, nothing to report. None leaves everything as it was, for `careful`.
+    #[inline]
+    fn plain(&mut self, src: &mut Source) -> Option<(i64, u32, u64, u64, usize)> {
+        let pending = self.pending;
+        let buffered = src.buffered();
+        let (sec, frac, incl, orig) = self.header(buffered.get(pending..pending + HEADER)?)?;
+        let need = HEADER + incl as usize;
+        if incl == 0
+            || incl > self.limit()
+            || frac >= self.unit()
+            || (self.snaplen != 0 && incl > self.snaplen)
+            || orig < incl
+            || buffered.len() < pending + need
+        {
+            return None;
+        }
+        src.consume(pending);
+        let index = self.index;
+        self.index += 1;
+        self.pending = need;
+        self.last_sec = Some(sec);
+        let ts_ns = i64::from(sec) * 1_000_000_000
+            + i64::from(frac) * if self.nanos { 1 } else { 1_000 };
+        Some((ts_ns, orig, index, src.offset(), need))
+    }
+
+    /// Every other record: reads more, reports what is wrong, resynchronises; returns the same
+    /// facts as `plain` (time, original length, index, offset, bytes with the header).
+    #[cold]
+    #[inline(never)]
+    fn careful(
+        &mut self,
+        src: &mut Source,
+        an: &mut Anomalies,
+        capture: u32,
+    ) -> Option<(i64, u32, u64, u64, usize)> {
         loop {
             let (at, h) = begin_record(src, &mut self.pending, an, capture, self.index, HEADER)?;
             let offset = at.byte_offset;
@@ -164,17 +219,7 @@ impl PcapReader {
             let index = self.index;
             self.index += 1;
             self.pending = need;
-            let (bytes, block) = src.peek_shared(need);
-            let data = bytes.get(HEADER..).unwrap_or(&[]);
-            return Some(Record {
-                ts_ns,
-                link: self.link,
-                data,
-                block,
-                orig_len: orig,
-                index,
-                offset,
-            });
+            return Some((ts_ns, orig, index, offset, need));
         }
     }
 

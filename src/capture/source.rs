@@ -202,6 +202,12 @@ impl Source {
         self.buf.get(self.start..stop).unwrap_or(&[])
     }
 
+    /// The bytes already read from the cursor on, without reading more.
+    #[inline]
+    pub fn buffered(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+
     /// `peek`, with the shared block the bytes lie in (for handing them to another thread).
     #[inline]
     pub fn peek_shared(&mut self, n: usize) -> (&[u8], &Arc<Vec<u8>>) {
