@@ -116,8 +116,8 @@ impl PcapReader {
         self.index += 1;
         self.pending = need;
         self.last_sec = Some(sec);
-        let ts_ns = i64::from(sec) * 1_000_000_000
-            + i64::from(frac) * if self.nanos { 1 } else { 1_000 };
+        let ts_ns =
+            i64::from(sec) * 1_000_000_000 + i64::from(frac) * if self.nanos { 1 } else { 1_000 };
         Some((ts_ns, orig, index, src.offset(), need))
     }
 
