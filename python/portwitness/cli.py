@@ -70,7 +70,15 @@ def _load_polars_meanwhile() -> None:
     import runs beside the decode instead of before it; whoever needs polars first waits for it
     (the import system's module lock). Not a daemon: the interpreter never exits mid-import."""
     if "polars" not in sys.modules:
-        threading.Thread(target=importlib.import_module, args=("polars",), name="import-polars").start()
+        threading.Thread(target=_import_quietly, args=("polars",), name="import-polars").start()
+
+
+def _import_quietly(name: str) -> None:
+    # A failure is raised again where the module is first used, on the thread that needs it.
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        pass
 
 
 def _decode(captures: tuple[str, ...], max_flows: int, idle_timeout: float, **spill: Any) -> Capture:
