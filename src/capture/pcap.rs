@@ -289,6 +289,8 @@ impl PcapReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::anomaly::Anomaly;
+    use crate::capture::source::Compression;
     use crate::capture::CaptureReader;
 
     fn header(be: bool, nanos: bool, snaplen: u32, link: u32) -> Vec<u8> {
@@ -345,6 +347,65 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Hands out at most `step` bytes per read: the source then holds little more than each
+    /// record needs, so records are mostly found by `careful` instead of `plain`.
+    struct Trickle(std::io::Cursor<Vec<u8>>, usize);
+
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    type Seen = (Vec<(i64, Vec<u8>, u32, u64, u64)>, Vec<Anomaly>);
+
+    fn records_of(mut src: Source) -> Seen {
+        let mut an = Anomalies::default();
+        let mut r = CaptureReader::open(&mut src).expect("pcap");
+        let mut out = Vec::new();
+        while let Some(rec) = r.next(&mut src, &mut an, 0) {
+            out.push((
+                rec.ts_ns,
+                rec.data.to_vec(),
+                rec.orig_len,
+                rec.index,
+                rec.offset,
+            ));
+        }
+        (out, an.rows)
+    }
+
+    #[test]
+    fn the_plain_path_finds_what_the_careful_one_does() {
+        // Ordinary records among every kind `plain` leaves to `careful` (zero length, over the
+        // snaplen, original below captured, a fraction out of range, garbage to resync over), over
+        // more than a few read buffers, ending in a record cut short.
+        let mut f = header(false, false, 1500, 1);
+        for i in 0..6000u32 {
+            let len = (i * 37 % 1500) as usize + 1;
+            let data: Vec<u8> = (0..len).map(|k| (k as u32 ^ i) as u8).collect();
+            match i % 500 {
+                7 => f.extend(record(false, i, 0, &[], 0)),
+                11 => f.extend(record(false, i, 0, &[9; 1600], 1600)),
+                13 => f.extend(record(false, i, 0, &data, 1)),
+                17 => f.extend(record(false, i, 2_000_000, &data, len as u32)),
+                19 => f.extend([0xee; 333]),
+                _ => f.extend(record(false, 1_700_000_000 + i, i, &data, len as u32 + 4)),
+            }
+        }
+        f.extend(&record(false, 1, 0, &[5; 900], 900)[..400]);
+        let whole = records_of(Source::from_bytes(f.clone()));
+        for step in [1, 7, 4096] {
+            let trickled = records_of(Source::from_reader(
+                Box::new(Trickle(std::io::Cursor::new(f.clone()), step)),
+                Compression::None,
+            ));
+            assert_eq!(trickled, whole, "read {step} bytes at a time");
+        }
+        assert!(whole.0.len() > 5000 && whole.1.len() > 40);
     }
 
     #[test]
