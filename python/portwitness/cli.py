@@ -6,7 +6,6 @@ Data goes to stdout, warnings and errors to stderr, each error as one line. Exit
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -70,13 +69,13 @@ def _load_polars_meanwhile() -> None:
     import runs beside the decode instead of before it; whoever needs polars first waits for it
     (the import system's module lock). Not a daemon: the interpreter never exits mid-import."""
     if "polars" not in sys.modules:
-        threading.Thread(target=_import_quietly, args=("polars",), name="import-polars").start()
+        threading.Thread(target=_import_polars, name="import-polars").start()
 
 
-def _import_quietly(name: str) -> None:
-    # A failure is raised again where the module is first used, on the thread that needs it.
+def _import_polars() -> None:
+    # A failure is raised again where polars is first used, on the thread that needs it.
     try:
-        importlib.import_module(name)
+        import polars  # noqa: F401
     except BaseException:
         pass
 

@@ -23,12 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from portwitness.capture import SPILL_ROWS
-
 if TYPE_CHECKING:
     import polars as pl
-
-__all__ = ["SPILL_ROWS", "FlowSpill", "merged", "release_free_memory", "write_flows"]
 
 # Rows read from all parts at once while merging (split between them).
 MERGE_ROWS = 1 << 20

@@ -23,6 +23,16 @@ pub struct PcapReader {
     last_sec: Option<u32>,
 }
 
+/// A record found, before its bytes are borrowed from the source.
+struct Found {
+    ts_ns: i64,
+    orig_len: u32,
+    index: u64,
+    offset: u64,
+    /// Its bytes with the header.
+    need: usize,
+}
+
 impl PcapReader {
     pub fn magic_only(head: &[u8]) -> bool {
         matches!(
@@ -78,26 +88,44 @@ impl PcapReader {
         an: &mut Anomalies,
         capture: u32,
     ) -> Option<Record<'s>> {
-        let (ts_ns, orig_len, index, offset, need) = match self.plain(src) {
+        let found = match self.plain(src) {
             Some(found) => found,
             None => self.careful(src, an, capture)?,
         };
-        let (bytes, block) = src.peek_shared(need);
+        let (bytes, block) = src.peek_shared(found.need);
         Some(Record {
-            ts_ns,
+            ts_ns: found.ts_ns,
             link: self.link,
             data: bytes.get(HEADER..).unwrap_or(&[]),
             block,
+            orig_len: found.orig_len,
+            index: found.index,
+            offset: found.offset,
+        })
+    }
+
+    /// Takes the record whose header was read at `offset`: its number, and the bytes to skip
+    /// before the next header.
+    #[inline]
+    fn accept(&mut self, sec: u32, frac: u32, orig_len: u32, offset: u64, need: usize) -> Found {
+        self.last_sec = Some(sec);
+        let index = self.index;
+        self.index += 1;
+        self.pending = need;
+        Found {
+            ts_ns: i64::from(sec) * 1_000_000_000
+                + i64::from(frac) * if self.nanos { 1 } else { 1_000 },
             orig_len,
             index,
             offset,
-        })
+            need,
+        }
     }
 
     /// The common record, on a path the compiler can inline: whole in the buffer, its header
     /// plausible, nothing to report. None leaves everything as it was, for `careful`.
     #[inline]
-    fn plain(&mut self, src: &mut Source) -> Option<(i64, u32, u64, u64, usize)> {
+    fn plain(&mut self, src: &mut Source) -> Option<Found> {
         let pending = self.pending;
         let buffered = src.buffered();
         let (sec, frac, incl, orig) = self.header(buffered.get(pending..pending + HEADER)?)?;
@@ -112,25 +140,13 @@ impl PcapReader {
             return None;
         }
         src.consume(pending);
-        let index = self.index;
-        self.index += 1;
-        self.pending = need;
-        self.last_sec = Some(sec);
-        let ts_ns =
-            i64::from(sec) * 1_000_000_000 + i64::from(frac) * if self.nanos { 1 } else { 1_000 };
-        Some((ts_ns, orig, index, src.offset(), need))
+        Some(self.accept(sec, frac, orig, src.offset(), need))
     }
 
-    /// Every other record: reads more, reports what is wrong, resynchronises; returns the same
-    /// facts as `plain` (time, original length, index, offset, bytes with the header).
+    /// Every other record: reads more, reports what is wrong, resynchronises.
     #[cold]
     #[inline(never)]
-    fn careful(
-        &mut self,
-        src: &mut Source,
-        an: &mut Anomalies,
-        capture: u32,
-    ) -> Option<(i64, u32, u64, u64, usize)> {
+    fn careful(&mut self, src: &mut Source, an: &mut Anomalies, capture: u32) -> Option<Found> {
         loop {
             let (at, h) = begin_record(src, &mut self.pending, an, capture, self.index, HEADER)?;
             let offset = at.byte_offset;
@@ -213,13 +229,7 @@ impl PcapReader {
             } else {
                 orig
             };
-            self.last_sec = Some(sec);
-            let ts_ns = i64::from(sec) * 1_000_000_000
-                + i64::from(frac) * if self.nanos { 1 } else { 1_000 };
-            let index = self.index;
-            self.index += 1;
-            self.pending = need;
-            return Some((ts_ns, orig, index, offset, need));
+            return Some(self.accept(sec, frac, orig, offset, need));
         }
     }
 

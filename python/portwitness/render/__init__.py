@@ -93,8 +93,13 @@ def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
     """Writes a frame to a path or `-` (stdout) in the given format."""
     if fmt == "table":
         fmt = "csv"
-    writers = {"parquet": df.write_parquet, "csv": df.write_csv, "json": df.write_json}
-    write = writers.get(fmt, df.write_ndjson if fmt == "ndjson" else None)
+    writers = {
+        "parquet": df.write_parquet,
+        "csv": df.write_csv,
+        "json": df.write_json,
+        "ndjson": df.write_ndjson,
+    }
+    write = writers.get(fmt)
     if write is None:
         raise ValueError(f"unknown format {fmt}")
     if output == "-":
@@ -105,7 +110,8 @@ def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
     except OSError as e:
         # polars raises it without the file's name or errno ("... (os error 2): path"): the error
         # line must name the output, and say what any other failed write says.
-        code = e.errno or int((re.search(r"\(os error (\d+)\)", str(e)) or [0, 0])[1])
+        said = re.search(r"\(os error (\d+)\)", str(e))
+        code = e.errno or (int(said[1]) if said else 0)
         raise OSError(code, os.strerror(code) if code else str(e), output) from None
 
 
