@@ -61,6 +61,23 @@ impl Anomalies {
 }
 
 impl Anomalies {
+    /// Appends the anomalies of a later part of the same pass, pushed as if record numbers
+    /// started at `first_record` (a chunk of a file decoded before knowing how many records come
+    /// before it).
+    pub fn append_shifted(&mut self, later: Anomalies, first_record: u64) {
+        for (k, n) in later.counts {
+            *self.counts.entry(k).or_insert(0) += n;
+        }
+        for mut row in later.rows {
+            if self.rows.len() >= MAX_ANOMALY_ROWS {
+                break;
+            }
+            row.record_index += first_record;
+            self.rows.push(row);
+        }
+        self.dropped = self.total() - self.rows.len() as u64;
+    }
+
     /// The anomalies of two halves of one pass, as if pushed into one: rows in record order, the
     /// first's before the second's at the same record, at most `MAX_ANOMALY_ROWS` kept.
     pub fn merge(first: Anomalies, second: Anomalies) -> Anomalies {

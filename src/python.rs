@@ -111,14 +111,16 @@ fn python_spill(
     }
 }
 
-/// Decodes the captures in order, in one pass (`threads`: 1 decodes on this thread, more on two
-/// threads joined by a queue, 0 as many as the machine has cores; the result is the same).
+/// Decodes the captures in order, in one pass (`threads`: 1 decodes on this thread, more split
+/// classic pcap files into chunks of `chunk_bytes` (0: 8 MiB) read and decoded on every thread,
+/// other inputs on two threads joined by a queue; 0 as many threads as the machine has cores;
+/// the result is the same).
 /// Returns a dict of Arrow tables (`flows`, `anomalies`, `captures`, ...), `stats` (a dict of
 /// counters), `anomaly_counts` and `border`. `flow_sink`: a callable given the finished flows
 /// while decoding, as Arrow tables of at least `spill_rows` rows each, each in flow order; `flows`
 /// then holds only the rest.
 #[pyfunction]
-#[pyo3(signature = (paths, *, max_flows=1_000_000, idle_timeout=600.0, max_fragment_datagrams=4096, max_fragment_bytes=64 << 20, fragment_timeout=30.0, progress=None, threads=0, flow_sink=None, spill_rows=262_144))]
+#[pyo3(signature = (paths, *, max_flows=1_000_000, idle_timeout=600.0, max_fragment_datagrams=4096, max_fragment_bytes=64 << 20, fragment_timeout=30.0, progress=None, threads=0, flow_sink=None, spill_rows=262_144, chunk_bytes=0))]
 #[allow(clippy::too_many_arguments)]
 fn decode(
     py: Python<'_>,
@@ -132,6 +134,7 @@ fn decode(
     threads: usize,
     flow_sink: Option<Py<PyAny>>,
     spill_rows: usize,
+    chunk_bytes: u64,
 ) -> PyResult<Py<PyDict>> {
     let failed = Arc::new(Mutex::new(None));
     let names = paths
@@ -152,6 +155,7 @@ fn decode(
         progress: progress.map(|p| p.read.clone()),
         threads,
         spill,
+        chunk_bytes,
     };
     let out = py
         .detach(|| decode_paths_catching(&paths, opts))

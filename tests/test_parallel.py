@@ -24,26 +24,38 @@ def _inputs() -> list[Path]:
     return found
 
 
-def _decode(paths: list[Path], threads: int) -> dict | str:
+def _decode(paths: list[Path], threads: int, chunk_bytes: int = 0) -> dict | str:
     try:
-        return _core.decode([str(p) for p in paths], threads=threads, idle_timeout=600.0)
+        return _core.decode(
+            [str(p) for p in paths], threads=threads, idle_timeout=600.0, chunk_bytes=chunk_bytes
+        )
     except (OSError, _core.PortwitnessError) as e:
         return f"{type(e).__name__}: {e}"
 
 
-def assert_same(paths: list[Path]) -> dict | str:
-    one = _decode(paths, 1)
-    two = _decode(paths, 2)
-    if isinstance(one, str) or isinstance(two, str):
-        assert one == two
-        return one
+# The ways to decode on more than one thread: the default (classic pcap files of two chunks or
+# more split across threads, the rest in the pipeline), and chunks small enough that even the
+# small fixtures are split at many places (records longer than a chunk, guesses that fail).
+WAYS = [(2, 0), (2, 512), (3, 4096)]
+
+
+def _same(one: dict | str, many: dict | str, way: tuple[int, int]) -> None:
+    if isinstance(one, str) or isinstance(many, str):
+        assert one == many, way
+        return
     for name in TABLES:
         a = pl.DataFrame(one[name])
-        b = pl.DataFrame(two[name])
-        assert a.height == b.height, name
-        assert a.equals(b, null_equal=True), f"{name} differs between 1 and 2 threads"
-    assert one["stats"] == two["stats"]
-    assert one["anomaly_counts"] == two["anomaly_counts"]
+        b = pl.DataFrame(many[name])
+        assert a.height == b.height, (name, way)
+        assert a.equals(b, null_equal=True), f"{name} differs between 1 thread and {way}"
+    assert one["stats"] == many["stats"], way
+    assert one["anomaly_counts"] == many["anomaly_counts"], way
+
+
+def assert_same(paths: list[Path], ways=WAYS) -> dict | str:
+    one = _decode(paths, 1)
+    for threads, chunk in ways:
+        _same(one, _decode(paths, threads, chunk), (threads, chunk))
     return one
 
 
@@ -90,12 +102,14 @@ def test_generated_pcapng_and_rotation(generated):
 def test_gzip_input(generated, tmp_path):
     z = tmp_path / "part0.pcap.gz"
     z.write_bytes(gzip.compress(generated[0].read_bytes(), compresslevel=1))
-    assert_same([z])
+    assert_same([z], ways=[(2, 0)])
 
 
-def test_tiny_flow_table_evicts_the_same(generated):
+@pytest.mark.parametrize("way", [(2, 0), (2, 1 << 20)])
+def test_tiny_flow_table_evicts_the_same(generated, way):
+    threads, chunk = way
     one = _core.decode([str(generated[0])], threads=1, max_flows=64)
-    two = _core.decode([str(generated[0])], threads=2, max_flows=64)
+    two = _core.decode([str(generated[0])], threads=threads, max_flows=64, chunk_bytes=chunk)
     assert one["stats"]["flows_evicted"] > 0
     assert one["stats"] == two["stats"]
     for name in TABLES:

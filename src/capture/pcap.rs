@@ -7,7 +7,7 @@
 use super::{begin_record, note_stream_end, u32_at, Record, Source, MAX_RECORD, MAX_RESYNC_SCAN};
 use crate::anomaly::Anomalies;
 
-const HEADER: usize = 16;
+pub const HEADER: usize = 16;
 /// libpcap's own upper bound for a snapshot length; records above it are suspect during resync.
 const MAXIMUM_SNAPLEN: u32 = 262_144;
 const SCAN_WINDOW: usize = 1 << 20;
@@ -21,6 +21,27 @@ pub struct PcapReader {
     index: u64,
     pending: usize,
     last_sec: Option<u32>,
+}
+
+/// An ordinary record at the start of a buffer (`plain_at`).
+#[derive(Debug, Clone, Copy)]
+pub struct Plain {
+    pub sec: u32,
+    pub frac: u32,
+    pub orig_len: u32,
+    /// Its bytes with the header.
+    pub need: usize,
+}
+
+/// Ordinary records in a row that make an offset a record boundary (`chain`).
+const CHAIN: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chain {
+    Yes,
+    No,
+    /// `b` ends before the question is settled.
+    More,
 }
 
 /// A record found, before its bytes are borrowed from the source.
@@ -113,8 +134,7 @@ impl PcapReader {
         self.index += 1;
         self.pending = need;
         Found {
-            ts_ns: i64::from(sec) * 1_000_000_000
-                + i64::from(frac) * if self.nanos { 1 } else { 1_000 },
+            ts_ns: self.ts_ns(sec, frac),
             orig_len,
             index,
             offset,
@@ -127,20 +147,92 @@ impl PcapReader {
     #[inline]
     fn plain(&mut self, src: &mut Source) -> Option<Found> {
         let pending = self.pending;
-        let buffered = src.buffered();
-        let (sec, frac, incl, orig) = self.header(buffered.get(pending..pending + HEADER)?)?;
+        let p = self.plain_at(src.buffered().get(pending..)?)?;
+        src.consume(pending);
+        Some(self.accept(p.sec, p.frac, p.orig_len, src.offset(), p.need))
+    }
+
+    /// The record at the start of `b` when it is whole in `b` and its header has nothing to
+    /// report: exactly the records `next` finds without `careful`.
+    #[inline]
+    pub fn plain_at(&self, b: &[u8]) -> Option<Plain> {
+        let (sec, frac, incl, orig) = self.header(b.get(..HEADER)?)?;
         let need = HEADER + incl as usize;
-        if incl == 0
-            || incl > self.limit()
-            || frac >= self.unit()
-            || (self.snaplen != 0 && incl > self.snaplen)
-            || orig < incl
-            || buffered.len() < pending + need
-        {
+        if !self.ordinary(frac, incl, orig) || b.len() < need {
             return None;
         }
-        src.consume(pending);
-        Some(self.accept(sec, frac, orig, src.offset(), need))
+        Some(Plain {
+            sec,
+            frac,
+            orig_len: orig,
+            need,
+        })
+    }
+
+    /// A header `careful` would have nothing to say about.
+    #[inline]
+    fn ordinary(&self, frac: u32, incl: u32, orig: u32) -> bool {
+        incl != 0
+            && incl <= self.limit()
+            && frac < self.unit()
+            && (self.snaplen == 0 || incl <= self.snaplen)
+            && orig >= incl
+    }
+
+    /// Capture time in nanoseconds.
+    #[inline]
+    pub fn ts_ns(&self, sec: u32, frac: u32) -> i64 {
+        i64::from(sec) * 1_000_000_000 + i64::from(frac) * if self.nanos { 1 } else { 1_000 }
+    }
+
+    /// The bytes a record of `b`'s header needs with the header, when it is ordinary (for reading
+    /// enough before `plain_at`).
+    pub fn wanted(&self, b: &[u8]) -> Option<usize> {
+        let (_, frac, incl, orig) = self.header(b.get(..HEADER)?)?;
+        self.ordinary(frac, incl, orig)
+            .then_some(HEADER + incl as usize)
+    }
+
+    /// Whether a record starts at the beginning of `b`, judged by `CHAIN` ordinary records in a
+    /// row within a day of each other (or fewer that end the file exactly: `eof` says `b` does).
+    /// A reader that starts inside a file, not knowing where its records start, guesses so; the
+    /// guess is checked against where the record before it really ended.
+    pub fn chain(&self, b: &[u8], eof: bool) -> Chain {
+        let mut at = 0;
+        let mut prev: Option<u32> = None;
+        for n in 0..CHAIN {
+            let rest = b.get(at..).unwrap_or(&[]);
+            if rest.is_empty() && eof {
+                return if n > 0 { Chain::Yes } else { Chain::No };
+            }
+            let Some((sec, frac, incl, orig)) = rest.get(..HEADER).and_then(|h| self.header(h))
+            else {
+                return if eof { Chain::No } else { Chain::More };
+            };
+            let near = prev
+                .is_none_or(|p| sec >= p.saturating_sub(86_400) && sec <= p.saturating_add(86_400));
+            if !self.ordinary(frac, incl, orig) || !near {
+                return Chain::No;
+            }
+            let need = HEADER + incl as usize;
+            if rest.len() < need {
+                return if eof { Chain::No } else { Chain::More };
+            }
+            prev = Some(sec);
+            at += need;
+        }
+        Chain::Yes
+    }
+
+    /// This file's reader continued at a record boundary found by other means: `index` records
+    /// read before it, the last of them at second `last_sec`.
+    pub fn resume(&self, index: u64, last_sec: Option<u32>) -> Self {
+        PcapReader {
+            index,
+            pending: 0,
+            last_sec,
+            ..self.clone()
+        }
     }
 
     /// Every other record: reads more, reports what is wrong, resynchronises.

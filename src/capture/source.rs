@@ -5,7 +5,7 @@
 //! instead of growing with the file (and a file truncated while mapped would raise SIGBUS).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -146,6 +146,27 @@ impl Source {
             None => raw,
         };
         Self::detect(raw, path.to_path_buf())
+    }
+
+    /// An uncompressed file read from `offset` on (offsets stay those of the file), for a
+    /// decode that continues where another way of reading it stopped.
+    pub fn open_at(path: &Path, offset: u64, counter: Option<Arc<AtomicU64>>) -> Result<Self> {
+        let open_err = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut f = File::open(path).map_err(open_err)?;
+        f.seek(SeekFrom::Start(offset)).map_err(open_err)?;
+        let raw: Box<dyn Read + Send> = match counter {
+            Some(read) => Box::new(Counting {
+                inner: Box::new(f),
+                read,
+            }),
+            None => Box::new(f),
+        };
+        let mut src = Self::from_reader(raw, Compression::None);
+        src.offset = offset;
+        Ok(src)
     }
 
     /// Any reader, with gzip or zstd unwrapped by their magic exactly as `open` does for a file

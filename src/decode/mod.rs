@@ -4,6 +4,7 @@
 //! threads joined by a queue of record batches. Either way the records reach the decoder in order,
 //! so the result is the same, row for row.
 
+mod chunks;
 mod packets;
 mod pipeline;
 mod records;
@@ -41,6 +42,9 @@ pub struct Options {
     pub threads: usize,
     /// Where finished flows go while decoding; without it they stay in memory until the end.
     pub spill: Option<FlowSpill>,
+    /// Bytes per chunk when a classic pcap file is split across threads; 0 means
+    /// `chunks::CHUNK`. Tests set it small to split small files at many places.
+    pub chunk_bytes: u64,
 }
 
 /// The finished flows handed out while the decode goes on, at least `rows` at a time, each batch
@@ -92,6 +96,58 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Adds the counters of another part of the same pass.
+    pub fn add(&mut self, o: &Stats) {
+        let Stats {
+            records,
+            frame_bytes,
+            ipv4,
+            ipv6,
+            tcp,
+            udp,
+            icmp,
+            icmpv6,
+            other_ip,
+            non_ip,
+            unknown_link,
+            malformed,
+            fragments,
+            reassembled,
+            fragments_evicted,
+            fragments_expired,
+            flows,
+            flows_evicted,
+            flows_expired,
+            flows_split_idle,
+            flows_split_reuse,
+            anomalies,
+            anomalies_dropped,
+        } = o;
+        self.records += records;
+        self.frame_bytes += frame_bytes;
+        self.ipv4 += ipv4;
+        self.ipv6 += ipv6;
+        self.tcp += tcp;
+        self.udp += udp;
+        self.icmp += icmp;
+        self.icmpv6 += icmpv6;
+        self.other_ip += other_ip;
+        self.non_ip += non_ip;
+        self.unknown_link += unknown_link;
+        self.malformed += malformed;
+        self.fragments += fragments;
+        self.reassembled += reassembled;
+        self.fragments_evicted += fragments_evicted;
+        self.fragments_expired += fragments_expired;
+        self.flows += flows;
+        self.flows_evicted += flows_evicted;
+        self.flows_expired += flows_expired;
+        self.flows_split_idle += flows_split_idle;
+        self.flows_split_reuse += flows_split_reuse;
+        self.anomalies += anomalies;
+        self.anomalies_dropped += anomalies_dropped;
+    }
+
     pub fn pairs(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("records", self.records),
@@ -271,6 +327,9 @@ pub fn threads_for(opts: &Options) -> usize {
 /// if no input at all could be read, that is the error.
 pub fn decode_paths(paths: &[PathBuf], opts: Options) -> Result<Output> {
     if threads_for(&opts) > 1 {
+        if chunks::suits(paths, &opts) {
+            return chunks::decode_paths(paths, opts);
+        }
         return pipeline::decode_paths(paths, opts);
     }
     let mut dec = Decoder::new(opts);

@@ -37,6 +37,12 @@ pub trait PacketSink {
     fn stopped(&self) -> bool {
         false
     }
+    /// True when the sink takes an IP fragment's record whole, to be decoded later in order:
+    /// a thread decoding one chunk of a file cannot reassemble datagrams whose fragments may lie
+    /// in other chunks.
+    fn defer_fragment(&mut self) -> bool {
+        false
+    }
 }
 
 /// Decodes records into transport packets for a `PacketSink`; owns the fragment reassembler, the
@@ -103,6 +109,23 @@ impl<S: PacketSink> Packets<S> {
         }
     }
 
+    /// For a thread that decodes chunks of a file: no sweeps (the records before the chunk
+    /// decide when they fall; the thread that applies the chunks in order sweeps, `tick`).
+    pub fn for_chunks(opts: &Options, sink: S) -> Self {
+        Packets {
+            next_sweep: i64::MAX,
+            ..Packets::new(opts, sink)
+        }
+    }
+
+    /// A record at capture time `ts` went by: sweeps when it is time to.
+    #[inline]
+    pub fn tick(&mut self, ts: i64) {
+        if ts >= self.next_sweep {
+            self.sweep(ts);
+        }
+    }
+
     /// One record; returns false when its link type is unknown.
     #[inline]
     fn record(
@@ -165,6 +188,16 @@ impl<S: PacketSink> Packets<S> {
                 fr,
                 (1, u64::from(orig_len), ts),
             ),
+            Some(_) if self.sink.defer_fragment() => {
+                // Decoded again, whole, by whoever takes it: counted there.
+                self.stats.records -= 1;
+                self.stats.frame_bytes -= u64::from(orig_len);
+                if ip.src.v6 {
+                    self.stats.ipv6 -= 1;
+                } else {
+                    self.stats.ipv4 -= 1;
+                }
+            }
             Some(f) => {
                 self.stats.fragments += 1;
                 let key = FragKey {

@@ -84,6 +84,21 @@ impl Records {
             }
         };
         info.format = reader.format_name();
+        self.read(&mut reader, src, &mut info, sink);
+        self.captures.push(info);
+        Ok(())
+    }
+
+    /// The records of one file from where `src` stands to its end, into `info` (the file's
+    /// facts so far) and `sink`; `info.bytes` is where the file ended.
+    pub fn read<S: RecordSink>(
+        &mut self,
+        reader: &mut CaptureReader,
+        src: &mut Source,
+        info: &mut CaptureInfo,
+        sink: &mut S,
+    ) {
+        let capture = self.pos.capture;
         while let Some(rec) = reader.next(src, &mut self.anomalies, capture) {
             if sink.stopped() {
                 break;
@@ -107,8 +122,6 @@ impl Records {
             sink.record(self.pos, &rec);
         }
         info.bytes = src.offset();
-        self.captures.push(info);
-        Ok(())
     }
 
     /// The latest capture time of any file, when the last streams are closed.

@@ -1,0 +1,767 @@
+//! Classic pcap files decoded by every thread at once. A file is cut at fixed offsets into
+//! chunks; each thread claims the next chunk, reads it (`pread`, its own file handle), finds where
+//! its first record starts, frames its records and decodes their headers into transport packets.
+//! The calling thread, between chunks of its own, applies the chunks to the flow table in file
+//! order: the flow table and everything above it depend on every packet before (`pipeline`'s note),
+//! so that half stays one sequence while reading, framing and headers, most of the time, run apart.
+//!
+//! The result is the one-thread result, not an approximation of it:
+//! - a chunk's first record is a guess (`PcapReader::chain`), checked when the chunk before it is
+//!   applied: that chunk's last record ends where the next one really starts. A wrong guess is
+//!   framed again from the right offset.
+//! - a chunk stops at the first record the careful reader would report (corrupt, cut short): from
+//!   there on the file is read as `Records` reads it, the reader resumed with the state it would
+//!   have had (record number, last timestamp), so the anomalies and the resynchronisation are its.
+//! - a record's number is unknown until the chunks before it are applied: packets and anomalies
+//!   carry numbers within their chunk, shifted when applied.
+//! - sweeps depend on the records before: every record leaves its time (its packet, or a tick) and
+//!   the applying thread sweeps exactly where one pass would.
+//! - IP fragments are handed over whole; the applying thread reassembles them in order.
+//!
+//! Why this beats the two-thread pipeline on two cores: there the reading thread is the bound
+//! (its `read()` copy alone is half of its time); here both cores read, each what it parses.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use super::packets::{PacketSink, Packets};
+use super::records::{RecordSink, Records};
+use super::state::State;
+use super::{
+    conclude, internal, nothing_decoded, panic_message, threads_for, CaptureInfo, Options, Output,
+    Stats, WHERE,
+};
+use crate::anomaly::{Anomalies, Position};
+use crate::capture::linktype::{self, Link};
+use crate::capture::pcap::{Chain, PcapReader, HEADER};
+use crate::capture::source::READ_CHUNK;
+use crate::capture::{CaptureReader, Record, Source};
+use crate::error::{Error, Result};
+use crate::flow::PacketMeta;
+
+/// Bytes per chunk: large enough that claiming, checking and handing over cost nothing per
+/// packet, small enough that both threads start at once and the chunks in flight stay few.
+pub const CHUNK: u64 = 8 << 20;
+/// Chunks claimed at most ahead of the one being applied: bounds the memory held
+/// (`WINDOW` × (`CHUNK` + its packets)).
+const WINDOW: u64 = 6;
+/// Bytes per read: what the kernel copies in is parsed while still in the core's cache
+/// (`READ_CHUNK`'s note).
+const PIECE: usize = READ_CHUNK;
+const FILE_HEADER: u64 = 24;
+
+/// One record's part of a chunk, with payloads as ranges of the chunk's buffer.
+#[derive(Debug)]
+enum Item {
+    Packet {
+        at: Position,
+        meta: PacketMeta,
+        seq: u32,
+        start: u32,
+        len: u32,
+    },
+    /// A record that produced no packet: only its time matters (sweeps).
+    Tick(i64),
+    /// An IP fragment's record, decoded by the applying thread.
+    Whole {
+        at: Position,
+        ts: i64,
+        orig_len: u32,
+        start: u32,
+        len: u32,
+    },
+}
+
+/// The worker's sink: packets into items.
+#[derive(Default)]
+struct Collect {
+    items: Vec<Item>,
+    deferred: bool,
+}
+
+/// Where `part` lies in `whole`, as a range (empty when it does not).
+fn range_of(part: &[u8], whole: &[u8]) -> (u32, u32) {
+    let base = whole.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    if part.is_empty() || at < base || at + part.len() > base + whole.len() {
+        return (0, 0);
+    }
+    ((at - base) as u32, part.len() as u32)
+}
+
+impl PacketSink for Collect {
+    #[inline]
+    fn packet(
+        &mut self,
+        at: Position,
+        p: &PacketMeta,
+        seq: u32,
+        payload: &[u8],
+        block: Option<&Arc<Vec<u8>>>,
+        _an: &mut Anomalies,
+    ) {
+        // Always in the chunk's buffer: reassembled datagrams are not decoded here.
+        let (start, len) = block.map_or((0, 0), |b| range_of(payload, b));
+        self.items.push(Item::Packet {
+            at,
+            meta: *p,
+            seq,
+            start,
+            len,
+        });
+    }
+
+    fn sweep(&mut self, _now: i64) {}
+
+    fn defer_fragment(&mut self) -> bool {
+        self.deferred = true;
+        true
+    }
+}
+
+/// A file to decode in chunks.
+#[derive(Debug, Clone)]
+struct Plan {
+    path: PathBuf,
+    len: u64,
+    reader: PcapReader,
+    capture: u32,
+    chunk: u64,
+}
+
+impl Plan {
+    /// A plan when `path` is an uncompressed classic pcap file of at least two chunks whose link
+    /// type is decoded; None sends it to the one-record-at-a-time reader.
+    fn probe(path: &Path, chunk: u64, capture: u32) -> Option<Plan> {
+        let f = File::open(path).ok()?;
+        let meta = f.metadata().ok()?;
+        if !meta.is_file() || meta.len() < FILE_HEADER + 2 * chunk {
+            return None;
+        }
+        let mut head = [0u8; FILE_HEADER as usize];
+        read_at(&f, &mut head, 0)
+            .ok()
+            .filter(|&n| n == head.len())?;
+        let reader = PcapReader::from_header(&head)?;
+        if matches!(linktype::network_layer(reader.link, &[]), Ok(Link::Unknown)) {
+            return None;
+        }
+        Some(Plan {
+            path: path.to_path_buf(),
+            len: meta.len(),
+            reader,
+            capture,
+            chunk,
+        })
+    }
+
+    fn chunks(&self) -> u64 {
+        (self.len - FILE_HEADER).div_ceil(self.chunk)
+    }
+
+    /// Where chunk `k` begins: the records whose header starts in `start(k)..start(k + 1)` are its.
+    fn start(&self, k: u64) -> u64 {
+        FILE_HEADER.saturating_add(k.saturating_mul(self.chunk))
+    }
+}
+
+#[cfg(unix)]
+fn read_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(f, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(f, buf, offset)
+}
+
+/// A chunk's bytes, read a piece at a time as the framing needs them.
+struct Bytes {
+    data: Arc<Vec<u8>>,
+    filled: usize,
+    base: u64,
+    /// Where reading must stop (the file's length when the decode began).
+    limit: u64,
+    eof: bool,
+}
+
+impl Bytes {
+    /// Reads until `want` bytes from the chunk's start are in, or the file ends.
+    fn ensure(&mut self, f: &File, want: usize, progress: Option<&AtomicU64>) {
+        while self.filled < want && !self.eof {
+            let left = self.limit.saturating_sub(self.base + self.filled as u64);
+            let Some(data) = Arc::get_mut(&mut self.data) else {
+                self.eof = true;
+                return;
+            };
+            if data.len() < want {
+                data.resize(want.div_ceil(PIECE) * PIECE, 0);
+            }
+            let n = PIECE.min(data.len() - self.filled).min(left as usize);
+            let Some(space) = data.get_mut(self.filled..self.filled + n) else {
+                self.eof = true;
+                return;
+            };
+            match read_at(f, space, self.base + self.filled as u64) {
+                Ok(0) => self.eof = true,
+                Ok(k) => {
+                    self.filled += k;
+                    if let Some(p) = progress {
+                        p.fetch_add(k as u64, Ordering::Relaxed);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // The careful reader takes over where the chunk stops, and reports the error.
+                Err(_) => self.eof = true,
+            }
+        }
+    }
+
+    fn get(&self, from: usize) -> &[u8] {
+        self.data.get(from..self.filled).unwrap_or(&[])
+    }
+}
+
+/// A chunk framed and decoded up to the flow table.
+struct Chunk {
+    k: u64,
+    /// Offset of its first record; None when no record boundary was found in it.
+    first: Option<u64>,
+    /// Offset past its last record: where the next record starts.
+    end: u64,
+    records: u64,
+    /// It stopped at `end` on a record only the careful reader may read.
+    dirty: bool,
+    last_sec: Option<u32>,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+    last_offset: u64,
+    items: Vec<Item>,
+    bytes: Arc<Vec<u8>>,
+    stats: Stats,
+    anomalies: Anomalies,
+}
+
+/// Buffers and item lists of applied chunks, for the next ones.
+type Spares = Mutex<Vec<(Vec<u8>, Vec<Item>)>>;
+
+/// What a thread needs to frame and decode chunks.
+struct Worker<'a> {
+    file: File,
+    plan: &'a Plan,
+    packets: Packets<Collect>,
+    progress: Option<&'a AtomicU64>,
+    spares: &'a Spares,
+}
+
+impl<'a> Worker<'a> {
+    fn new(plan: &'a Plan, opts: &'a Options, spares: &'a Spares) -> Result<Self> {
+        let file = File::open(&plan.path).map_err(|source| Error::Open {
+            path: plan.path.clone(),
+            source,
+        })?;
+        Ok(Worker {
+            file,
+            plan,
+            packets: Packets::for_chunks(opts, Collect::default()),
+            progress: opts.progress.as_deref(),
+            spares,
+        })
+    }
+
+    /// Frames and decodes chunk `k`, from `first` when known, else from the first offset that
+    /// looks like a record boundary.
+    fn parse(&mut self, k: u64, first: Option<u64>) -> Chunk {
+        let plan = self.plan;
+        let base = plan.start(k);
+        let stop = plan.start(k + 1).min(plan.len);
+        let (mut data, mut items) = lock(self.spares).pop().unwrap_or_default();
+        let size = plan.chunk as usize + PIECE;
+        if data.len() < size {
+            data.resize(size, 0);
+        }
+        items.clear();
+        let mut bytes = Bytes {
+            data: Arc::new(data),
+            filled: 0,
+            base,
+            limit: plan.len,
+            eof: false,
+        };
+        let mut chunk = Chunk {
+            k,
+            first: None,
+            end: base,
+            records: 0,
+            dirty: false,
+            last_sec: None,
+            first_ts: None,
+            last_ts: None,
+            last_offset: base,
+            items: Vec::new(),
+            bytes: Arc::new(Vec::new()),
+            stats: Stats::default(),
+            anomalies: Anomalies::default(),
+        };
+        self.packets.sink.items = items;
+        let span = (stop - base) as usize;
+        let start = match first {
+            Some(off) => Some(off.saturating_sub(base) as usize),
+            None => self.boundary(&mut bytes, span),
+        };
+        if let Some(pos) = start {
+            chunk.first = Some(base + pos as u64);
+            self.frame(&mut bytes, pos, span, &mut chunk);
+        }
+        chunk.items = std::mem::take(&mut self.packets.sink.items);
+        chunk.stats = std::mem::take(&mut self.packets.stats);
+        chunk.anomalies = std::mem::take(&mut self.packets.anomalies);
+        chunk.bytes = bytes.data;
+        chunk
+    }
+
+    /// The first offset in `0..span` where records seem to start.
+    fn boundary(&mut self, bytes: &mut Bytes, span: usize) -> Option<usize> {
+        let reader = &self.plan.reader;
+        bytes.ensure(&self.file, PIECE, self.progress);
+        let mut i = 0;
+        while i < span {
+            match reader.chain(bytes.get(i), bytes.eof) {
+                Chain::Yes => return Some(i),
+                Chain::No => i += 1,
+                Chain::More => {
+                    let more = bytes.filled + PIECE;
+                    bytes.ensure(&self.file, more, self.progress);
+                }
+            }
+        }
+        None
+    }
+
+    /// Frames the records from `pos` on whose header starts before `span`, each through the
+    /// headers into the chunk's items.
+    fn frame(&mut self, bytes: &mut Bytes, mut pos: usize, span: usize, chunk: &mut Chunk) {
+        let reader = &self.plan.reader;
+        let capture = self.plan.capture;
+        while pos < span && bytes.base + (pos as u64) < bytes.limit {
+            bytes.ensure(&self.file, pos + HEADER, self.progress);
+            let Some(need) = reader.wanted(bytes.get(pos)) else {
+                chunk.dirty = true;
+                break;
+            };
+            bytes.ensure(&self.file, pos + need, self.progress);
+            let Some(p) = reader.plain_at(bytes.get(pos)) else {
+                chunk.dirty = true;
+                break;
+            };
+            let offset = bytes.base + pos as u64;
+            let ts = reader.ts_ns(p.sec, p.frac);
+            let at = Position {
+                capture,
+                record_index: chunk.records,
+                byte_offset: offset,
+            };
+            let data = bytes.data.get(pos + HEADER..pos + p.need).unwrap_or(&[]);
+            let rec = Record {
+                ts_ns: ts,
+                link: reader.link,
+                data,
+                block: &bytes.data,
+                orig_len: p.orig_len,
+                index: chunk.records,
+                offset,
+            };
+            let before = self.packets.sink.items.len();
+            RecordSink::record(&mut self.packets, at, &rec);
+            let sink = &mut self.packets.sink;
+            if sink.deferred {
+                sink.deferred = false;
+                let (start, len) = range_of(data, &bytes.data);
+                sink.items.push(Item::Whole {
+                    at,
+                    ts,
+                    orig_len: p.orig_len,
+                    start,
+                    len,
+                });
+            } else if sink.items.len() == before {
+                sink.items.push(Item::Tick(ts));
+            }
+            chunk.records += 1;
+            chunk.last_sec = Some(p.sec);
+            chunk.first_ts = Some(chunk.first_ts.map_or(ts, |t| t.min(ts)));
+            chunk.last_ts = Some(chunk.last_ts.map_or(ts, |t| t.max(ts)));
+            chunk.last_offset = offset;
+            pos += p.need;
+        }
+        chunk.end = bytes.base + pos as u64;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Where the threads meet: which chunk is claimed next, which are done, which is applied.
+#[derive(Default)]
+struct Board {
+    claimed: u64,
+    applied: u64,
+    done: BTreeMap<u64, Box<Chunk>>,
+    stop: bool,
+    /// A helper's panic: where, and its message.
+    failed: Option<((usize, u64, u64), String)>,
+}
+
+struct Shared {
+    board: Mutex<Board>,
+    changed: Condvar,
+    spares: Spares,
+    chunks: u64,
+}
+
+enum Next {
+    Apply(Box<Chunk>),
+    Parse(u64),
+}
+
+impl Shared {
+    /// The next chunk a helper may claim; None when there is none or the decode stops.
+    fn claim(&self) -> Option<u64> {
+        let mut b = lock(&self.board);
+        loop {
+            if b.stop || b.failed.is_some() || b.claimed >= self.chunks {
+                return None;
+            }
+            if b.claimed < b.applied + WINDOW {
+                b.claimed += 1;
+                return Some(b.claimed - 1);
+            }
+            b = self.changed.wait(b).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// For the applying thread: chunk `k` when it is done, else a chunk to frame meanwhile.
+    fn next(&self, k: u64) -> std::result::Result<Next, ((usize, u64, u64), String)> {
+        let mut b = lock(&self.board);
+        loop {
+            if let Some(f) = b.failed.take() {
+                return Err(f);
+            }
+            if let Some(c) = b.done.remove(&k) {
+                return Ok(Next::Apply(c));
+            }
+            if b.claimed < self.chunks && b.claimed < k + WINDOW {
+                b.claimed += 1;
+                return Ok(Next::Parse(b.claimed - 1));
+            }
+            b = self.changed.wait(b).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn deliver(&self, c: Chunk) {
+        lock(&self.board).done.insert(c.k, Box::new(c));
+        self.changed.notify_all();
+    }
+
+    fn applied(&self, k: u64) {
+        lock(&self.board).applied = k;
+        self.changed.notify_all();
+    }
+
+    fn recycle(&self, c: Box<Chunk>) {
+        let mut items = c.items;
+        items.clear();
+        if let Ok(data) = Arc::try_unwrap(c.bytes) {
+            let mut spares = lock(&self.spares);
+            if spares.len() < WINDOW as usize + 2 {
+                spares.push((data, items));
+            }
+        }
+    }
+}
+
+/// Stops the helpers however the applying thread leaves (a panic included), so the scope can
+/// join them.
+struct StopOnDrop<'a>(&'a Shared);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.board).stop = true;
+        self.0.changed.notify_all();
+    }
+}
+
+fn helper(shared: &Shared, plan: &Plan, opts: &Options) {
+    let Ok(mut worker) = Worker::new(plan, opts, &shared.spares) else {
+        return;
+    };
+    while let Some(k) = shared.claim() {
+        WHERE.with(|w| w.set((plan.capture as usize, 0, plan.start(k))));
+        let first = (k == 0).then_some(FILE_HEADER);
+        match catch_unwind(AssertUnwindSafe(|| worker.parse(k, first))) {
+            Ok(c) => shared.deliver(c),
+            Err(p) => {
+                let mut b = lock(&shared.board);
+                b.failed = Some((WHERE.with(std::cell::Cell::get), panic_message(&*p)));
+                drop(b);
+                shared.changed.notify_all();
+                return;
+            }
+        }
+    }
+}
+
+/// The calling thread's side of one pass: the flow table and what feeds it in order.
+struct Applier {
+    records: Records,
+    packets: Packets<State>,
+    /// The anomalies of the headers decoded in chunks, in record order.
+    headers: Anomalies,
+    /// The counters of the headers decoded in chunks.
+    stats: Stats,
+}
+
+/// Where the careful reader takes over a file: the offset, the records before it, the last
+/// record's second.
+type Resume = (u64, u64, Option<u32>);
+
+impl Applier {
+    /// Applies chunk `c`, whose first record is number `base` of its file.
+    fn apply(&mut self, c: &mut Chunk, base: u64, link: u32, info: &mut CaptureInfo) {
+        let bytes: &[u8] = &c.bytes;
+        let slice = |start: u32, len: u32| {
+            let start = start as usize;
+            bytes.get(start..start + len as usize).unwrap_or(&[])
+        };
+        let packets = &mut self.packets;
+        for item in &c.items {
+            match *item {
+                Item::Packet {
+                    mut at,
+                    ref meta,
+                    seq,
+                    start,
+                    len,
+                } => {
+                    at.record_index += base;
+                    WHERE.with(|w| w.set((at.capture as usize, at.record_index, at.byte_offset)));
+                    packets.tick(meta.ts);
+                    packets
+                        .sink
+                        .packet(at, meta, seq, slice(start, len), &mut packets.anomalies);
+                }
+                Item::Tick(ts) => packets.tick(ts),
+                Item::Whole {
+                    mut at,
+                    ts,
+                    orig_len,
+                    start,
+                    len,
+                } => {
+                    at.record_index += base;
+                    WHERE.with(|w| w.set((at.capture as usize, at.record_index, at.byte_offset)));
+                    let rec = Record {
+                        ts_ns: ts,
+                        link,
+                        data: slice(start, len),
+                        block: &c.bytes,
+                        orig_len,
+                        index: at.record_index,
+                        offset: at.byte_offset,
+                    };
+                    RecordSink::record(packets, at, &rec);
+                }
+            }
+        }
+        if c.records > 0 {
+            info.packets += c.records;
+            info.link_types.insert(link);
+            if let (Some(a), Some(b)) = (c.first_ts, c.last_ts) {
+                info.first_ts = Some(info.first_ts.map_or(a, |t| t.min(a)));
+                info.last_ts = Some(info.last_ts.map_or(b, |t| t.max(b)));
+            }
+            self.records.pos = Position {
+                capture: self.records.pos.capture,
+                record_index: base + c.records - 1,
+                byte_offset: c.last_offset,
+            };
+        }
+        self.stats.add(&c.stats);
+        self.headers
+            .append_shifted(std::mem::take(&mut c.anomalies), base);
+    }
+
+    /// One file in chunks on `threads` threads; the careful reader takes over at the first
+    /// record it must read.
+    fn decode_file(&mut self, plan: &Plan, opts: &Options, threads: usize) -> Result<()> {
+        let capture = plan.capture;
+        let mut info = CaptureInfo {
+            path: plan.path.to_string_lossy().into_owned(),
+            format: "pcap",
+            compression: "none",
+            ..Default::default()
+        };
+        self.records.pos = Position {
+            capture,
+            record_index: 0,
+            byte_offset: 0,
+        };
+        let shared = Shared {
+            board: Mutex::new(Board::default()),
+            changed: Condvar::new(),
+            spares: Mutex::new(Vec::new()),
+            chunks: plan.chunks(),
+        };
+        let resume = std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(|| helper(&shared, plan, opts));
+            }
+            let _stop = StopOnDrop(&shared);
+            self.chunks_in_order(plan, opts, &shared, &mut info)
+        })?;
+        match resume {
+            Some((offset, index, last_sec)) => {
+                let mut src = Source::open_at(&plan.path, offset, opts.progress.clone())?;
+                let mut reader = CaptureReader::Pcap(plan.reader.resume(index, last_sec));
+                self.records
+                    .read(&mut reader, &mut src, &mut info, &mut self.packets);
+            }
+            None => info.bytes = plan.len,
+        }
+        self.records.captures.push(info);
+        Ok(())
+    }
+
+    fn chunks_in_order(
+        &mut self,
+        plan: &Plan,
+        opts: &Options,
+        shared: &Shared,
+        info: &mut CaptureInfo,
+    ) -> Result<Option<Resume>> {
+        let mut worker = Worker::new(plan, opts, &shared.spares)?;
+        let mut expected = FILE_HEADER;
+        let mut base = 0u64;
+        let mut last_sec = None;
+        let mut k = 0;
+        while k < shared.chunks {
+            let mut c = match shared.next(k) {
+                Ok(Next::Apply(c)) => c,
+                Ok(Next::Parse(j)) => {
+                    let first = (j == 0).then_some(FILE_HEADER);
+                    let c = worker.parse(j, first);
+                    shared.deliver(c);
+                    continue;
+                }
+                Err((at, message)) => {
+                    return Err(internal(std::slice::from_ref(&plan.path), at, message))
+                }
+            };
+            if expected >= plan.start(k + 1) {
+                // A record that began in an earlier chunk covers this one.
+                shared.recycle(c);
+                k += 1;
+                shared.applied(k);
+                continue;
+            }
+            if c.first != Some(expected) {
+                shared.recycle(c);
+                c = Box::new(worker.parse(k, Some(expected)));
+            }
+            self.apply(&mut c, base, plan.reader.link, info);
+            base += c.records;
+            expected = c.end;
+            last_sec = c.last_sec.or(last_sec);
+            let dirty = c.dirty;
+            shared.recycle(c);
+            k += 1;
+            shared.applied(k);
+            if dirty {
+                return Ok(Some((expected, base, last_sec)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Whether `decode_paths` suits `paths`: at least one classic pcap file large enough to split,
+/// and no other large input (a large pcapng or compressed file decodes faster in the pipeline;
+/// small ones are read on the calling thread). Standard input cannot be split.
+pub fn suits(paths: &[PathBuf], opts: &Options) -> bool {
+    let chunk = chunk_bytes(opts);
+    let mut any = false;
+    for p in paths {
+        if p.as_os_str() == "-" {
+            return false;
+        }
+        if Plan::probe(p, chunk, 0).is_some() {
+            any = true;
+        } else if std::fs::metadata(p).is_ok_and(|m| m.len() >= 4 * chunk) {
+            return false;
+        }
+    }
+    any
+}
+
+fn chunk_bytes(opts: &Options) -> u64 {
+    if opts.chunk_bytes == 0 {
+        CHUNK
+    } else {
+        opts.chunk_bytes
+    }
+}
+
+/// `super::decode_paths` with the classic pcap files among `paths` decoded in chunks on every
+/// thread, the others one record at a time on the calling thread.
+pub fn decode_paths(paths: &[PathBuf], opts: Options) -> Result<Output> {
+    let threads = threads_for(&opts).max(1);
+    let chunk = chunk_bytes(&opts);
+    let mut a = Applier {
+        records: Records::new(&opts),
+        packets: Packets::new(&opts, State::new(&opts)),
+        headers: Anomalies::default(),
+        stats: Stats::default(),
+    };
+    let mut format_errors = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        WHERE.with(|w| w.set((i, 0, 0)));
+        let capture = a.records.captures.len() as u32;
+        let done = match Plan::probe(p, chunk, capture) {
+            Some(plan) => a.decode_file(&plan, &opts, threads),
+            None => a.records.decode_path(p, &mut a.packets),
+        };
+        match done {
+            Ok(()) => {}
+            Err(e @ Error::Format { .. }) => format_errors.push(e),
+            Err(Error::Internal {
+                record_index,
+                byte_offset,
+                message,
+                ..
+            }) => {
+                return Err(internal(paths, (i, record_index, byte_offset), message));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    nothing_decoded(paths, format_errors)?;
+    // In record order: the containers', the headers', then the flow table's at the same record.
+    let Applier {
+        mut records,
+        mut packets,
+        headers,
+        stats,
+    } = a;
+    let theirs = std::mem::take(&mut packets.anomalies);
+    let mut anomalies = Anomalies::merge(std::mem::take(&mut records.anomalies), headers);
+    anomalies = Anomalies::merge(anomalies, theirs);
+    let before_end = anomalies.total();
+    packets.stats.add(&stats);
+    let (stats, state) = packets.finish(&mut anomalies, records.pos);
+    Ok(conclude(records, anomalies, before_end, stats, state))
+}
