@@ -31,10 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use super::packets::{PacketSink, Packets};
 use super::records::{RecordSink, Records};
 use super::state::State;
-use super::{
-    conclude, internal, nothing_decoded, panic_message, threads_for, CaptureInfo, Options, Output,
-    Stats, WHERE,
-};
+use super::{conclude, nothing_decoded, threads_for, CaptureInfo, Options, Output, Stats, WHERE};
 use crate::anomaly::{Anomalies, Position};
 use crate::capture::linktype::{self, Link};
 use crate::capture::pcap::{Chain, PcapReader, HEADER};
@@ -246,6 +243,27 @@ struct Chunk {
     anomalies: Anomalies,
 }
 
+impl Chunk {
+    /// Chunk `k`, starting at `offset`, with nothing found in it yet.
+    fn none(k: u64, offset: u64) -> Self {
+        Chunk {
+            k,
+            first: None,
+            end: offset,
+            records: 0,
+            dirty: false,
+            last_sec: None,
+            first_ts: None,
+            last_ts: None,
+            last_offset: offset,
+            items: Vec::new(),
+            bytes: Arc::new(Vec::new()),
+            stats: Stats::default(),
+            anomalies: Anomalies::default(),
+        }
+    }
+}
+
 /// Buffers and item lists of applied chunks, for the next ones.
 type Spares = Mutex<Vec<(Vec<u8>, Vec<Item>)>>;
 
@@ -256,6 +274,7 @@ struct Worker<'a> {
     packets: Packets<Collect>,
     progress: Option<&'a AtomicU64>,
     spares: &'a Spares,
+    base: Option<u64>,
 }
 
 impl<'a> Worker<'a> {
@@ -270,15 +289,18 @@ impl<'a> Worker<'a> {
             packets: Packets::for_chunks(opts, Collect::default()),
             progress: opts.progress.as_deref(),
             spares,
+            base: None,
         })
     }
 
     /// Frames and decodes chunk `k`, from `first` when known, else from the first offset that
-    /// looks like a record boundary.
-    fn parse(&mut self, k: u64, first: Option<u64>) -> Chunk {
+    /// looks like a record boundary. `base`: the number of its first record when known, for the
+    /// message of a panic.
+    fn parse(&mut self, k: u64, first: Option<u64>, first_index: Option<u64>) -> Chunk {
         let plan = self.plan;
         let base = plan.start(k);
         let stop = plan.start(k + 1).min(plan.len);
+        self.base = first_index;
         let (mut data, mut items) = lock(self.spares).pop().unwrap_or_default();
         let size = plan.chunk as usize + PIECE;
         if data.len() < size {
@@ -292,22 +314,14 @@ impl<'a> Worker<'a> {
             limit: plan.len,
             eof: false,
         };
-        let mut chunk = Chunk {
-            k,
-            first: None,
-            end: base,
-            records: 0,
-            dirty: false,
-            last_sec: None,
-            first_ts: None,
-            last_ts: None,
-            last_offset: base,
-            items: Vec::new(),
-            bytes: Arc::new(Vec::new()),
-            stats: Stats::default(),
-            anomalies: Anomalies::default(),
+        let mut chunk = Chunk::none(k, base);
+        // Fresh, also after a panic this worker's caller caught (`parse_or_none`).
+        self.packets.sink = Collect {
+            items,
+            deferred: false,
         };
-        self.packets.sink.items = items;
+        self.packets.stats = Stats::default();
+        self.packets.anomalies = Anomalies::default();
         let span = (stop - base) as usize;
         let start = match first {
             Some(off) => Some(off.saturating_sub(base) as usize),
@@ -359,6 +373,12 @@ impl<'a> Worker<'a> {
                 break;
             };
             let offset = bytes.base + pos as u64;
+            let index = self.base.unwrap_or(0) + chunk.records;
+            WHERE.with(|w| w.set((capture as usize, index, offset)));
+            #[cfg(test)]
+            if tests::PANIC_AT_OFFSET.load(Ordering::Relaxed) == offset {
+                panic!("injected at offset {offset}");
+            }
             let ts = reader.ts_ns(p.sec, p.frac);
             let at = Position {
                 capture,
@@ -413,8 +433,6 @@ struct Board {
     applied: u64,
     done: BTreeMap<u64, Box<Chunk>>,
     stop: bool,
-    /// A helper's panic: where, and its message.
-    failed: Option<((usize, u64, u64), String)>,
 }
 
 struct Shared {
@@ -434,7 +452,7 @@ impl Shared {
     fn claim(&self) -> Option<u64> {
         let mut b = lock(&self.board);
         loop {
-            if b.stop || b.failed.is_some() || b.claimed >= self.chunks {
+            if b.stop || b.claimed >= self.chunks {
                 return None;
             }
             if b.claimed < b.applied + WINDOW {
@@ -446,18 +464,15 @@ impl Shared {
     }
 
     /// For the applying thread: chunk `k` when it is done, else a chunk to frame meanwhile.
-    fn next(&self, k: u64) -> std::result::Result<Next, ((usize, u64, u64), String)> {
+    fn next(&self, k: u64) -> Next {
         let mut b = lock(&self.board);
         loop {
-            if let Some(f) = b.failed.take() {
-                return Err(f);
-            }
             if let Some(c) = b.done.remove(&k) {
-                return Ok(Next::Apply(c));
+                return Next::Apply(c);
             }
             if b.claimed < self.chunks && b.claimed < k + WINDOW {
                 b.claimed += 1;
-                return Ok(Next::Parse(b.claimed - 1));
+                return Next::Parse(b.claimed - 1);
             }
             b = self.changed.wait(b).unwrap_or_else(|e| e.into_inner());
         }
@@ -496,23 +511,22 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// `Worker::parse` on a chunk ahead of the one being applied, where a panic would name the
+/// record by its number within the chunk: after one, the chunk is delivered as having nothing,
+/// the applying thread frames it again itself when its turn comes, knowing the record numbers,
+/// and the panic recurs there with them.
+fn parse_or_none(worker: &mut Worker<'_>, k: u64) -> Chunk {
+    let first = (k == 0).then_some(FILE_HEADER);
+    catch_unwind(AssertUnwindSafe(|| worker.parse(k, first, None)))
+        .unwrap_or_else(|_| Chunk::none(k, worker.plan.start(k)))
+}
+
 fn helper(shared: &Shared, plan: &Plan, opts: &Options) {
     let Ok(mut worker) = Worker::new(plan, opts, &shared.spares) else {
         return;
     };
     while let Some(k) = shared.claim() {
-        WHERE.with(|w| w.set((plan.capture as usize, 0, plan.start(k))));
-        let first = (k == 0).then_some(FILE_HEADER);
-        match catch_unwind(AssertUnwindSafe(|| worker.parse(k, first))) {
-            Ok(c) => shared.deliver(c),
-            Err(p) => {
-                let mut b = lock(&shared.board);
-                b.failed = Some((WHERE.with(std::cell::Cell::get), panic_message(&*p)));
-                drop(b);
-                shared.changed.notify_all();
-                return;
-            }
-        }
+        shared.deliver(parse_or_none(&mut worker, k));
     }
 }
 
@@ -651,15 +665,10 @@ impl Applier {
         let mut k = 0;
         while k < shared.chunks {
             let mut c = match shared.next(k) {
-                Ok(Next::Apply(c)) => c,
-                Ok(Next::Parse(j)) => {
-                    let first = (j == 0).then_some(FILE_HEADER);
-                    let c = worker.parse(j, first);
-                    shared.deliver(c);
+                Next::Apply(c) => c,
+                Next::Parse(j) => {
+                    shared.deliver(parse_or_none(&mut worker, j));
                     continue;
-                }
-                Err((at, message)) => {
-                    return Err(internal(std::slice::from_ref(&plan.path), at, message))
                 }
             };
             if expected >= plan.start(k + 1) {
@@ -671,7 +680,7 @@ impl Applier {
             }
             if c.first != Some(expected) {
                 shared.recycle(c);
-                c = Box::new(worker.parse(k, Some(expected)));
+                c = Box::new(worker.parse(k, Some(expected), Some(base)));
             }
             self.apply(&mut c, base, plan.reader.link, info);
             base += c.records;
@@ -738,14 +747,6 @@ pub fn decode_paths(paths: &[PathBuf], opts: Options) -> Result<Output> {
         match done {
             Ok(()) => {}
             Err(e @ Error::Format { .. }) => format_errors.push(e),
-            Err(Error::Internal {
-                record_index,
-                byte_offset,
-                message,
-                ..
-            }) => {
-                return Err(internal(paths, (i, record_index, byte_offset), message));
-            }
             Err(e) => return Err(e),
         }
     }
@@ -764,4 +765,227 @@ pub fn decode_paths(paths: &[PathBuf], opts: Options) -> Result<Output> {
     packets.stats.add(&stats);
     let (stats, state) = packets.finish(&mut anomalies, records.pos);
     Ok(conclude(records, anomalies, before_end, stats, state))
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::flow::FlowLimits;
+    use std::sync::atomic::AtomicU64;
+
+    /// Tests make whichever thread frames the record at this offset panic.
+    pub static PANIC_AT_OFFSET: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    /// A small deterministic generator (tests must not depend on a crate's random numbers).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    fn ipv4(src: u8, dst: u8, id: u16, frag: u16, proto: u8, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, dst, 2, 0, 0, 0, 0, src, 0x08, 0x00];
+        f.extend([0x45, 0]);
+        f.extend(((20 + body.len()) as u16).to_be_bytes());
+        f.extend(id.to_be_bytes());
+        f.extend(frag.to_be_bytes());
+        f.extend([64, proto, 0, 0, 10, 0, 0, src, 10, 0, 0, dst]);
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut u = Vec::new();
+        u.extend(sport.to_be_bytes());
+        u.extend(dport.to_be_bytes());
+        u.extend(((8 + payload.len()) as u16).to_be_bytes());
+        u.extend([0, 0]);
+        u.extend_from_slice(payload);
+        u
+    }
+
+    fn record(us: u64, data: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        let (sec, frac) = ((us / 1_000_000) as u32, (us % 1_000_000) as u32);
+        for x in [sec, frac, data.len() as u32, data.len() as u32] {
+            v.extend(x.to_le_bytes());
+        }
+        v.extend_from_slice(data);
+        v
+    }
+
+    /// Records of UDP conversations with idle gaps longer than the timeout, ARP between them (a
+    /// record without a packet can be the one that sweeps), fragmented datagrams, records longer
+    /// than a small chunk, and payloads that look like records (wrong guesses of a chunk's first
+    /// record); `corrupt`: a zero-length record and garbage after two thirds, a cut last record.
+    fn capture(seed: u64, corrupt: bool) -> Vec<u8> {
+        let mut r = Lcg(seed);
+        let mut f = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        f.extend(65_535u32.to_le_bytes());
+        f.extend(1u32.to_le_bytes());
+        let mut us = 1_700_000_000_000_000u64;
+        for i in 0..3000u64 {
+            us += r.next(400_000);
+            let (a, b) = (1 + r.next(6) as u8, 100 + r.next(3) as u8);
+            let port = 1000 + r.next(5) as u16;
+            match r.next(100) {
+                0..=9 => {
+                    let mut arp = vec![0xff; 6];
+                    arp.extend([2, 0, 0, 0, 0, a, 0x08, 0x06]);
+                    arp.extend([0; 28]);
+                    f.extend(record(us, &arp));
+                }
+                10..=14 => {
+                    let body = udp(port, 53, &[i as u8; 40]);
+                    let id = i as u16;
+                    f.extend(record(us, &ipv4(a, b, id, 0x2000, 17, &body[..24])));
+                    us += r.next(3000);
+                    f.extend(record(us, &ipv4(a, b, id, 3, 17, &body[24..])));
+                }
+                15 => f.extend(record(
+                    us,
+                    &ipv4(a, b, 1, 0, 17, &udp(port, 2049, &[7; 3000])),
+                )),
+                16..=18 => {
+                    let mut fake = Vec::new();
+                    for k in 0..5 {
+                        fake.extend(record(us + k, &[0x45; 8]));
+                    }
+                    f.extend(record(us, &ipv4(a, b, 1, 0, 17, &udp(port, 111, &fake))));
+                }
+                _ => {
+                    let len = r.next(600) as usize;
+                    let (s, d, sp, dp) = if r.next(2) == 0 {
+                        (a, b, port, 53)
+                    } else {
+                        (b, a, 53, port)
+                    };
+                    f.extend(record(
+                        us,
+                        &ipv4(s, d, 1, 0, 17, &udp(sp, dp, &vec![9; len])),
+                    ));
+                }
+            }
+            if corrupt && i == 2000 {
+                f.extend(record(us, &[]));
+                f.extend([0xee; 77]);
+                // Records of 1970 the resynchronisation skips, knowing the last record's time.
+                f.extend(record(5_000_000, &[1; 20]));
+                f.extend(record(5_000_001, &[1; 20]));
+            }
+        }
+        if corrupt {
+            f.extend(&record(us, &[5; 300])[..100]);
+        }
+        f
+    }
+
+    fn options(threads: usize, chunk_bytes: u64) -> Options {
+        Options {
+            threads,
+            chunk_bytes,
+            flows: FlowLimits {
+                max_flows: 64,
+                idle_timeout_ns: 5_000_000_000,
+            },
+            ..Options::default()
+        }
+    }
+
+    fn summary(out: &Output) -> String {
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            out.flows, out.apps, out.anomalies.rows, out.anomalies.counts, out.stats, out.captures
+        )
+    }
+
+    #[test]
+    fn chunks_decode_what_one_pass_does() {
+        let dir = std::env::temp_dir().join(format!("pw-chunks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let clean = dir.join("clean.pcap");
+        let broken = dir.join("broken.pcap");
+        std::fs::write(&clean, capture(1, false)).unwrap();
+        std::fs::write(&broken, capture(2, true)).unwrap();
+        for paths in [
+            vec![clean.clone()],
+            vec![broken.clone()],
+            vec![clean.clone(), broken.clone()],
+        ] {
+            let one = super::super::decode_paths(&paths, options(1, 0)).unwrap();
+            assert!(
+                one.stats.reassembled > 50 && one.stats.non_ip > 100,
+                "{:?}",
+                one.stats
+            );
+            assert!(
+                one.stats.flows_expired + one.stats.flows_split_idle > 10,
+                "{:?}",
+                one.stats
+            );
+            for (threads, chunk) in [(2, 700), (2, 4096), (3, 1500), (2, 64 << 10)] {
+                let opts = options(threads, chunk);
+                assert!(suits(&paths, &opts));
+                let many = decode_paths(&paths, opts).unwrap();
+                assert_eq!(summary(&one), summary(&many), "{paths:?} {threads} {chunk}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_panic_in_any_thread_names_the_record() {
+        let dir = std::env::temp_dir().join(format!("pw-chunks-panic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("clean.pcap");
+        std::fs::write(&path, capture(3, false)).unwrap();
+        let paths = vec![path.clone()];
+        let one = super::super::decode_paths(&paths, options(1, 0)).unwrap();
+        // Records far enough apart that some fall in chunks the helper frames, some in the
+        // applying thread's: with 40 chunks, both kinds are met.
+        let mut seen = Vec::new();
+        for at in [0.3, 0.5, 0.7, 0.9] {
+            let target = (one.stats.records as f64 * at) as u64;
+            let offset = offset_of(&path, target);
+            PANIC_AT_OFFSET.store(offset, Ordering::Relaxed);
+            let err = crate::decode::decode_paths_catching(&paths, options(2, 2048));
+            PANIC_AT_OFFSET.store(u64::MAX, Ordering::Relaxed);
+            match err {
+                Err(Error::Internal {
+                    path: p,
+                    record_index,
+                    byte_offset,
+                    message,
+                }) => {
+                    assert_eq!(
+                        (p, record_index, byte_offset),
+                        (path.clone(), target, offset)
+                    );
+                    assert_eq!(message, format!("injected at offset {offset}"));
+                }
+                other => panic!("expected Error::Internal, got {:?}", other.map(|_| ())),
+            }
+            seen.push(target);
+        }
+        assert_eq!(seen.len(), 4);
+        assert!(decode_paths(&paths, options(2, 2048)).is_ok());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The byte offset of record `index` of a classic pcap file.
+    fn offset_of(path: &Path, index: u64) -> u64 {
+        let bytes = std::fs::read(path).unwrap();
+        let mut at = FILE_HEADER as usize;
+        for _ in 0..index {
+            let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            at += HEADER + incl as usize;
+        }
+        at as u64
+    }
 }
