@@ -43,6 +43,7 @@ TARGETS = [
     "epm",
     "tls",
     "pipeline",
+    "chunks",
 ]
 CRASH_PREFIXES = ("crash-", "timeout-", "oom-", "leak-")
 # One input taking longer than this (wall clock, so a paused or starved fuzzer counts too) is a hang.

@@ -3,8 +3,8 @@
 
     python3 fuzz/seed.py [--out fuzz/corpus] [--clean]
 
-* pcap, pcapng, source, pipeline: whole files from pcaps/*.pcap*, pcaps/broken/* and the demo
-  capture (pcap: classic pcap files; pcapng: pcapng files; source and pipeline: all, including the
+* pcap, pcapng, source, pipeline, chunks: whole files from pcaps/*.pcap*, pcaps/broken/* and the demo
+  capture (pcap and chunks: classic pcap files; pcapng: pcapng files; source and pipeline: all, including the
   gzip and zstd ones).
 * ip: the IP packets of each capture (and their link-layer frames), framed.
 * tcp_stream: each TCP flow as a segment sequence.
@@ -33,7 +33,7 @@ from scapy.layers.inet6 import IPv6  # noqa: E402
 from scapy.utils import rdpcap  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPTURES = ["pcap", "pcapng", "source", "pipeline"]
+CAPTURES = ["pcap", "pcapng", "source", "pipeline", "chunks"]
 PROTOCOLS = ["ip", "tcp_stream", "oncrpc", "portmap", "dcerpc", "epm", "tls"]
 TARGETS = CAPTURES + PROTOCOLS
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
@@ -93,6 +93,7 @@ def whole_files(seeds: Seeds, files: list[Path]) -> None:
         seeds.add("pipeline", b)
         if b[:4] in PCAP_MAGICS:
             seeds.add("pcap", b)
+            seeds.add("chunks", b)
         if b[:4] == PCAPNG_MAGIC:
             seeds.add("pcapng", b)
 

@@ -93,6 +93,26 @@ fn name(captures: &[CaptureInfo], i: u32) -> &str {
     captures.get(i as usize).map_or("", |c| c.path.as_str())
 }
 
+/// Every table of a decode's output as text, with its counters: two decodes are the same when
+/// these are (tests and the differential fuzz target compare ways of decoding with it).
+pub fn fingerprint(out: &crate::decode::Output) -> String {
+    let names = capture_names(&out.captures);
+    let tables = [
+        flows_batch(&out.flows, &names),
+        anomalies_batch(&out.anomalies, &out.captures),
+        captures_batch(&out.captures),
+        rpc_calls_batch(&out.apps.rpc.calls),
+        mappings_batch(&out.apps.know.mappings),
+        dcerpc_calls_batch(&out.apps.dce.calls),
+        tls_batch(&out.apps.tls.rows),
+    ];
+    let mut text = format!("{:?}\n{:?}\n", out.stats, out.anomalies.counts);
+    for t in tables {
+        text += &format!("{t:?}\n");
+    }
+    text
+}
+
 /// The capture names of `flows_batch`, by capture index.
 pub fn capture_names(captures: &[CaptureInfo]) -> Vec<String> {
     captures.iter().map(|c| c.path.clone()).collect()

@@ -27,8 +27,13 @@ fuzz_target!(|data: &[u8]| {
     let spill = FlowSpill {
         rows: 2,
         sink: Arc::new(move |flows| {
-            assert!(flows.windows(2).all(|w| w[0].id < w[1].id), "spilled out of order");
-            tables::flows_batch(&flows, &names).map(drop).map_err(|e| e.to_string())
+            assert!(
+                flows.windows(2).all(|w| w[0].id < w[1].id),
+                "spilled out of order"
+            );
+            tables::flows_batch(&flows, &names)
+                .map(drop)
+                .map_err(|e| e.to_string())
         }),
     };
     let mut dec = Decoder::new(Options {

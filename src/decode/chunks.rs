@@ -899,10 +899,7 @@ pub(super) mod tests {
     }
 
     fn summary(out: &Output) -> String {
-        format!(
-            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
-            out.flows, out.apps, out.anomalies.rows, out.anomalies.counts, out.stats, out.captures
-        )
+        crate::tables::fingerprint(out)
     }
 
     #[test]

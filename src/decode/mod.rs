@@ -1,8 +1,9 @@
 //! The one pass over the captures, in two halves: `records` (capture files into records) and
 //! `packets` (records through the headers into the flow table and application decoders of
-//! `state`). One thread runs both back to back; with more threads, `pipeline` runs them on two
-//! threads joined by a queue of record batches. Either way the records reach the decoder in order,
-//! so the result is the same, row for row.
+//! `state`). One thread runs both back to back. With more threads, `chunks` splits classic pcap
+//! files so every thread reads and decodes headers while the calling thread applies the packets
+//! in order; other inputs go through `pipeline` (the halves on two threads joined by a queue).
+//! Every way, the packets reach the flow table in order, so the result is the same, row for row.
 
 mod chunks;
 mod packets;
@@ -37,8 +38,8 @@ pub struct Options {
     /// Bytes read from the files so far (compressed bytes for compressed files), for a progress bar
     /// another thread draws while the decode runs.
     pub progress: Option<Arc<AtomicU64>>,
-    /// Threads to decode with: 1 runs everything on the calling thread, more run the pipeline;
-    /// 0 means as many as the machine has cores.
+    /// Threads to decode with: 1 runs everything on the calling thread, more split classic pcap
+    /// files into chunks (`chunks`) or run the pipeline; 0 means as many as the machine has cores.
     pub threads: usize,
     /// Where finished flows go while decoding; without it they stay in memory until the end.
     pub spill: Option<FlowSpill>,

@@ -4,12 +4,12 @@
 //! left in the read buffers they were read into (shared blocks, not copies), so the flow table sees
 //! exactly the packets the one-thread pass would and the result is the same.
 //!
-//! Why not split a file into chunks decoded whole on separate threads and merge their tables: the
-//! second half is path-dependent. A port a portmapper hands out in one chunk decides how a flow in
-//! a later chunk is decoded; a reply is matched to a call by XID across any border; a stream's
-//! reassembly and its flow's orientation depend on everything before. A merge could only be exact
-//! by re-decoding whatever a border touched. The first half has none of that state (bar IP
-//! fragments) and is where most of the time goes, so it is the half that runs apart.
+//! Used for what `chunks` cannot split (pcapng, compressed input, stdin). Why neither splits the
+//! flow table: it is path-dependent. A port a portmapper hands out in one chunk decides how a flow
+//! in a later chunk is decoded; a reply is matched to a call by XID across any border; a stream's
+//! reassembly and its flow's orientation depend on everything before. The first half has none of
+//! that state (bar IP fragments) and is where most of the time goes, so it is the half that runs
+//! apart.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
