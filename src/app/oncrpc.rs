@@ -284,7 +284,9 @@ impl Rpc {
                     }
                 } else {
                     if pending.len() >= MAX_PENDING_CALLS {
-                        if let Some(k) = pending.iter().min_by_key(|(_, p)| p.ts).map(|(k, _)| *k) {
+                        // The key breaks ties in time: the map's order differs between runs.
+                        let oldest = pending.iter().min_by_key(|(k, p)| (p.ts, **k));
+                        if let Some(k) = oldest.map(|(k, _)| *k) {
                             if let Some(old) = pending.remove(&k) {
                                 self.unanswered(old);
                             }
@@ -378,7 +380,7 @@ impl Rpc {
         if let Some(k) = self
             .udp_pending
             .iter()
-            .min_by_key(|(_, p)| p.ts)
+            .min_by_key(|(k, p)| (p.ts, **k))
             .map(|(k, _)| *k)
         {
             if let Some(c) = self.udp_pending.remove(&k) {
@@ -398,9 +400,10 @@ impl Rpc {
 
     /// The end of the decode: UDP calls never answered.
     pub fn finish(&mut self) {
-        let mut left: Vec<PendingCall> = self.udp_pending.drain().map(|(_, c)| c).collect();
-        left.sort_by_key(|c| (c.ts, c.xid));
-        for c in left {
+        let mut left: Vec<_> = self.udp_pending.drain().collect();
+        // The client breaks ties: two clients may use one XID at one time.
+        left.sort_by_key(|(key, c)| (c.ts, c.xid, *key));
+        for (_, c) in left {
             self.unanswered(c);
         }
         self.calls
