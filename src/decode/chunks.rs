@@ -183,6 +183,8 @@ struct Bytes {
     base: u64,
     /// Where reading must stop (the file's length when the decode began).
     limit: u64,
+    /// The chunk's length: the records starting before it are its own.
+    span: usize,
     eof: bool,
 }
 
@@ -198,7 +200,13 @@ impl Bytes {
             if data.len() < want {
                 data.resize(want.div_ceil(PIECE) * PIECE, 0);
             }
-            let n = PIECE.min(data.len() - self.filled).min(left as usize);
+            // Whole pieces up to the chunk's end, past it only what the last record needs (the
+            // next chunk reads the rest).
+            let n = PIECE.min(data.len() - self.filled).min(left as usize).min(
+                self.span
+                    .saturating_sub(self.filled)
+                    .max(want - self.filled),
+            );
             let Some(space) = data.get_mut(self.filled..self.filled + n) else {
                 self.eof = true;
                 return;
@@ -312,6 +320,7 @@ impl<'a> Worker<'a> {
             filled: 0,
             base,
             limit: plan.len,
+            span: (stop - base) as usize,
             eof: false,
         };
         let mut chunk = Chunk::none(k, base);
@@ -322,7 +331,7 @@ impl<'a> Worker<'a> {
         };
         self.packets.stats = Stats::default();
         self.packets.anomalies = Anomalies::default();
-        let span = (stop - base) as usize;
+        let span = bytes.span;
         let start = match first {
             Some(off) => Some(off.saturating_sub(base) as usize),
             None => self.boundary(&mut bytes, span),
