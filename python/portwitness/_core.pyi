@@ -24,6 +24,7 @@ def decode(
     threads: int = 0,
     flow_sink: Callable[[Any], None] | None = None,
     spill_rows: int = 262_144,
+    chunk_bytes: int = 0,
 ) -> dict[str, Any]: ...
 def first_timestamp(path: str | PathLike[str]) -> int | None: ...
 
