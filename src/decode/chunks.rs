@@ -43,6 +43,9 @@ use crate::flow::PacketMeta;
 /// Bytes per chunk: large enough that claiming, checking and handing over cost nothing per
 /// packet, small enough that both threads start at once and the chunks in flight stay few.
 pub const CHUNK: u64 = 8 << 20;
+/// Bounds on `Options::chunk_bytes` (tests split small captures into chunks of a few records).
+const MIN_CHUNK: u64 = 64;
+const MAX_CHUNK: u64 = 256 << 20;
 /// Chunks claimed at most ahead of the one being applied: bounds the memory held
 /// (`WINDOW` × (`CHUNK` + its packets)).
 const WINDOW: u64 = 6;
@@ -726,11 +729,12 @@ pub fn suits(paths: &[PathBuf], opts: &Options) -> bool {
     any
 }
 
+/// The chunk size asked for, within bounds: every chunk in flight holds a buffer of its size, and
+/// below a few records per chunk the claiming costs more than the framing.
 fn chunk_bytes(opts: &Options) -> u64 {
-    if opts.chunk_bytes == 0 {
-        CHUNK
-    } else {
-        opts.chunk_bytes
+    match opts.chunk_bytes {
+        0 => CHUNK,
+        n => n.clamp(MIN_CHUNK, MAX_CHUNK),
     }
 }
 
