@@ -285,7 +285,9 @@ struct Worker<'a> {
     packets: Packets<Collect>,
     progress: Option<&'a AtomicU64>,
     spares: &'a Spares,
-    base: Option<u64>,
+    /// The number of the first record of the chunk being framed, when known (for the message of
+    /// a panic).
+    first_index: Option<u64>,
 }
 
 impl<'a> Worker<'a> {
@@ -300,18 +302,17 @@ impl<'a> Worker<'a> {
             packets: Packets::for_chunks(opts, Collect::default()),
             progress: opts.progress.as_deref(),
             spares,
-            base: None,
+            first_index: None,
         })
     }
 
     /// Frames and decodes chunk `k`, from `first` when known, else from the first offset that
-    /// looks like a record boundary. `base`: the number of its first record when known, for the
-    /// message of a panic.
+    /// looks like a record boundary; `first_index`: the number of its first record, when known.
     fn parse(&mut self, k: u64, first: Option<u64>, first_index: Option<u64>) -> Chunk {
         let plan = self.plan;
         let base = plan.start(k);
         let stop = plan.start(k + 1).min(plan.len);
-        self.base = first_index;
+        self.first_index = first_index;
         let (mut data, mut items) = lock(self.spares).pop().unwrap_or_default();
         let size = plan.chunk as usize + PIECE;
         if data.len() < size {
@@ -385,7 +386,7 @@ impl<'a> Worker<'a> {
                 break;
             };
             let offset = bytes.base + pos as u64;
-            let index = self.base.unwrap_or(0) + chunk.records;
+            let index = self.first_index.unwrap_or(0) + chunk.records;
             WHERE.with(|w| w.set((capture as usize, index, offset)));
             #[cfg(test)]
             if tests::PANIC_AT_OFFSET.load(Ordering::Relaxed) == offset {
