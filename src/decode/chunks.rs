@@ -335,14 +335,13 @@ impl<'a> Worker<'a> {
         };
         self.packets.stats = Stats::default();
         self.packets.anomalies = Anomalies::default();
-        let span = bytes.span;
         let start = match first {
             Some(off) => Some(off.saturating_sub(base) as usize),
-            None => self.boundary(&mut bytes, span),
+            None => self.boundary(&mut bytes),
         };
         if let Some(pos) = start {
             chunk.first = Some(base + pos as u64);
-            self.frame(&mut bytes, pos, span, &mut chunk);
+            self.frame(&mut bytes, pos, &mut chunk);
         }
         chunk.items = std::mem::take(&mut self.packets.sink.items);
         chunk.stats = std::mem::take(&mut self.packets.stats);
@@ -351,12 +350,12 @@ impl<'a> Worker<'a> {
         chunk
     }
 
-    /// The first offset in `0..span` where records seem to start.
-    fn boundary(&mut self, bytes: &mut Bytes, span: usize) -> Option<usize> {
+    /// The first offset in the chunk where records seem to start.
+    fn boundary(&mut self, bytes: &mut Bytes) -> Option<usize> {
         let reader = &self.plan.reader;
         bytes.ensure(&self.file, PIECE, self.progress);
         let mut i = 0;
-        while i < span {
+        while i < bytes.span {
             match reader.chain(bytes.get(i), bytes.eof) {
                 Chain::Yes => return Some(i),
                 Chain::No => i += 1,
@@ -369,12 +368,13 @@ impl<'a> Worker<'a> {
         None
     }
 
-    /// Frames the records from `pos` on whose header starts before `span`, each through the
+    /// Frames the records from `pos` on whose header starts in the chunk, each through the
     /// headers into the chunk's items.
-    fn frame(&mut self, bytes: &mut Bytes, mut pos: usize, span: usize, chunk: &mut Chunk) {
+    fn frame(&mut self, bytes: &mut Bytes, mut pos: usize, chunk: &mut Chunk) {
         let reader = &self.plan.reader;
         let capture = self.plan.capture;
-        while pos < span && bytes.base + (pos as u64) < bytes.limit {
+        // The span ends at the file's length: past it nothing is read.
+        while pos < bytes.span {
             bytes.ensure(&self.file, pos + HEADER, self.progress);
             let Some(need) = reader.wanted(bytes.get(pos)) else {
                 chunk.dirty = true;
@@ -553,6 +553,15 @@ struct Applier {
     stats: Stats,
 }
 
+/// `at`, numbered within its chunk, numbered within its file (the chunk's first record is number
+/// `base`); also where a panic from here on happened.
+#[inline]
+fn numbered(mut at: Position, base: u64) -> Position {
+    at.record_index += base;
+    WHERE.with(|w| w.set((at.capture as usize, at.record_index, at.byte_offset)));
+    at
+}
+
 /// Where the careful reader takes over a file: the offset, the records before it, the last
 /// record's second.
 type Resume = (u64, u64, Option<u32>);
@@ -569,14 +578,13 @@ impl Applier {
         for item in &c.items {
             match *item {
                 Item::Packet {
-                    mut at,
+                    at,
                     ref meta,
                     seq,
                     start,
                     len,
                 } => {
-                    at.record_index += base;
-                    WHERE.with(|w| w.set((at.capture as usize, at.record_index, at.byte_offset)));
+                    let at = numbered(at, base);
                     packets.tick(meta.ts);
                     packets
                         .sink
@@ -584,14 +592,13 @@ impl Applier {
                 }
                 Item::Tick(ts) => packets.tick(ts),
                 Item::Whole {
-                    mut at,
+                    at,
                     ts,
                     orig_len,
                     start,
                     len,
                 } => {
-                    at.record_index += base;
-                    WHERE.with(|w| w.set((at.capture as usize, at.record_index, at.byte_offset)));
+                    let at = numbered(at, base);
                     let rec = Record {
                         ts_ns: ts,
                         link,
