@@ -23,6 +23,7 @@ pub mod learn;
 pub mod packet;
 pub mod proto;
 pub mod tables;
+pub mod write;
 
 #[cfg(feature = "python")]
 mod python;

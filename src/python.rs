@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::flow::FlowLimits;
 use crate::packet::frag::FragLimits;
 use crate::tables;
+use crate::write::WriteError;
 
 create_exception!(
     _core,
@@ -226,6 +227,29 @@ fn decode(
     Ok(d.unbind())
 }
 
+/// Writes an Arrow table (any object with `__arrow_c_stream__`) to `path` as one Parquet file,
+/// zstd compressed; returns the rows written. OSError when the file cannot be written.
+#[pyfunction]
+fn write_parquet(py: Python<'_>, table: PyTable, path: PathBuf) -> PyResult<u64> {
+    let (batches, schema) = table.into_inner();
+    let written = py.detach(|| {
+        // The batches move into the call and are never seen again after a panic.
+        let write = std::panic::AssertUnwindSafe(|| crate::write::parquet(&path, schema, batches));
+        std::panic::catch_unwind(write)
+            .map_err(|_| format!("{}: panic while writing Parquet", path.display()))
+    });
+    match written {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(WriteError::Io { path, source })) => Err(PyOSError::new_err((
+            source.raw_os_error().unwrap_or(0),
+            source.to_string(),
+            path.to_string_lossy().into_owned(),
+        ))),
+        Ok(Err(e)) => Err(InternalError::new_err(e.to_string())),
+        Err(msg) => Err(InternalError::new_err(msg)),
+    }
+}
+
 /// The time (ns since the epoch) of a capture's first record; None when it has none or is no
 /// capture.
 #[pyfunction]
@@ -259,6 +283,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InternalError", m.py().get_type::<InternalError>())?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(first_timestamp, m)?)?;
+    m.add_function(wrap_pyfunction!(write_parquet, m)?)?;
     m.add_class::<Progress>()?;
     Ok(())
 }

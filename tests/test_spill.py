@@ -5,7 +5,10 @@ format; the spill's directory never outlives the command, also when writing fail
 from __future__ import annotations
 
 import errno
+import os
+import pickle
 import random
+import subprocess
 import sys
 
 import polars as pl
@@ -13,9 +16,10 @@ import pytest
 
 import portwitness as pw
 from conftest import PCAPS, ROOT, fixtures
+from portwitness.capture import TABLES
 from portwitness.cli import main
 from portwitness.render import write_frame
-from portwitness.spill import FlowSpill, merged, write_flows
+from portwitness.spill import FlowSpill, merged, write_flows, write_parquet
 
 sys.path.insert(0, str(ROOT / "benches"))
 import hostile  # noqa: E402
@@ -161,3 +165,61 @@ def test_flow_sink_is_not_for_a_cluster():
 
     with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="flow_sink"):
         pw.decode(PCAPS / "sample.pcap", client=pool, flow_sink=lambda t: None)
+
+
+@pytest.mark.parametrize("capture", ["sample.pcap", "tcp_basic.pcap", "broken/truncated_last_record.pcap"])
+def test_parquet_of_flows_held_in_memory_is_written_by_the_core_as_polars_writes_it(
+    tmp_path, capsys, capture
+):
+    path = PCAPS / capture
+    whole = pw.decode(path).flows
+    reference = tmp_path / "polars.parquet"
+    whole.write_parquet(reference)
+    out = tmp_path / "flows.parquet"
+    code, _, err = run(["flows", str(path), "-o", str(out)], capsys)
+    assert code in (0, 1) and "error" not in err, err
+    back = pl.read_parquet(out)
+    assert back.schema == pl.read_parquet(reference).schema == whole.schema
+    assert back.equals(whole, null_equal=True) and back.height == whole.height > 0
+    assert leftovers(tmp_path) == []
+
+
+def test_flows_to_parquet_never_loads_polars(tmp_path):
+    out = tmp_path / "flows.parquet"
+    script = (
+        "import sys\n"
+        "from portwitness.cli import main\n"
+        f"code = main(['flows', {str(PCAPS / 'sample.pcap')!r}, '-o', {str(out)!r}])\n"
+        "print(code, 'polars' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "False"], done.stderr
+    assert pl.read_parquet(out).equals(pw.decode(PCAPS / "sample.pcap").flows)
+
+
+def test_the_core_writer_names_an_unwritable_output(tmp_path):
+    target = tmp_path / "no" / "such" / "flows.parquet"
+    cap = pw.decode(PCAPS / "sample.pcap")
+    with pytest.raises(FileNotFoundError) as e:
+        write_parquet(cap.arrow("flows"), str(target))
+    assert (e.value.errno, e.value.strerror, e.value.filename) == (
+        errno.ENOENT,
+        os.strerror(errno.ENOENT),
+        str(target),
+    )
+    assert not target.parent.exists()
+
+
+def test_a_capture_converts_each_table_once_and_pickles_as_frames():
+    cap = pw.decode(PCAPS / "sample.pcap")
+    arrow = cap.arrow("flows")
+    assert hasattr(arrow, "__arrow_c_stream__") and not isinstance(arrow, pl.DataFrame)
+    flows = cap.flows
+    assert cap.flows is flows and cap.arrow("flows") is flows
+    assert flows.equals(pl.DataFrame(arrow))
+    again = pickle.loads(pickle.dumps(cap))
+    for name in TABLES:
+        assert getattr(again, name).equals(getattr(cap, name), null_equal=True)
+    assert (again.stats, again.anomaly_kinds) == (cap.stats, cap.anomaly_kinds)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = cap.nope

@@ -27,6 +27,9 @@ def decode(
     chunk_bytes: int = 0,
 ) -> dict[str, Any]: ...
 def first_timestamp(path: str | PathLike[str]) -> int | None: ...
+def write_parquet(table: Any, path: str | PathLike[str]) -> int:
+    """Writes an Arrow table (anything with `__arrow_c_stream__`) as one zstd Parquet file; returns
+    the rows written. OSError when the file cannot be written."""
 
 class Progress:
     """Bytes read so far by a decode running on another thread."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,10 @@ def expand_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
+# The tables of a decode, in the order `_core.decode` returns them.
+TABLES = ("flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls")
+
+
 @dataclass(frozen=True)
 class Capture:
     """The decoded tables of one or more captures."""
@@ -77,6 +81,39 @@ class Capture:
     stats: dict[str, int] = field(default_factory=dict)
     # Every anomaly by kind, including those past the bound on kept rows.
     anomaly_kinds: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_core(cls, raw: dict[str, Any]) -> Capture:
+        """The result of `_core.decode`, each table made a polars frame when first read: a caller
+        that only hands a table on as Arrow (`arrow`) never loads polars."""
+        cap = object.__new__(cls)
+        object.__setattr__(cap, "_arrow", {name: raw[name] for name in TABLES})
+        object.__setattr__(cap, "stats", dict(raw["stats"]))
+        object.__setattr__(cap, "anomaly_kinds", dict(raw.get("anomaly_counts", {})))
+        return cap
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for an attribute the instance does not hold yet: a table `from_core` left
+        # as Arrow is converted here, once.
+        pending = self.__dict__.get("_arrow")
+        if not pending or name not in pending:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        import polars as pl
+
+        frame = pl.DataFrame(pending[name])
+        object.__setattr__(self, name, frame)
+        del pending[name]
+        return frame
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled as frames: Arrow tables of the core do not pickle.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def arrow(self, name: str) -> Any:
+        """Table `name` as an Arrow stream (an object with `__arrow_c_stream__`), without
+        converting it when the decode left it as Arrow."""
+        pending = self.__dict__.get("_arrow") or {}
+        return pending[name] if name in pending else getattr(self, name)
 
     def anomaly_counts(self) -> dict[str, int]:
         """Anomalies by kind, all of them (the rows kept in `anomalies` are bounded)."""
@@ -187,18 +224,5 @@ def decode_files(
         flow_sink=flow_sink,
         spill_rows=spill_rows,
     )
-    # Here, not at the top: the command line loads polars on another thread while this decodes.
-    import polars as pl
-
-    cap = Capture(
-        flows=pl.DataFrame(raw["flows"]),
-        anomalies=pl.DataFrame(raw["anomalies"]),
-        captures=pl.DataFrame(raw["captures"]),
-        rpc_calls=pl.DataFrame(raw["rpc_calls"]),
-        mappings=pl.DataFrame(raw["mappings"]),
-        dcerpc_calls=pl.DataFrame(raw["dcerpc_calls"]),
-        tls=pl.DataFrame(raw["tls"]),
-        stats=dict(raw["stats"]),
-        anomaly_kinds=dict(raw.get("anomaly_counts", {})),
-    )
+    cap = Capture.from_core(raw)
     return cap, dict(raw["border"])

@@ -80,9 +80,13 @@ def _import_polars() -> None:
         pass
 
 
-def _decode(captures: tuple[str, ...], max_flows: int, idle_timeout: float, **spill: Any) -> Capture:
-    """`spill`: `flow_sink` and `spill_rows` for `decode` (ignored on a cluster)."""
-    _load_polars_meanwhile()
+def _decode(
+    captures: tuple[str, ...], max_flows: int, idle_timeout: float, polars: bool = True, **spill: Any
+) -> Capture:
+    """`spill`: `flow_sink` and `spill_rows` for `decode` (ignored on a cluster). `polars`: False
+    when the caller may never need it (its import would only take CPU from the decode)."""
+    if polars:
+        _load_polars_meanwhile()
     files = expand_paths(list(captures))
     address = _scheduler()
     if address:
@@ -295,8 +299,9 @@ def _spilled_flows(
     spill_rows: int,
 ) -> Capture:
     """Decodes and writes the flows table to `output` without ever holding it whole: finished
-    flows go to disk beside the output while decoding and are merged back in flow order."""
-    from portwitness.spill import FlowSpill, merged, release_free_memory, write_flows
+    flows go to disk beside the output while decoding and are merged back in flow order. A
+    Parquet file of flows that all stayed in memory is written by the core, without polars."""
+    from portwitness.spill import FlowSpill, merged, release_free_memory, write_flows, write_parquet
 
     try:
         spill = FlowSpill(None if output == "-" else Path(output).parent)
@@ -304,9 +309,15 @@ def _spilled_flows(
         # The spill's directory goes beside the output: its error is the output's.
         raise OSError(e.errno, e.strerror, output) from None
     with spill:
-        cap = _decode(captures, max_flows, idle_timeout, flow_sink=spill, spill_rows=spill_rows)
+        parquet = fmt == "parquet"
+        cap = _decode(
+            captures, max_flows, idle_timeout, polars=not parquet, flow_sink=spill, spill_rows=spill_rows
+        )
         release_free_memory()
         _warn_anomalies(cap)
+        if parquet and not spill.parts:
+            write_parquet(cap.arrow("flows"), output)
+            return cap
         write_flows(
             merged(spill.parts, cap.flows), cap.flows.schema, output, "csv" if fmt == "table" else fmt
         )

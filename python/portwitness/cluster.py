@@ -39,9 +39,8 @@ from typing import Any
 import polars as pl
 
 from portwitness import _core
-from portwitness.capture import Capture, Options, decode_files, decode_threads
+from portwitness.capture import TABLES, Capture, Options, decode_files, decode_threads
 
-TABLES = ("flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls")
 # Tables whose rows carry the id of their flow.
 WITH_FLOW_ID = ("flows", "rpc_calls", "mappings", "dcerpc_calls", "tls")
 # Tables bounded by `_core.MAX_ROWS` (their rows are sorted at the end, so a part over the

@@ -16,6 +16,7 @@ and loads polars on another thread meanwhile.
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import sys
 import tempfile
@@ -147,6 +148,17 @@ def write_flows(batches: Iterator[pl.DataFrame], schema: pl.Schema, output: str,
         return _write_text(batches, schema, sys.stdout.buffer, fmt)
     with open(output, "wb") as f:
         return _write_text(batches, schema, f, fmt)
+
+
+def write_parquet(table: Any, output: str) -> int:
+    """Writes an Arrow table (`Capture.arrow`) to the file `output` as Parquet, by the core (zstd,
+    row groups as polars makes them); an OSError names the output as any other failed write does."""
+    from portwitness import _core
+
+    try:
+        return _core.write_parquet(table, output)
+    except OSError as e:
+        raise OSError(e.errno, os.strerror(e.errno) if e.errno else e.strerror, output) from None
 
 
 def _write_text(batches: Iterator[pl.DataFrame], schema: pl.Schema, f: IO[bytes], fmt: str) -> int:
