@@ -139,7 +139,6 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
     let mut rpc_vers = UInt32Builder::with_capacity(n);
     let mut ipbuf = String::with_capacity(48);
     for fl in flows {
-        use std::fmt::Write;
         id.append_value(fl.id);
         cap.append_value(names.get(fl.capture as usize).map_or("", String::as_str));
         transport.append_value(if fl.proto == IPPROTO_TCP {
@@ -148,11 +147,11 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
             "udp"
         });
         ipbuf.clear();
-        let _ = write!(ipbuf, "{}", fl.client);
+        fl.client.push_to(&mut ipbuf);
         cip.append_value(&ipbuf);
         cport.append_value(fl.client_port);
         ipbuf.clear();
-        let _ = write!(ipbuf, "{}", fl.server);
+        fl.server.push_to(&mut ipbuf);
         sip.append_value(&ipbuf);
         sport.append_value(fl.server_port);
         orient.append_value(fl.orientation.name());

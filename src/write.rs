@@ -8,10 +8,15 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 
 /// Rows per row group: polars' own default, so a file reads back the same by either writer.
 pub const ROW_GROUP_ROWS: usize = 512 * 512;
@@ -39,7 +44,8 @@ pub fn parquet(
         path: path.to_path_buf(),
         source,
     })?;
-    let written = write_all(BufWriter::with_capacity(1 << 20, file), schema, batches);
+    let out = BufWriter::with_capacity(1 << 20, file);
+    let written = write_all(out, schema, batches, ROW_GROUP_ROWS);
     written.map_err(|source| {
         // Only a file this call made: never a device or pipe named as the output.
         if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
@@ -68,28 +74,103 @@ fn write_all(
     out: BufWriter<File>,
     schema: SchemaRef,
     batches: impl IntoIterator<Item = RecordBatch>,
+    group_rows: usize,
 ) -> Result<u64, ParquetError> {
+    let group_rows = group_rows.max(1);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_row_count(Some(group_rows))
         .build();
-    let mut writer = ArrowWriter::try_new(out, schema, Some(props))?;
+    // ArrowWriter first: it writes the Arrow schema into the file's metadata (UTC timestamps,
+    // unsigned ports come back as written); its parts then encode the columns in parallel.
+    let (mut file, factory) =
+        ArrowWriter::try_new(out, schema.clone(), Some(props))?.into_serialized_writer()?;
     let mut rows = 0u64;
+    let mut group: Vec<RecordBatch> = Vec::new();
+    let mut held = 0usize;
+    let mut index = 0usize;
     for batch in batches {
-        rows += batch.num_rows() as u64;
-        writer.write(&batch)?;
+        let mut batch = batch;
+        // Row groups of `group_rows`, whatever the batches' sizes.
+        while held + batch.num_rows() >= group_rows {
+            let take = group_rows - held;
+            group.push(batch.slice(0, take));
+            batch = batch.slice(take, batch.num_rows() - take);
+            rows += write_group(&mut file, &factory, &schema, &mut group, index)?;
+            index += 1;
+            held = 0;
+        }
+        if batch.num_rows() > 0 {
+            held += batch.num_rows();
+            group.push(batch);
+        }
     }
-    let mut out = writer.into_inner()?;
+    if held > 0 {
+        rows += write_group(&mut file, &factory, &schema, &mut group, index)?;
+    }
+    let mut out = file.into_inner()?;
     io::Write::flush(&mut out).map_err(|e| ParquetError::External(Box::new(e)))?;
-    out.get_ref()
-        .sync_data()
-        .or_else(|e| match e.kind() {
-            // Not every file system syncs (pipes, some FUSE mounts): the bytes are written.
-            io::ErrorKind::Unsupported | io::ErrorKind::InvalidInput => Ok(()),
-            _ => Err(e),
-        })
-        .map_err(|e| ParquetError::External(Box::new(e)))?;
     Ok(rows)
+}
+
+/// Encodes one row group, its columns shared out among the machine's cores (they are
+/// independent until appended, in order), and appends it to the file. Empties `group`.
+fn write_group(
+    file: &mut SerializedFileWriter<BufWriter<File>>,
+    factory: &ArrowRowGroupWriterFactory,
+    schema: &SchemaRef,
+    group: &mut Vec<RecordBatch>,
+    index: usize,
+) -> Result<u64, ParquetError> {
+    let batch = arrow_select::concat::concat_batches(schema, group.iter())?;
+    group.clear();
+    let writers = factory.create_column_writers(index)?;
+    // One leaf per column: the tables are flat.
+    let mut work = Vec::with_capacity(writers.len());
+    for ((writer, field), column) in writers
+        .into_iter()
+        .zip(schema.fields())
+        .zip(batch.columns())
+    {
+        work.push(Mutex::new(Some((writer, compute_leaves(field, column)?))));
+    }
+    let done: Vec<Mutex<Option<Result<ArrowColumnChunk, ParquetError>>>> =
+        work.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, work.len().max(1));
+    let encode = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = work.get(i) else { break };
+        let Some((mut writer, leaves)) = slot.lock().ok().and_then(|mut w| w.take()) else {
+            continue;
+        };
+        let chunk = leaves
+            .iter()
+            .try_for_each(|leaf| writer.write(leaf))
+            .and_then(|()| writer.close());
+        if let Some(mut d) = done.get(i).and_then(|d| d.lock().ok()) {
+            *d = Some(chunk);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(encode);
+        }
+        encode();
+    });
+    let mut row_group = file.next_row_group()?;
+    for d in done {
+        let chunk = d
+            .into_inner()
+            .ok()
+            .flatten()
+            .ok_or_else(|| ParquetError::General("a column was not encoded".into()))??;
+        chunk.append_to_row_group(&mut row_group)?;
+    }
+    row_group.close()?;
+    Ok(batch.num_rows() as u64)
 }
 
 #[cfg(test)]
@@ -125,6 +206,30 @@ mod tests {
         assert_eq!(groups, Some(1));
         let back = arrow_select::concat::concat_batches(&flows.schema(), &back).unwrap();
         // The schema comes back whole: UTC timestamps, unsigned ports, nullable columns.
+        assert_eq!(back, flows);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn batches_of_any_size_make_full_row_groups_in_order() {
+        let dir = tempfile_dir("groups");
+        let path = dir.join("flows.parquet");
+        let flows = sample_flows();
+        let n = flows.num_rows();
+        let pieces = [
+            flows.slice(0, 3),
+            flows.slice(3, 0),
+            flows.slice(3, 9),
+            flows.slice(12, n - 12),
+        ];
+        let file = BufWriter::new(File::create(&path).unwrap());
+        assert_eq!(
+            write_all(file, flows.schema(), pieces, 5).unwrap(),
+            n as u64
+        );
+        let (back, groups) = read_back(&path);
+        assert_eq!(groups, Some(n.div_ceil(5) as i32));
+        let back = arrow_select::concat::concat_batches(&flows.schema(), &back).unwrap();
         assert_eq!(back, flows);
         std::fs::remove_dir_all(dir).unwrap();
     }

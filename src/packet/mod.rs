@@ -72,6 +72,30 @@ impl Addr {
     }
 }
 
+impl Addr {
+    /// Appends the address as `Display` writes it. IPv4 digits are written directly: through the
+    /// formatting machinery two addresses per flow were half the time of building the flows table.
+    pub fn push_to(&self, out: &mut String) {
+        if self.v6 {
+            use std::fmt::Write;
+            let _ = write!(out, "{self}");
+            return;
+        }
+        for (i, &b) in self.bytes.iter().take(4).enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            if b >= 100 {
+                out.push(char::from(b'0' + b / 100));
+            }
+            if b >= 10 {
+                out.push(char::from(b'0' + b / 10 % 10));
+            }
+            out.push(char::from(b'0' + b % 10));
+        }
+    }
+}
+
 impl std::fmt::Display for Addr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // std's Display for Ipv6Addr follows RFC 5952.
@@ -109,4 +133,32 @@ pub(crate) fn be16(b: &[u8], off: usize) -> Option<u16> {
 #[inline]
 pub(crate) fn be32(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(off..off + 4)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_pushed_as_display_writes_them() {
+        let mut out = String::new();
+        for b in 0..=255u8 {
+            for a in [
+                Addr::v4([b, 0, 9, 10]),
+                Addr::v4([99, b, 100, 255]),
+                Addr::v4([1, 2, b, 3]),
+                Addr::v4([255, 255, 255, b]),
+                Addr::v6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b, 1]),
+                Addr::v6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, b]),
+            ] {
+                out.clear();
+                a.push_to(&mut out);
+                assert_eq!(out, a.to_string());
+            }
+        }
+        out.clear();
+        Addr::v4([10, 0, 0, 1]).push_to(&mut out);
+        Addr::v4([172, 16, 254, 3]).push_to(&mut out);
+        assert_eq!(out, "10.0.0.1172.16.254.3");
+    }
 }

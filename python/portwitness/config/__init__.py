@@ -6,9 +6,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from portwitness.config.catalog import CATALOG, CatalogEntry, by_interface, by_program, catalog_rules, lookup
-from portwitness.config.convert import convert_portsconfig, policy_to_toml
-from portwitness.config.mgmt import read_mgmt
 from portwitness.config.model import (
     FAMILY_MSRPC,
     FAMILY_ONCRPC,
@@ -24,23 +21,53 @@ from portwitness.config.model import (
     PortRange,
     Rule,
 )
-from portwitness.config.policy import read_policy
-from portwitness.config.portsconfig import read_portsconfig
 
 if TYPE_CHECKING:
+    from portwitness.config.catalog import (
+        CATALOG,
+        CatalogEntry,
+        by_interface,
+        by_program,
+        catalog_rules,
+        lookup,
+    )
+    from portwitness.config.convert import convert_portsconfig, policy_to_toml
+    from portwitness.config.mgmt import read_mgmt
     from portwitness.config.plan import port_plan
+    from portwitness.config.policy import read_policy
+    from portwitness.config.portsconfig import read_portsconfig
+
+# Loaded on first use (PEP 562): the command line needs only the model's ConfigError before it
+# decodes, and the readers and the catalog took a third of its imports' time.
+_LAZY = {
+    "CATALOG": "catalog",
+    "CatalogEntry": "catalog",
+    "by_interface": "catalog",
+    "by_program": "catalog",
+    "catalog_rules": "catalog",
+    "lookup": "catalog",
+    "convert_portsconfig": "convert",
+    "policy_to_toml": "convert",
+    "read_mgmt": "mgmt",
+    "read_policy": "policy",
+    "read_portsconfig": "portsconfig",
+    # The port plan is a polars frame: its module loads polars, which reading a configuration
+    # does not need.
+    "port_plan": "plan",
+}
 
 PathLike = str | os.PathLike[str]
 
 
 def __getattr__(name: str) -> Any:
-    # The port plan is a polars frame: its module loads polars, which reading a configuration
-    # does not need (the command line reads one before it decodes).
-    if name == "port_plan":
-        from portwitness.config.plan import port_plan
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'portwitness.config' has no attribute {name!r}")
+    from importlib import import_module
 
-        return port_plan
-    raise AttributeError(f"module 'portwitness.config' has no attribute {name!r}")
+    value = getattr(import_module(f"portwitness.config.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def load_config(
@@ -52,6 +79,10 @@ def load_config(
 ) -> Policy:
     """Read whichever files are given (PortsConfig.cfg, management settings, TOML policy) into one
     Policy, in that order, host-specific rules before general ones."""
+    from portwitness.config.mgmt import read_mgmt
+    from portwitness.config.policy import read_policy
+    from portwitness.config.portsconfig import read_portsconfig
+
     out = Policy()
     if config is not None:
         out.extend(read_portsconfig(config))
