@@ -56,9 +56,22 @@ fn table(
     py: Python<'_>,
     batch: Result<RecordBatch, arrow_schema::ArrowError>,
 ) -> PyResult<Py<PyAny>> {
-    let batch = batch.map_err(|e| InternalError::new_err(e.to_string()))?;
-    let schema = batch.schema();
-    let t = PyTable::try_new(vec![batch], schema)?;
+    tables_of(py, batch.map(|b| vec![b]), None)
+}
+
+/// A table of several batches (of `schema`, needed when there are none).
+fn tables_of(
+    py: Python<'_>,
+    batches: Result<Vec<RecordBatch>, arrow_schema::ArrowError>,
+    schema: Option<arrow_schema::SchemaRef>,
+) -> PyResult<Py<PyAny>> {
+    let batches = batches.map_err(|e| InternalError::new_err(e.to_string()))?;
+    let schema = match (batches.first(), schema) {
+        (Some(b), _) => b.schema(),
+        (None, Some(s)) => s,
+        (None, None) => return Err(InternalError::new_err("a table without a schema")),
+    };
+    let t = PyTable::try_new(batches, schema)?;
     Ok(Bound::new(py, t)?.into_any().unbind())
 }
 
@@ -170,9 +183,10 @@ fn decode(
     let d = PyDict::new(py);
     d.set_item(
         "flows",
-        table(
+        tables_of(
             py,
-            tables::flows_batch(&out.flows, &tables::capture_names(&out.captures)),
+            py.detach(|| tables::flows_batches(&out.flows, &tables::capture_names(&out.captures))),
+            Some(tables::flows_schema()),
         )?,
     )?;
     d.set_item(

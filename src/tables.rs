@@ -118,6 +118,45 @@ pub fn capture_names(captures: &[CaptureInfo]) -> Vec<String> {
     captures.iter().map(|c| c.path.clone()).collect()
 }
 
+/// Rows below which the flows table is built on one thread.
+const PARALLEL_ROWS: usize = 32_768;
+
+/// The flows table as batches built side by side on the machine's cores (each a run of rows, in
+/// order): at the end of a decode the other cores are idle, and building the table is most of
+/// what is left.
+pub fn flows_batches(flows: &[Flow], names: &[String]) -> Result<Vec<RecordBatch>, ArrowError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    flows_batches_in(flows, names, PARALLEL_ROWS, threads)
+}
+
+fn flows_batches_in(
+    flows: &[Flow],
+    names: &[String],
+    least: usize,
+    threads: usize,
+) -> Result<Vec<RecordBatch>, ArrowError> {
+    let parts = (flows.len() / least.max(1)).clamp(1, threads.max(1));
+    if parts == 1 {
+        return flows_batch(flows, names).map(|b| vec![b]);
+    }
+    let rows = flows.len().div_ceil(parts);
+    std::thread::scope(|s| {
+        let mut runs = flows.chunks(rows);
+        let first = runs.next().unwrap_or_default();
+        let rest: Vec<_> = runs
+            .map(|run| s.spawn(move || flows_batch(run, names)))
+            .collect();
+        let mut out = vec![flows_batch(first, names)?];
+        for handle in rest {
+            let batch = handle.join().map_err(|_| {
+                ArrowError::ComputeError("panic while building the flows table".into())
+            })?;
+            out.push(batch?);
+        }
+        Ok(out)
+    })
+}
+
 pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, ArrowError> {
     let n = flows.len();
     let mut id = UInt64Builder::with_capacity(n);
@@ -577,4 +616,30 @@ pub fn tls_batch(rows: &[TlsRow]) -> Result<RecordBatch, ArrowError> {
             bools(rows, |r| Some(sh(r).is_some_and(|s| s.hello_retry))),
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode_paths, Options};
+
+    #[test]
+    fn the_flows_table_built_in_parts_is_the_table_built_whole() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+        let out = decode_paths(&[dir.join("sample.pcap")], Options::default()).unwrap();
+        let names = capture_names(&out.captures);
+        let whole = flows_batch(&out.flows, &names).unwrap();
+        assert!(whole.num_rows() >= 12, "{}", whole.num_rows());
+        for (least, threads, parts) in [
+            (4, 3, 3),
+            (4, 1, 1),
+            (5, 64, whole.num_rows() / 5),
+            (1 << 20, 8, 1),
+        ] {
+            let batches = flows_batches_in(&out.flows, &names, least, threads).unwrap();
+            assert_eq!(batches.len(), parts, "{least} {threads}");
+            let joined = arrow_select::concat::concat_batches(&flows_schema(), &batches).unwrap();
+            assert_eq!(joined, whole);
+        }
+    }
 }
