@@ -124,15 +124,17 @@ fn write_group(
 ) -> Result<u64, ParquetError> {
     let batch = arrow_select::concat::concat_batches(schema, group.iter())?;
     group.clear();
-    let writers = factory.create_column_writers(index)?;
-    // One leaf per column: the tables are flat.
-    let mut work = Vec::with_capacity(writers.len());
-    for ((writer, field), column) in writers
-        .into_iter()
-        .zip(schema.fields())
-        .zip(batch.columns())
-    {
-        work.push(Mutex::new(Some((writer, compute_leaves(field, column)?))));
+    // One writer per leaf, in the order of the fields and of each field's leaves (a nested column
+    // has several).
+    let mut writers = factory.create_column_writers(index)?.into_iter();
+    let mut work = Vec::new();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        for leaf in compute_leaves(field, column)? {
+            let writer = writers
+                .next()
+                .ok_or_else(|| ParquetError::General("more leaves than column writers".into()))?;
+            work.push(Mutex::new(Some((writer, leaf))));
+        }
     }
     let done: Vec<Mutex<Option<Result<ArrowColumnChunk, ParquetError>>>> =
         work.iter().map(|_| Mutex::new(None)).collect();
@@ -143,13 +145,10 @@ fn write_group(
     let encode = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(slot) = work.get(i) else { break };
-        let Some((mut writer, leaves)) = slot.lock().ok().and_then(|mut w| w.take()) else {
+        let Some((mut writer, leaf)) = slot.lock().ok().and_then(|mut w| w.take()) else {
             continue;
         };
-        let chunk = leaves
-            .iter()
-            .try_for_each(|leaf| writer.write(leaf))
-            .and_then(|()| writer.close());
+        let chunk = writer.write(&leaf).and_then(|()| writer.close());
         if let Some(mut d) = done.get(i).and_then(|d| d.lock().ok()) {
             *d = Some(chunk);
         }
@@ -231,6 +230,44 @@ mod tests {
         assert_eq!(groups, Some(n.div_ceil(5) as i32));
         let back = arrow_select::concat::concat_batches(&flows.schema(), &back).unwrap();
         assert_eq!(back, flows);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn nested_columns_keep_their_leaves_in_order() {
+        use arrow_array::builder::{ListBuilder, StringBuilder};
+        use arrow_array::{ArrayRef, StructArray, UInt16Array};
+        use arrow_schema::{DataType, Field, Fields, Schema};
+        use std::sync::Arc;
+
+        let mut names = ListBuilder::new(StringBuilder::new());
+        for row in [&["a", "b"][..], &[], &["c"]] {
+            for n in row {
+                names.values().append_value(n);
+            }
+            names.append(true);
+        }
+        let names: ArrayRef = Arc::new(names.finish());
+        let inner = Fields::from(vec![
+            Field::new("port", DataType::UInt16, false),
+            Field::new("names", names.data_type().clone(), true),
+        ]);
+        let ports: ArrayRef = Arc::new(UInt16Array::from(vec![111, 135, 7099]));
+        let nested: ArrayRef = Arc::new(StructArray::new(
+            inner.clone(),
+            vec![ports.clone(), names.clone()],
+            None,
+        ));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("service", DataType::Struct(inner), false),
+            Field::new("port", DataType::UInt16, false),
+        ]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![nested, ports]).unwrap();
+        let dir = tempfile_dir("nested");
+        let path = dir.join("nested.parquet");
+        assert_eq!(parquet(&path, schema.clone(), [batch.clone()]).unwrap(), 3);
+        let (back, _) = read_back(&path);
+        assert_eq!(back, vec![batch]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
