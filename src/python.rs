@@ -126,7 +126,7 @@ fn python_spill(
 }
 
 /// Decodes the captures in order, in one pass (`threads`: 1 decodes on this thread, more split
-/// classic pcap files into chunks of `chunk_bytes` (0: 8 MiB) read and decoded on every thread,
+/// classic pcap files into chunks of `chunk_bytes` (0: 4 MiB) read and decoded on every thread,
 /// other inputs on two threads joined by a queue; 0 as many threads as the machine has cores;
 /// the result is the same).
 /// Returns a dict of Arrow tables (`flows`, `anomalies`, `captures`, ...), `stats` (a dict of

@@ -44,7 +44,7 @@ pub struct Options {
     /// Where finished flows go while decoding; without it they stay in memory until the end.
     pub spill: Option<FlowSpill>,
     /// Bytes per chunk when a classic pcap file is split across threads; 0 means
-    /// `chunks::CHUNK` (8 MiB); held within 64 bytes and 256 MiB. Tests set it small to split
+    /// `chunks::CHUNK` (4 MiB); held within 64 bytes and 256 MiB. Tests set it small to split
     /// small files at many places.
     pub chunk_bytes: u64,
 }
