@@ -89,8 +89,7 @@ fn write_all(
     let mut group: Vec<RecordBatch> = Vec::new();
     let mut held = 0usize;
     let mut index = 0usize;
-    for batch in batches {
-        let mut batch = batch;
+    for mut batch in batches {
         // Row groups of `group_rows`, whatever the batches' sizes.
         while held + batch.num_rows() >= group_rows {
             let take = group_rows - held;

@@ -224,5 +224,4 @@ def decode_files(
         flow_sink=flow_sink,
         spill_rows=spill_rows,
     )
-    cap = Capture.from_core(raw)
-    return cap, dict(raw["border"])
+    return Capture.from_core(raw), dict(raw["border"])

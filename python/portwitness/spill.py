@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -158,7 +159,16 @@ def write_parquet(table: Any, output: str) -> int:
     try:
         return _core.write_parquet(table, output)
     except OSError as e:
-        raise OSError(e.errno, os.strerror(e.errno) if e.errno else e.strerror, output) from None
+        raise output_error(e, output) from None
+
+
+def output_error(e: OSError, output: str) -> OSError:
+    """`e`, a failed write of `output`, as every failed write is reported: the output's path and
+    the system's words for the errno. Writers differ in what they keep: polars gives neither errno
+    nor file name, only "... (os error N)" in its message; the core gives Rust's wording."""
+    said = re.search(r"\(os error (\d+)\)", str(e))
+    code = e.errno or (int(said[1]) if said else 0)
+    return OSError(code, os.strerror(code) if code else str(e), output)
 
 
 def _write_text(batches: Iterator[pl.DataFrame], schema: pl.Schema, f: IO[bytes], fmt: str) -> int:

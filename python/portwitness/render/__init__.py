@@ -4,8 +4,6 @@ markup escaping and with control characters neutralised."""
 
 from __future__ import annotations
 
-import os
-import re
 import sys
 
 import polars as pl
@@ -108,11 +106,9 @@ def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
     try:
         write(output)
     except OSError as e:
-        # polars raises it without the file's name or errno ("... (os error 2): path"): the error
-        # line must name the output, and say what any other failed write says.
-        said = re.search(r"\(os error (\d+)\)", str(e))
-        code = e.errno or (int(said[1]) if said else 0)
-        raise OSError(code, os.strerror(code) if code else str(e), output) from None
+        from portwitness.spill import output_error
+
+        raise output_error(e, output) from None
 
 
 # The headers of the rpcinfo views' leading columns (numbers right-justified); every view then ends with
