@@ -21,8 +21,14 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    // Chunk size in KiB, for measuring (0: the library's default).
+    let chunk_kib: u64 = std::env::var("PORTWITNESS_CHUNK_KIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let opts = _core::Options {
         threads,
+        chunk_bytes: chunk_kib << 10,
         ..Default::default()
     };
     let t = Instant::now();

@@ -19,7 +19,6 @@ import click
 from portwitness import __version__
 from portwitness._core import CaptureFormatError, PortwitnessError
 from portwitness.capture import SPILL_ROWS, Capture, decode, expand_paths
-from portwitness.config.model import ConfigError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -849,15 +848,14 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         click.echo(f"portwitness: error: {where}{e.strerror or e}", err=True)
         return EXIT_UNREADABLE
-    except ConfigError as e:
-        click.echo(f"portwitness: error: {e}", err=True)
-        return EXIT_USAGE
     except CaptureFormatError as e:
         click.echo(f"portwitness: error: {e}", err=True)
         return EXIT_UNREADABLE
     except PortwitnessError as e:
         click.echo(f"portwitness: error: {e}", err=True)
-        return EXIT_UNREADABLE
+        # A configuration's error can only come once its model was loaded (5 ms, on demand).
+        model = sys.modules.get("portwitness.config.model")
+        return EXIT_USAGE if model is not None and isinstance(e, model.ConfigError) else EXIT_UNREADABLE
     except KeyboardInterrupt:
         return 130
     except Exception as e:

@@ -55,6 +55,11 @@ const WINDOW: u64 = 6;
 /// (`READ_CHUNK`'s note).
 const PIECE: usize = READ_CHUNK;
 const FILE_HEADER: u64 = 24;
+/// Reads start at file offsets and buffer addresses that are multiples of this: the kernel's copy
+/// out of the page cache (a third of the decode's time) runs up to twice as fast between
+/// cache-line-aligned source and destination as it does between ones 8 or 24 bytes apart (the
+/// allocator's buffers start 16 bytes into a line, the records after a 24-byte file header).
+const ALIGN: usize = 64;
 
 /// One record's part of a chunk, with payloads as ranges of the chunk's buffer.
 #[derive(Debug)]
@@ -181,23 +186,51 @@ fn read_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(f, buf, offset)
 }
 
-/// A chunk's bytes, read a piece at a time as the framing needs them.
+/// A chunk's bytes, read a piece at a time as the framing needs them. Positions are indices
+/// in `data`. Reading starts at `base`, the file offset at or before the chunk's first byte that
+/// is a multiple of `ALIGN`, into position `pad`, the first whose address is one: the chunk's
+/// first byte lies at `start`.
 struct Bytes {
     data: Arc<Vec<u8>>,
     filled: usize,
+    pad: usize,
+    start: usize,
     base: u64,
     /// Where reading must stop (the file's length when the decode began).
     limit: u64,
-    /// The chunk's length: the records starting before it are its own.
+    /// The position where the chunk ends: the records starting before it are its own.
     span: usize,
     eof: bool,
 }
 
 impl Bytes {
-    /// Reads until `want` bytes from the chunk's start are in, or the file ends.
+    /// The bytes of the chunk from file offset `from` to `stop`, to be read into `data`.
+    fn new(data: Vec<u8>, from: u64, stop: u64, limit: u64) -> Self {
+        let lead = (from % ALIGN as u64) as usize;
+        let pad = data.as_ptr().align_offset(ALIGN).min(ALIGN);
+        let start = pad + lead;
+        Bytes {
+            data: Arc::new(data),
+            filled: pad,
+            pad,
+            start,
+            base: from - lead as u64,
+            limit,
+            span: start + stop.saturating_sub(from) as usize,
+            eof: false,
+        }
+    }
+
+    /// The file offset of position `pos`.
+    fn offset_of(&self, pos: usize) -> u64 {
+        self.base + pos.saturating_sub(self.pad) as u64
+    }
+
+    /// Reads until the bytes up to position `want` are in, or the file ends.
     fn ensure(&mut self, f: &File, want: usize, progress: Option<&AtomicU64>) {
         while self.filled < want && !self.eof {
-            let left = self.limit.saturating_sub(self.base + self.filled as u64);
+            let at = self.offset_of(self.filled);
+            let left = self.limit.saturating_sub(at);
             let Some(data) = Arc::get_mut(&mut self.data) else {
                 self.eof = true;
                 return;
@@ -216,7 +249,7 @@ impl Bytes {
                 self.eof = true;
                 return;
             };
-            match read_at(f, space, self.base + self.filled as u64) {
+            match read_at(f, space, at) {
                 Ok(0) => self.eof = true,
                 Ok(k) => {
                     self.filled += k;
@@ -316,19 +349,12 @@ impl<'a> Worker<'a> {
         let stop = plan.start(k + 1).min(plan.len);
         self.first_index = first_index;
         let (mut data, mut items) = lock(self.spares).pop().unwrap_or_default();
-        let size = plan.chunk as usize + PIECE;
+        let size = plan.chunk as usize + PIECE + ALIGN;
         if data.len() < size {
             data.resize(size, 0);
         }
         items.clear();
-        let mut bytes = Bytes {
-            data: Arc::new(data),
-            filled: 0,
-            base,
-            limit: plan.len,
-            span: (stop - base) as usize,
-            eof: false,
-        };
+        let mut bytes = Bytes::new(data, base, stop, plan.len);
         let mut chunk = Chunk::none(k, base);
         // Fresh, also after a panic this worker's caller caught (`parse_or_none`).
         self.packets.sink = Collect {
@@ -338,11 +364,11 @@ impl<'a> Worker<'a> {
         self.packets.stats = Stats::default();
         self.packets.anomalies = Anomalies::default();
         let start = match first {
-            Some(off) => Some(off.saturating_sub(base) as usize),
+            Some(off) => Some(bytes.start + off.saturating_sub(base) as usize),
             None => self.boundary(&mut bytes),
         };
         if let Some(pos) = start {
-            chunk.first = Some(base + pos as u64);
+            chunk.first = Some(bytes.offset_of(pos));
             self.frame(&mut bytes, pos, &mut chunk);
         }
         chunk.items = std::mem::take(&mut self.packets.sink.items);
@@ -355,8 +381,8 @@ impl<'a> Worker<'a> {
     /// The first offset in the chunk where records seem to start.
     fn boundary(&mut self, bytes: &mut Bytes) -> Option<usize> {
         let reader = &self.plan.reader;
-        bytes.ensure(&self.file, PIECE, self.progress);
-        let mut i = 0;
+        bytes.ensure(&self.file, bytes.start + PIECE, self.progress);
+        let mut i = bytes.start;
         while i < bytes.span {
             match reader.chain(bytes.get(i), bytes.eof) {
                 Chain::Yes => return Some(i),
@@ -387,7 +413,7 @@ impl<'a> Worker<'a> {
                 chunk.dirty = true;
                 break;
             };
-            let offset = bytes.base + pos as u64;
+            let offset = bytes.offset_of(pos);
             let index = self.first_index.unwrap_or(0) + chunk.records;
             WHERE.with(|w| w.set((capture as usize, index, offset)));
             #[cfg(test)]
@@ -433,7 +459,7 @@ impl<'a> Worker<'a> {
             chunk.last_offset = offset;
             pos += p.need;
         }
-        chunk.end = bytes.base + pos as u64;
+        chunk.end = bytes.offset_of(pos);
     }
 }
 
@@ -923,6 +949,28 @@ pub(super) mod tests {
 
     fn summary(out: &Output) -> String {
         crate::tables::fingerprint(out)
+    }
+
+    #[test]
+    fn a_chunk_is_read_cache_line_aligned_at_its_own_offsets() {
+        let dir = std::env::temp_dir().join(format!("pw-chunks-align-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bytes");
+        let file: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &file).unwrap();
+        let f = File::open(&path).unwrap();
+        for from in [0u64, 24, 700, 4096 + 13, 19_990] {
+            let stop = (from + 3000).min(20_000);
+            let mut b = Bytes::new(vec![0; 4000 + ALIGN], from, stop, 20_000);
+            assert_eq!(b.offset_of(b.start), from);
+            assert_eq!(b.base % ALIGN as u64, 0, "{from}");
+            assert_eq!((b.data.as_ptr() as usize + b.filled) % ALIGN, 0, "{from}");
+            assert_eq!(b.span - b.start, (stop - from) as usize);
+            b.ensure(&f, b.start + 200, None);
+            let want = &file[from as usize..(from as usize + 200).min(20_000)];
+            assert_eq!(&b.get(b.start)[..want.len()], want, "{from}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
