@@ -180,36 +180,18 @@ fn decode(
     if let Some(msg) = &out.spill_error {
         return Err(InternalError::new_err(msg.clone()));
     }
+    let t = py.detach(|| tables::output_tables(&out));
     let d = PyDict::new(py);
     d.set_item(
         "flows",
-        tables_of(
-            py,
-            py.detach(|| tables::flows_batches(&out.flows, &tables::capture_names(&out.captures))),
-            Some(tables::flows_schema()),
-        )?,
+        tables_of(py, t.flows, Some(tables::flows_schema()))?,
     )?;
-    d.set_item(
-        "anomalies",
-        table(py, tables::anomalies_batch(&out.anomalies, &out.captures))?,
-    )?;
-    d.set_item(
-        "captures",
-        table(py, tables::captures_batch(&out.captures))?,
-    )?;
-    d.set_item(
-        "rpc_calls",
-        table(py, tables::rpc_calls_batch(&out.apps.rpc.calls))?,
-    )?;
-    d.set_item(
-        "mappings",
-        table(py, tables::mappings_batch(&out.apps.know.mappings))?,
-    )?;
-    d.set_item(
-        "dcerpc_calls",
-        table(py, tables::dcerpc_calls_batch(&out.apps.dce.calls))?,
-    )?;
-    d.set_item("tls", table(py, tables::tls_batch(&out.apps.tls.rows))?)?;
+    d.set_item("anomalies", table(py, t.anomalies)?)?;
+    d.set_item("captures", table(py, t.captures)?)?;
+    d.set_item("rpc_calls", table(py, t.rpc_calls)?)?;
+    d.set_item("mappings", table(py, t.mappings)?)?;
+    d.set_item("dcerpc_calls", table(py, t.dcerpc_calls)?)?;
+    d.set_item("tls", table(py, t.tls)?)?;
     let stats = PyDict::new(py);
     for (k, v) in out.stats.pairs() {
         stats.set_item(k, v)?;

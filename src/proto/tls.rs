@@ -2,6 +2,8 @@
 //! RFC 7301): enough to tell TLS from plaintext and to read SNI, ALPN, versions and the cipher.
 //! Handshake bytes are given already joined across records (see `handshake_bytes`).
 
+use std::borrow::Cow;
+
 /// Largest TLS record length believed (ciphertext of TLS 1.2: 2^14 + 2048).
 pub const MAX_RECORD: usize = (1 << 14) + 2048;
 /// Largest handshake message buffered for decoding.
@@ -48,16 +50,17 @@ pub struct ServerHello {
     pub hello_retry: bool,
 }
 
-pub fn version_name(v: u16) -> String {
-    match v {
-        0x0200 => "SSLv2".into(),
-        0x0300 => "SSLv3".into(),
-        0x0301 => "TLSv1.0".into(),
-        0x0302 => "TLSv1.1".into(),
-        0x0303 => "TLSv1.2".into(),
-        0x0304 => "TLSv1.3".into(),
-        v => format!("0x{v:04x}"),
-    }
+/// A version's name; only an unknown one is formatted (a table names tens of thousands).
+pub fn version_name(v: u16) -> Cow<'static, str> {
+    Cow::Borrowed(match v {
+        0x0200 => "SSLv2",
+        0x0300 => "SSLv3",
+        0x0301 => "TLSv1.0",
+        0x0302 => "TLSv1.1",
+        0x0303 => "TLSv1.2",
+        0x0304 => "TLSv1.3",
+        v => return Cow::Owned(format!("0x{v:04x}")),
+    })
 }
 
 fn is_grease(v: u16) -> bool {
