@@ -30,8 +30,8 @@ skips tshark and tshark-min, 'portwitness' skips both portwitness rows):
   flowwalk-rust,   the same plus Ethernet/IPv4/IPv6/TCP/UDP parsing and a
   flowwalk-c       5-tuple hash table: the practical ceiling of flow accounting
 
-Every tool runs against a warm page cache (the file is read once before the
-tool's runs), --runs times; the table shows medians of wall time, MB/s and
+Every tool runs against a warm page cache (the file is read before each
+run), --runs times; the table shows medians of wall time, MB/s and
 Mpkt/s (file bytes and packets / wall time) and the largest peak RSS of the
 child (ru_maxrss from os.wait4).  "pw speedup" is how many times faster
 portwitness-cli processes a byte than the tool (the ratio of throughputs, so
@@ -602,9 +602,11 @@ def main(argv=None, *, prog: str | None = None, ap=None, prepare=None, extra_spe
             fbytes = os.path.getsize(f)
             fpk = small_pk if f == small else npk
             row.update(cmd=sp["cmd"], file=f, file_bytes=fbytes, file_packets=fpk)
-            warm(f)
             walls, rss, flows, errors = [], [], None, None
             for i in range(a.runs):
+                # Before every run: a machine may drop page-cache pages at any time, even with
+                # memory to spare, and re-reading them from disk would be charged to the tool.
+                warm(f)
                 r = run_child(sp["cmd"], env=sp.get("env"), timeout=a.timeout)
                 if r.rc != 0:
                     errors = f"exit {r.rc}: " + " | ".join(r.stderr.strip().splitlines()[-3:])
