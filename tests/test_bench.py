@@ -32,3 +32,15 @@ def test_bench_unknown_peer_is_one_line_and_exit_2(capsys):
     code = main(["bench", str(DEMO), "--against", "wireshark"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("portwitness: error:") == 1
+
+
+def test_bench_runs_every_tool_once_per_round(capsys):
+    # Rounds, not one tool's runs back to back: a machine whose speed drifts moves every median.
+    code = main(["bench", str(DEMO), "--against", "scapy", "--runs", "2"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    runs = [line.split()[:3] for line in printed.splitlines() if " run " in line and line.startswith("  ")]
+    order = [(tool, int(n.rstrip(":"))) for tool, _, n in runs]
+    tools = [tool for tool, n in order if n == 1]
+    assert {"portwitness-cli", "portwitness-py", "scapy"} <= set(tools)
+    assert order == [(t, 1) for t in tools] + [(t, 2) for t in tools]

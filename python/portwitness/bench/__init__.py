@@ -31,9 +31,10 @@ skips tshark and tshark-min, 'portwitness' skips both portwitness rows):
   flowwalk-c       5-tuple hash table: the practical ceiling of flow accounting
 
 Every tool runs against a warm page cache (the file is read before each
-run), --runs times; the table shows medians of wall time, MB/s and
-Mpkt/s (file bytes and packets / wall time) and the largest peak RSS of the
-child (ru_maxrss from os.wait4).  "pw speedup" is how many times faster
+run), --runs times, in rounds (every tool once, then every tool again: a
+machine whose speed drifts moves every tool alike); the table shows medians
+of wall time, MB/s and Mpkt/s (file bytes and packets / wall time) and the
+largest peak RSS of the child (ru_maxrss from os.wait4).  "pw speedup" is how many times faster
 portwitness-cli processes a byte than the tool (the ratio of throughputs, so
 the scapy row, which reads a shorter file, compares fairly).  "of walk" is
 the tool's throughput as a fraction of the bare Rust walk's in the same run.
@@ -536,6 +537,30 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     return ap
 
 
+def _one_run(sp: dict, row: dict, got: dict, a, i: int) -> str | None:
+    """Run `sp` once (run `i`), adding its wall time, RSS and flow count to `got`; the error, if
+    it failed."""
+    # Before every run: a machine may drop page-cache pages at any time, even with memory to
+    # spare, and re-reading them from disk would be charged to the tool.
+    warm(sp["file"])
+    r = run_child(sp["cmd"], env=sp.get("env"), timeout=a.timeout)
+    if r.rc != 0:
+        return f"exit {r.rc}: " + " | ".join(r.stderr.strip().splitlines()[-3:])
+    w = r.wall
+    if sp.get("inproc"):
+        if not r.inproc:
+            return "no PWBENCH line in output"
+        w = r.inproc["seconds"]
+        row.setdefault("import_s", []).append(round(r.inproc.get("import_s", 0), 3))
+    got["walls"].append(w)
+    got["rss"].append(r.rss_kib / 1024)
+    post = sp.get("post")
+    if post and got["flows"] is None:
+        got["flows"] = post(r)
+    print(f"  {sp['name']:16s} run {i + 1}: {w:8.3f} s  {r.rss_kib / 1024:8.1f} MiB", flush=True)
+    return None
+
+
 def main(argv=None, *, prog: str | None = None, ap=None, prepare=None, extra_specs=None) -> int:
     """Runs the comparison. `prepare(args) -> path` may make the capture (benches/run.py generates
     one); `extra_specs(args, path, tmp) -> [spec]` adds tools measured first (the bare walks)."""
@@ -587,6 +612,7 @@ def main(argv=None, *, prog: str | None = None, ap=None, prepare=None, extra_spe
         specs = list(extra_specs(a, path, tmp)) if extra_specs else []
         specs += tool_specs(a, path, small if need_scapy else None, tmp)
         rows = []
+        measured = []
         for sp in specs:
             name = sp["name"]
             row = {"tool": name, "label": sp["label"], "note": sp.get("note")}
@@ -599,36 +625,28 @@ def main(argv=None, *, prog: str | None = None, ap=None, prepare=None, extra_spe
                 row["skipped"] = True
                 continue
             f = sp["file"]
-            fbytes = os.path.getsize(f)
-            fpk = small_pk if f == small else npk
-            row.update(cmd=sp["cmd"], file=f, file_bytes=fbytes, file_packets=fpk)
-            walls, rss, flows, errors = [], [], None, None
-            for i in range(a.runs):
-                # Before every run: a machine may drop page-cache pages at any time, even with
-                # memory to spare, and re-reading them from disk would be charged to the tool.
-                warm(f)
-                r = run_child(sp["cmd"], env=sp.get("env"), timeout=a.timeout)
-                if r.rc != 0:
-                    errors = f"exit {r.rc}: " + " | ".join(r.stderr.strip().splitlines()[-3:])
-                    break
-                w = r.wall
-                if sp.get("inproc"):
-                    if not r.inproc:
-                        errors = "no PWBENCH line in output"
-                        break
-                    w = r.inproc["seconds"]
-                    row.setdefault("import_s", []).append(round(r.inproc.get("import_s", 0), 3))
-                walls.append(w)
-                rss.append(r.rss_kib / 1024)
-                post = sp.get("post")
-                if post and flows is None:
-                    flows = post(r)
-                print(f"  {name:16s} run {i + 1}: {w:8.3f} s  {r.rss_kib / 1024:8.1f} MiB", flush=True)
-            if errors:
-                row["error"] = errors
+            row.update(
+                cmd=sp["cmd"],
+                file=f,
+                file_bytes=os.path.getsize(f),
+                file_packets=small_pk if f == small else npk,
+            )
+            measured.append((sp, row, {"walls": [], "rss": [], "flows": None, "error": None}))
+        # In rounds, every tool once per round: a machine whose speed drifts during the minutes
+        # of a run then moves every tool's median alike, and the ratios between them hold.
+        for i in range(a.runs):
+            for sp, row, got in measured:
+                if got["error"]:
+                    continue
+                got["error"] = _one_run(sp, row, got, a, i)
+                if got["error"]:
+                    print(f"  {row['tool']}: {got['error']}", flush=True)
+        for _sp, row, got in measured:
+            walls, f, fbytes, fpk = got["walls"], row["file"], row["file_bytes"], row["file_packets"]
+            if got["error"]:
+                row["error"] = got["error"]
                 row["skipped"] = True
-                row["note"] = "failed: " + errors
-                print(f"  {name}: {errors}", flush=True)
+                row["note"] = "failed: " + got["error"]
                 if not walls:
                     continue
             med = statistics.median(walls)
@@ -638,8 +656,8 @@ def main(argv=None, *, prog: str | None = None, ap=None, prepare=None, extra_spe
                 best_s=round(min(walls), 4),
                 mb_s=round(fbytes / 1e6 / med, 2),
                 mpkt_s=round(fpk / 1e6 / med, 4) if fpk else None,
-                peak_rss_mib=round(max(rss), 1),
-                flows=flows,
+                peak_rss_mib=round(max(got["rss"]), 1),
+                flows=got["flows"],
             )
             row["skipped"] = False
             if f != path:
