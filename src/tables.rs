@@ -97,17 +97,9 @@ fn name(captures: &[CaptureInfo], i: u32) -> &str {
 /// these are (tests and the differential fuzz target compare ways of decoding with it).
 pub fn fingerprint(out: &crate::decode::Output) -> String {
     let names = capture_names(&out.captures);
-    let tables = [
-        flows_batch(&out.flows, &names),
-        anomalies_batch(&out.anomalies, &out.captures),
-        captures_batch(&out.captures),
-        rpc_calls_batch(&out.apps.rpc.calls),
-        mappings_batch(&out.apps.know.mappings),
-        dcerpc_calls_batch(&out.apps.dce.calls),
-        tls_batch(&out.apps.tls.rows),
-    ];
-    let mut text = format!("{:?}\n{:?}\n", out.stats, out.anomalies.counts);
-    for t in tables {
+    let flows = flows_batch(&out.flows, &names);
+    let mut text = format!("{:?}\n{:?}\n{flows:?}\n", out.stats, out.anomalies.counts);
+    for t in other_tables(out) {
         text += &format!("{t:?}\n");
     }
     text
@@ -126,23 +118,25 @@ pub struct Tables {
 
 type Others = [Result<RecordBatch, ArrowError>; 6];
 
+/// The tables other than flows, in the order of `Tables`.
+fn other_tables(out: &crate::decode::Output) -> Others {
+    [
+        anomalies_batch(&out.anomalies, &out.captures),
+        captures_batch(&out.captures),
+        rpc_calls_batch(&out.apps.rpc.calls),
+        mappings_batch(&out.apps.know.mappings),
+        dcerpc_calls_batch(&out.apps.dce.calls),
+        tls_batch(&out.apps.tls.rows),
+    ]
+}
+
 /// Every table of `out`: the flows table on this thread (and more, when it is large), the others
 /// meanwhile on one of their own (on the benchmark capture they take as long as the flows table:
 /// 28 k TLS rows).
 pub fn output_tables(out: &crate::decode::Output) -> Tables {
-    let others = || -> Others {
-        [
-            anomalies_batch(&out.anomalies, &out.captures),
-            captures_batch(&out.captures),
-            rpc_calls_batch(&out.apps.rpc.calls),
-            mappings_batch(&out.apps.know.mappings),
-            dcerpc_calls_batch(&out.apps.dce.calls),
-            tls_batch(&out.apps.tls.rows),
-        ]
-    };
     let names = capture_names(&out.captures);
     let (flows, others) = std::thread::scope(|s| {
-        let aside = std::thread::Builder::new().spawn_scoped(s, others);
+        let aside = std::thread::Builder::new().spawn_scoped(s, || other_tables(out));
         let flows = flows_batches(&out.flows, &names);
         let others = match aside {
             Ok(handle) => handle.join().unwrap_or_else(|_| {
@@ -153,7 +147,7 @@ pub fn output_tables(out: &crate::decode::Output) -> Tables {
                 })
             }),
             // No thread to be had: build them here.
-            Err(_) => others(),
+            Err(_) => other_tables(out),
         };
         (flows, others)
     });
