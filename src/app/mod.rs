@@ -53,6 +53,16 @@ pub struct Said {
 }
 
 impl Said {
+    /// Nothing said: most packets (no decoder, or a segment inside a record).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.app.is_none()
+            && self.rpc.is_none()
+            && self.interface.is_none()
+            && self.tls_version.is_none()
+            && self.tls_sni.is_none()
+    }
+
     fn or(self, o: Said) -> Said {
         Said {
             app: self.app.or(o.app),
@@ -395,5 +405,51 @@ impl Apps {
         self.rpc.finish();
         self.dce.finish();
         self.tls.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::ndr::{SyntaxId, Uuid};
+
+    #[test]
+    fn said_is_empty_until_any_field_that_applies_to_a_flow_is_set() {
+        assert!(Said::default().is_empty());
+        // A turn alone changes nothing `apply_said` writes: it is applied before.
+        let turn = Said {
+            turn: Some(Orientation::Tls),
+            ..Said::default()
+        };
+        assert!(turn.is_empty());
+        let each = [
+            Said {
+                app: Some(App::Tls),
+                ..Said::default()
+            },
+            Said {
+                rpc: Some((100_000, 2)),
+                ..Said::default()
+            },
+            Said {
+                interface: Some(SyntaxId {
+                    uuid: Uuid([7; 16]),
+                    major: 3,
+                    minor: 0,
+                }),
+                ..Said::default()
+            },
+            Said {
+                tls_version: Some(0x0303),
+                ..Said::default()
+            },
+            Said {
+                tls_sni: Some("backup.example".into()),
+                ..Said::default()
+            },
+        ];
+        for s in each {
+            assert!(!s.is_empty(), "{s:?}");
+        }
     }
 }

@@ -185,12 +185,17 @@ impl PcapReader {
         i64::from(sec) * 1_000_000_000 + i64::from(frac) * if self.nanos { 1 } else { 1_000 }
     }
 
-    /// The bytes a record of `b`'s header needs with the header, when it is ordinary (for reading
-    /// enough before `plain_at`).
-    pub fn wanted(&self, b: &[u8]) -> Option<usize> {
-        let (_, frac, incl, orig) = self.header(b.get(..HEADER)?)?;
-        self.ordinary(frac, incl, orig)
-            .then_some(HEADER + incl as usize)
+    /// The record whose header starts `b`, when it is ordinary, whether or not its bytes are all
+    /// in `b` yet (`need` says how many to read before taking it).
+    #[inline]
+    pub fn ordinary_at(&self, b: &[u8]) -> Option<Plain> {
+        let (sec, frac, incl, orig) = self.header(b.get(..HEADER)?)?;
+        self.ordinary(frac, incl, orig).then_some(Plain {
+            sec,
+            frac,
+            orig_len: orig,
+            need: HEADER + incl as usize,
+        })
     }
 
     /// Whether a record starts at the beginning of `b`, judged by `CHAIN` ordinary records in a

@@ -227,7 +227,16 @@ impl Bytes {
     }
 
     /// Reads until the bytes up to position `want` are in, or the file ends.
+    #[inline]
     fn ensure(&mut self, f: &File, want: usize, progress: Option<&AtomicU64>) {
+        // Almost always true: a record lies in the piece already read.
+        if self.filled < want {
+            self.fill(f, want, progress);
+        }
+    }
+
+    #[inline(never)]
+    fn fill(&mut self, f: &File, want: usize, progress: Option<&AtomicU64>) {
         while self.filled < want && !self.eof {
             let at = self.offset_of(self.filled);
             let left = self.limit.saturating_sub(at);
@@ -404,15 +413,16 @@ impl<'a> Worker<'a> {
         // The span ends at the file's length: past it nothing is read.
         while pos < bytes.span {
             bytes.ensure(&self.file, pos + HEADER, self.progress);
-            let Some(need) = reader.wanted(bytes.get(pos)) else {
+            let Some(p) = reader.ordinary_at(bytes.get(pos)) else {
                 chunk.dirty = true;
                 break;
             };
-            bytes.ensure(&self.file, pos + need, self.progress);
-            let Some(p) = reader.plain_at(bytes.get(pos)) else {
+            bytes.ensure(&self.file, pos + p.need, self.progress);
+            if bytes.filled < pos + p.need {
+                // Cut short by the file's end (or a read error): the careful reader's to tell.
                 chunk.dirty = true;
                 break;
-            };
+            }
             let offset = bytes.offset_of(pos);
             let index = self.first_index.unwrap_or(0) + chunk.records;
             WHERE.with(|w| w.set((capture as usize, index, offset)));

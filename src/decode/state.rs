@@ -224,7 +224,9 @@ impl State {
                 c2s = !c2s;
             }
         }
-        apply_said(f, said);
+        if !said.is_empty() {
+            apply_said(f, said);
+        }
         if let Some((client, client_port, server, server_port)) =
             self.apps.rpc.answered_elsewhere.take()
         {

@@ -45,6 +45,7 @@ pub fn after_ethertype(data: &[u8]) -> Result<L3<'_>, Malformed> {
     })
 }
 
+#[inline]
 pub fn parse(frame: &[u8]) -> Result<L3<'_>, Malformed> {
     let rest = frame.get(12..).ok_or_else(|| {
         Malformed::new(

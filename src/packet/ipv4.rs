@@ -2,6 +2,7 @@
 
 use super::{be16, Addr, FragInfo, IpPacket, Malformed};
 
+#[inline]
 pub fn parse(d: &[u8]) -> Result<IpPacket<'_>, Malformed> {
     let (Some(&vihl), Some(total)) = (d.first(), be16(d, 2)) else {
         return Err(Malformed::new(

@@ -63,6 +63,7 @@ pub fn walk(mut next: u8, d: &[u8]) -> Result<(u8, usize, Option<FragInfo>), Mal
     ))
 }
 
+#[inline]
 pub fn parse(d: &[u8]) -> Result<IpPacket<'_>, Malformed> {
     let (Some(&v), Some(plen), Some(&nh), Some(src), Some(dst)) =
         (d.first(), be16(d, 4), d.get(6), d.get(8..24), d.get(24..40))

@@ -24,6 +24,7 @@ pub struct Malformed {
 }
 
 impl Malformed {
+    #[cold]
     pub fn new(layer: &'static str, kind: &'static str, detail: impl Into<String>) -> Self {
         Malformed {
             layer,

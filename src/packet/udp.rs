@@ -11,6 +11,7 @@ pub struct Udp<'a> {
     pub truncated: bool,
 }
 
+#[inline]
 pub fn parse(d: &[u8], wire_len: u32) -> Result<Udp<'_>, Malformed> {
     let (Some(sport), Some(dport)) = (be16(d, 0), be16(d, 2)) else {
         return Err(Malformed::new(
