@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
@@ -17,6 +17,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 
 /// Rows per row group: polars' own default, so a file reads back the same by either writer.
 pub const ROW_GROUP_ROWS: usize = 512 * 512;
@@ -77,10 +78,22 @@ fn write_all(
     group_rows: usize,
 ) -> Result<u64, ParquetError> {
     let group_rows = group_rows.max(1);
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(group_rows))
-        .build();
+        .set_max_row_group_row_count(Some(group_rows));
+    // Numbers and times are nearly all distinct (ids, counters, timestamps): a dictionary for them
+    // is built only to be abandoned, and was a third of the write.
+    for field in schema.fields() {
+        if !matches!(
+            field.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)
+        ) && !field.data_type().is_nested()
+        {
+            props =
+                props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+        }
+    }
+    let props = props.build();
     // ArrowWriter first: it writes the Arrow schema into the file's metadata (UTC timestamps,
     // unsigned ports come back as written); its parts then encode the columns in parallel.
     let (mut file, factory) =
@@ -310,6 +323,22 @@ mod tests {
             }
             other => panic!("expected ENOSPC, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn dictionaries_only_for_text_columns() {
+        let dir = tempfile_dir("dictionaries");
+        let path = dir.join("flows.parquet");
+        let flows = sample_flows();
+        parquet(&path, flows.schema(), [flows.clone()]).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
+        let group = builder.metadata().row_group(0);
+        for (i, field) in flows.schema().fields().iter().enumerate() {
+            let text = matches!(field.data_type(), DataType::Utf8);
+            let dict = group.column(i).dictionary_page_offset().is_some();
+            assert_eq!(dict, text, "{}", field.name());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn tempfile_dir(name: &str) -> PathBuf {
