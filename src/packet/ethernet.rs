@@ -11,7 +11,7 @@ pub fn is_vlan_tpid(t: u16) -> bool {
 }
 
 /// Peels VLAN tags from `data`, which starts at a 2-byte ethertype field.
-#[inline]
+#[inline(always)]
 pub fn after_ethertype(data: &[u8]) -> Result<L3<'_>, Malformed> {
     let mut ethertype = be16(data, 0)
         .ok_or_else(|| Malformed::new("ethernet", "truncated_header", "no ethertype"))?;
@@ -45,7 +45,8 @@ pub fn after_ethertype(data: &[u8]) -> Result<L3<'_>, Malformed> {
     })
 }
 
-#[inline]
+// Always: a result returned through memory is read back wider than it was written, which stalls.
+#[inline(always)]
 pub fn parse(frame: &[u8]) -> Result<L3<'_>, Malformed> {
     let rest = frame.get(12..).ok_or_else(|| {
         Malformed::new(

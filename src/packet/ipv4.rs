@@ -2,7 +2,8 @@
 
 use super::{be16, Addr, FragInfo, IpPacket, Malformed};
 
-#[inline]
+// Always: a result returned through memory is read back wider than it was written, which stalls.
+#[inline(always)]
 pub fn parse(d: &[u8]) -> Result<IpPacket<'_>, Malformed> {
     let (Some(&vihl), Some(total)) = (d.first(), be16(d, 2)) else {
         return Err(Malformed::new(

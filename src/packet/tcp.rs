@@ -23,7 +23,8 @@ pub struct Tcp<'a> {
 }
 
 /// `d` is the captured segment, `wire_len` its length according to the IP header.
-#[inline]
+// Always: a result returned through memory is read back wider than it was written, which stalls.
+#[inline(always)]
 pub fn parse(d: &[u8], wire_len: u32) -> Result<Tcp<'_>, Malformed> {
     let (Some(sport), Some(dport)) = (be16(d, 0), be16(d, 2)) else {
         return Err(Malformed::new(

@@ -11,7 +11,8 @@ pub struct Udp<'a> {
     pub truncated: bool,
 }
 
-#[inline]
+// Always: a result returned through memory is read back wider than it was written, which stalls.
+#[inline(always)]
 pub fn parse(d: &[u8], wire_len: u32) -> Result<Udp<'_>, Malformed> {
     let (Some(sport), Some(dport)) = (be16(d, 0), be16(d, 2)) else {
         return Err(Malformed::new(
