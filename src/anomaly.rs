@@ -32,6 +32,17 @@ pub struct Position {
     pub byte_offset: u64,
 }
 
+impl Position {
+    /// Field by field: a whole copy is a 24-byte `memcpy` that reads the 4-byte `capture` back
+    /// as 8 bytes with its padding, which stalls until the store retires (once per record).
+    #[inline(always)]
+    pub fn set(&mut self, at: Position) {
+        self.capture = at.capture;
+        self.record_index = at.record_index;
+        self.byte_offset = at.byte_offset;
+    }
+}
+
 impl Anomalies {
     pub fn push(
         &mut self,

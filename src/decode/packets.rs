@@ -61,7 +61,7 @@ pub struct Packets<S> {
 impl<S: PacketSink> RecordSink for Packets<S> {
     #[inline]
     fn record(&mut self, at: Position, rec: &Record<'_>) {
-        self.pos = at;
+        self.pos.set(at);
         if !self.record(
             rec.ts_ns,
             rec.link,
