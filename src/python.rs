@@ -132,9 +132,10 @@ fn python_spill(
 /// Returns a dict of Arrow tables (`flows`, `anomalies`, `captures`, ...), `stats` (a dict of
 /// counters), `anomaly_counts` and `border`. `flow_sink`: a callable given the finished flows
 /// while decoding, as Arrow tables of at least `spill_rows` rows each, each in flow order; `flows`
-/// then holds only the rest.
+/// then holds only the rest. `tables`: the names of the tables to build (None: all); the others
+/// are left out of the dict.
 #[pyfunction]
-#[pyo3(signature = (paths, *, max_flows=1_000_000, idle_timeout=600.0, max_fragment_datagrams=4096, max_fragment_bytes=64 << 20, fragment_timeout=30.0, progress=None, threads=0, flow_sink=None, spill_rows=262_144, chunk_bytes=0))]
+#[pyo3(signature = (paths, *, max_flows=1_000_000, idle_timeout=600.0, max_fragment_datagrams=4096, max_fragment_bytes=64 << 20, fragment_timeout=30.0, progress=None, threads=0, flow_sink=None, spill_rows=262_144, chunk_bytes=0, tables=None))]
 #[allow(clippy::too_many_arguments)]
 fn decode(
     py: Python<'_>,
@@ -149,7 +150,19 @@ fn decode(
     flow_sink: Option<Py<PyAny>>,
     spill_rows: usize,
     chunk_bytes: u64,
+    tables: Option<Vec<String>>,
 ) -> PyResult<Py<PyDict>> {
+    if let Some(unknown) = tables
+        .iter()
+        .flatten()
+        .find(|n| !tables::TABLE_NAMES.contains(&n.as_str()))
+    {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "no table named '{unknown}': the tables are {}",
+            tables::TABLE_NAMES.join(", ")
+        )));
+    }
+    let wanted = tables;
     let failed = Arc::new(Mutex::new(None));
     let names = paths
         .iter()
@@ -180,18 +193,24 @@ fn decode(
     if let Some(msg) = &out.spill_error {
         return Err(InternalError::new_err(msg.clone()));
     }
-    let t = py.detach(|| tables::output_tables(&out));
+    let want = |name: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|n| n == name));
+    let t = py.detach(|| tables::output_tables(&out, &want));
     let d = PyDict::new(py);
-    d.set_item(
-        "flows",
-        tables_of(py, t.flows, Some(tables::flows_schema()))?,
-    )?;
-    d.set_item("anomalies", table(py, t.anomalies)?)?;
-    d.set_item("captures", table(py, t.captures)?)?;
-    d.set_item("rpc_calls", table(py, t.rpc_calls)?)?;
-    d.set_item("mappings", table(py, t.mappings)?)?;
-    d.set_item("dcerpc_calls", table(py, t.dcerpc_calls)?)?;
-    d.set_item("tls", table(py, t.tls)?)?;
+    if let Some(flows) = t.flows {
+        d.set_item("flows", tables_of(py, flows, Some(tables::flows_schema()))?)?;
+    }
+    for (name, batch) in [
+        ("anomalies", t.anomalies),
+        ("captures", t.captures),
+        ("rpc_calls", t.rpc_calls),
+        ("mappings", t.mappings),
+        ("dcerpc_calls", t.dcerpc_calls),
+        ("tls", t.tls),
+    ] {
+        if let Some(batch) = batch {
+            d.set_item(name, table(py, batch)?)?;
+        }
+    }
     let stats = PyDict::new(py);
     for (k, v) in out.stats.pairs() {
         stats.set_item(k, v)?;

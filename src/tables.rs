@@ -99,55 +99,78 @@ pub fn fingerprint(out: &crate::decode::Output) -> String {
     let names = capture_names(&out.captures);
     let flows = flows_batch(&out.flows, &names);
     let mut text = format!("{:?}\n{:?}\n{flows:?}\n", out.stats, out.anomalies.counts);
-    for t in other_tables(out) {
+    for t in other_tables(out, &|_| true).into_iter().flatten() {
         text += &format!("{t:?}\n");
     }
     text
 }
 
-/// Every table of a decode's output, as Arrow.
+/// The tables of a decode, in the order `Tables` holds them.
+pub const TABLE_NAMES: [&str; 7] = [
+    "flows",
+    "anomalies",
+    "captures",
+    "rpc_calls",
+    "mappings",
+    "dcerpc_calls",
+    "tls",
+];
+
+/// The tables of a decode's output asked for, as Arrow (None: not asked for, not built).
 pub struct Tables {
-    pub flows: Result<Vec<RecordBatch>, ArrowError>,
-    pub anomalies: Result<RecordBatch, ArrowError>,
-    pub captures: Result<RecordBatch, ArrowError>,
-    pub rpc_calls: Result<RecordBatch, ArrowError>,
-    pub mappings: Result<RecordBatch, ArrowError>,
-    pub dcerpc_calls: Result<RecordBatch, ArrowError>,
-    pub tls: Result<RecordBatch, ArrowError>,
+    pub flows: Option<Result<Vec<RecordBatch>, ArrowError>>,
+    pub anomalies: Option<Result<RecordBatch, ArrowError>>,
+    pub captures: Option<Result<RecordBatch, ArrowError>>,
+    pub rpc_calls: Option<Result<RecordBatch, ArrowError>>,
+    pub mappings: Option<Result<RecordBatch, ArrowError>>,
+    pub dcerpc_calls: Option<Result<RecordBatch, ArrowError>>,
+    pub tls: Option<Result<RecordBatch, ArrowError>>,
 }
 
-type Others = [Result<RecordBatch, ArrowError>; 6];
+type Others = [Option<Result<RecordBatch, ArrowError>>; 6];
 
-/// The tables other than flows, in the order of `Tables`.
-fn other_tables(out: &crate::decode::Output) -> Others {
-    [
-        anomalies_batch(&out.anomalies, &out.captures),
-        captures_batch(&out.captures),
-        rpc_calls_batch(&out.apps.rpc.calls),
-        mappings_batch(&out.apps.know.mappings),
-        dcerpc_calls_batch(&out.apps.dce.calls),
-        tls_batch(&out.apps.tls.rows),
-    ]
+/// The tables other than flows that `want` names, in the order of `Tables`.
+fn other_tables(out: &crate::decode::Output, want: &dyn Fn(&str) -> bool) -> Others {
+    type Build<'a> = &'a dyn Fn() -> Result<RecordBatch, ArrowError>;
+    let builds: [(&str, Build<'_>); 6] = [
+        ("anomalies", &|| {
+            anomalies_batch(&out.anomalies, &out.captures)
+        }),
+        ("captures", &|| captures_batch(&out.captures)),
+        ("rpc_calls", &|| rpc_calls_batch(&out.apps.rpc.calls)),
+        ("mappings", &|| mappings_batch(&out.apps.know.mappings)),
+        ("dcerpc_calls", &|| dcerpc_calls_batch(&out.apps.dce.calls)),
+        ("tls", &|| tls_batch(&out.apps.tls.rows)),
+    ];
+    builds.map(|(name, build)| want(name).then(build))
 }
 
-/// Every table of `out`: the flows table on this thread (and more, when it is large), the others
-/// meanwhile on one of their own (on the benchmark capture they take as long as the flows table:
-/// 28 k TLS rows).
-pub fn output_tables(out: &crate::decode::Output) -> Tables {
+/// The tables of `out` that `want` names: the flows table on this thread (and more, when it is
+/// large), the others meanwhile on one of their own (on the benchmark capture they take as long
+/// as the flows table: 28 k TLS rows). A command that writes only the flows table asks for it
+/// alone, and the machine's cores share it instead.
+pub fn output_tables(out: &crate::decode::Output, want: &(dyn Fn(&str) -> bool + Sync)) -> Tables {
     let names = capture_names(&out.captures);
+    let any_other = TABLE_NAMES.iter().skip(1).any(|n| want(n));
+    let flows_wanted = want("flows");
     let (flows, others) = std::thread::scope(|s| {
-        let aside = std::thread::Builder::new().spawn_scoped(s, || other_tables(out));
-        let flows = flows_batches(&out.flows, &names);
+        let aside = any_other
+            .then(|| std::thread::Builder::new().spawn_scoped(s, || other_tables(out, want)));
+        let flows = flows_wanted.then(|| flows_batches(&out.flows, &names));
         let others = match aside {
-            Ok(handle) => handle.join().unwrap_or_else(|_| {
-                std::array::from_fn(|_| {
-                    Err(ArrowError::ComputeError(
-                        "panic while building the tables".into(),
-                    ))
+            None => std::array::from_fn(|_| None),
+            Some(Ok(handle)) => handle.join().unwrap_or_else(|_| {
+                let [_, others @ ..] = TABLE_NAMES;
+                others.map(|n| {
+                    want(n).then(|| {
+                        Err(ArrowError::ComputeError(
+                            "panic while building the tables".into(),
+                        ))
+                    })
                 })
             }),
             // No thread to be had: build them here.
-            Err(_) => other_tables(out),
+            Some(Err(_)) => other_tables(out, want),
         };
         (flows, others)
     });
@@ -169,7 +192,7 @@ pub fn capture_names(captures: &[CaptureInfo]) -> Vec<String> {
 }
 
 /// Rows below which the flows table is built on one thread.
-const PARALLEL_ROWS: usize = 32_768;
+const PARALLEL_ROWS: usize = 16_384;
 
 /// The flows table as batches built side by side on the machine's cores (each a run of rows, in
 /// order): at the end of a decode the other cores are idle, and building the table is most of
@@ -681,10 +704,10 @@ mod tests {
     fn the_tables_built_side_by_side_are_the_tables_built_one_by_one() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
         let out = decode_paths(&[dir.join("sample.pcap")], Options::default()).unwrap();
-        let t = output_tables(&out);
+        let t = output_tables(&out, &|_| true);
         let names = capture_names(&out.captures);
         assert_eq!(
-            t.flows.unwrap(),
+            t.flows.unwrap().unwrap(),
             vec![flows_batch(&out.flows, &names).unwrap()]
         );
         let pairs = [
@@ -696,9 +719,33 @@ mod tests {
             (t.tls, tls_batch(&out.apps.tls.rows)),
         ];
         for (aside, here) in pairs {
-            assert_eq!(aside.unwrap(), here.unwrap());
+            assert_eq!(aside.unwrap().unwrap(), here.unwrap());
         }
         assert!(tls_batch(&out.apps.tls.rows).unwrap().num_rows() >= 1);
+    }
+
+    #[test]
+    fn only_the_tables_asked_for_are_built() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+        let out = decode_paths(&[dir.join("sample.pcap")], Options::default()).unwrap();
+        let t = output_tables(&out, &|n| n == "flows");
+        assert!(t.flows.is_some());
+        let others = [
+            t.anomalies,
+            t.captures,
+            t.rpc_calls,
+            t.mappings,
+            t.dcerpc_calls,
+            t.tls,
+        ];
+        assert!(others.iter().all(Option::is_none));
+        let t = output_tables(&out, &|n| n == "tls" || n == "anomalies");
+        assert!(t.flows.is_none() && t.captures.is_none() && t.rpc_calls.is_none());
+        assert_eq!(
+            t.tls.unwrap().unwrap(),
+            tls_batch(&out.apps.tls.rows).unwrap()
+        );
+        assert!(t.anomalies.unwrap().is_ok());
     }
 
     #[test]

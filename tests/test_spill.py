@@ -225,6 +225,29 @@ def test_a_capture_converts_each_table_once_and_pickles_as_frames():
         _ = cap.nope
 
 
+def test_a_decode_builds_only_the_tables_asked_for():
+    whole = pw.decode(PCAPS / "sample.pcap")
+    cap = pw.decode(PCAPS / "sample.pcap", tables=["flows", "tls"])
+    assert cap.flows.equals(whole.flows) and cap.tls.equals(whole.tls)
+    assert cap.stats == whole.stats
+    with pytest.raises(AttributeError, match="table 'rpc_calls' was not decoded"):
+        _ = cap.rpc_calls
+    again = pickle.loads(pickle.dumps(cap))
+    assert again.flows.equals(whole.flows)
+    with pytest.raises(AttributeError):
+        _ = again.mappings
+    with pytest.raises(ValueError, match="no table named 'flow'"):
+        pw.decode(PCAPS / "sample.pcap", tables=["flow"])
+
+
+def test_flows_with_anomalies_builds_the_anomalies_too(tmp_path, capsys):
+    path = PCAPS / "broken/truncated_last_record.pcap"
+    out, anomalies = tmp_path / "flows.parquet", tmp_path / "anomalies.csv"
+    code, _, err = run(["flows", str(path), "-o", str(out), "--anomalies", str(anomalies)], capsys)
+    assert code in (0, 1) and "error" not in err, err
+    assert pl.read_csv(anomalies).height == pw.decode(path).anomalies.height > 0
+
+
 def test_the_core_writer_takes_any_arrow_table(tmp_path):
     # A polars frame exports other Arrow types (string views, large lists) than the core makes.
     frame = pw.decode(PCAPS / "sample.pcap").flows.with_columns(

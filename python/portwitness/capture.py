@@ -87,7 +87,7 @@ class Capture:
         """The result of `_core.decode`, each table made a polars frame when first read: a caller
         that only hands a table on as Arrow (`arrow`) never loads polars."""
         cap = object.__new__(cls)
-        object.__setattr__(cap, "_arrow", {name: raw[name] for name in TABLES})
+        object.__setattr__(cap, "_arrow", {name: raw[name] for name in TABLES if name in raw})
         object.__setattr__(cap, "stats", dict(raw["stats"]))
         object.__setattr__(cap, "anomaly_kinds", dict(raw.get("anomaly_counts", {})))
         return cap
@@ -97,6 +97,8 @@ class Capture:
         # as Arrow is converted here, once.
         pending = self.__dict__.get("_arrow")
         if not pending or name not in pending:
+            if name in TABLES and "_arrow" in self.__dict__:
+                raise AttributeError(f"table {name!r} was not decoded: decode(tables=...) left it out")
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         import polars as pl
 
@@ -106,8 +108,13 @@ class Capture:
         return frame
 
     def __getstate__(self) -> dict[str, Any]:
-        # Pickled as frames: Arrow tables of the core do not pickle.
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        # Pickled as frames: Arrow tables of the core do not pickle. Tables not decoded stay out.
+        pending = self.__dict__.get("_arrow") or {}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in TABLES or f.name in self.__dict__ or f.name in pending
+        }
 
     def arrow(self, name: str) -> Any:
         """Table `name` as an Arrow stream (an object with `__arrow_c_stream__`), without
@@ -138,6 +145,7 @@ def decode(
     client: Any = None,
     flow_sink: Callable[[Any], None] | None = None,
     spill_rows: int = SPILL_ROWS,
+    tables: Iterable[str] | None = None,
 ) -> Capture:
     """Decodes captures (pcap, pcapng, gzip or zstd compressed, `-` for stdin) in one pass.
 
@@ -153,7 +161,10 @@ def decode(
     result (see `portwitness.cluster`). `flow_sink`: a callable given the flows finished while
     decoding, as Arrow tables of at least `spill_rows` rows, each in flow order; the `flows` of the
     result then hold only the rest (`portwitness.spill` writes them to disk and merges them back;
-    not with `client`). An exception it raises ends the decode and is raised here.
+    not with `client`). An exception it raises ends the decode and is raised here. `tables`: the
+    names of the tables to build (default: all of `TABLES`); reading one left out raises
+    AttributeError. A caller that needs only the flows saves building the rest (with `client` or
+    files decoded in parallel, every table is built).
     """
     if threads < 0:
         raise ValueError(f"threads must be 0 (all cores) or more, not {threads}")
@@ -182,7 +193,7 @@ def decode(
         cap = decode_in_parallel(files, options)
         if cap is not None:
             return cap
-    return decode_files(files, options, progress, flow_sink, spill_rows)[0]
+    return decode_files(files, options, progress, flow_sink, spill_rows, tables)[0]
 
 
 def decode_threads(threads: int) -> int:
@@ -209,6 +220,7 @@ def decode_files(
     progress: _core.Progress | None = None,
     flow_sink: Callable[[Any], None] | None = None,
     spill_rows: int = SPILL_ROWS,
+    tables: Iterable[str] | None = None,
 ) -> tuple[Capture, dict[str, int]]:
     """One pass of the core over `files`; also returns what the end of the input changed (the
     core's `border`: flows still live, rows and anomalies the end produced)."""
@@ -223,5 +235,6 @@ def decode_files(
         threads=options.threads,
         flow_sink=flow_sink,
         spill_rows=spill_rows,
+        tables=None if tables is None else list(tables),
     )
     return Capture.from_core(raw), dict(raw["border"])

@@ -82,7 +82,7 @@ def _import_polars() -> None:
 def _decode(
     captures: tuple[str, ...], max_flows: int, idle_timeout: float, polars: bool = True, **spill: Any
 ) -> Capture:
-    """`spill`: `flow_sink` and `spill_rows` for `decode` (ignored on a cluster). `polars`: False
+    """`spill`: `flow_sink`, `spill_rows` and `tables` for `decode` (ignored on a cluster). `polars`: False
     when the caller may never need it (its import would only take CPU from the decode)."""
     if polars:
         _load_polars_meanwhile()
@@ -282,7 +282,9 @@ def flows(
 
         flows_table(cap.flows, limit=limit, stats=cap.stats)
     else:
-        cap = _spilled_flows(captures, max_flows, idle_timeout, output or "-", fmt, spill_rows)
+        cap = _spilled_flows(
+            captures, max_flows, idle_timeout, output or "-", fmt, spill_rows, bool(anomalies_out)
+        )
     if anomalies_out:
         from portwitness.render import write_frame
 
@@ -296,10 +298,12 @@ def _spilled_flows(
     output: str,
     fmt: str,
     spill_rows: int,
+    anomalies: bool = False,
 ) -> Capture:
     """Decodes and writes the flows table to `output` without ever holding it whole: finished
     flows go to disk beside the output while decoding and are merged back in flow order. A
-    Parquet file of flows that all stayed in memory is written by the core, without polars."""
+    Parquet file of flows that all stayed in memory is written by the core, without polars. Only
+    the flows table is built (and the anomalies, when `anomalies`)."""
     from portwitness.spill import FlowSpill, merged, release_free_memory, write_flows, write_parquet
 
     try:
@@ -310,7 +314,13 @@ def _spilled_flows(
     with spill:
         parquet = fmt == "parquet"
         cap = _decode(
-            captures, max_flows, idle_timeout, polars=not parquet, flow_sink=spill, spill_rows=spill_rows
+            captures,
+            max_flows,
+            idle_timeout,
+            polars=not parquet,
+            flow_sink=spill,
+            spill_rows=spill_rows,
+            tables=("flows", "anomalies") if anomalies else ("flows",),
         )
         if spill.parts:
             # Only a merge of parts adds much to what is in use (5 ms on a 2 GB decode otherwise).
