@@ -20,6 +20,7 @@ pub mod decode;
 pub mod error;
 pub mod flow;
 pub mod learn;
+pub mod order;
 pub mod packet;
 pub mod proto;
 pub mod tables;

@@ -589,8 +589,9 @@ impl DceRpc {
 
     pub fn finish(&mut self) {
         self.drain_cl();
-        self.calls
-            .sort_by_key(|c| (c.ts.or(c.reply_ts), c.flow_id, c.call_id, c.context_id));
+        crate::order::sort_rows_by_key(&mut self.calls, |c| {
+            (c.ts.or(c.reply_ts), c.flow_id, c.call_id, c.context_id)
+        });
     }
 }
 

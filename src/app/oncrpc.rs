@@ -406,8 +406,9 @@ impl Rpc {
         for (_, c) in left {
             self.unanswered(c);
         }
-        self.calls
-            .sort_by_key(|c| (c.call_ts.or(c.reply_ts), c.flow_id, c.xid));
+        crate::order::sort_rows_by_key(&mut self.calls, |c| {
+            (c.call_ts.or(c.reply_ts), c.flow_id, c.xid)
+        });
     }
 }
 

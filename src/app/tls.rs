@@ -183,6 +183,6 @@ impl Tls {
     }
 
     pub fn finish(&mut self) {
-        self.rows.sort_by_key(|r| (r.ts.or(r.server_ts), r.flow_id));
+        crate::order::sort_rows_by_key(&mut self.rows, |r| (r.ts.or(r.server_ts), r.flow_id));
     }
 }
