@@ -123,6 +123,25 @@ def test_console_script_installed():
     assert out.stdout.startswith("portwitness, version ")
 
 
+def test_the_console_script_exits_with_its_output_whole(tmp_path):
+    # The console script skips the interpreter's teardown: what it printed must all be there,
+    # piped, and its exit codes must be main's.
+    sample = str(PCAPS / "sample.pcap")
+    piped = subprocess.run(
+        ["portwitness", "flows", sample, "--format", "csv"], capture_output=True, text=True
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert pl.read_csv(piped.stdout.encode()).height == portwitness.decode(sample).flows.height > 0
+    out = tmp_path / "flows.parquet"
+    done = subprocess.run(["portwitness", "flows", sample, "-o", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0 and pl.read_parquet(out).height > 0
+    missing = subprocess.run(
+        ["portwitness", "flows", str(tmp_path / "nope.pcap")], capture_output=True, text=True
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("portwitness: error: ") and missing.stderr.count("\n") == 1
+
+
 def test_polars_loads_beside_the_decode():
     # The command line reaches the core's decode without polars, which then loads on another
     # thread while the core decodes; the package keeps its API whichever submodule loads first.
