@@ -199,14 +199,7 @@ fn decode(
     if let Some(flows) = t.flows {
         d.set_item("flows", tables_of(py, flows, Some(tables::flows_schema()))?)?;
     }
-    for (name, batch) in [
-        ("anomalies", t.anomalies),
-        ("captures", t.captures),
-        ("rpc_calls", t.rpc_calls),
-        ("mappings", t.mappings),
-        ("dcerpc_calls", t.dcerpc_calls),
-        ("tls", t.tls),
-    ] {
+    for (name, batch) in t.others {
         if let Some(batch) = batch {
             d.set_item(name, table(py, batch)?)?;
         }

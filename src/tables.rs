@@ -99,7 +99,8 @@ pub fn fingerprint(out: &crate::decode::Output) -> String {
     let names = capture_names(&out.captures);
     let flows = flows_batch(&out.flows, &names);
     let mut text = format!("{:?}\n{:?}\n{flows:?}\n", out.stats, out.anomalies.counts);
-    for t in other_tables(out, &|_| true).into_iter().flatten() {
+    let others = others_where(&|_| true, |name| other_table(out, name));
+    for t in others.into_iter().flat_map(|(_, t)| t) {
         text += &format!("{t:?}\n");
     }
     text
@@ -119,30 +120,34 @@ pub const TABLE_NAMES: [&str; 7] = [
 /// The tables of a decode's output asked for, as Arrow (None: not asked for, not built).
 pub struct Tables {
     pub flows: Option<Result<Vec<RecordBatch>, ArrowError>>,
-    pub anomalies: Option<Result<RecordBatch, ArrowError>>,
-    pub captures: Option<Result<RecordBatch, ArrowError>>,
-    pub rpc_calls: Option<Result<RecordBatch, ArrowError>>,
-    pub mappings: Option<Result<RecordBatch, ArrowError>>,
-    pub dcerpc_calls: Option<Result<RecordBatch, ArrowError>>,
-    pub tls: Option<Result<RecordBatch, ArrowError>>,
+    /// The other tables, named, in the order of `TABLE_NAMES`.
+    pub others: Others,
 }
 
-type Others = [Option<Result<RecordBatch, ArrowError>>; 6];
+type Others = [(&'static str, Option<Result<RecordBatch, ArrowError>>); 6];
 
-/// The tables other than flows that `want` names, in the order of `Tables`.
-fn other_tables(out: &crate::decode::Output, want: &dyn Fn(&str) -> bool) -> Others {
-    type Build<'a> = &'a dyn Fn() -> Result<RecordBatch, ArrowError>;
-    let builds: [(&str, Build<'_>); 6] = [
-        ("anomalies", &|| {
-            anomalies_batch(&out.anomalies, &out.captures)
-        }),
-        ("captures", &|| captures_batch(&out.captures)),
-        ("rpc_calls", &|| rpc_calls_batch(&out.apps.rpc.calls)),
-        ("mappings", &|| mappings_batch(&out.apps.know.mappings)),
-        ("dcerpc_calls", &|| dcerpc_calls_batch(&out.apps.dce.calls)),
-        ("tls", &|| tls_batch(&out.apps.tls.rows)),
-    ];
-    builds.map(|(name, build)| want(name).then(build))
+/// The table other than flows named `name`.
+fn other_table(out: &crate::decode::Output, name: &str) -> Result<RecordBatch, ArrowError> {
+    match name {
+        "anomalies" => anomalies_batch(&out.anomalies, &out.captures),
+        "captures" => captures_batch(&out.captures),
+        "rpc_calls" => rpc_calls_batch(&out.apps.rpc.calls),
+        "mappings" => mappings_batch(&out.apps.know.mappings),
+        "dcerpc_calls" => dcerpc_calls_batch(&out.apps.dce.calls),
+        "tls" => tls_batch(&out.apps.tls.rows),
+        _ => Err(ArrowError::InvalidArgumentError(format!(
+            "no table named {name}"
+        ))),
+    }
+}
+
+/// The tables other than flows, each built when `want` names it (`made`: how).
+fn others_where(
+    want: &dyn Fn(&str) -> bool,
+    made: impl Fn(&str) -> Result<RecordBatch, ArrowError>,
+) -> Others {
+    let [_, others @ ..] = TABLE_NAMES;
+    others.map(|name| (name, want(name).then(|| made(name))))
 }
 
 /// The tables of `out` that `want` names: the flows table on this thread (and more, when it is
@@ -152,38 +157,24 @@ fn other_tables(out: &crate::decode::Output, want: &dyn Fn(&str) -> bool) -> Oth
 pub fn output_tables(out: &crate::decode::Output, want: &(dyn Fn(&str) -> bool + Sync)) -> Tables {
     let names = capture_names(&out.captures);
     let any_other = TABLE_NAMES.iter().skip(1).any(|n| want(n));
-    let flows_wanted = want("flows");
+    let build_others = || others_where(want, |name| other_table(out, name));
     let (flows, others) = std::thread::scope(|s| {
-        let aside = any_other
-            .then(|| std::thread::Builder::new().spawn_scoped(s, || other_tables(out, want)));
-        let flows = flows_wanted.then(|| flows_batches(&out.flows, &names));
+        let aside = any_other.then(|| std::thread::Builder::new().spawn_scoped(s, build_others));
+        let flows = want("flows").then(|| flows_batches(&out.flows, &names));
         let others = match aside {
-            None => std::array::from_fn(|_| None),
             Some(Ok(handle)) => handle.join().unwrap_or_else(|_| {
-                let [_, others @ ..] = TABLE_NAMES;
-                others.map(|n| {
-                    want(n).then(|| {
-                        Err(ArrowError::ComputeError(
-                            "panic while building the tables".into(),
-                        ))
-                    })
+                others_where(want, |_| {
+                    Err(ArrowError::ComputeError(
+                        "panic while building the tables".into(),
+                    ))
                 })
             }),
-            // No thread to be had: build them here.
-            Some(Err(_)) => other_tables(out, want),
+            // None asked for (nothing is built), or no thread to be had: build them here.
+            None | Some(Err(_)) => build_others(),
         };
         (flows, others)
     });
-    let [anomalies, captures, rpc_calls, mappings, dcerpc_calls, tls] = others;
-    Tables {
-        flows,
-        anomalies,
-        captures,
-        rpc_calls,
-        mappings,
-        dcerpc_calls,
-        tls,
-    }
+    Tables { flows, others }
 }
 
 /// The capture names of `flows_batch`, by capture index.
@@ -710,17 +701,19 @@ mod tests {
             t.flows.unwrap().unwrap(),
             vec![flows_batch(&out.flows, &names).unwrap()]
         );
-        let pairs = [
-            (t.anomalies, anomalies_batch(&out.anomalies, &out.captures)),
-            (t.captures, captures_batch(&out.captures)),
-            (t.rpc_calls, rpc_calls_batch(&out.apps.rpc.calls)),
-            (t.mappings, mappings_batch(&out.apps.know.mappings)),
-            (t.dcerpc_calls, dcerpc_calls_batch(&out.apps.dce.calls)),
-            (t.tls, tls_batch(&out.apps.tls.rows)),
+        let here = [
+            anomalies_batch(&out.anomalies, &out.captures),
+            captures_batch(&out.captures),
+            rpc_calls_batch(&out.apps.rpc.calls),
+            mappings_batch(&out.apps.know.mappings),
+            dcerpc_calls_batch(&out.apps.dce.calls),
+            tls_batch(&out.apps.tls.rows),
         ];
-        for (aside, here) in pairs {
-            assert_eq!(aside.unwrap().unwrap(), here.unwrap());
+        for ((name, aside), here) in t.others.into_iter().zip(here) {
+            assert_eq!(aside.unwrap().unwrap(), here.unwrap(), "{name}");
         }
+        let names = t_names(&output_tables(&out, &|_| true));
+        assert_eq!(names, TABLE_NAMES[1..]);
         assert!(tls_batch(&out.apps.tls.rows).unwrap().num_rows() >= 1);
     }
 
@@ -730,22 +723,19 @@ mod tests {
         let out = decode_paths(&[dir.join("sample.pcap")], Options::default()).unwrap();
         let t = output_tables(&out, &|n| n == "flows");
         assert!(t.flows.is_some());
-        let others = [
-            t.anomalies,
-            t.captures,
-            t.rpc_calls,
-            t.mappings,
-            t.dcerpc_calls,
-            t.tls,
-        ];
-        assert!(others.iter().all(Option::is_none));
+        assert!(t.others.iter().all(|(_, t)| t.is_none()));
         let t = output_tables(&out, &|n| n == "tls" || n == "anomalies");
-        assert!(t.flows.is_none() && t.captures.is_none() && t.rpc_calls.is_none());
+        let [(_, anomalies), (_, captures), (_, rpc_calls), _, _, (_, tls)] = t.others;
+        assert!(t.flows.is_none() && captures.is_none() && rpc_calls.is_none());
         assert_eq!(
-            t.tls.unwrap().unwrap(),
+            tls.unwrap().unwrap(),
             tls_batch(&out.apps.tls.rows).unwrap()
         );
-        assert!(t.anomalies.unwrap().is_ok());
+        assert!(anomalies.unwrap().is_ok());
+    }
+
+    fn t_names(t: &Tables) -> Vec<&'static str> {
+        t.others.iter().map(|(name, _)| *name).collect()
     }
 
     #[test]
