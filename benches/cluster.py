@@ -77,7 +77,7 @@ def main() -> int:
         )
     started = time.perf_counter()
     with (
-        LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True, dashboard_address=None) as lc,
+        LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True, dashboard_address=":0") as lc,
         Client(lc) as client,
     ):
         startup = time.perf_counter() - started

@@ -9,7 +9,7 @@ use arrow_array::RecordBatch;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyOSError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::PyTable;
 
 use crate::decode::{decode_paths_catching, FlowSpill, Options};
@@ -232,6 +232,17 @@ fn decode(
     border.set_item("end_anomalies", out.border.end_anomalies)?;
     border.set_item("withdrawn_mappings", out.border.withdrawn_mappings)?;
     d.set_item("border", border)?;
+    // Each input as read, for the caller to tell inputs that were no capture (nothing read, an
+    // error) from captures cut short (packets read, then an error) without loading polars.
+    let inputs = PyList::empty(py);
+    for c in &out.captures {
+        let i = PyDict::new(py);
+        i.set_item("path", &c.path)?;
+        i.set_item("packets", c.packets)?;
+        i.set_item("error", c.error.as_deref())?;
+        inputs.append(i)?;
+    }
+    d.set_item("inputs", inputs)?;
     drop_elsewhere(out);
     Ok(d.unbind())
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import polars as pl
@@ -9,6 +10,7 @@ import pytest
 
 import portwitness as pw
 from conftest import PCAPS
+from portwitness.inputs import UnreadableInputError
 
 # The fixtures make_fixtures.py writes (pcaps/make_broken.py's suite has its own test_malformed.py).
 BROKEN = [PCAPS / "broken" / n for n in sorted(json.loads((PCAPS / "manifest.json").read_text())["broken"])]
@@ -31,11 +33,29 @@ def test_bad_magic_is_a_format_error():
         pw.decode(PCAPS / "broken" / "bad_magic.pcap")
 
 
-def test_bad_magic_among_good_files_is_an_anomaly():
-    cap = pw.decode([PCAPS / "broken" / "bad_magic.pcap", PCAPS / "tcp_basic.pcap"])
-    assert cap.anomaly_counts()["bad_magic"] == 1
-    assert cap.captures["error"].to_list()[0].startswith("not a pcap or pcapng capture")
+def test_bad_magic_among_good_files_stops_unless_skipped():
+    inputs = [PCAPS / "broken" / "bad_magic.pcap", PCAPS / "tcp_basic.pcap"]
+    with pytest.raises(
+        UnreadableInputError, match=r"bad_magic\.pcap: not a pcap or pcapng capture \(bad magic"
+    ):
+        pw.decode(inputs)
+    cap = pw.decode(inputs, skip_unreadable=True)
+    assert [(i.path.rsplit("/", 1)[-1], i.status) for i in cap.inputs] == [
+        ("tcp_basic.pcap", "read"),
+        ("bad_magic.pcap", "skipped"),
+    ]
+    assert cap.skipped[0].reason == "not a pcap or pcapng capture (bad magic 48 45 4c 4f)"
     assert cap.flows.height == 6
+
+
+def test_compressed_stream_of_something_else_is_unreadable(tmp_path):
+    # Its magic is gzip's: only the core, once it has inflated it, can tell it holds no capture.
+    text = tmp_path / "notes.pcap.gz"
+    text.write_bytes(gzip.compress(b"hello, this is no capture\n"))
+    with pytest.raises(UnreadableInputError, match=r"notes\.pcap\.gz: not a pcap or pcapng capture"):
+        pw.decode([text, PCAPS / "tcp_basic.pcap"])
+    cap = pw.decode([text, PCAPS / "tcp_basic.pcap"], skip_unreadable=True)
+    assert [i.status for i in cap.inputs] == ["read", "skipped"]
 
 
 def test_truncated_last_record_position():
@@ -52,6 +72,8 @@ def test_cut_gzip_stream(tmp_path):
     cap = pw.decode(cut)
     assert "read_error" in cap.anomaly_counts()
     assert 0 < cap.stats["records"] < 26
+    # Cut short is read, not skipped: an anomaly, and the audit's verdict says so.
+    assert [i.path for i in cap.cut_short()] == [str(cut)]
 
 
 def test_empty_file_and_zeros(tmp_path):

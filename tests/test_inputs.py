@@ -11,6 +11,7 @@ import pytest
 
 import portwitness as pw
 from conftest import PCAPS
+from portwitness.inputs import UnreadableInputError
 
 
 def test_gzip_and_zstd_equal_plain():
@@ -52,12 +53,12 @@ def test_directory_and_glob(tmp_path):
     assert by_dir.captures.height == 2
     by_glob = pw.decode(str(tmp_path / "*.pcap"))
     assert by_glob.flows.drop("capture").equals(by_dir.flows.drop("capture"))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UnreadableInputError, match=r"\*\.pcapng: no file matches the pattern$"):
         pw.decode(str(tmp_path / "*.pcapng"))
 
 
 def test_missing_file():
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UnreadableInputError, match=r"does-not-exist\.pcap: no such file$"):
         pw.decode(PCAPS / "does-not-exist.pcap")
 
 

@@ -5,6 +5,7 @@ decoded. A case the core does not meet yet carries an ``xfail`` reason in its ex
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -84,18 +85,23 @@ FATAL = [p for p in CASES if p.values[1]["exit_code"] != 0]
 
 @pytest.mark.parametrize(("capture", "expect"), FATAL)
 def test_unreadable_file_among_good_ones(capture: Path, expect: dict, tmp_path, capsys):
-    """One unreadable file does not stop the others: its reason is in `captures.error`."""
+    """One unreadable file among good ones stops the run before anything is written, naming it;
+    with --skip-unreadable the others are read and it is named as skipped."""
     good = PCAPS / "tcp_basic.pcap"
-    cap = pw.decode([capture, good])
-    assert cap.captures["error"].to_list() == [expect["decode_error"], None]
-    mine = cap.anomalies.filter(pl.col("capture") == str(capture))
-    assert mine["kind"].to_list() == expect["anomaly_kinds"]
-    assert mine["detail"].to_list() == [expect["decode_error"]]
+    with pytest.raises(pw.CaptureFormatError, match=f"^{re.escape(str(capture))}: "):
+        pw.decode([capture, good])
+    cap = pw.decode([capture, good], skip_unreadable=True)
+    (skipped,) = cap.skipped
+    assert skipped.path == str(capture) and skipped.reason == expect["decode_error"]
     assert cap.flows.height == pw.decode(good).flows.height
-    code, _, err = run(["flows", str(capture), str(good), "-o", str(tmp_path / "f.csv")], capsys)
-    assert code == 0
+    out = tmp_path / "f.csv"
+    code, _, err = run(["flows", str(capture), str(good), "-o", str(out)], capsys)
+    assert code == 1 and not out.exists()
     (line,) = err.splitlines()
-    assert line.startswith("portwitness: warning: ")
+    assert line.startswith(f"portwitness: error: {capture}: {expect['decode_error']}")
+    code, _, err = run(["flows", "--skip-unreadable", str(capture), str(good), "-o", str(out)], capsys)
+    assert code == 0 and out.exists()
+    assert f"portwitness: warning: skipped {capture}: {expect['decode_error']}" in err.splitlines()
 
 
 # --------------------------------------------------------------------------
@@ -135,7 +141,11 @@ def test_empty_directory_beside_a_capture(tmp_path, capsys):
     empty.mkdir()
     args = ["flows", str(PCAPS / "tcp_basic.pcap"), str(empty), "-o", str(tmp_path / "f.csv")]
     code, _, err = run(args, capsys)
-    assert (code, err) == (1, f"portwitness: error: {empty}: directory holds no pcap or pcapng capture\n")
+    assert (code, err) == (
+        1,
+        f"portwitness: error: {empty}: directory holds no pcap or pcapng capture; "
+        "nothing was read (--skip-unreadable reads the rest)\n",
+    )
 
 
 def test_directory_skips_what_is_no_capture(tmp_path, capsys):
@@ -152,21 +162,32 @@ def test_directory_skips_what_is_no_capture(tmp_path, capsys):
 
 
 def test_the_broken_directory(tmp_path, capsys):
-    """pcaps/broken as one input: every file with a capture magic is decoded, in path order, the
-    unreadable ones become anomalies, and the packets are those of the files decoded one by one."""
+    """pcaps/broken as one input: every file with a capture magic is decoded, in path order. Those
+    the core cannot read stop the run, or with --skip-unreadable are named and left out; the
+    packets are those of the files decoded one by one."""
     files = pw.expand_paths([BROKEN])
     assert files == sorted(files) and str(BROKEN / "cut_gzip.pcap.gz") in files
     assert not any(f.endswith((".json", "zeros.pcap", "bad_magic.pcap")) for f in files)
     records = 0
+    unreadable = []
     for f in files:
         try:
             records += pw.decode(f).stats["records"]
         except pw.CaptureFormatError:
-            pass
-    cap = pw.decode(BROKEN)
+            unreadable.append(f)
+    assert unreadable
+    with pytest.raises(pw.CaptureFormatError):
+        pw.decode(BROKEN)
+    cap = pw.decode(BROKEN, skip_unreadable=True)
     assert cap.captures["capture"].to_list() == files
     assert cap.stats["records"] == records
+    assert [i.path for i in cap.skipped] == unreadable
     code, out, err = run(["flows", str(BROKEN), "-o", str(tmp_path / "f.csv")], capsys)
+    assert code == 1 and out == "" and not (tmp_path / "f.csv").exists()
+    code, out, err = run(["flows", "--skip-unreadable", str(BROKEN), "-o", str(tmp_path / "f.csv")], capsys)
     assert code == 0 and out == ""
-    (line,) = err.splitlines()
-    assert line.startswith("portwitness: warning: ") and "truncated_record_header 1" in line
+    lines = err.splitlines()
+    assert [x for x in lines if x.startswith("portwitness: warning: skipped ")] == [
+        f"portwitness: warning: skipped {i.path}: {i.reason}" for i in cap.skipped
+    ]
+    assert "truncated_record_header 1" in lines[-1]

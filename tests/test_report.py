@@ -41,6 +41,15 @@ PLANTED = json.loads((DEMO / "planted.json").read_text())
 PRIMARY, MEMBER = PLANTED["hosts"]["primary"], PLANTED["hosts"]["member"]
 
 
+def flat(r: dict) -> dict:
+    """A grouped finding with its servers and clients as the `;`-joined text of its lists."""
+    return {
+        **r,
+        "server_ip": ";".join(r.get("server_ips") or []) or None,
+        "client_ip": ";".join(r.get("client_ips") or []) or None,
+    }
+
+
 def run(args: list[str], capsys) -> tuple[int, str, str]:
     code = main(args)
     out = capsys.readouterr()
@@ -93,18 +102,24 @@ def test_demo_names_every_planted_fact_and_nothing_else(demo):
     _, _, a = demo
     facts = PLANTED["facts"]
     want_v = {(f["type"], f["service"], f["server_ip"], f["port"]) for f in facts if f["kind"] == "violation"}
-    got_v = {(r["type"], r["service"], r["server_ip"], r["port"]) for r in a.violations.iter_rows(named=True)}
+    got_v = {
+        (r["type"], r["service"], r["server_ip"], r["port"])
+        for r in map(flat, a.violations.iter_rows(named=True))
+    }
     assert got_v == want_v
     assert a.violations.height == len(want_v)
     want_b = {
         (f["outcome"], f["server_ip"], f["port"], f["service"]) for f in facts if f["kind"] == "blocked"
     }
-    got_b = {(r["outcome"], r["server_ip"], r["port"], r["service"]) for r in a.blocked.iter_rows(named=True)}
+    got_b = {
+        (r["outcome"], r["server_ip"], r["port"], r["service"])
+        for r in map(flat, a.blocked.iter_rows(named=True))
+    }
     assert got_b == want_b
     want_u = {(f["service"], f["configured"]) for f in facts if f["kind"] == "unused"}
     assert {(r["service"], r["configured"]) for r in a.unused.iter_rows(named=True)} == want_u
     # The callback outside the range: the member listens on 20150, the primary calls back.
-    (cb,) = a.violations.filter(type="callback-outside").iter_rows(named=True)
+    (cb,) = map(flat, a.violations.filter(type="callback-outside").iter_rows(named=True))
     assert (cb["server_ip"], cb["client_ip"], cb["configured"]) == (MEMBER, PRIMARY, "20000-20100;7199")
     # The moved service: both the portmapper's answers and the flows on 1026 are named.
     (pin,) = a.violations.filter(type="pinned-dynamic").iter_rows(named=True)
@@ -130,9 +145,15 @@ def test_demo_ranges_and_services(demo):
 def test_demo_json_golden(demo):
     _, _, a = demo
     doc = document(a)
-    assert doc["schema"] == "portwitness.report/1"
+    assert doc["schema"] == "portwitness.report/2"
     doc.pop("generator")
     doc["captures"] = [Path(c).name for c in doc["captures"]]
+    # Paths as the machine has them: only the file's name is the demo's.
+    for i in doc["inputs"]:
+        i["path"] = Path(i["path"]).name
+    for section in ("violations", "blocked", "uncovered"):
+        for row in doc[section]:
+            row["first_capture"] = Path(row["first_capture"]).name if row["first_capture"] else None
     golden("demo_report", doc)
 
 
@@ -211,7 +232,7 @@ def _violations(policy: Policy) -> list[dict]:
             k: r[k]
             for k in ("type", "service", "server_ip", "client_ip", "port", "configured", "flows", "origin")
         }
-        for r in a.violations.iter_rows(named=True)
+        for r in map(flat, a.violations.iter_rows(named=True))
     ]
 
 
@@ -311,7 +332,7 @@ def test_reconnection_outside_violation():
             k: r[k]
             for k in ("type", "service", "server_ip", "client_ip", "port", "configured", "flows", "origin")
         }
-        for r in v.iter_rows(named=True)
+        for r in map(flat, v.iter_rows(named=True))
     ]
     assert [(g["type"], g["port"], g["server_ip"]) for g in got] == [("reconnection-outside", 20350, agent)]
     golden("violations_reconnection_outside", got)

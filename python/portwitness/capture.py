@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portwitness import _core
+from portwitness.inputs import READ, SKIPPED, InputStatus, after_decode, resolve
 
 if TYPE_CHECKING:
     import polars as pl
@@ -18,49 +17,12 @@ if TYPE_CHECKING:
 # enough parts for the merge (`portwitness.spill`).
 SPILL_ROWS = 262_144
 
-# Leading bytes of everything the core can read: pcap (both orders, us/ns), pcapng, gzip, zstd.
-_MAGICS = (
-    b"\xd4\xc3\xb2\xa1",
-    b"\xa1\xb2\xc3\xd4",
-    b"\x4d\x3c\xb2\xa1",
-    b"\xa1\xb2\x3c\x4d",
-    b"\x0a\x0d\x0d\x0a",
-    b"\x1f\x8b",
-    b"\x28\xb5\x2f\xfd",
-)
-
-
-def _looks_like_capture(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    return any(head.startswith(m) for m in _MAGICS)
-
 
 def expand_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
     """Files as given, in order; a directory becomes the captures inside it (recursively, sorted
-    by path, recognised by their magic); a glob pattern becomes its sorted matches. `-` is stdin."""
-    out: list[str] = []
-    for item in inputs:
-        s = os.fspath(item)
-        p = Path(s)
-        if s == "-":
-            out.append(s)
-        elif p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and _looks_like_capture(q))
-            if not found:
-                raise _core.CaptureFormatError(f"{s}: directory holds no pcap or pcapng capture")
-            out.extend(str(q) for q in found)
-        elif not p.exists() and glob.has_magic(s):
-            matches = sorted(glob.glob(s, recursive=True))
-            if not matches:
-                raise FileNotFoundError(2, "no file matches the pattern", s)
-            out.extend(expand_paths(matches))
-        else:
-            out.append(s)
-    return out
+    by path, recognised by their magic); a glob pattern becomes its sorted matches. `-` is stdin.
+    An input that is no capture raises UnreadableInputError naming it (see `portwitness.inputs`)."""
+    return resolve(inputs, skip=False)[0]
 
 
 # The tables of a decode, in the order `_core.decode` returns them.
@@ -81,6 +43,8 @@ class Capture:
     stats: dict[str, int] = field(default_factory=dict)
     # Every anomaly by kind, including those past the bound on kept rows.
     anomaly_kinds: dict[str, int] = field(default_factory=dict)
+    # Every input given, as read or skipped (`decode(skip_unreadable=True)`), in order.
+    inputs: tuple[InputStatus, ...] = ()
 
     @classmethod
     def from_core(cls, raw: dict[str, Any]) -> Capture:
@@ -90,7 +54,32 @@ class Capture:
         object.__setattr__(cap, "_arrow", {name: raw[name] for name in TABLES if name in raw})
         object.__setattr__(cap, "stats", dict(raw["stats"]))
         object.__setattr__(cap, "anomaly_kinds", dict(raw.get("anomaly_counts", {})))
+        read, bad = after_decode(list(raw.get("inputs", ())))
+        object.__setattr__(cap, "inputs", (*read, *bad))
         return cap
+
+    def with_inputs(self, inputs: Iterable[InputStatus]) -> Capture:
+        """This capture with `inputs` as its record of what was read and skipped."""
+        object.__setattr__(self, "inputs", tuple(inputs))
+        return self
+
+    @property
+    def skipped(self) -> list[InputStatus]:
+        return [i for i in self.inputs if i.status == SKIPPED]
+
+    def cut_short(self) -> list[InputStatus]:
+        """The inputs read that end inside a record (or whose stream failed part way): still
+        audited, but the audit covers less than the file promised."""
+        truncated = {"truncated_record", "truncated_record_header"}
+        ended: set[str] = set()
+        if truncated.intersection(self.anomaly_kinds) or (
+            not self.anomaly_kinds and "anomalies" in self.__dict__
+        ):
+            import polars as pl
+
+            rows = self.anomalies.filter(pl.col("kind").is_in(list(truncated)))
+            ended = set(rows["capture"].to_list())
+        return [i for i in self.inputs if i.status == READ and (i.cut_short or i.path in ended)]
 
     def __getattr__(self, name: str) -> Any:
         # Reached only for an attribute the instance does not hold yet: a table `from_core` left
@@ -146,6 +135,7 @@ def decode(
     flow_sink: Callable[[Any], None] | None = None,
     spill_rows: int = SPILL_ROWS,
     tables: Iterable[str] | None = None,
+    skip_unreadable: bool = False,
 ) -> Capture:
     """Decodes captures (pcap, pcapng, gzip or zstd compressed, `-` for stdin) in one pass.
 
@@ -165,14 +155,16 @@ def decode(
     names of the tables to build (default: all of `TABLES`); reading one left out raises
     AttributeError. A caller that needs only the flows saves building the rest (with `client` or
     files decoded in parallel, every table is built).
+    An input that is no capture (empty, bad magic, unreadable, a directory without captures, a
+    compressed stream of something else) raises UnreadableInputError naming every such input,
+    before anything is decoded where that can be told from its first bytes; with
+    `skip_unreadable` such inputs are left out and listed in `Capture.inputs` as skipped.
     """
     if threads < 0:
         raise ValueError(f"threads must be 0 (all cores) or more, not {threads}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    files = expand_paths(paths)
-    if not files:
-        raise _core.CaptureFormatError("no capture given")
+    files, skipped = resolve(paths, skip_unreadable)
     options = Options(
         max_flows=max_flows,
         idle_timeout=idle_timeout,
@@ -186,14 +178,36 @@ def decode(
             raise ValueError("flow_sink is for a decode on this machine, not with client")
         from portwitness.cluster import decode_on
 
-        return decode_on(files, client, options)
+        return _checked(decode_on(files, client, options), skipped, skip_unreadable)
     if flow_sink is None and progress is None and len(files) > 1 and decode_threads(threads) > 2:
         from portwitness.cluster import decode_in_parallel
 
         cap = decode_in_parallel(files, options)
         if cap is not None:
-            return cap
-    return decode_files(files, options, progress, flow_sink, spill_rows, tables)[0]
+            return _checked(cap, skipped, skip_unreadable)
+    cap = decode_files(files, options, progress, flow_sink, spill_rows, tables)[0]
+    return _checked(cap, skipped, skip_unreadable)
+
+
+def _checked(cap: Capture, skipped: list[InputStatus], skip: bool) -> Capture:
+    """The capture with every input accounted for: those the probe skipped, then what the core
+    read; an input the core found to be no capture raises, unless skipping."""
+    if not cap.inputs and "captures" in (cap.__dict__.get("_arrow") or {}) | cap.__dict__:
+        # Merged from decodes elsewhere (a cluster, a process pool): the captures table tells.
+        rows = cap.captures.select("capture", "packets", "error").to_dicts()
+        read, bad = after_decode([{"path": r["capture"], **r} for r in rows])
+        cap.with_inputs((*read, *bad))
+    bad = [i for i in cap.inputs if i.status == SKIPPED]
+    if bad and not skip:
+        from portwitness.inputs import UnreadableInputError
+
+        raise UnreadableInputError(bad, others=len(bad) < len(cap.inputs))
+    read = [i for i in cap.inputs if i.status != SKIPPED]
+    if not read:
+        from portwitness.inputs import UnreadableInputError
+
+        raise UnreadableInputError([*skipped, *bad])
+    return cap.with_inputs((*read, *skipped, *bad))
 
 
 def decode_threads(threads: int) -> int:

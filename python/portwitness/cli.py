@@ -18,7 +18,8 @@ import click
 
 from portwitness import __version__
 from portwitness._core import CaptureFormatError, PortwitnessError
-from portwitness.capture import SPILL_ROWS, Capture, decode, expand_paths
+from portwitness.capture import SPILL_ROWS, Capture, decode
+from portwitness.inputs import resolve
 
 if TYPE_CHECKING:
     import polars as pl
@@ -58,6 +59,11 @@ def _threads() -> int:
     return int(ctx.meta.get("portwitness.threads", 0)) if ctx is not None else 0
 
 
+def _skip_unreadable() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx.meta.get("portwitness.skip_unreadable")) if ctx is not None else False
+
+
 def _scheduler() -> str | None:
     ctx = click.get_current_context(silent=True)
     return ctx.meta.get("portwitness.scheduler") if ctx is not None else None
@@ -86,14 +92,24 @@ def _decode(
     when the caller may never need it (its import would only take CPU from the decode)."""
     if polars:
         _load_polars_meanwhile()
-    files = expand_paths(list(captures))
+    skip = _skip_unreadable()
+    # Inputs that are no capture stop the run here, before anything is decoded or written.
+    files, skipped = resolve(list(captures), skip)
+    for s in skipped:
+        _warn(f"skipped {s.path}: {s.reason}")
+    spill["skip_unreadable"] = skip
     address = _scheduler()
     if address:
-        return _decode_on_cluster(files, address, max_flows, idle_timeout)
-    total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
-    if not (sys.stderr.isatty() and total >= PROGRESS_MIN_BYTES):
-        return decode(files, max_flows=max_flows, idle_timeout=idle_timeout, threads=_threads(), **spill)
-    return _decode_with_bar(files, total, max_flows, idle_timeout, **spill)
+        cap = _decode_on_cluster(files, address, max_flows, idle_timeout, skip)
+    else:
+        total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
+        if not (sys.stderr.isatty() and total >= PROGRESS_MIN_BYTES):
+            cap = decode(files, max_flows=max_flows, idle_timeout=idle_timeout, threads=_threads(), **spill)
+        else:
+            cap = _decode_with_bar(files, total, max_flows, idle_timeout, **spill)
+    for s in cap.skipped:
+        _warn(f"skipped {s.path}: {s.reason}")
+    return cap.with_inputs((*cap.inputs, *skipped))
 
 
 def _decode_with_bar(
@@ -134,7 +150,9 @@ def _decode_with_bar(
         return job.result()
 
 
-def _decode_on_cluster(files: list[str], address: str, max_flows: int, idle_timeout: float) -> Capture:
+def _decode_on_cluster(
+    files: list[str], address: str, max_flows: int, idle_timeout: float, skip: bool = False
+) -> Capture:
     """The decode on a Dask cluster's workers (they must see the captures at the same paths)."""
     if "-" in files:
         raise click.UsageError(
@@ -152,12 +170,22 @@ def _decode_on_cluster(files: list[str], address: str, max_flows: int, idle_time
         raise click.ClickException(f"cannot reach the Dask scheduler at {address}: {e}") from None
     with client:
         return decode(
-            files, max_flows=max_flows, idle_timeout=idle_timeout, threads=_threads(), client=client
+            files,
+            max_flows=max_flows,
+            idle_timeout=idle_timeout,
+            threads=_threads(),
+            client=client,
+            skip_unreadable=skip,
         )
 
 
 def _keep_threads(ctx: click.Context, _param: click.Parameter, value: int) -> int:
     ctx.meta["portwitness.threads"] = value
+    return value
+
+
+def _keep_skip(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta["portwitness.skip_unreadable"] = value
     return value
 
 
@@ -167,6 +195,15 @@ def _keep_scheduler(ctx: click.Context, _param: click.Parameter, value: str | No
 
 
 def decode_options(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--skip-unreadable",
+        is_flag=True,
+        expose_value=False,
+        callback=_keep_skip,
+        help="Go on when an input is no capture (empty, unreadable, bad magic): the rest is read and "
+        "every input skipped is named (in the report's verdict and its `inputs`). Without it such "
+        "an input stops the run with exit 1 before anything is written.",
+    )(f)
     f = click.option(
         "--scheduler",
         metavar="ADDRESS",
@@ -434,7 +471,8 @@ def window_options(f):  # type: ignore[no-untyped-def]
         "--host",
         "hosts",
         multiple=True,
-        help="Only flows to or from this IP address (repeatable).",
+        help="Only flows to or from this host (repeatable): an IPv4 or IPv6 address, a network in CIDR "
+        "form (10.0.0.0/8), or a host name the captures taught (DNS, NetBIOS, AUTH_UNIX, TLS SNI).",
     )(f)
     f = click.option(
         "--until", help="Only flows that started at or before this time (ISO 8601, UTC by default)."
@@ -489,9 +527,17 @@ def _load(captures: tuple[str, ...], dataset: str | None, max_flows: int, idle_t
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write to a file.")
 @click.option(
     "--fail-on",
-    type=click.Choice(["violations", "blocked", "unused"]),
+    type=click.Choice(["violations", "blocked", "unused", "uncovered"]),
     multiple=True,
     help="Exit with 3 when findings of that kind exist (repeatable).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Largest groups of each kind of finding shown in the table, Markdown and HTML forms (0: all); "
+    "JSON and CSV hold every group.",
 )
 @decode_options
 def report(
@@ -507,6 +553,7 @@ def report(
     fmt: str | None,
     output: str | None,
     fail_on: tuple[str, ...],
+    limit: int,
     max_flows: int,
     idle_timeout: float,
 ) -> int:
@@ -520,51 +567,43 @@ def report(
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
     cap = _load(captures, dataset, max_flows, idle_timeout)
     _warn_anomalies(cap)
-    _write_report(cap, pol, window, hosts, fmt, output)
-    return _findings_exit(cap, pol, window, hosts, fail_on)
-
-
-_AUDITS: dict[int, object] = {}
+    a = _audit(cap, pol, window, hosts)
+    _write_report(a, fmt, output, limit)
+    return _findings_exit(a, fail_on)
 
 
 def _audit(cap: Capture, pol, window, hosts):  # type: ignore[no-untyped-def]
     from portwitness.audit import audit
 
-    key = id(cap)
-    if key not in _AUDITS:
-        _AUDITS.clear()
-        _AUDITS[key] = audit(cap, pol, since=window[0], until=window[1], hosts=hosts)
-    return _AUDITS[key]
+    return audit(cap, pol, since=window[0], until=window[1], hosts=hosts)
 
 
-def _write_report(cap: Capture, pol, window, hosts, fmt: str, output: str | None) -> None:  # type: ignore[no-untyped-def]
+def _write_report(a, fmt: str, output: str | None, limit: int = 20) -> None:  # type: ignore[no-untyped-def]
     from portwitness.render import write_frame
     from portwitness.render.html import report_html
     from portwitness.render.markdown import markdown
     from portwitness.render.report_doc import document, findings
     from portwitness.render.terminal import print_report
 
-    a = _audit(cap, pol, window, hosts)
     if fmt == "table":
         if output in (None, "-"):
-            print_report(a)
+            print_report(a, limit=limit)
         else:
             from rich.console import Console
 
             with open(output, "w", encoding="utf-8") as fh:
-                print_report(a, Console(file=fh, width=200, soft_wrap=False))
+                print_report(a, Console(file=fh, width=200, soft_wrap=False), limit=limit)
     elif fmt == "json":
         _emit(json.dumps(document(a), indent=2) + "\n", output)
     elif fmt == "csv":
         write_frame(findings(a), output or "-", "csv")
     elif fmt == "markdown":
-        _emit(markdown(a), output)
+        _emit(markdown(a, limit), output)
     else:
-        _emit(report_html(a), output)
+        _emit(report_html(a, limit), output)
 
 
-def _findings_exit(cap: Capture, pol, window, hosts, fail_on: tuple[str, ...]) -> int:  # type: ignore[no-untyped-def]
-    a = _audit(cap, pol, window, hosts)
+def _findings_exit(a, fail_on: tuple[str, ...]) -> int:  # type: ignore[no-untyped-def]
     hit = [k for k in fail_on if a.findings(k)]
     if hit:
         _warn(f"failing on {', '.join(f'{a.findings(k)} {k}' for k in hit)}")
@@ -721,21 +760,21 @@ def config_check(
 
 
 def _config_kind(path: str) -> str:
-    """Which reader a configuration file needs: TOML policies by extension, management settings by
-    their keys, else PortsConfig.cfg."""
-    p = Path(path)
-    if p.suffix.lower() == ".toml":
-        return "policy"
-    try:
-        head = p.read_text(encoding="utf-8", errors="replace")[:65536].lower()
-    except OSError:
-        return "config"
-    keys = ("sslport", "nonsslport", "usessl", "clntportrange")
-    import re
+    """Which reader a configuration file needs, told by its content (config.sniff); a file that is
+    no configuration portwitness reads is refused (exit 2)."""
+    from portwitness.config.model import ConfigError
+    from portwitness.config.sniff import MGMT, POLICY, UNKNOWN, sniff
 
-    if any(re.search(rf"^\s*(\w+\.)?{k}\s*[=:\s]", head, re.MULTILINE) for k in keys):
-        return "mgmt"
-    return "config"
+    got = sniff(path)
+    if got.kind == UNKNOWN:
+        raise ConfigError(
+            path,
+            got.line,
+            0,
+            "is none of PortsConfig.cfg, the management service's settings or a TOML policy"
+            + (f" (line {got.line}: {got.text[:60]!r})" if got.line else ""),
+        )
+    return {MGMT: "mgmt", POLICY: "policy"}.get(got.kind, "config")
 
 
 @cli.command()
@@ -747,7 +786,7 @@ def _config_kind(path: str) -> str:
     show_default=True,
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write to a file.")
-@click.option("--fail-on", type=click.Choice(["violations", "blocked", "unused"]), multiple=True)
+@click.option("--fail-on", type=click.Choice(["violations", "blocked", "unused", "uncovered"]), multiple=True)
 def demo(fmt: str, output: str | None, fail_on: tuple[str, ...]) -> int:
     """The report on the bundled Arcserve capture: a primary and a member server, a GUI, two agents,
     and the PortsConfig.cfg and management settings that go with them (with planted faults)."""
@@ -756,8 +795,9 @@ def demo(fmt: str, output: str | None, fail_on: tuple[str, ...]) -> int:
     cap, pol = load()
     for w in pol.warnings:
         _warn(str(w))
-    _write_report(cap, pol, (None, None), (), fmt, output)
-    return _findings_exit(cap, pol, (None, None), (), fail_on)
+    a = _audit(cap, pol, (None, None), ())
+    _write_report(a, fmt, output)
+    return _findings_exit(a, fail_on)
 
 
 @cli.command()
@@ -863,9 +903,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNREADABLE
     except PortwitnessError as e:
         click.echo(f"portwitness: error: {e}", err=True)
-        # A configuration's error can only come once its model was loaded (5 ms, on demand).
+        # A configuration's error can only come once its model was loaded (5 ms, on demand); a
+        # --host value that names nothing is a usage error too.
         model = sys.modules.get("portwitness.config.model")
-        return EXIT_USAGE if model is not None and isinstance(e, model.ConfigError) else EXIT_UNREADABLE
+        hosts = sys.modules.get("portwitness.audit.hosts")
+        usage = (model is not None and isinstance(e, model.ConfigError)) or (
+            hosts is not None and isinstance(e, hosts.HostFilterError)
+        )
+        return EXIT_USAGE if usage else EXIT_UNREADABLE
     except KeyboardInterrupt:
         return 130
     except Exception as e:

@@ -1,28 +1,48 @@
 """The audit: every flow attributed to a service, then the frames that compare the traffic with the
-configuration — `services`, `ranges`, `violations`, `blocked` and the `mappings` views — and a
-one-paragraph verdict."""
+configuration — `services`, `ranges`, `violations`, `blocked`, `uncovered` and the `mappings` views —
+and a one-paragraph verdict. A verdict is either right or refused: inputs that are no capture, a
+filter that leaves nothing to audit and a `--host` that names nothing raise `AuditError` with one
+line (the command line's exit 1, or 2 for a value that is no address, network or name)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
+from portwitness._core import PortwitnessError
 from portwitness.capture import Capture
 from portwitness.config import catalog_rules
 from portwitness.config.model import KIND_SERVICE, Policy, Rule
+from portwitness.inputs import InputStatus, after_decode
 from portwitness.rpcinfo import msrpc_endpoints, rpcinfo
 
 from .attribute import CALLBACK_SERVICE, CALLBACK_WINDOW, attribute
 from .blocked import blocked
+from .hosts import MATCH_SCHEMA, HostFilterError, host_filter, match_hosts, names_seen
 from .ranges import ranges
 from .reconnections import reconnections
 from .services import services
+from .uncovered import uncovered
 from .violations import violations
 
-__all__ = ["Audit", "audit"]
+__all__ = ["Audit", "AuditError", "HostFilterError", "audit"]
+
+
+class AuditError(PortwitnessError):
+    """The audit cannot run: its filters leave no flow, or its window lies outside the captures."""
+
+
+UNMATCHED_SCHEMA = {
+    "service": pl.String,
+    "host": pl.String,
+    "transport": pl.String,
+    "configured": pl.String,
+    "origin": pl.String,
+    "detail": pl.String,
+}
 
 
 @dataclass
@@ -35,15 +55,38 @@ class Audit:
     rpcinfo: pl.DataFrame  # the ONC RPC view of the mappings
     msrpc: pl.DataFrame  # the MSRPC endpoints view
     policy: Policy
+    uncovered: pl.DataFrame = field(default_factory=pl.DataFrame)
     captures: list[str] = field(default_factory=list)
     configured: bool = False  # False: no configuration given, the catalog stood in
     window: tuple[datetime | None, datetime | None] = (None, None)
+    # Every input given: read (and whether cut short) or skipped, with why.
+    inputs: tuple[InputStatus, ...] = ()
+    cut_short: tuple[str, ...] = ()
+    # How each host name of a configuration line was matched to an address, and the host-specific
+    # lines whose host the captures never named.
+    host_matches: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=MATCH_SCHEMA))
+    unmatched_hosts: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=UNMATCHED_SCHEMA))
 
     @property
     def unused(self) -> pl.DataFrame:
-        """Configured services and ranges the traffic never used."""
+        """Configured services and ranges the traffic never used, each with the line that
+        configured it and why it counts as unused."""
         s = self.services.filter(~pl.col("used")).select(
-            "service", pl.lit("service").alias("kind"), "ip", "configured", "origin"
+            "service",
+            pl.lit("service").alias("kind"),
+            "ip",
+            "configured",
+            "origin",
+            pl.format(
+                "no traffic on {} {}{} ({} flows of {} elsewhere)",
+                pl.col("transport"),
+                pl.col("configured"),
+                pl.when(pl.col("ip").is_not_null())
+                .then(pl.format(" of {}", pl.col("ip")))
+                .otherwise(pl.lit("")),
+                pl.col("flows").cast(pl.String),
+                pl.col("service"),
+            ).alias("detail"),
         )
         r = self.ranges.filter(pl.col("ports_used_count") == 0).select(
             "service",
@@ -51,6 +94,7 @@ class Audit:
             pl.lit(None, pl.String).alias("ip"),
             pl.col("range").alias("configured"),
             "origin",
+            pl.format("no {} used a port of {}", pl.col("kind"), pl.col("range")).alias("detail"),
         )
         return pl.concat([s, r])
 
@@ -59,23 +103,55 @@ class Audit:
             "violations": self.violations.height,
             "blocked": self.blocked.height,
             "unused": self.unused.height if self.configured else 0,
+            "uncovered": self.uncovered.height,
         }[kind]
+
+    @property
+    def skipped(self) -> list[InputStatus]:
+        return [i for i in self.inputs if i.status == "skipped"]
 
     @property
     def verdict(self) -> str:
         return verdict(self)
 
 
+def _span(flows: pl.DataFrame) -> tuple[datetime, datetime] | None:
+    if flows.is_empty():
+        return None
+    return flows["first_ts"].min(), flows["last_ts"].max()  # type: ignore[return-value]
+
+
+def _fmt(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _window(
     flows: pl.DataFrame, since: datetime | None, until: datetime | None, hosts: Sequence[str]
 ) -> pl.DataFrame:
+    """The flows the filters select; refuses a window outside the captures, or filters that leave
+    no flow, with one line (an empty audit would read as a clean one)."""
+    span = _span(flows)
+    if span is not None:
+        if since is not None and since > span[1]:
+            raise AuditError(
+                f"--since {_fmt(since)} is after the captures end ({_fmt(span[1])}): nothing to audit"
+            )
+        if until is not None and until < span[0]:
+            raise AuditError(
+                f"--until {_fmt(until)} is before the captures begin ({_fmt(span[0])}): nothing to audit"
+            )
+        if since is not None and until is not None and since > until:
+            raise AuditError(f"--since {_fmt(since)} is after --until {_fmt(until)}: nothing to audit")
+    out = flows
     if since is not None:
-        flows = flows.filter(pl.col("last_ts") >= since)
+        out = out.filter(pl.col("last_ts") >= since)
     if until is not None:
-        flows = flows.filter(pl.col("first_ts") <= until)
+        out = out.filter(pl.col("first_ts") <= until)
     if hosts:
-        flows = flows.filter(pl.col("client_ip").is_in(list(hosts)) | pl.col("server_ip").is_in(list(hosts)))
-    return flows
+        out = out.filter(pl.col("client_ip").is_in(list(hosts)) | pl.col("server_ip").is_in(list(hosts)))
+    if out.is_empty() and not flows.is_empty():
+        raise AuditError("no flow matches the filters given (--host, --since, --until): nothing to audit")
+    return out
 
 
 def audit(
@@ -87,12 +163,25 @@ def audit(
     hosts: Sequence[str] = (),
     callback_window: timedelta = CALLBACK_WINDOW,
 ) -> Audit:
-    """Audits decoded captures against a configuration (None: the built-in catalog alone)."""
+    """Audits decoded captures against a configuration (None: the built-in catalog alone).
+
+    `hosts`: IP addresses, networks in CIDR form, or host names the captures taught (DNS, NetBIOS,
+    AUTH_UNIX machine names, TLS SNI); a value that is none of these raises HostFilterError. A
+    window or host filter that leaves no flow raises AuditError."""
     catalog = catalog_rules()
     configured = policy is not None and bool(policy.rules)
     policy = policy if policy is not None else Policy()
-    flows = _window(cap.flows, since, until, hosts)
-    attributed = attribute(cap, policy, catalog, flows=flows, callback_window=callback_window)
+    names = names_seen(cap)
+    addresses: list[str] = []
+    if hosts:
+        every = pl.concat([cap.flows["client_ip"], cap.flows["server_ip"]]).unique().to_list()
+        addresses = host_filter(hosts, every, names)
+        if not addresses:
+            raise AuditError(f"no flow to or from {', '.join(hosts)}: nothing to audit")
+    flows = _window(cap.flows, since, until, addresses)
+    rules, matches, unmatched = match_hosts(_distinct(policy.rules), names)
+    bound = Policy(rules=rules, usessl=policy.usessl)
+    attributed = attribute(cap, bound, catalog, flows=flows, callback_window=callback_window)
     callbacks = attributed.filter(pl.col("service") == CALLBACK_SERVICE)
     recon = reconnections(attributed)
     mappings = cap.mappings
@@ -100,32 +189,60 @@ def audit(
         mappings = mappings.filter(pl.col("ts") >= since)
     if until is not None:
         mappings = mappings.filter(pl.col("ts") <= until)
-    if hosts:
-        mappings = mappings.filter(pl.col("server_ip").is_in(list(hosts)))
+    if addresses:
+        mappings = mappings.filter(pl.col("server_ip").is_in(addresses))
     # Without a configuration, the catalog's services that the traffic shows stand in for one.
-    rules = _distinct(policy.rules)
     if not configured:
         seen = set(attributed["service"].drop_nulls().to_list())
         rules = [r for r in catalog if r.kind != KIND_SERVICE or r.service in seen]
     view = Policy(rules=rules, usessl=policy.usessl)
     info = rpcinfo(cap)
     msrpc = msrpc_endpoints(cap)
-    if hosts:
-        info = info.filter(pl.col("server").is_in(list(hosts)))
-        msrpc = msrpc.filter(pl.col("server").is_in(list(hosts)))
+    if addresses:
+        info = info.filter(pl.col("server").is_in(addresses))
+        msrpc = msrpc.filter(pl.col("server").is_in(addresses))
+    known = {r.service for r in [*rules, *catalog]}
+    inputs = tuple(cap.inputs)
+    if not inputs and cap.captures.height:
+        # A dataset or a merge of decodes done elsewhere: its captures table tells what was read.
+        rows = cap.captures.select(pl.col("capture").alias("path"), "packets", "error").to_dicts()
+        read_rows, bad_rows = after_decode(rows)
+        inputs = (*read_rows, *bad_rows)
+    read = [i for i in inputs if i.status == "read"]
     return Audit(
         flows=attributed,
-        services=services(attributed, rules),
+        services=services(attributed, rules, mappings),
         ranges=ranges(callbacks, recon, rules),
         violations=violations(attributed, mappings, callbacks, recon, view, catalog),
         blocked=blocked(attributed),
+        uncovered=uncovered(attributed, known),
         rpcinfo=info,
         msrpc=msrpc,
         policy=policy,
-        captures=cap.captures["capture"].to_list(),
+        captures=[i.path for i in read],
         configured=configured,
         window=(since, until),
+        inputs=inputs,
+        cut_short=tuple(i.path for i in cap.cut_short()),
+        host_matches=matches,
+        unmatched_hosts=_unmatched(unmatched),
     )
+
+
+def _unmatched(rules: list[Rule]) -> pl.DataFrame:
+    rows = [
+        {
+            "service": r.service,
+            "host": r.host,
+            "transport": "+".join(r.transports),
+            "configured": r.ports_text,
+            "origin": str(r.origin),
+            "detail": f"no DNS, NetBIOS, AUTH_UNIX or TLS name in the captures matches {r.host!r}: "
+            "the line governs a host the audit cannot place (not reported unused)",
+        }
+        for r in rules
+    ]
+    return pl.DataFrame(rows, schema=UNMATCHED_SCHEMA)
 
 
 def _distinct(rules: list[Rule]) -> list[Rule]:
@@ -147,12 +264,23 @@ def _plural(n: int, word: str) -> str:
 
 
 def verdict(a: Audit) -> str:
+    parts = []
+    skipped = a.skipped
+    if skipped:
+        listed = "; ".join(f"{i.path} ({i.reason})" for i in skipped)
+        parts.append(f"{_plural(len(skipped), 'input')} skipped, not audited: {listed}.")
+    if a.cut_short:
+        parts.append(
+            f"{_plural(len(a.cut_short), 'capture')} cut short (read up to where {'it' if len(a.cut_short) == 1 else 'each'} ends): "
+            f"{', '.join(a.cut_short)}."
+        )
     f = a.flows
     if f.is_empty():
-        return "No flows in the capture (or in the window asked for): nothing to audit."
+        parts.append("No flows in the captures: nothing to audit.")
+        return " ".join(parts)
     span = f"{f['first_ts'].min():%Y-%m-%d %H:%M:%S} to {f['last_ts'].max():%Y-%m-%d %H:%M:%S} UTC"
     attributed = f.filter(pl.col("service").is_not_null()).height
-    parts = [f"{_plural(f.height, 'flow')} from {span}; {attributed} attributed to a service."]
+    parts.append(f"{_plural(f.height, 'flow')} from {span}; {attributed} attributed to a service.")
     if a.configured:
         used = a.services.filter(pl.col("used")).height
         parts.append(
@@ -164,26 +292,50 @@ def verdict(a: Audit) -> str:
         )
     v = a.violations
     if v.height:
-        kinds = v.group_by("type").agg(pl.len()).sort("type")
-        listed = ", ".join(f"{t} {n}" for t, n in kinds.iter_rows())
+        kinds = v.group_by("type").agg(pl.len(), pl.col("flows").sum()).sort("type")
+        listed = ", ".join(f"{t} {n}" for t, n, _ in kinds.iter_rows())
         parts.append(f"{_plural(v.height, 'violation')} ({listed}).")
     else:
         parts.append("No violations.")
     b = a.blocked
     if b.height:
         where = ", ".join(
-            f"{r['service']} {r['server_ip']}:{r['port']} {r['outcome']}"
+            f"{r['service']} {_servers(r)}:{r['port']} {r['outcome']}"
             for r in b.head(4).iter_rows(named=True)
         )
         more = f" and {b.height - 4} more" if b.height > 4 else ""
         parts.append(f"{_plural(int(b['attempts'].sum()), 'connection attempt')} blocked ({where}{more}).")
     else:
         parts.append("No blocked connection attempts.")
+    u = a.uncovered
+    if u.height:
+        where = ", ".join(
+            f"{r['server_ip']} {r['transport']}/{r['port']} ({r['payload']})"
+            for r in u.head(4).iter_rows(named=True)
+        )
+        more = f" and {u.height - 4} more" if u.height > 4 else ""
+        parts.append(
+            f"{_plural(int(u['flows'].sum()), 'flow')} to {_plural(u.height, 'server port')} nothing "
+            f"configured or known explains ({where}{more})."
+        )
     if a.configured:
-        u = a.unused
-        if u.height:
-            listed = ", ".join(f"{r['service']} {r['configured']}" for r in u.iter_rows(named=True))
+        unused = a.unused
+        if unused.height:
+            listed = ", ".join(f"{r['service']} {r['configured']}" for r in unused.iter_rows(named=True))
             parts.append(f"Configured but unused: {listed}.")
         else:
             parts.append("Every configured port and range was used.")
+        m = a.unmatched_hosts
+        if m.height:
+            listed = ", ".join(
+                f"{r['service']} on {r['host']} ({r['origin']})" for r in m.iter_rows(named=True)
+            )
+            parts.append(f"Host-specific lines whose host the captures never named: {listed}.")
     return " ".join(parts)
+
+
+def _servers(row: dict) -> str:
+    ips = row.get("server_ips") or []
+    if row.get("servers", 0) == 1 and ips:
+        return str(ips[0])
+    return f"{row.get('servers', len(ips))} servers"

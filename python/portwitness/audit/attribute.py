@@ -22,6 +22,8 @@ from portwitness.capture import Capture
 from portwitness.config.model import KIND_SERVICE, Policy, Rule
 from portwitness.names import DCERPC_INTERFACES, RPC_PROGRAMS
 
+from .hosts import on_host
+
 LEARN_SLACK = timedelta(seconds=5)
 CALLBACK_WINDOW = timedelta(seconds=60)
 # The services whose sessions callbacks come back to.
@@ -82,6 +84,7 @@ def _learned(cap: Capture, flows: pl.DataFrame) -> pl.DataFrame:
                 "source": pl.String,
                 "l_program": pl.UInt32,
                 "l_interface": pl.String,
+                "learned_flow": pl.UInt64,
             }
         )
     keys = flows.select("flow_id", "server_ip", "transport", pl.col("server_port").alias("port"), "first_ts")
@@ -95,7 +98,14 @@ def _learned(cap: Capture, flows: pl.DataFrame) -> pl.DataFrame:
         .sort("learned_ts")
         .group_by("flow_id", maintain_order=True)
         .last()
-        .select("flow_id", "learned_ts", "source", "l_program", "l_interface")
+        .select(
+            "flow_id",
+            "learned_ts",
+            "source",
+            "l_program",
+            "l_interface",
+            pl.col("fact_flow").alias("learned_flow"),
+        )
     )
 
 
@@ -120,14 +130,12 @@ def _port_rules(flows: pl.DataFrame, rules: list[Rule], label: str) -> pl.DataFr
     """The first rule (in order) whose ports, transport and address cover each flow's server side."""
     service: pl.Expr | None = None
     origin: pl.Expr | None = None
-    port, ip, transport = pl.col("server_port").cast(pl.Int32), pl.col("server_ip"), pl.col("transport")
+    port, transport = pl.col("server_port").cast(pl.Int32), pl.col("transport")
     for r in rules:
         if r.kind != KIND_SERVICE or not r.ports:
             continue
         cond = pl.any_horizontal([port.is_between(pr.lo, pr.hi) for pr in r.ports])
-        cond = cond & transport.is_in(list(r.transports))
-        if r.ip is not None:
-            cond = cond & (ip == r.ip)
+        cond = cond & transport.is_in(list(r.transports)) & on_host(r)
         service = (
             pl.when(cond).then(pl.lit(r.service))
             if service is None
@@ -268,7 +276,7 @@ def attribute(
         .then(pl.lit("catalog default port"))
         .otherwise(None)
         .alias("evidence_detail"),
-        pl.col("source").alias("learned_source"),
+        pl.when(pl.col("learned_service").is_not_null()).then(pl.col("source")).alias("learned_source"),
     )
     machines = (
         cap.rpc_calls.filter(pl.col("auth_machine").is_not_null())
@@ -282,6 +290,8 @@ def attribute(
         "evidence",
         "evidence_detail",
         "learned_source",
+        pl.when(pl.col("learned_service").is_not_null()).then(pl.col("learned_ts")).alias("learned_ts"),
+        pl.when(pl.col("learned_service").is_not_null()).then(pl.col("learned_flow")).alias("learned_flow"),
         "session_flow",
         "auth_machines",
     )

@@ -5,41 +5,32 @@ from __future__ import annotations
 
 import polars as pl
 
+from .groups import EVIDENCE_SCHEMA, group_flows, largest_first
+
 SCHEMA = {
-    "server_ip": pl.String,
-    "transport": pl.String,
-    "port": pl.UInt16,
     "outcome": pl.String,
     "service": pl.String,
+    "transport": pl.String,
+    "port": pl.UInt16,
     "evidence": pl.String,
     "attempts": pl.UInt32,
-    "clients": pl.String,
-    "first_seen": pl.Datetime("ns", "UTC"),
-    "last_seen": pl.Datetime("ns", "UTC"),
+    **{k: v for k, v in EVIDENCE_SCHEMA.items() if k != "flows"},
 }
 
 
 def blocked(flows: pl.DataFrame) -> pl.DataFrame:
     """TCP attempts refused or unanswered; UDP requests never answered, for known services only
-    (an unanswered datagram to an unknown port is as likely a one-way protocol as a firewall)."""
+    (an unanswered datagram to an unknown port is as likely a one-way protocol as a firewall).
+    One row per (outcome, service, transport, port), largest first."""
     attempts = flows.filter(
         pl.col("outcome").is_in(["refused", "unanswered"])
         & ((pl.col("transport") == "tcp") | pl.col("service").is_not_null())
-    )
+    ).with_columns(pl.col("service").fill_null("unknown"))
     if attempts.is_empty():
         return pl.DataFrame(schema=SCHEMA)
-    return (
-        attempts.group_by("server_ip", "transport", pl.col("server_port").alias("port"), "outcome")
-        .agg(
-            pl.col("service").drop_nulls().mode().sort().first().alias("service"),
-            pl.col("evidence").mode().sort().first().alias("evidence"),
-            pl.len().cast(pl.UInt32).alias("attempts"),
-            pl.col("client_ip").unique().sort().str.join(";").alias("clients"),
-            pl.col("first_ts").min().alias("first_seen"),
-            pl.col("last_ts").max().alias("last_seen"),
-        )
-        .with_columns(pl.col("service").fill_null("unknown"))
-        .select(list(SCHEMA))
-        .cast(SCHEMA)
-        .sort("first_seen", "server_ip", "port")
-    )
+    out = group_flows(
+        attempts,
+        ["outcome", "service", "transport", pl.col("server_port").alias("port")],
+        [pl.col("evidence").mode().sort().first().alias("evidence")],
+    ).rename({"flows": "attempts"})
+    return largest_first(out.select(list(SCHEMA)).cast(SCHEMA), "attempts")

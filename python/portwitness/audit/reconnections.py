@@ -2,11 +2,13 @@
 
 Arcserve's documentation says only that the server side (carunjob.exe) uses that range when a
 connection with an agent is re-established after a network failure during a backup. Our reading
-(an inference, stated in the README): a reconnection is a new TCP connection between a backup
-server and an agent, in either direction, starting within `RECONNECT_WINDOW` after an earlier
-connection between the same two hosts ended in a reset or was left open (went silent). Its
-server-side port is the backup server's source port when the server initiates, its listening
-port when the agent does; that port (`range_port`) must lie inside the range."""
+(an inference, stated in the README): a connection between a backup server and an agent that
+ended in a reset, or was left open (went silent), is answered by the first later TCP connection
+between the same two hosts, in either direction, starting within `RECONNECT_WINDOW` after the
+broken one's last packet. That one connection is the reconnection; the connections after it are
+ordinary connections, until the next reset. Its server-side port is the backup server's source
+port when the server initiates, its listening port when the agent does; that port (`range_port`)
+must lie inside the range."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ def reconnections(flows: pl.DataFrame, window: timedelta = RECONNECT_WINDOW) -> 
         pl.col("flow_id").alias("broken_flow"),
         pl.col("client_ip").alias("backup_ip"),
         pl.col("server_ip").alias("agent_ip"),
+        pl.col("first_ts").alias("broken_start"),
         pl.col("last_ts").alias("broken_at"),
     )
     tcp = flows.filter(pl.col("transport") == "tcp")
@@ -38,6 +41,7 @@ def reconnections(flows: pl.DataFrame, window: timedelta = RECONNECT_WINDOW) -> 
             )
             .filter(
                 (pl.col("flow_id") != pl.col("broken_flow"))
+                & (pl.col("first_ts") > pl.col("broken_start"))
                 & (pl.col("first_ts") > pl.col("broken_at") - timedelta(seconds=1))
                 & (pl.col("first_ts") <= pl.col("broken_at") + window)
             )
@@ -49,7 +53,12 @@ def reconnections(flows: pl.DataFrame, window: timedelta = RECONNECT_WINDOW) -> 
             pl.lit(None, pl.UInt16).alias("range_port"), pl.lit(None, pl.UInt64).alias("broken_flow")
         )
     return (
-        out.sort("broken_at")
+        # Each break is answered by the first connection after it, and only by that one.
+        out.sort("first_ts", "flow_id")
+        .group_by("broken_flow", maintain_order=True)
+        .first()
+        # A connection that answers two breaks at once is one reconnection (for the later break).
+        .sort("broken_at")
         .group_by("flow_id", maintain_order=True)
         .last()
         .select(*tcp.columns, "range_port", "broken_flow")

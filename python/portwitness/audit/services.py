@@ -7,6 +7,9 @@ import polars as pl
 
 from portwitness.config.model import KIND_SERVICE, Rule
 
+from .dynamic import learned_for, ranged_dynamic
+from .hosts import on_host
+
 SCHEMA = {
     "service": pl.String,
     "host": pl.String,
@@ -17,6 +20,8 @@ SCHEMA = {
     "used": pl.Boolean,
     "flows": pl.UInt32,
     "flows_on_configured": pl.UInt32,
+    "port_flows": pl.UInt32,
+    "learned_inside": pl.UInt32,
     "ports_seen": pl.String,
     "servers": pl.String,
     "bytes": pl.UInt64,
@@ -31,10 +36,25 @@ SCHEMA = {
 
 def flows_of_rule(flows: pl.DataFrame, r: Rule) -> pl.DataFrame:
     """The attributed flows of the rule's service on the hosts and transports it names."""
-    cond = (pl.col("service") == r.service) & pl.col("transport").is_in(list(r.transports))
-    if r.ip is not None:
-        cond = cond & (pl.col("server_ip") == r.ip)
+    cond = (pl.col("service") == r.service) & pl.col("transport").is_in(list(r.transports)) & on_host(r)
     return flows.filter(cond)
+
+
+# Outcomes of flows that carried traffic to the server's port (a refused or unanswered attempt did not).
+CARRIED = ("completed", "open", "reset", "midstream")
+
+
+def port_flows(flows: pl.DataFrame, r: Rule) -> pl.DataFrame:
+    """Flows that carried traffic on the rule's ports, transports and hosts, whatever service
+    attribution gave them: a port that carried traffic was used, whatever it was called."""
+    if not r.ports:
+        return flows.clear()
+    return flows.filter(
+        pl.col("transport").is_in(list(r.transports))
+        & on_host(r)
+        & on_configured(r)
+        & pl.col("outcome").is_in(CARRIED)
+    )
 
 
 def on_configured(r: Rule) -> pl.Expr:
@@ -46,6 +66,11 @@ def on_configured(r: Rule) -> pl.Expr:
     return pl.any_horizontal([port.is_between(p.lo, p.hi) for p in r.ports])
 
 
+def _port_in(r: Rule) -> pl.Expr:
+    port = pl.col("port").cast(pl.Int32)
+    return pl.any_horizontal([port.is_between(p.lo, p.hi) for p in r.ports])
+
+
 def _joined(values: pl.Series) -> str:
     return ";".join(sorted(set(values.drop_nulls().to_list())))
 
@@ -54,13 +79,25 @@ def _ports_text(ports: list[int]) -> str:
     return ";".join(str(p) for p in sorted(set(ports)))
 
 
-def services(flows: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
+def services(flows: pl.DataFrame, rules: list[Rule], mappings: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per service rule. `used`: traffic on its configured ports on its hosts (whatever
+    service attribution named), flows of its service where a mapper places it (no ports), or, for
+    a dynamic range, a port a mapper handed out inside the range."""
     rows = []
     for r in rules:
         if r.kind != KIND_SERVICE:
             continue
         f = flows_of_rule(flows, r)
         on = f.filter(on_configured(r))
+        carried = port_flows(flows, r)
+        inside = 0
+        if mappings is not None and ranged_dynamic(r):
+            inside = learned_for(r, mappings).filter(_port_in(r)).height
+        if r.dynamic and r.ports:
+            # A dynamic range is used by what the mappers hand out in it (and the flows there).
+            used = inside > 0 or on.height > 0
+        else:
+            used = on.height > 0 or carried.height > 0
         rows.append(
             {
                 "service": r.service,
@@ -69,9 +106,11 @@ def services(flows: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
                 "transport": "+".join(r.transports),
                 "configured": r.ports_text,
                 "dynamic": r.dynamic,
-                "used": on.height > 0,
+                "used": used,
                 "flows": f.height,
                 "flows_on_configured": on.height,
+                "port_flows": carried.height,
+                "learned_inside": inside,
                 "ports_seen": _ports_text(f["server_port"].to_list()),
                 "servers": ";".join(sorted(set(f["server_ip"].to_list()))),
                 "bytes": int(f.select((pl.col("bytes_c2s") + pl.col("bytes_s2c")).sum()).item() or 0),

@@ -9,7 +9,11 @@ Types:
   usessl is true; any rule requiring TLS);
 - `tls-on-plain`: TLS where the configuration expects plaintext;
 - `callback-outside`: a callback to a port outside the callback ranges;
-- `reconnection-outside`: a reconnection whose server-side port is outside the reconnection range.
+- `reconnection-outside`: a reconnection whose server-side port is outside the reconnection range;
+- `dynamic-outside`: a mapper handed out a port outside a configured dynamic range (`dynamic.py`).
+
+Each violation is a group of flows (or of mapper answers) of one (type, service, transport, port),
+with the evidence of `groups.py`.
 """
 
 from __future__ import annotations
@@ -18,40 +22,32 @@ import polars as pl
 
 from portwitness.config.model import KIND_CALLBACK, KIND_RECONNECTION, KIND_SERVICE, Policy, Rule
 
+from .dynamic import learned_for, ranged_dynamic
+from .groups import EVIDENCE_SCHEMA, EXAMPLES, group_flows, largest_first
+from .hosts import on_host
 from .ranges import outside, range_rules
 from .services import flows_of_rule, on_configured
 
 SCHEMA = {
     "type": pl.String,
     "service": pl.String,
-    "server_ip": pl.String,
-    "client_ip": pl.String,
     "transport": pl.String,
     "port": pl.UInt16,
     "configured": pl.String,
-    "flows": pl.UInt32,
-    "first_seen": pl.Datetime("ns", "UTC"),
-    "last_seen": pl.Datetime("ns", "UTC"),
     "evidence": pl.String,
     "detail": pl.String,
     "origin": pl.String,
+    **EVIDENCE_SCHEMA,
 }
 
 
-def _grouped(
-    df: pl.DataFrame, type_: str, configured: str, detail: str, origin: str, *, by_client: bool
-) -> pl.DataFrame:
+def _grouped(df: pl.DataFrame, type_: str, configured: str, detail: str, origin: str) -> pl.DataFrame:
     if df.is_empty():
         return pl.DataFrame(schema=SCHEMA)
-    keys = ["service", "server_ip", "transport", pl.col("server_port").alias("port")]
-    if by_client:
-        keys.append("client_ip")
-    out = df.group_by(keys).agg(
-        pl.len().cast(pl.UInt32).alias("flows"),
-        pl.col("first_ts").min().alias("first_seen"),
-        pl.col("last_ts").max().alias("last_seen"),
-        pl.col("evidence").mode().sort().first().alias("evidence"),
-        *([] if by_client else [pl.col("client_ip").unique().sort().str.join(";").alias("client_ip")]),
+    out = group_flows(
+        df,
+        ["service", "transport", pl.col("server_port").alias("port")],
+        [pl.col("evidence").mode().sort().first().alias("evidence")],
     )
     return (
         out.with_columns(
@@ -60,6 +56,77 @@ def _grouped(
             pl.lit(detail).alias("detail"),
             pl.lit(origin).alias("origin"),
         )
+        .select(list(SCHEMA))
+        .cast(SCHEMA)
+    )
+
+
+def _answers(hits: pl.DataFrame, flows: pl.DataFrame, type_: str, r: Rule, why: pl.Expr) -> pl.DataFrame:
+    """Mapper answers grouped by (server side) transport and port, with the flows that went to the
+    port afterwards as the evidence, and the first answer as what taught it."""
+    keys = ["transport", "port"]
+    to_port = flows.select(
+        "flow_id",
+        "capture",
+        "client_ip",
+        "first_ts",
+        "last_ts",
+        "server_ip",
+        "transport",
+        pl.col("server_port").alias("port"),
+        *([pl.col("first_record")] if "first_record" in flows.columns else []),
+    ).join(hits.select("server_ip", "transport", "port").unique(), on=["server_ip", "transport", "port"])
+    first = (
+        hits.sort("ts")
+        .group_by(keys, maintain_order=True)
+        .agg(
+            pl.col("server_ip").n_unique().cast(pl.UInt32).alias("servers"),
+            pl.col("server_ip").unique().sort().head(EXAMPLES).alias("server_ips"),
+            pl.col("ts").min().alias("first_seen"),
+            pl.col("ts").max().alias("last_seen"),
+            pl.format(
+                "{} answer at {} in flow {}",
+                pl.col("source"),
+                pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ"),
+                pl.col("flow_id").cast(pl.String),
+            )
+            .first()
+            .alias("learned_from"),
+            why.first().alias("detail"),
+        )
+    )
+    used = (
+        to_port.group_by(keys).agg(
+            pl.len().cast(pl.UInt32).alias("flows"),
+            pl.col("client_ip").n_unique().cast(pl.UInt32).alias("clients"),
+            pl.col("client_ip").unique().sort().head(EXAMPLES).alias("client_ips"),
+            pl.col("flow_id").sort_by("first_ts").head(EXAMPLES).alias("example_flows"),
+            pl.col("flow_id").sort_by("first_ts").first().alias("first_flow"),
+            pl.col("capture").sort_by("first_ts").first().alias("first_capture"),
+            (
+                pl.col("first_record").sort_by("first_ts").first()
+                if "first_record" in to_port.columns
+                else pl.lit(None, pl.UInt64)
+            ).alias("first_record"),
+        )
+        if not to_port.is_empty()
+        else None
+    )
+    out = first.join(used, on=keys, how="left") if used is not None else first
+    return (
+        out.with_columns(
+            pl.lit(type_).alias("type"),
+            pl.lit(r.service).alias("service"),
+            pl.lit(r.ports_text).alias("configured"),
+            pl.lit("learned").alias("evidence"),
+            pl.lit(str(r.origin)).alias("origin"),
+            *[
+                pl.lit(None, t).alias(c)
+                for c, t in SCHEMA.items()
+                if c not in out.columns and c not in ("type", "service", "configured", "evidence", "origin")
+            ],
+        )
+        .with_columns(pl.col("flows").fill_null(0), pl.col("clients").fill_null(0))
         .select(list(SCHEMA))
         .cast(SCHEMA)
     )
@@ -82,13 +149,12 @@ def service_port(flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
                 r.ports_text,
                 f"{r.service} is configured on {r.ports_text} ({r.origin})",
                 str(r.origin),
-                by_client=False,
             )
         )
     return out
 
 
-def pinned_dynamic(mappings: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
+def pinned_dynamic(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
     """Mapping facts that hand a pinned service a port outside its configured set."""
     out = []
     facts = mappings.filter(pl.col("registered") & pl.col("port").is_not_null())
@@ -100,40 +166,54 @@ def pinned_dynamic(mappings: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFra
             if r.program is not None
             else (pl.col("interface_uuid").str.to_lowercase() == r.interface)
         )
-        cond = cond & pl.col("transport").is_in(list(r.transports))
-        if r.ip is not None:
-            cond = cond & (pl.col("server_ip") == r.ip)
+        cond = cond & pl.col("transport").is_in(list(r.transports)) & on_host(r)
         port = pl.col("port").cast(pl.Int32)
         cond = cond & ~pl.any_horizontal([port.is_between(p.lo, p.hi) for p in r.ports])
         hits = facts.filter(cond)
         if hits.is_empty():
             continue
-        out.append(
-            hits.group_by("server_ip", "transport", "port", "source")
-            .agg(
-                pl.len().cast(pl.UInt32).alias("flows"),
-                pl.col("ts").min().alias("first_seen"),
-                pl.col("ts").max().alias("last_seen"),
-            )
-            .with_columns(
-                pl.lit("pinned-dynamic").alias("type"),
-                pl.lit(r.service).alias("service"),
-                pl.lit(None, pl.String).alias("client_ip"),
-                pl.lit(r.ports_text).alias("configured"),
-                pl.lit("learned").alias("evidence"),
-                pl.format(
-                    "{} handed out port {} for {}, which {} pins to {}",
-                    pl.col("source"),
-                    pl.col("port").cast(pl.String),
-                    pl.lit(r.service),
-                    pl.lit(str(r.origin)),
-                    pl.lit(r.ports_text),
-                ).alias("detail"),
-                pl.lit(str(r.origin)).alias("origin"),
-            )
-            .select(list(SCHEMA))
-            .cast(SCHEMA)
+        why = pl.format(
+            "{} handed out port {} for {}, which {} pins to {}",
+            pl.col("source"),
+            pl.col("port").cast(pl.String),
+            pl.lit(r.service),
+            pl.lit(str(r.origin)),
+            pl.lit(r.ports_text),
         )
+        out.append(_answers(hits, flows, "pinned-dynamic", r, why))
+    return out
+
+
+def dynamic_outside(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
+    """Ports a mapper handed out outside a configured dynamic range, on the hosts it covers."""
+    out = []
+    for r in rules:
+        if not ranged_dynamic(r):
+            continue
+        port = pl.col("port").cast(pl.Int32)
+        hits = learned_for(r, mappings).filter(
+            ~pl.any_horizontal([port.is_between(p.lo, p.hi) for p in r.ports])
+        )
+        if hits.is_empty():
+            continue
+        what = pl.coalesce(
+            pl.format("program {}", pl.col("rpc_program").cast(pl.String)),
+            pl.format("interface {}", pl.col("interface_uuid").str.to_lowercase()),
+        )
+        why = pl.format(
+            "{} on {} handed out port {} for {}, outside the dynamic range {} ({})",
+            pl.col("source"),
+            pl.col("server_ip"),
+            pl.col("port").cast(pl.String),
+            what,
+            pl.lit(r.ports_text),
+            pl.lit(str(r.origin)),
+        )
+        # One row per interface or program and port: which RPC service strayed is the finding.
+        for _, part in hits.group_by(["rpc_program", "interface_uuid"], maintain_order=True):
+            row = _answers(part, flows, "dynamic-outside", r, why)
+            name = part.select(what.first()).item()
+            out.append(row.with_columns(pl.lit(f"{r.service} ({name})").alias("service")))
     return out
 
 
@@ -150,8 +230,7 @@ def moved_port(flows: pl.DataFrame, rules: list[Rule], catalog: list[Rule]) -> l
             port = pl.col("server_port").cast(pl.Int32)
             cond = pl.any_horizontal([port.is_between(p.lo, p.hi) for p in moved])
             cond = cond & pl.col("transport").is_in(list(c.transports))
-            if r.ip is not None:
-                cond = cond & (pl.col("server_ip") == r.ip)
+            cond = cond & on_host(r)
             # A flow a configuration line put on that port belongs to the service now configured there.
             hits = flows.filter(cond & ~on_configured(r) & (pl.col("evidence") != "config"))
             out.append(
@@ -161,7 +240,6 @@ def moved_port(flows: pl.DataFrame, rules: list[Rule], catalog: list[Rule]) -> l
                     r.ports_text,
                     f"{r.service}'s default port, moved to {r.ports_text} by {r.origin}",
                     str(r.origin),
-                    by_client=False,
                 ).with_columns(pl.lit(r.service).alias("service"))
             )
     return out
@@ -192,8 +270,7 @@ def security(flows: pl.DataFrame, rules: list[Rule], usessl: bool | None) -> lis
         cond = pl.any_horizontal([port.is_between(p.lo, p.hi) for p in r.ports]) & pl.col("transport").is_in(
             list(r.transports)
         )
-        if r.ip is not None:
-            cond = cond & (pl.col("server_ip") == r.ip)
+        cond = cond & on_host(r)
         bad = "plaintext" if want == "tls" else "tls"
         hits = flows.filter(cond & (pl.col("security") == bad))
         why = (
@@ -201,7 +278,7 @@ def security(flows: pl.DataFrame, rules: list[Rule], usessl: bool | None) -> lis
             if r.tls is False and want == "tls"
             else f"{r.service} on {r.ports_text} must carry {'TLS' if want == 'tls' else 'plaintext'}"
         )
-        out.append(_grouped(hits, type_, r.ports_text, why, str(r.origin), by_client=False))
+        out.append(_grouped(hits, type_, r.ports_text, why, str(r.origin)))
     return out
 
 
@@ -218,7 +295,6 @@ def callbacks_outside(callbacks: pl.DataFrame, rules: list[Rule]) -> list[pl.Dat
             configured,
             f"callbacks must use {configured}",
             origin,
-            by_client=True,
         )
     ]
 
@@ -239,7 +315,6 @@ def reconnections_outside(reconnections: pl.DataFrame, rules: list[Rule]) -> lis
             configured,
             f"the backup server's side of a reconnection must use {configured}",
             origin,
-            by_client=True,
         )
     ]
 
@@ -255,7 +330,8 @@ def violations(
     rules = policy.rules
     parts = [
         *service_port(flows, rules),
-        *pinned_dynamic(mappings, rules),
+        *pinned_dynamic(mappings, flows, rules),
+        *dynamic_outside(mappings, flows, rules),
         *moved_port(flows, rules, catalog),
         *security(flows, rules, policy.usessl),
         *callbacks_outside(callbacks, rules),
@@ -264,4 +340,4 @@ def violations(
     parts = [p for p in parts if not p.is_empty()]
     if not parts:
         return pl.DataFrame(schema=SCHEMA)
-    return pl.concat(parts).sort("type", "first_seen", "server_ip", "port")
+    return largest_first(pl.concat(parts))

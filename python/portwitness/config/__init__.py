@@ -82,7 +82,13 @@ def load_config(
     from portwitness.config.mgmt import read_mgmt
     from portwitness.config.policy import read_policy
     from portwitness.config.portsconfig import read_portsconfig
+    from portwitness.config.sniff import MGMT, POLICY, PORTSCONFIG, expect
 
+    # Each file is told by its content before it is read: a file given to the wrong option is
+    # refused with one line, not read as a stream of warnings and an audit against nothing.
+    for path, kind in ((config, PORTSCONFIG), (mgmt, MGMT), (policy, POLICY)):
+        if path is not None:
+            expect(path, kind)
     out = Policy()
     if config is not None:
         out.extend(read_portsconfig(config))

@@ -278,6 +278,24 @@ def lookup(name: str) -> CatalogEntry | None:
     return _BY_NAME.get(key)
 
 
+def closest(name: str) -> str | None:
+    """The catalog name a misspelt service name most likely meant (None: nothing close)."""
+    import difflib
+
+    key = name.strip().casefold()
+    if key.endswith(".exe"):
+        key = key[:-4]
+    match = difflib.get_close_matches(key, list(_BY_NAME), n=1, cutoff=0.75)
+    return _BY_NAME[match[0]].name if match else None
+
+
+def unknown_service(written: str) -> str:
+    """The warning for a service name the catalog does not know, with the name it likely meant."""
+    guess = closest(written)
+    hint = f" \u2014 did you mean {guess!r}?" if guess else ""
+    return f"unknown service {written!r}{hint}"
+
+
 def by_program(program: int) -> CatalogEntry | None:
     return _BY_PROGRAM.get(program)
 

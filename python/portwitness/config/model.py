@@ -87,6 +87,9 @@ class Rule:
     scenario: str = ""  # management service scenario ("remote" | "client") or a policy's label
     ambiguous: bool = False  # the `a|b` reading of the management settings may mean a range
     origin: Origin = Origin("catalog")
+    # Addresses a generic rule (no host, no ip) does not govern: hosts that have their own line for
+    # the same service (set by the audit once host names are matched to addresses).
+    exclude_ips: tuple[str, ...] = ()
 
     def covers(self, port: int) -> bool:
         return any(port in r for r in self.ports)

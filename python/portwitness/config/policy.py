@@ -36,7 +36,7 @@ import re
 import uuid
 from typing import TypeVar
 
-from portwitness.config.catalog import lookup
+from portwitness.config.catalog import closest, lookup, unknown_service
 from portwitness.config.locate import TomlLocator
 from portwitness.config.model import (
     FAMILY_MSRPC,
@@ -47,6 +47,7 @@ from portwitness.config.model import (
     KIND_RECONNECTION,
     KIND_SERVICE,
     ConfigError,
+    ConfigWarning,
     Origin,
     Policy,
     PortRange,
@@ -215,6 +216,11 @@ class _Reader:
             raise self._error(t, i, "name", "name is empty")
         entry = lookup(written)
         service = entry.name if entry else written.casefold()
+        if entry is None and closest(written) is not None:
+            # Any stack's services are welcome in a policy; a name one slip away from Arcserve's
+            # is most likely that service misspelt, whose traffic would never be attributed to it.
+            line, column = self.loc.locate(t, i, "name")
+            self.policy.warnings.append(ConfigWarning(self.file, line, column, unknown_service(written)))
 
         transports = self._transports(i, d["transport"]) if "transport" in d else None
         program = self._typed(t, i, d, "program", int, entry.program if entry else None)

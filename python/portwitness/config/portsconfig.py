@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import replace
 
-from portwitness.config.catalog import lookup
+from portwitness.config.catalog import lookup, unknown_service
 from portwitness.config.model import (
     FAMILY_ONCRPC,
     ConfigError,
@@ -135,9 +135,11 @@ class _Reader:
         entry = lookup(written)
         if entry is None:
             service = written.casefold()
-            self._warn(
-                line, name_col, f"unknown service {written!r}: not in the catalog; kept as a TCP service"
-            )
+            hint = unknown_service(written)
+            if hint.endswith("?"):
+                self._warn(line, name_col, f"{hint} (kept as a TCP service)")
+            else:
+                self._warn(line, name_col, f"{hint}: not in the catalog; kept as a TCP service")
             rules = [Rule(service=service, ports=ports, host=host, ip=ip, origin=origin)]
         else:
             service = entry.name

@@ -14,7 +14,7 @@ import polars as pl
 from portwitness import __version__
 from portwitness.audit import Audit
 
-from .terminal import BLOCKED, RANGES, SERVICES, UNUSED, VIOLATIONS
+from .terminal import DEFAULT_LIMIT, report_sections, shown
 
 BINS = 200  # cells of a range strip or a timeline row at most
 STRIP_W, STRIP_H = 800, 18
@@ -126,15 +126,7 @@ rect.used{fill:#2a6fb0}figure{margin:.5em 0 1em}figcaption{font-size:.9em;color:
 """
 
 
-def report_html(a: Audit) -> str:
-    sections = [
-        ("Services", a.services, SERVICES),
-        ("Callback and reconnection ranges", a.ranges, RANGES),
-        ("Violations", a.violations, VIOLATIONS),
-        ("Blocked connection attempts", a.blocked, BLOCKED),
-    ]
-    if a.configured:
-        sections.append(("Configured but unused", a.unused, UNUSED))
+def report_html(a: Audit, limit: int = DEFAULT_LIMIT) -> str:
     body = [
         "<h1>portwitness report</h1>",
         f'<p class="verdict">{esc(a.verdict)}</p>',
@@ -142,13 +134,24 @@ def report_html(a: Audit) -> str:
     ]
     if a.policy.warnings:
         body.append("<ul>" + "".join(f'<li class="warn">{esc(w)}</li>' for w in a.policy.warnings) + "</ul>")
+    sections = report_sections(a)
+    findings = [s for s in sections if s[3] or s[1] is a.unused or s[1] is a.unmatched_hosts]
+    inventories = [s for s in sections if s not in findings]
+
+    def emit(part: list) -> None:
+        for title, df, cols, limited in part:
+            rows, more = shown(df, limited, limit)
+            body.append(f"<h2>{esc(title)} ({df.height})</h2>")
+            body.append(_table(rows, cols) if df.height else "<p>None.</p>")
+            if more:
+                body.append(f"<p>... and {more} more (--limit 0 shows all).</p>")
+
+    emit(findings)
     if a.ranges.height:
         body.append("<h2>Callback and reconnection range usage</h2>")
         body += [range_chart(r) for r in a.ranges.iter_rows(named=True)]
     body += ["<h2>Flows per service over time</h2>", timeline(a.flows)]
-    for title, df, cols in sections:
-        body.append(f"<h2>{esc(title)} ({df.height})</h2>")
-        body.append(_table(df, cols) if df.height else "<p>None.</p>")
+    emit(inventories)
     body.append(f"<footer><small>{esc(f'portwitness {__version__}')}</small></footer>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -10,7 +10,7 @@ import polars as pl
 
 from portwitness.audit import Audit
 
-from .terminal import BLOCKED, RANGES, SERVICES, UNUSED, VIOLATIONS
+from .terminal import DEFAULT_LIMIT, report_sections, shown
 
 # Characters with a meaning inside a Markdown table cell (or in the HTML it may embed), escaped with
 # a backslash or as an entity; with `[` escaped no link can form, so parentheses are plain text.
@@ -42,19 +42,14 @@ def _table(df: pl.DataFrame, cols: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def markdown(a: Audit) -> str:
+def markdown(a: Audit, limit: int = DEFAULT_LIMIT) -> str:
     parts = ["# portwitness report", "", md_escape(a.verdict), ""]
     if a.policy.warnings:
         parts += ["## Configuration warnings", ""] + [f"- {md_escape(w)}" for w in a.policy.warnings] + [""]
-    sections = [
-        ("Services", a.services, SERVICES),
-        ("Callback and reconnection ranges", a.ranges, RANGES),
-        ("Violations", a.violations, VIOLATIONS),
-        ("Blocked connection attempts", a.blocked, BLOCKED),
-    ]
-    if a.configured:
-        sections.append(("Configured but unused", a.unused, UNUSED))
-    for title, df, cols in sections:
+    for title, df, cols, limited in report_sections(a):
+        rows, more = shown(df, limited, limit)
         parts += [f"## {title} ({df.height})", ""]
-        parts += [_table(df, cols) if df.height else "None.", ""]
+        parts += [_table(rows, cols) if df.height else "None.", ""]
+        if more:
+            parts += [f"... and {more} more (`--limit 0` shows all).", ""]
     return "\n".join(parts)

@@ -66,23 +66,35 @@ RANGES = [
 VIOLATIONS = [
     ("type", "violation"),
     ("service", "service"),
-    ("server_ip", "server"),
-    ("client_ip", "client"),
+    ("transport", "proto"),
     ("port", "port"),
     ("configured", "configured"),
-    ("flows", "count"),
+    ("flows", "flows"),
+    ("servers", "servers"),
+    ("clients", "clients"),
     ("first_seen", "first seen (UTC)"),
     ("detail", "why"),
 ]
 BLOCKED = [
+    ("outcome", "outcome"),
+    ("service", "meant for"),
+    ("transport", "proto"),
+    ("port", "port"),
+    ("attempts", "attempts"),
+    ("servers", "servers"),
+    ("clients", "clients"),
+    ("first_seen", "first seen (UTC)"),
+]
+UNCOVERED = [
     ("server_ip", "server"),
     ("transport", "proto"),
     ("port", "port"),
-    ("outcome", "outcome"),
-    ("service", "meant for"),
-    ("attempts", "attempts"),
+    ("payload", "payload"),
+    ("flows", "flows"),
+    ("bytes", "bytes"),
     ("clients", "clients"),
     ("first_seen", "first seen (UTC)"),
+    ("last_seen", "last seen (UTC)"),
 ]
 UNUSED = [
     ("service", "service"),
@@ -91,24 +103,64 @@ UNUSED = [
     ("configured", "configured"),
     ("origin", "from"),
 ]
+HOST_MATCHES = [
+    ("host", "host"),
+    ("ip", "address"),
+    ("evidence", "taught by"),
+    ("name_seen", "name seen"),
+    ("first_seen", "first seen (UTC)"),
+    ("origin", "line"),
+]
+UNMATCHED = [
+    ("service", "service"),
+    ("host", "host"),
+    ("configured", "configured"),
+    ("origin", "from"),
+]
+
+# Findings (grouped) shown by default in the terminal and HTML forms; JSON and CSV hold them all.
+DEFAULT_LIMIT = 20
 
 
-def print_report(a: Audit, console: Console | None = None) -> None:
+def report_sections(a: Audit) -> list[tuple[str, pl.DataFrame, list[tuple[str, str]], bool]]:
+    """(title, frame, columns, limited) in the order every form shows them: findings first, then
+    the inventories. `limited`: a list of grouped findings, cut at the `--limit` largest."""
+    out = [
+        ("Violations", a.violations, VIOLATIONS, True),
+        ("Blocked connection attempts", a.blocked, BLOCKED, True),
+        ("Uncovered: traffic nothing explains", a.uncovered, UNCOVERED, True),
+    ]
+    if a.configured:
+        out.append(("Configured but unused", a.unused, UNUSED, False))
+        if a.unmatched_hosts.height:
+            out.append(("Host-specific lines whose host was never seen", a.unmatched_hosts, UNMATCHED, False))
+    out += [
+        ("Services", a.services, SERVICES, False),
+        ("Callback and reconnection ranges", a.ranges, RANGES, False),
+    ]
+    if a.host_matches.height:
+        out.append(("Host names matched to addresses", a.host_matches, HOST_MATCHES, False))
+    return out
+
+
+def shown(df: pl.DataFrame, limited: bool, limit: int) -> tuple[pl.DataFrame, int]:
+    """The rows shown and how many more there are."""
+    if not limited or limit == 0 or df.height <= limit:
+        return df, 0
+    return df.head(limit), df.height - limit
+
+
+def print_report(a: Audit, console: Console | None = None, limit: int = DEFAULT_LIMIT) -> None:
     console = console or _console()
     console.print(Text(a.verdict))
     console.print()
     for w in a.policy.warnings:
         console.print(f"[yellow]warning:[/] {safe(w)}")
-    sections = [
-        ("Services", a.services, SERVICES),
-        ("Callback and reconnection ranges", a.ranges, RANGES),
-        ("Violations", a.violations, VIOLATIONS),
-        ("Blocked connection attempts", a.blocked, BLOCKED),
-    ]
-    if a.configured:
-        sections.append(("Configured but unused", a.unused, UNUSED))
-    for title, df, cols in sections:
+    for title, df, cols, limited in report_sections(a):
         if df.is_empty():
             console.print(f"{title}: none")
             continue
-        console.print(frame_table(f"{title} ({df.height})", df, cols))
+        rows, more = shown(df, limited, limit)
+        console.print(frame_table(f"{title} ({df.height})", rows, cols))
+        if more:
+            console.print(f"... and {more} more (--limit 0 shows all; JSON and CSV hold every row)")

@@ -1,0 +1,204 @@
+"""Hosts: the names the wire taught for addresses, host-specific configuration lines matched to the
+addresses they govern, and the `--host` filter's values.
+
+A PortsConfig.cfg line `caservd 6000 ARCMEMBER` names a host, not an address. The wire teaches which
+address carries which name: DNS, mDNS and NetBIOS answers (the core's `names` table, where decoded),
+the machine name an ONC RPC client puts in its AUTH_UNIX credentials (the client's address), and the
+server name a TLS client asks for (SNI: the server's address). A name matches when it is the same
+ignoring case, or when one is the first label of the other (`arcmember` and
+`arcmember.corp.example`). The report says which evidence matched each name to each address."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+import polars as pl
+
+from portwitness._core import PortwitnessError
+from portwitness.capture import Capture
+from portwitness.config.model import Rule
+
+NAMES_SCHEMA = {
+    "name": pl.String,
+    "ip": pl.String,
+    "source": pl.String,
+    "first_seen": pl.Datetime("ns", "UTC"),
+    "flow_id": pl.UInt64,
+}
+
+MATCH_SCHEMA = {
+    "host": pl.String,
+    "ip": pl.String,
+    "evidence": pl.String,
+    "name_seen": pl.String,
+    "first_seen": pl.Datetime("ns", "UTC"),
+    "flow_id": pl.UInt64,
+    "origin": pl.String,
+}
+
+
+def _table(cap: Capture, name: str) -> pl.DataFrame | None:
+    try:
+        return getattr(cap, name)
+    except AttributeError:
+        return None
+
+
+def names_seen(cap: Capture) -> pl.DataFrame:
+    """Every (name, address) the captures taught, with its source and the first time and flow."""
+    parts = []
+    names = _table(cap, "names")
+    if names is not None and not names.is_empty():
+        parts.append(
+            names.select(
+                pl.col("name").str.to_lowercase(),
+                pl.col("ip"),
+                pl.col("source"),
+                pl.col("ts").alias("first_seen"),
+                pl.col("flow_id"),
+            )
+        )
+    calls = _table(cap, "rpc_calls")
+    if calls is not None and not calls.is_empty() and "auth_machine" in calls.columns:
+        parts.append(
+            calls.filter(pl.col("auth_machine").is_not_null()).select(
+                pl.col("auth_machine").str.to_lowercase().alias("name"),
+                pl.col("client_ip").alias("ip"),
+                pl.lit("auth_unix").alias("source"),
+                pl.col("call_ts").alias("first_seen"),
+                pl.col("flow_id"),
+            )
+        )
+    tls = _table(cap, "tls")
+    if tls is not None and not tls.is_empty() and "sni" in tls.columns:
+        parts.append(
+            tls.filter(pl.col("sni").is_not_null()).select(
+                pl.col("sni").str.to_lowercase().alias("name"),
+                pl.col("server_ip").alias("ip"),
+                pl.lit("sni").alias("source"),
+                pl.col("ts").alias("first_seen"),
+                pl.col("flow_id"),
+            )
+        )
+    if not parts:
+        return pl.DataFrame(schema=NAMES_SCHEMA)
+    return (
+        pl.concat([p.cast(NAMES_SCHEMA) for p in parts])
+        .filter(pl.col("name").is_not_null() & (pl.col("name") != "") & pl.col("ip").is_not_null())
+        .with_columns(pl.col("name").str.strip_chars_end("."))
+        .sort("first_seen", nulls_last=True)
+        .group_by("name", "ip", "source", maintain_order=True)
+        .first()
+    )
+
+
+def _same_name(written: str, seen: str) -> bool:
+    a, b = written.casefold().rstrip("."), seen.casefold().rstrip(".")
+    return a == b or a == b.split(".", 1)[0] or b == a.split(".", 1)[0]
+
+
+def addresses_of(name: str, names: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `names` that match `name` (one per address and source, earliest first)."""
+    if names.is_empty():
+        return names
+    short = name.casefold().rstrip(".").split(".", 1)[0]
+    # Candidates by the first label, then the exact test: the frame may be large, the names few.
+    cand = names.filter(pl.col("name").str.split(".").list.first() == short)
+    keep = [_same_name(name, n) for n in cand["name"].to_list()]
+    return cand.filter(pl.Series(keep, dtype=pl.Boolean)) if keep else cand
+
+
+def match_hosts(rules: Sequence[Rule], names: pl.DataFrame) -> tuple[list[Rule], pl.DataFrame, list[Rule]]:
+    """The rules with every host-specific line bound to the addresses it governs, generic lines
+    told which addresses they no longer govern; how each name was matched; and the host-specific
+    lines whose host the captures never named (they govern nothing the audit can see)."""
+    bound: list[Rule] = []
+    matches: list[dict] = []
+    unmatched: list[Rule] = []
+    for r in rules:
+        if r.ip is not None or r.host is None:
+            bound.append(r)
+            continue
+        found = addresses_of(r.host, names)
+        if found.is_empty():
+            unmatched.append(r)
+            continue
+        for ip in sorted(set(found["ip"].to_list())):
+            bound.append(replace(r, ip=ip))
+        for row in found.iter_rows(named=True):
+            matches.append(
+                {
+                    "host": r.host,
+                    "ip": row["ip"],
+                    "evidence": row["source"],
+                    "name_seen": row["name"],
+                    "first_seen": row["first_seen"],
+                    "flow_id": row["flow_id"],
+                    "origin": str(r.origin),
+                }
+            )
+    # A host with its own line for a service is governed by that line alone.
+    own: dict[tuple[str, str], set[str]] = {}
+    for r in bound:
+        if r.ip is not None:
+            own.setdefault((r.service, r.kind), set()).add(r.ip)
+    out = []
+    for r in bound:
+        if r.ip is None and r.host is None and (r.service, r.kind) in own:
+            r = replace(r, exclude_ips=tuple(sorted(own[(r.service, r.kind)])))
+        out.append(r)
+    m = pl.DataFrame(matches, schema=MATCH_SCHEMA) if matches else pl.DataFrame(schema=MATCH_SCHEMA)
+    return out, m.unique(maintain_order=True), unmatched
+
+
+def on_host(r: Rule, column: str = "server_ip") -> pl.Expr:
+    """Whether the address in `column` is one the rule governs."""
+    c = pl.col(column)
+    if r.ip is not None:
+        return c == r.ip
+    if r.exclude_ips:
+        return ~c.is_in(list(r.exclude_ips))
+    return pl.lit(True)
+
+
+class HostFilterError(PortwitnessError):
+    """A --host value that is no address, no network and no name the captures taught (exit 2)."""
+
+
+def host_filter(values: Iterable[str], addresses: Sequence[str], names: pl.DataFrame) -> list[str]:
+    """The addresses (among `addresses`, those the flows hold) the --host values select: an IPv4 or
+    IPv6 address, a network in CIDR form, or a host name the captures taught."""
+    selected: set[str] = set()
+    parsed = []
+    for addr in addresses:
+        try:
+            parsed.append((addr, ipaddress.ip_address(addr)))
+        except ValueError:
+            continue
+    for v in values:
+        text = v.strip()
+        try:
+            one = ipaddress.ip_address(text)
+            selected.update(a for a, ip in parsed if ip == one)
+            continue
+        except ValueError:
+            pass
+        if "/" in text:
+            try:
+                net = ipaddress.ip_network(text, strict=False)
+            except ValueError as e:
+                raise HostFilterError(f"--host {v!r}: not a network in CIDR form ({e})") from None
+            selected.update(a for a, ip in parsed if ip.version == net.version and ip in net)
+            continue
+        if not text or not all(c.isalnum() or c in ".-_" for c in text):
+            raise HostFilterError(f"--host {v!r}: not an IP address, a network (CIDR) or a host name")
+        found = addresses_of(text, names)
+        if found.is_empty():
+            raise HostFilterError(
+                f"--host {v!r}: not an IP address or network, and no DNS, NetBIOS, AUTH_UNIX or TLS "
+                "name in the captures matches it"
+            )
+        selected.update(found["ip"].to_list())
+    return sorted(selected)
