@@ -72,6 +72,7 @@ NEEDS = {
         _tool("chromium", "chromium"),
         _tool("nft", "nftables"),
         _tool("iptables", "iptables"),
+        _tool("groff", "groff-base"),
         _tool("unshare", "util-linux"),
         _tool("nsenter", "util-linux"),
         _tool("timeout", "coreutils"),
