@@ -1,12 +1,16 @@
 """The documentation says what the code does: docs/formats.md lists every column of every table
 with its type as a decode returns it, the policies shipped in examples/policies/ load without a
 warning and are shown in docs/policy.md as they are, every key the policy reader accepts is
-documented, and every relative link in README.md and docs/ leads to a file."""
+documented, every relative link in README.md and docs/ leads to a file, and the README's examples
+print what it shows."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -110,3 +114,46 @@ def test_relative_links_lead_to_files(page):
 def test_no_machine_paths(page):
     text = page.read_text(encoding="utf-8")
     assert not re.search(r"/work/|/root/|/home/\w+|pytest-of-", text), page.name
+
+
+# --- README: the examples' outputs are what the commands print -------------------------------------
+
+DEMO_DIR = DEMO.parent
+BOX = re.compile(r"[┃│┏┓┗┛━┳┻╇┡┩└┘┴┬─╋┼┌┐├┤]")
+# Commands shown on the user's own files, run here on the files the example was made from.
+RUN_AS = {
+    "portwitness report captures/ --config PortsConfig.cfg --mgmt-config mgmt.properties": "portwitness demo"
+}
+
+
+def readme_examples() -> list[tuple[str, list[str]]]:
+    """(command, expected output lines) of every README code block that starts with `$ portwitness`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    out = []
+    for block in re.findall(r"```\n(\$ portwitness.*?)```", text, re.S):
+        first, *rest = block.rstrip("\n").split("\n")
+        out.append((first[2:].split("  #")[0].strip(), rest))
+    return out
+
+
+def _normalised(text: str) -> str:
+    return " ".join(BOX.sub(" ", text).split())
+
+
+@pytest.mark.parametrize(
+    "command, expected", readme_examples(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_readme_examples_print_what_the_readme_shows(command, expected):
+    run = RUN_AS.get(command, command)
+    cwd = DEMO_DIR if "PortsConfig.cfg" in run else ROOT
+    shell = run.replace("portwitness", f"{sys.executable} -m portwitness.cli", 1)
+    package_parent = Path(pw.__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(package_parent)}
+    proc = subprocess.run(
+        ["bash", "-c", shell], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    # Box rules, widths and line breaks aside; "…" stands for columns the README leaves out.
+    want = _normalised("\n".join(expected))
+    pattern = ".*?".join(re.escape(part.strip()) for part in want.split("…"))
+    assert re.search(pattern, _normalised(proc.stdout)), f"{command}:\n{proc.stdout}"

@@ -165,3 +165,20 @@ def test_the_suites_own_needy_tests_skip(tmp_path):
     assert any(r.startswith("needs root, ") for r in reasons), reasons
     assert any(r.startswith("needs real captures (") for r in reasons), reasons
     assert re.search(r"^\d+ tests skipped for what this machine lacks", out, re.M)
+
+
+def test_ci_runs_the_suite_with_every_skip_a_failure():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"{REQUIRE_ALL}=1 python3 -m pytest" in ci
+    # and installs what the needs name (groff for the man page included)
+    for package in (
+        "tshark",
+        "tcpdump",
+        "rpcbind",
+        "samba",
+        "smbclient",
+        "openssl",
+        "chromium",
+        "groff-base",
+    ):
+        assert f"need+=({package})" in ci, package
