@@ -19,6 +19,7 @@ import pytest
 
 import portwitness as pw
 from conftest import ROOT
+from portwitness.capture import TABLES
 from portwitness.cli import main
 from portwitness.config import read_policy
 from portwitness.config.policy import POLICY_KEYS, SERVICE_KEYS
@@ -26,7 +27,6 @@ from portwitness.config.policy import POLICY_KEYS, SERVICE_KEYS
 DOCS = ROOT / "docs"
 DEMO = Path(str(files("portwitness") / "demo" / "demo.pcap"))
 POLICIES = sorted((ROOT / "examples" / "policies").glob("*.toml"))
-TABLES = ["flows", "rpc_calls", "mappings", "dcerpc_calls", "tls", "anomalies", "captures"]
 
 
 def documented_tables(text: str) -> dict[str, list[tuple[str, str]]]:
@@ -56,6 +56,8 @@ def type_name(dtype: pl.DataType) -> str:
 def test_formats_md_has_every_column_with_its_type():
     cap = pw.decode(DEMO)
     documented = documented_tables((DOCS / "formats.md").read_text(encoding="utf-8"))
+    # Every table a decode returns, a new one included, with every column in order.
+    assert set(documented) - {"stats"} == set(TABLES)
     for table in TABLES:
         schema = getattr(cap, table).schema
         assert documented.get(table) == [(c, type_name(t)) for c, t in schema.items()], table
