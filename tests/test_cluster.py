@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 import portwitness
-from conftest import PCAPS, ROOT, SHARED_CAPTURES, generate_capture
+from conftest import PCAPS, ROOT, SHARED_CAPTURES, generate_capture, requires
 from portwitness import _core, cluster
 from portwitness.capture import Options
 from portwitness.cli import main
@@ -113,6 +113,7 @@ def nights(tmp_path_factory) -> list[Path]:
     return files + rotated
 
 
+@requires("real captures")  # the fixtures alone share learned ports across most days
 def test_apart_in_time_decode_alone_and_join_exactly(client, days):
     one = portwitness.decode(days, threads=1)
     many, runs = cluster.decode_runs([str(p) for p in days], client, Options(threads=1))

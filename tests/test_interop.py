@@ -24,7 +24,6 @@ kept in pytest's temporary directory (`/tmp/pytest-of-root/pytest-N/interop0/`).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -38,46 +37,18 @@ import pytest
 from interop_peers import Loopback, capture, serve, wait_for
 
 import portwitness as pw
+from conftest import SAMBA_DCERPCD
 from portwitness.rpcinfo import msrpc_endpoints, rpcinfo
 
-pytestmark = pytest.mark.interop
+pytestmark = pytest.mark.interop  # implies root and every peer (conftest.INTEROP)
 
 TESTS = Path(__file__).resolve().parent
-SAMBA_DCERPCD = "/usr/libexec/samba/samba-dcerpcd"
-PROGRAMS_NEEDED = {
-    "unshare": "util-linux",
-    "nsenter": "util-linux",
-    "timeout": "coreutils",
-    "ip": "iproute2",
-    "ss": "iproute2",
-    "tcpdump": "tcpdump",
-    "rpcbind": "rpcbind",
-    "rpcinfo": "rpcbind",
-    SAMBA_DCERPCD: "samba",
-    "rpcclient": "smbclient",
-    "openssl": "openssl",
-}
 
 
 def rpcdump_script() -> str | None:
-    """impacket's rpcdump.py: beside this Python's executable, else on PATH."""
+    """impacket's rpcdump.py (the test extra): beside this Python's executable, else on PATH."""
     beside = Path(sys.executable).with_name("rpcdump.py")
     return str(beside) if beside.exists() else shutil.which("rpcdump.py")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _root_and_programs():
-    if os.geteuid() != 0:
-        pytest.fail(
-            "interop tests need root: they make network namespaces, capture on lo and bind ports 111 "
-            "and 135 (CI runs them as root through .ci/run)",
-            pytrace=False,
-        )
-    missing = sorted({pkg for exe, pkg in PROGRAMS_NEEDED.items() if shutil.which(exe) is None})
-    if rpcdump_script() is None:
-        missing.append("impacket (PyPI)")
-    if missing:
-        pytest.fail(f"interop tests need {', '.join(missing)}: bash .ci/run installs them", pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from scapy.layers.tls.record import TLS
 from scapy.utils import wrpcap
 
 import portwitness as pw
+from conftest import requires
 from portwitness.audit import audit
 from portwitness.audit.reconnections import reconnections
 from portwitness.audit.violations import violations
@@ -459,6 +460,7 @@ def _chromium_dom(page: Path) -> str:
     return out.stdout
 
 
+@requires("chromium")
 @pytest.mark.parametrize("with_csp", [True, False], ids=["as-written", "csp-removed"])
 def test_html_report_runs_no_script_in_chromium(tmp_path, with_csp):
     """The HTML report of a capture whose SNI and AUTH_UNIX machine name carry markup: opened in
