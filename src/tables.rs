@@ -36,6 +36,7 @@ pub fn flows_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         f("flow_id", UInt64, false),
         f("capture", Utf8, false),
+        f("first_record", UInt64, false),
         f("transport", Utf8, false),
         f("client_ip", Utf8, false),
         f("client_port", UInt16, false),
@@ -225,6 +226,7 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
     let n = flows.len();
     let mut id = UInt64Builder::with_capacity(n);
     let mut cap = StringBuilder::with_capacity(n, n * 16);
+    let mut first_record = UInt64Builder::with_capacity(n);
     let mut transport = StringBuilder::with_capacity(n, n * 3);
     let mut cip = StringBuilder::with_capacity(n, n * 15);
     let mut cport = UInt16Builder::with_capacity(n);
@@ -244,6 +246,7 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
     for fl in flows {
         id.append_value(fl.id);
         cap.append_value(names.get(fl.capture as usize).map_or("", String::as_str));
+        first_record.append_value(fl.first_record);
         transport.append_value(if fl.proto == IPPROTO_TCP {
             "tcp"
         } else {
@@ -292,6 +295,7 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
     let cols: Vec<ArrayRef> = vec![
         Arc::new(id.finish()),
         Arc::new(cap.finish()),
+        Arc::new(first_record.finish()),
         Arc::new(transport.finish()),
         Arc::new(cip.finish()),
         Arc::new(cport.finish()),

@@ -81,6 +81,18 @@ def test_host_specific_lines_shadow_the_generic_line(cases):
     assert "Host-specific lines whose host the captures never named: caservd on srvz" in a.verdict
 
 
+def test_host_named_only_by_a_dns_answer(cases):
+    cap, policy, want = load_case(cases / "dns")
+    a = audit(cap, policy)
+    got = by_line(a.services)
+    for line, (used, servers) in want["services"].items():
+        assert (got[line]["used"], got[line]["servers"].split(";")) == (used, servers), line
+    assert [[r["host"], r["ip"], r["evidence"], r["name_seen"]] for r in a.host_matches.iter_rows(named=True)] == (
+        want["matched"]
+    )
+    assert a.unmatched_hosts.is_empty() and a.unused.is_empty()
+
+
 def test_host_matches_in_every_form(cases, tmp_path, capsys):
     where = cases / "hosts"
     args = ["report", where / "capture.pcap", "--config", where / "PortsConfig.cfg"]

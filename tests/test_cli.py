@@ -75,7 +75,7 @@ def test_csv_to_stdout():
         check=True,
         text=True,
     )
-    assert out.stdout.splitlines()[0].startswith("flow_id,capture,transport,client_ip")
+    assert out.stdout.splitlines()[0].startswith("flow_id,capture,first_record,transport,client_ip")
     assert len(out.stdout.splitlines()) == 7
 
 

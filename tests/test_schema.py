@@ -11,6 +11,7 @@ TS = pl.Datetime("ns", "UTC")
 FLOWS = {
     "flow_id": pl.UInt64,
     "capture": pl.String,
+    "first_record": pl.UInt64,
     "transport": pl.String,
     "client_ip": pl.String,
     "client_port": pl.UInt16,

@@ -36,6 +36,7 @@ FIELDS = [
     "ip.reassembled_in",
     "ipv6.reassembled.in",
     "frame.protocols",
+    "frame.interface_id",
 ]
 
 
@@ -50,7 +51,9 @@ def _first(v: str) -> str:
     return v.split(",")[0] if v else ""
 
 
-def tshark_conversations(path: Path, *, damaged: bool = False) -> dict:
+def tshark_conversations(path: Path, *, damaged: bool = False, firsts: dict | None = None) -> dict:
+    """Packets and bytes per direction of each conversation; `firsts` gets each conversation's
+    first frame number."""
     args = [
         _tshark(),
         "-2",
@@ -76,6 +79,14 @@ def tshark_conversations(path: Path, *, damaged: bool = False) -> dict:
         row = dict(zip(FIELDS, line.split("\t"), strict=False))
         frames[int(row["frame.number"])] = row
     conv: dict = defaultdict(lambda: [0, 0, 0, 0])
+    # tshark 4 numbers a pcapng custom block as a frame too (it has no interface): the records
+    # portwitness numbers are the packets, so a frame's record number skips those.
+    pcapng = path.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
+    record, skipped = {}, 0
+    for n in sorted(frames):
+        if pcapng and not frames[n].get("frame.interface_id"):
+            skipped += 1
+        record[n] = n - skipped
 
     def five_tuple(row: dict):
         protos = row.get("frame.protocols", "").split(":")
@@ -101,6 +112,8 @@ def tshark_conversations(path: Path, *, damaged: bool = False) -> dict:
         a, b = (src, sp), (dst, dp)
         key = (proto, *min(a, b), *max(a, b))
         forward = a <= b
+        if firsts is not None:
+            firsts.setdefault(key, record[int(target["frame.number"])])
         c = conv[key]
         c[0 if forward else 1] += 1
         c[2 if forward else 3] += int(row["frame.len"])
@@ -129,6 +142,23 @@ def _captures() -> list[Path]:
 @pytest.mark.parametrize("capture", _captures(), ids=lambda p: p.name)
 def test_same_conversations_as_tshark(capture):
     assert portwitness_conversations(capture) == tshark_conversations(capture)
+
+
+@pytest.mark.parametrize("capture", _captures(), ids=lambda p: p.name)
+def test_first_record_is_tsharks_first_frame(capture):
+    """Every flow names the record that opened it: Wireshark's frame number less one (the first
+    frame of the conversation; a 5-tuple split into several flows by time starts at its first;
+    in pcapng, less the custom blocks tshark numbers as frames before it)."""
+    firsts: dict = {}
+    tshark_conversations(capture, firsts=firsts)
+    ours: dict = {}
+    flows = pw.decode(capture).flows
+    for f in flows.iter_rows(named=True):
+        c, s = (f["client_ip"], f["client_port"]), (f["server_ip"], f["server_port"])
+        key = (f["transport"], *min(c, s), *max(c, s))
+        ours[key] = min(ours.get(key, f["first_record"] + 1), f["first_record"] + 1)
+    assert ours == {k: v for k, v in firsts.items() if k in ours}
+    assert flows["first_record"].max() < pw.decode(capture).stats["records"]
 
 
 def test_real_captures_present(shared_captures):

@@ -101,7 +101,7 @@ impl State {
         payload: &[u8],
         an: &mut Anomalies,
     ) {
-        let (slot, c2s) = self.flows.update(p);
+        let (slot, c2s) = self.flows.update_at(p, at.record_index);
         let mut sink = Sink { an, at };
         self.application(slot, c2s, p.tcp_flags, seq, payload, p.ts, &mut sink);
         if !self.flows.closed_streams.is_empty() {

@@ -95,6 +95,9 @@ pub struct Flow {
     pub orientation: Orientation,
     pub first_ts: i64,
     pub last_ts: i64,
+    /// Index of the record that opened the flow in its capture file (Wireshark's frame number
+    /// less one), so a finding can point at the packet.
+    pub first_record: u64,
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
     pub payload: [u64; 2],
@@ -298,7 +301,15 @@ impl FlowTable {
     /// Accounts one packet to its flow, creating or splitting flows as needed; returns the flow's
     /// slot and whether the packet went client to server.
     #[inline]
+    /// `update_at` for a packet whose record index does not matter (tests).
+    #[cfg(test)]
     pub fn update(&mut self, p: &PacketMeta) -> (u32, bool) {
+        self.update_at(p, 0)
+    }
+
+    /// The flow of packet `p` (found or created), and whether `p` goes client to server.
+    /// `record`: the index of `p`'s record in its capture file.
+    pub fn update_at(&mut self, p: &PacketMeta, record: u64) -> (u32, bool) {
         let key = FlowKey::new(p.src, p.sport, p.dst, p.dport, p.proto, p.vlan);
         let hash = self.hasher.hash_one(key);
         let found = self
@@ -325,12 +336,12 @@ impl FlowTable {
                 };
                 if split {
                     self.finish(slot);
-                    self.create(key, hash, p)
+                    self.create(key, hash, p, record)
                 } else {
                     slot
                 }
             }
-            None => self.create(key, hash, p),
+            None => self.create(key, hash, p, record),
         };
         let Some(Some((_, f))) = self.slots.get_mut(slot as usize) else {
             return (slot, true);
@@ -370,7 +381,7 @@ impl FlowTable {
         (slot, c2s)
     }
 
-    fn create(&mut self, key: FlowKey, hash: u64, p: &PacketMeta) -> u32 {
+    fn create(&mut self, key: FlowKey, hash: u64, p: &PacketMeta, record: u64) -> u32 {
         if self.map.len() >= self.limits.max_flows.max(1) {
             self.evict_batch();
         }
@@ -392,6 +403,7 @@ impl FlowTable {
             orientation,
             first_ts: p.first_ts,
             last_ts: p.ts,
+            first_record: record,
             packets: [0; 2],
             bytes: [0; 2],
             payload: [0; 2],
