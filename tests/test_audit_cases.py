@@ -87,9 +87,9 @@ def test_host_named_only_by_a_dns_answer(cases):
     got = by_line(a.services)
     for line, (used, servers) in want["services"].items():
         assert (got[line]["used"], got[line]["servers"].split(";")) == (used, servers), line
-    assert [[r["host"], r["ip"], r["evidence"], r["name_seen"]] for r in a.host_matches.iter_rows(named=True)] == (
-        want["matched"]
-    )
+    assert [
+        [r["host"], r["ip"], r["evidence"], r["name_seen"]] for r in a.host_matches.iter_rows(named=True)
+    ] == (want["matched"])
     assert a.unmatched_hosts.is_empty() and a.unused.is_empty()
 
 
