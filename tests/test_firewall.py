@@ -522,3 +522,82 @@ def test_hostile_rule_names_in_check_reports(tmp_path, capsys):
         assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u202e]", out)
         if fmt in ("html", "markdown"):
             assert "<script>" not in out and "&lt;script&gt;" in out
+
+
+def test_check_for_one_host_uses_its_input_and_output(tmp_path, capsys):
+    # The primary's ruleset: it may not call the member back outside 20000-20100 (output), and
+    # nothing reaches its engines (input); attempts between other hosts are left out.
+    rules = tmp_path / "primary.rules"
+    rules.write_text(
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n"
+        "-A INPUT -p tcp -m multiport --dports 111,7099,2099 -j ACCEPT\n"
+        "-A INPUT -p udp -m udp --dport 111 -j ACCEPT\n"
+        "-A OUTPUT -p tcp -m tcp --dport 20000:20100 -j ACCEPT\n"
+        "-A OUTPUT -p tcp -m multiport --dports 6050,6051 -j ACCEPT\n"
+        "COMMIT\n"
+    )
+    code, out, _ = run(
+        [
+            "firewall",
+            "check",
+            str(rules),
+            str(DEMO / "demo.pcap"),
+            *DEMO_ARGS,
+            "--host",
+            "10.20.0.10",
+            "--format",
+            "json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    doc = json.loads(out)
+    by_port = {(a["hook"], a["server_port"]): a for a in doc["attempts"]}
+    assert by_port[("output", 20150)]["verdict"] == "dropped"  # the callback outside the range
+    assert by_port[("output", 20150)]["by"] == "policy drop of chain ip filter OUTPUT"
+    assert by_port[("output", 20077)]["verdict"] == "allowed"
+    assert by_port[("input", 6502)]["finding"] == "blocked-needed"
+    assert all("10.20.0.10" in (a["client_ip"], a["server_ip"]) for a in doc["attempts"])
+    assert doc["summary"]["not_through_host"] == 0  # every demo flow has the primary at one end
+    code, out, _ = run(
+        [
+            "firewall",
+            "check",
+            str(rules),
+            str(DEMO / "demo.pcap"),
+            "--host",
+            "10.20.0.101",
+            "--format",
+            "json",
+        ],
+        capsys,
+    )
+    agent = json.loads(out)
+    assert (
+        len(agent["attempts"]) == 1 and agent["summary"]["not_through_host"] == doc["summary"]["attempts"] - 1
+    )
+    closed = doc["closed_configured"]
+    assert closed and all(c["server_ip"] == "10.20.0.10" for c in closed)
+
+
+def test_firewalld_services_written_to_a_directory(tmp_path, capsys):
+    out = tmp_path / "services"
+    code, _, err = run(["firewall", "rules", *DEMO_ARGS, "--format", "firewalld", "-o", f"{out}/"], capsys)
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "portwitness-backup-server.xml",
+        "portwitness-callback.xml",
+        "portwitness-management.xml",
+    ]
+    for p in out.iterdir():
+        root = ET.parse(p).getroot()
+        assert root.tag == "service" and root.find("short").text == p.stem
+        assert root.findall("port")
+
+
+def test_windows_json_in_utf16_as_windows_powershell_writes_it(tmp_path):
+    f = tmp_path / "rules.json"
+    f.write_bytes(b"\xff\xfe" + (FIXTURES / "windows-rules.json").read_text().encode("utf-16-le"))
+    rs = load_ruleset(str(f))
+    assert rs.source == "windows-json" and len(rs.windows) == 9

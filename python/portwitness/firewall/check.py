@@ -133,12 +133,27 @@ def check(
         {"location": n.location, "rule": n.text, "reason": n.reason} for n in ruleset.not_evaluated
     ]
     if configured:
-        res.closed = _closed(ruleset, configured, flows, iif)
+        res.closed = _merged(_closed(ruleset, configured, flows, iif, host))
     return res
 
 
+def _merged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Probes that found the same ports closed by the same rule, one row listing their servers."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        key = (r["service"], r["transport"], r["ports"], r["verdict"], r["by"], r["why"])
+        g = groups.setdefault(key, {**r, "server_ip": [], "probed_from": []})
+        for k in ("server_ip", "probed_from"):
+            if r[k] not in g[k]:
+                g[k].append(r[k])
+    return [
+        {**g, "server_ip": ";".join(g["server_ip"]), "probed_from": ";".join(g["probed_from"])}
+        for g in groups.values()
+    ]
+
+
 def _closed(
-    ruleset: Ruleset, allows: list[Allow], flows: list[dict[str, Any]], iif: str | None
+    ruleset: Ruleset, allows: list[Allow], flows: list[dict[str, Any]], iif: str | None, host: str | None
 ) -> list[dict[str, Any]]:
     """The configured ports the ruleset does not let a new connection reach: each configured range
     probed at every port where some rule's port match begins or ends (the verdict cannot change
@@ -152,7 +167,11 @@ def _closed(
     for a in allows:
         if not a.active:
             continue
-        for dst in a.dsts or tuple(servers) or (PROBE_SERVER,):
+        targets = a.dsts or tuple(servers) or (PROBE_SERVER,)
+        if host is not None:
+            # The ruleset is one host's: only its own ports can be closed by it.
+            targets = (host,) if not a.dsts or host in a.dsts else ()
+        for dst in targets:
             src = clients.get(dst, PROBE_CLIENT)
             try:
                 if ipaddress.ip_address(src).version != ipaddress.ip_address(dst).version:

@@ -55,22 +55,23 @@ def sections(res: CheckResult) -> list[tuple[str, str, list[dict[str, Any]], lis
     ]
 
 
+def _n(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
 def verdict(res: CheckResult) -> str:
     s = res.summary()
     parts = [
-        f"{s['attempts']} connection attempts evaluated against {res.ruleset.source} ruleset {res.ruleset.file}: "
-        f"{s['allowed']} allowed, {s['dropped']} dropped, {s['rejected']} rejected, {s['not_evaluated']} not evaluated."
+        f"{_n(s['attempts'], 'connection attempt')} evaluated against {res.ruleset.source} ruleset "
+        f"{res.ruleset.file}: {s['allowed']} allowed, {s['dropped']} dropped, {s['rejected']} rejected, "
+        f"{s['not_evaluated']} not evaluated.",
+        f"{_n(s['blocked_needed'], 'needed flow')} blocked; {_n(s['explained'], 'refused or unanswered attempt')} "
+        f"explained by the ruleset, {s['unexplained']} not.",
+        f"{_n(s['unmatched_rules'], 'rule')} matched no attempt; {_n(s['closed_configured'], 'configured port range')} "
+        f"left closed; {_n(s['constructs_not_evaluated'], 'construct')} not evaluated.",
     ]
-    parts.append(
-        f"{s['blocked_needed']} needed flows blocked; {s['explained']} refused or unanswered attempts explained by the ruleset, "
-        f"{s['unexplained']} not."
-    )
-    parts.append(
-        f"{s['unmatched_rules']} rules matched no attempt; {s['closed_configured']} configured port ranges left closed; "
-        f"{s['constructs_not_evaluated']} constructs not evaluated."
-    )
     if s["not_through_host"]:
-        parts.append(f"{s['not_through_host']} attempts did not go through the host.")
+        parts.append(f"{_n(s['not_through_host'], 'attempt')} did not go through the host.")
     return " ".join(parts)
 
 
