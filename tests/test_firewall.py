@@ -383,6 +383,7 @@ def test_check_from_a_dataset(tmp_path, capsys):
 # --- hostile rulesets ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hundred_thousand_rule_iptables_save(tmp_path, capsys):
     lines = ["*filter", ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]"]
     for i in range(100_000):

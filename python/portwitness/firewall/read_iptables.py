@@ -6,8 +6,9 @@ as not evaluated when they hold rules."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-import shlex
+import re
 
 from portwitness.firewall.ruleset import (
     ACCEPT,
@@ -179,14 +180,29 @@ def _line(rule: Rule) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+# A word as iptables-save writes it: bare characters, backslash escapes and double-quoted strings
+# (in which a backslash escapes the next character), run together.
+_WORD = re.compile(r'(?:[^\s"\\]|\\.|"(?:[^"\\]|\\.)*")+')
+_UNQUOTE = re.compile(r'\\(.)|"')
+
+
 def _split(line: str) -> list[str]:
-    if '"' not in line and "'" not in line and "\\" not in line:
+    """The words of a rule line as iptables-restore reads them (shlex is ten times slower)."""
+    if '"' not in line and "\\" not in line:
         return line.split()
-    return shlex.split(line, posix=True)
+    words = _WORD.findall(line)
+    if _WORD.sub("", line).strip():
+        raise ValueError("a quote is not closed")
+    return [_UNQUOTE.sub(_unquoted, w) if '"' in w or "\\" in w else w for w in words]
+
+
+def _unquoted(m: re.Match) -> str:
+    return m.group(1) or ""
 
 
 def _short(text: str) -> str:
-    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
     return text if len(text) <= TEXT_MAX else text[: TEXT_MAX - 3] + "..."
 
 
@@ -328,8 +344,16 @@ def _range(text: str | None, file: str, n: int) -> tuple[int, int]:
 def _nets(text: str | None, file: str, n: int) -> tuple:
     out = []
     for item in (text or "").split(","):
-        try:
-            out.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise RulesetError(file, n, f"bad address {item!r}") from None
+        net = _net(item)
+        if net is None:
+            raise RulesetError(file, n, f"bad address {item!r}")
+        out.append(net)
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=65536)
+def _net(item: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        return None

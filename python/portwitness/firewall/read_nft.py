@@ -155,7 +155,8 @@ def _chain_text(body: dict) -> str:
 
 
 def _short(text: str) -> str:
-    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
     return text if len(text) <= TEXT_MAX else text[: TEXT_MAX - 3] + "..."
 
 
