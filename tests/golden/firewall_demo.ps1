@@ -5,6 +5,8 @@
 # not opened: caservd tcp on *: PortsConfig.cfg:22: caservd service, needed by GUI (assigned by the portmapper on 111); no port to open
 # not opened: lqserver tcp on *: PortsConfig.cfg:24: lqserver service, needed by job queue clients (assigned by the portmapper on 111); no port to open
 # Run in an elevated PowerShell; each line adds one inbound allow rule (group 'portwitness').
+# The rules of an earlier run of this script go first, so that running it again replaces them.
+Remove-NetFirewallRule -Group 'portwitness' -ErrorAction SilentlyContinue
 # portwitness catirpc TCP 111: PortsConfig.cfg:19: catirpc service, needed by every ONC RPC client: GUI, backup servers
 New-NetFirewallRule -Name 'portwitness-1' -DisplayName 'portwitness catirpc TCP 111' -Group 'portwitness' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '111' -Program 'C:\Program Files (x86)\CA\ARCserve Backup\catirpc.exe' -Description 'PortsConfig.cfg:19: catirpc service, needed by every ONC RPC client: GUI, backup servers'
 # portwitness catirpc UDP 111: PortsConfig.cfg:19: catirpc service, needed by every ONC RPC client: GUI, backup servers

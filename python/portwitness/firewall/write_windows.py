@@ -23,6 +23,10 @@ def powershell(al: AllowList, install_dir: str | None = None) -> str:
     out.append(
         "# Run in an elevated PowerShell; each line adds one inbound allow rule (group 'portwitness')."
     )
+    out.append(
+        "# The rules of an earlier run of this script go first, so that running it again replaces them."
+    )
+    out.append(f"Remove-NetFirewallRule -Group {ps_string(GROUP)} -ErrorAction SilentlyContinue")
     for i, a in enumerate(al.allows, 1):
         out.append(f"# {hash_comment(rule_name(a) + ': ' + a.justification)}")
         args = [
