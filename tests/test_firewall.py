@@ -605,3 +605,60 @@ def test_windows_json_in_utf16_as_windows_powershell_writes_it(tmp_path):
     f.write_bytes(b"\xff\xfe" + (FIXTURES / "windows-rules.json").read_text().encode("utf-16-le"))
     rs = load_ruleset(str(f))
     assert rs.source == "windows-json" and len(rs.windows) == 9
+
+
+@pytest.mark.parametrize("syntax", ["iptables", "windows-json"])
+def test_closed_configured_ranges_are_cut_where_the_rules_change(tmp_path, capsys, syntax):
+    # The callback range 20000-20100 opened only up to 20050, 20060 refused; 7199 not at all.
+    if syntax == "iptables":
+        text = (
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A INPUT -p tcp -m tcp --dport 20060 -j REJECT --reject-with tcp-reset\n"
+            "-A INPUT -p tcp -m tcp --dport 20000:20050 -j ACCEPT\n"
+            "-A INPUT -p tcp -m tcp --dport 20060:20070 -j ACCEPT\nCOMMIT\n"
+        )
+        by = {"20051-20059": "policy drop", "20060": "REJECT", "20071-20100": "policy drop"}
+        verdicts = {"20060": "rejected"}
+    else:
+        rules = [
+            {
+                "DisplayName": "callbacks",
+                "Enabled": 1,
+                "Direction": 1,
+                "Action": 2,
+                "Protocol": "TCP",
+                "LocalPort": ["20000-20050", "20060-20070"],
+            },
+            {
+                "DisplayName": "no 20060",
+                "Enabled": 1,
+                "Direction": 1,
+                "Action": 4,
+                "Protocol": "TCP",
+                "LocalPort": "20060",
+            },
+        ]
+        text = json.dumps(rules)
+        by = {"20051-20059": "default inbound", "20060": "no 20060", "20071-20100": "default inbound"}
+        verdicts = {}
+    f = tmp_path / "rules"
+    f.write_text(text)
+    code, out, _ = run(
+        [
+            "firewall",
+            "check",
+            str(f),
+            str(DEMO / "demo.pcap"),
+            "--mgmt-config",
+            str(DEMO / "mgmt.properties"),
+            "--format",
+            "json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    closed = {c["ports"]: c for c in json.loads(out)["closed_configured"] if c["service"] == "mgmt-callback"}
+    assert set(closed) == {"20051-20059", "20060", "20071-20100", "7199"}
+    for ports, text_by in by.items():
+        assert text_by in closed[ports]["by"]
+        assert closed[ports]["verdict"] == verdicts.get(ports, "dropped")
