@@ -662,3 +662,19 @@ def test_closed_configured_ranges_are_cut_where_the_rules_change(tmp_path, capsy
     for ports, text_by in by.items():
         assert text_by in closed[ports]["by"]
         assert closed[ports]["verdict"] == verdicts.get(ports, "dropped")
+
+
+def test_an_option_not_modelled_leaves_only_the_packets_it_could_match_undecided():
+    rs = parse_ruleset(
+        "*filter\n:INPUT DROP [0:0]\n"
+        "-A INPUT -p tcp -m tcp --tcp-option 8 --dport 22 -j ACCEPT\n"
+        "-A INPUT -p tcp -m tcp --dport 7099 -j ACCEPT\nCOMMIT\n",
+        "opt.rules",
+    )
+    assert [(n.location, n.reason) for n in rs.not_evaluated] == [("opt.rules:3", "tcp --tcp-option")]
+    assert evaluate(rs, pkt("tcp", "10.0.0.1", 40000, "10.0.0.2", 7099)).verdict == "allowed"
+    undecided = evaluate(rs, pkt("tcp", "10.0.0.1", 40000, "10.0.0.2", 22))
+    assert (undecided.verdict, undecided.by) == (
+        "not evaluated",
+        "opt.rules:3: INPUT -p tcp -m tcp --tcp-option 8 --dport 22 -j ACCEPT",
+    )

@@ -293,10 +293,14 @@ def _rule(words: list[str], file: str, n: int, line: str) -> Rule:
             negate = False
             continue
         elif w.startswith("--") and module:
-            # An option of a known match that does not change who matches (e.g. --tcp-flags is not).
-            if w in ("--tcp-option", "--ctproto", "--ctorigsrc", "--ctorigdst", "--ctstatus", "--ctdir"):
-                rule.conds.append(Unknown(f"{module} {w}"))
-            used = 2 if arg is not None and not arg.startswith("-") else 1
+            # Another option of a modelled match (--tcp-option, --ctproto, --ctexpire, ...): it
+            # may change who matches, so the rule is not evaluated rather than guessed.
+            rule.conds.append(Unknown(f"{module} {w}"))
+            i += 1
+            while i < len(words) and not words[i].startswith("-") and words[i] != "!":
+                i += 1  # its values
+            negate = False
+            continue
         elif w in ("-f", "--fragment"):
             rule.conds.append(Unknown("fragments") if not negate else Proto(frozenset({"*"})))
             used = 1
