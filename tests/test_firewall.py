@@ -678,3 +678,179 @@ def test_an_option_not_modelled_leaves_only_the_packets_it_could_match_undecided
         "not evaluated",
         "opt.rules:3: INPUT -p tcp -m tcp --tcp-option 8 --dport 22 -j ACCEPT",
     )
+
+
+# --- any input: a ruleset or one error line, never a crash --------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 70000)
+    | st.sampled_from(["tcp", "udp", "@s", "ip", "10.0.0.0/8", "lo", "accept", "filter", "input", "inet"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "family",
+                    "table",
+                    "name",
+                    "chain",
+                    "hook",
+                    "type",
+                    "prio",
+                    "policy",
+                    "expr",
+                    "match",
+                    "op",
+                    "left",
+                    "right",
+                    "payload",
+                    "protocol",
+                    "field",
+                    "meta",
+                    "key",
+                    "set",
+                    "elem",
+                    "range",
+                    "prefix",
+                    "addr",
+                    "len",
+                    "vmap",
+                    "data",
+                    "jump",
+                    "target",
+                    "accept",
+                    "drop",
+                    "ct",
+                    "rule",
+                    "counter",
+                    "xt",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=25,
+)
+_PACKETS = [pkt("tcp", "10.0.0.1", 40000, "10.0.0.2", 22), pkt("udp", "::1", 5353, "::1", 111)]
+
+
+def _never_crashes(text: str, fmt: str) -> None:
+    try:
+        rs = parse_ruleset(text, "any", fmt)
+    except RulesetError:
+        return
+    for p in _PACKETS:
+        for hook in ("input", "output"):
+            evaluate(rs, p, hook)
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["chain", "rule", "set", "map", "table"]), _JSON, min_size=1, max_size=1
+        ),
+        max_size=6,
+    )
+)
+def test_any_nft_json_is_a_ruleset_or_an_error(items):
+    _never_crashes(json.dumps({"nftables": items}), "nftables")
+
+
+_WORDS = [
+    "-A",
+    "INPUT",
+    "OUTPUT",
+    "x",
+    "-p",
+    "tcp",
+    "udp",
+    "!",
+    "-s",
+    "10.0.0.1",
+    "::1/64",
+    "-m",
+    "tcp",
+    "multiport",
+    "conntrack",
+    "--dport",
+    "--dports",
+    "1:5",
+    "70000",
+    "--ctstate",
+    "NEW",
+    "-j",
+    "ACCEPT",
+    "DROP",
+    "x",
+    "RETURN",
+    "-g",
+    "--tcp-flags",
+    "SYN",
+    "ALL",
+    '"q',
+    '"a b"',
+    "\\",
+    "--comment",
+    "-i",
+    "lo+",
+    "--src-range",
+    "1.1.1.1-1.1.1.9",
+]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.lists(st.sampled_from(_WORDS), max_size=10), max_size=6))
+def test_any_iptables_save_is_a_ruleset_or_an_error(lines):
+    head = "*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:x - [0:0]\n"
+    _never_crashes(head + "".join(" ".join(w) + "\n" for w in lines) + "COMMIT\n", "iptables")
+
+
+_WIN = st.dictionaries(
+    st.sampled_from(
+        [
+            "DisplayName",
+            "Enabled",
+            "Direction",
+            "Action",
+            "Profile",
+            "Protocol",
+            "LocalPort",
+            "RemotePort",
+            "LocalAddress",
+            "RemoteAddress",
+            "Program",
+        ]
+    ),
+    st.none()
+    | st.booleans()
+    | st.integers(-1, 70000)
+    | st.sampled_from(
+        ["Any", "TCP", "In", "Block", "1-5", "x-y", "10.0.0.0/8", "LocalSubnet", "RPC", "Domain"]
+    )
+    | st.lists(st.sampled_from(["1", "2-3", "Any", "::1"]), max_size=3),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(_WIN, max_size=5))
+def test_any_windows_json_is_a_ruleset_or_an_error(rules):
+    _never_crashes(json.dumps(rules), "windows-json")
+    netsh = "".join(
+        "Rule Name: r\n" + "".join(f"{k}: {v}\n" for k, v in r.items() if k not in ("DisplayName",)) + "\n"
+        for r in rules
+    )
+    _never_crashes(
+        netsh.replace("Direction:", "Direction:")
+        .replace("Profile:", "Profiles:")
+        .replace("LocalAddress", "LocalIP")
+        .replace("RemoteAddress", "RemoteIP"),
+        "netsh",
+    )

@@ -210,7 +210,7 @@ def _from_props(props: dict[str, Any], file: str, line: int, i: int) -> WinRule:
         if isinstance(v, bool) and table is ENABLED:
             return v
         k = v.lower() if isinstance(v, str) else v
-        if k not in table:
+        if not isinstance(k, (str, int)) or k not in table:
             raise RulesetError(file, line, f"rule {i}: bad {key} {v!r}")
         return table[k]
 
