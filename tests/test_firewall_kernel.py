@@ -24,7 +24,7 @@ from portwitness.cli import main
 from portwitness.config import load_config
 from portwitness.firewall.plan import allow_list
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 DEMO = Path(str(files("portwitness") / "demo"))
 DEMO_ARGS = ["--config", str(DEMO / "PortsConfig.cfg"), "--mgmt-config", str(DEMO / "mgmt.properties")]
@@ -37,6 +37,7 @@ PROGRAMS = {
     "nsenter": "util-linux",
 }
 TIMEOUT = 0.6  # seconds a dropped attempt waits; an allowed one on a veth answers in microseconds
+RETRY_TIMEOUT = 3.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -104,6 +105,15 @@ def _kernel(link, flows: list[dict]) -> dict[tuple, str]:
             for f in group
         ]
         results = peer.ask(op="connect", attempts=attempts, timeout=TIMEOUT)["results"]
+        # A dropped attempt is tried again with more time, so that a loaded machine's slow answer
+        # is never taken for a drop (the kernel's drops do not change).
+        again = [i for i, r in enumerate(results) if r == "dropped"]
+        if again:
+            slow = peer.ask(op="connect", attempts=[attempts[i] for i in again], timeout=RETRY_TIMEOUT)[
+                "results"
+            ]
+            for i, r in zip(again, slow, strict=True):
+                results[i] = r
         out.update({_key(f): r for f, r in zip(group, results, strict=True)})
     return out
 
