@@ -1,10 +1,10 @@
 @echo off
 rem portwitness firewall rules (netsh advfirewall, Windows Defender Firewall): the inbound allow-list of PortsConfig.cfg, mgmt.properties
 rem Each rule names the configuration line or the flow that asks for it.
-rem not opened: cadiscovd tcp on *: PortsConfig.cfg:23: cadiscovd service, needed by GUI (assigned by the portmapper on 111); no port to open
-rem not opened: camediad tcp on *: PortsConfig.cfg:25: camediad service, needed by tape engine clients (assigned by the portmapper on 111); no port to open
-rem not opened: caservd tcp on *: PortsConfig.cfg:22: caservd service, needed by GUI (assigned by the portmapper on 111); no port to open
-rem not opened: lqserver tcp on *: PortsConfig.cfg:24: lqserver service, needed by job queue clients (assigned by the portmapper on 111); no port to open
+rem not opened: cadiscovd tcp on *: PortsConfig.cfg:23: cadiscovd service, needed by GUI (assigned by the portmapper on 111); no port to open from the configuration; the captures' 1027 on 10.20.0.10 opened below
+rem not opened: camediad tcp on *: PortsConfig.cfg:25: camediad service, needed by tape engine clients (assigned by the portmapper on 111); no port to open from the configuration; the captures' 1029 on 10.20.0.10 opened below
+rem not opened: caservd tcp on *: PortsConfig.cfg:22: caservd service, needed by GUI (assigned by the portmapper on 111); no port to open from the configuration; the captures' 1025 on 10.20.0.10 opened below
+rem not opened: lqserver tcp on *: PortsConfig.cfg:24: lqserver service, needed by job queue clients (assigned by the portmapper on 111); no port to open from the configuration; the captures' 1028 on 10.20.0.10 opened below
 rem Run as administrator; each line adds one inbound allow rule.
 rem portwitness catirpc TCP 111: PortsConfig.cfg:19: catirpc service, needed by every ONC RPC client: GUI, backup servers
 netsh advfirewall firewall add rule name="portwitness catirpc TCP 111" dir=in action=allow protocol=TCP localport=111 program="C:\Program Files (x86)\CA\ARCserve Backup\catirpc.exe" description="PortsConfig.cfg:19: catirpc service, needed by every ONC RPC client: GUI, backup servers"

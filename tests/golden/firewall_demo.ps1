@@ -1,9 +1,9 @@
 # portwitness firewall rules (PowerShell, Windows Defender Firewall): the inbound allow-list of PortsConfig.cfg, mgmt.properties
 # Each rule names the configuration line or the flow that asks for it.
-# not opened: cadiscovd tcp on *: PortsConfig.cfg:23: cadiscovd service, needed by GUI (assigned by the portmapper on 111); no port to open
-# not opened: camediad tcp on *: PortsConfig.cfg:25: camediad service, needed by tape engine clients (assigned by the portmapper on 111); no port to open
-# not opened: caservd tcp on *: PortsConfig.cfg:22: caservd service, needed by GUI (assigned by the portmapper on 111); no port to open
-# not opened: lqserver tcp on *: PortsConfig.cfg:24: lqserver service, needed by job queue clients (assigned by the portmapper on 111); no port to open
+# not opened: cadiscovd tcp on *: PortsConfig.cfg:23: cadiscovd service, needed by GUI (assigned by the portmapper on 111); no port to open from the configuration; the captures' 1027 on 10.20.0.10 opened below
+# not opened: camediad tcp on *: PortsConfig.cfg:25: camediad service, needed by tape engine clients (assigned by the portmapper on 111); no port to open from the configuration; the captures' 1029 on 10.20.0.10 opened below
+# not opened: caservd tcp on *: PortsConfig.cfg:22: caservd service, needed by GUI (assigned by the portmapper on 111); no port to open from the configuration; the captures' 1025 on 10.20.0.10 opened below
+# not opened: lqserver tcp on *: PortsConfig.cfg:24: lqserver service, needed by job queue clients (assigned by the portmapper on 111); no port to open from the configuration; the captures' 1028 on 10.20.0.10 opened below
 # Run in an elevated PowerShell; each line adds one inbound allow rule (group 'portwitness').
 # The rules of an earlier run of this script go first, so that running it again replaces them.
 Remove-NetFirewallRule -Group 'portwitness' -ErrorAction SilentlyContinue

@@ -103,6 +103,7 @@ def allow_list(
     configured = policy is not None and bool(policy.rules)
     plan = port_plan(policy if configured else Policy(), include_catalog=not configured)
     out = AllowList(sources=list(policy.files) if configured and policy is not None else ["catalog"])
+    unopened: list[tuple[str, str]] = []
     for row in plan.iter_rows(named=True):
         ranges = _ranges(row["ports"])
         host, ip = row["host"], row["ip"]
@@ -117,7 +118,9 @@ def allow_list(
         needed = f", needed by {row['needed_by']}" if row["needed_by"] else ""
         why = f"{origin}: {row['service']} {row['kind']}{needed}{note}"
         if not ranges:
-            out.unopened.append(f"{row['service']} {row['transport']} on {host}: {why}; no port to open")
+            unopened.append(
+                (row["service"], f"{row['service']} {row['transport']} on {host}: {why}; no port to open")
+            )
             continue
         entry = lookup(row["service"])
         out.allows.append(
@@ -140,6 +143,19 @@ def allow_list(
         if observed_only:
             out.allows, out.left_out = _observed(out.allows, flows)
         out.allows += _learned(out.allows, flows, target, narrow=observed_only)
+    learned: dict[str, list[str]] = {}
+    for a in out.allows:
+        if a.why and a.why[0].startswith("learned:"):
+            learned.setdefault(a.service, []).append(f"{a.ports_text} on {a.host}")
+    out.unopened = [
+        text
+        + (
+            f" from the configuration; the captures' {', '.join(learned[svc])} opened below"
+            if svc in learned
+            else ""
+        )
+        for svc, text in unopened
+    ]
     return out
 
 

@@ -15,6 +15,7 @@ def iptables(al: AllowList, version: int = 4) -> str:
     out = [f"# {hash_comment(h)}" for h in header(al, tool)]
     out += [
         f"# Load with: {tool} < FILE (replaces the filter table)",
+        f"# IPv{'4' if version == 6 else '6'}: --format {'iptables' if version == 6 else 'ip6tables'} writes the rules of the other family",
         "*filter",
         ":INPUT DROP [0:0]",
         ":FORWARD DROP [0:0]",
