@@ -14,7 +14,7 @@ from typing import Any
 
 from portwitness.firewall.evaluate import ALLOWED, DROPPED, REJECTED, UNDECIDED, Decision, evaluate
 from portwitness.firewall.plan import Allow
-from portwitness.firewall.ruleset import Packet, Ruleset, RulesetError
+from portwitness.firewall.ruleset import Packet, Port, Ruleset, RulesetError, Unknown
 
 THROUGH = ("completed", "reset", "open", "midstream")
 STOPPED = ("refused", "unanswered")
@@ -94,6 +94,8 @@ def check(
     the configuration's allow rules whose ports are probed."""
     res = CheckResult(ruleset)
     hits: set[int] = set()
+    seen: dict[tuple, Decision] = {}
+    by_sport = _looks_at_client_ports(ruleset)
     for f in flows:
         hook = "input"
         if host is not None:
@@ -104,10 +106,21 @@ def check(
             else:
                 res.skipped += 1
                 continue
-        d = evaluate(
-            ruleset, packet(f, iif if hook == "input" else None, iif if hook == "output" else None), hook
+        # Attempts that differ only in the client's ephemeral port get one evaluation, unless a
+        # rule looks at that port.
+        key = (
+            hook,
+            f["transport"],
+            f["client_ip"],
+            f["client_port"] if by_sport else 0,
+            f["server_ip"],
+            f["server_port"],
         )
-        hits.update(id(r) for r in d.hits)
+        d = seen.get(key)
+        if d is None:
+            p = packet(f, iif if hook == "input" else None, iif if hook == "output" else None)
+            d = seen[key] = evaluate(ruleset, p, hook)
+            hits.update(id(r) for r in d.hits)
         res.attempts.append(
             {
                 "flow_id": f.get("flow_id"),
@@ -135,6 +148,18 @@ def check(
     if configured:
         res.closed = _merged(_closed(ruleset, configured, flows, iif, host))
     return res
+
+
+def _looks_at_client_ports(ruleset: Ruleset) -> bool:
+    """Whether any rule can tell attempts apart by the client's port (a source-port match; on
+    Windows a remote port, or a local port for attempts a host makes)."""
+    if ruleset.windows:
+        return any(r.remote_ports is not None or r.direction == "out" for r in ruleset.windows)
+    return any(
+        isinstance(c, Port) and c.field in ("sport", "either") or isinstance(c, Unknown)
+        for r in ruleset.all_rules()
+        for c in r.conds
+    )
 
 
 def _merged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
