@@ -854,3 +854,12 @@ def test_any_windows_json_is_a_ruleset_or_an_error(rules):
         .replace("RemoteAddress", "RemoteIP"),
         "netsh",
     )
+
+
+def test_iptables_save_with_counters():
+    text = "*filter\n:INPUT DROP [10:600]\n[3:180] -A INPUT -p tcp -m tcp --dport 7099 -j ACCEPT\nCOMMIT\n"
+    rs = parse_ruleset(text, "counted.rules")
+    assert (
+        evaluate(rs, pkt("tcp", "10.0.0.1", 40000, "10.0.0.2", 7099)).by
+        == "counted.rules:3: INPUT -p tcp -m tcp --dport 7099 -j ACCEPT"
+    )

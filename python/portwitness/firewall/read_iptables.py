@@ -96,6 +96,8 @@ def read_iptables(text: str, file: str) -> Ruleset:
                 name, table, fam, HOOKS.get(name), 0, pol, location=f"{file}:{n}"
             )
             continue
+        if line.startswith("[") and "]" in line:
+            line = line.split("]", 1)[1].strip()  # `iptables-save -c` puts each rule's counters first
         if not line.startswith(("-A ", "-A\t")):
             raise RulesetError(file, n, f"expected -A, a chain line, COMMIT or a table, not {_short(line)!r}")
         count += 1
