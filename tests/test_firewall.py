@@ -254,6 +254,13 @@ def test_windows_json_enumerations_and_line_numbers():
         ("Rule Name: x\n------\nEnabled: Yes\nthis is not a property\n", "auto", 4, "Key: value"),
         ("Rule Name: x\nLocalPort: 70000\n", "netsh", 1, "bad port range"),
         ("hello world\n", "auto", 1, "cannot tell"),
+        (
+            '{\n  "nftables": [\n    {"metainfo": {}},\n    {\n      "rule": {"family": "inet", "table": "t",'
+            ' "chain": "nope", "expr": []}\n    }\n  ]\n}\n',
+            "nftables",
+            4,
+            "unknown chain",
+        ),
     ],
 )
 def test_unparsable_rulesets_name_the_line(tmp_path, capsys, text, fmt, line, message):

@@ -33,6 +33,7 @@ from portwitness.firewall.ruleset import (
     RulesetError,
     State,
     Unknown,
+    json_object_lines,
 )
 
 PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
@@ -45,7 +46,23 @@ def looks_like(text: str) -> bool:
     return text.lstrip()[:1] == "{" and '"nftables"' in text[:4096]
 
 
+class _ItemError(Exception):
+    """An item of the ruleset that cannot be used; `read_nft` names its line."""
+
+    def __init__(self, item: int, message: str) -> None:
+        self.item, self.message = item, message
+
+
 def read_nft(text: str, file: str) -> Ruleset:
+    try:
+        return _read(text, file)
+    except _ItemError as e:
+        lines = json_object_lines(text, 2, e.item + 1)
+        line = lines[e.item] if e.item < len(lines) else 1
+        raise RulesetError(file, line, f"item {e.item}: {e.message}") from None
+
+
+def _read(text: str, file: str) -> Ruleset:
     try:
         doc = json.loads(text)
     except RecursionError:
@@ -65,11 +82,11 @@ def read_nft(text: str, file: str) -> Ruleset:
     for i, item in enumerate(items):
         where = f"{file}: item {i}"
         if not isinstance(item, dict) or len(item) != 1:
-            raise RulesetError(file, 1, f"item {i}: expected an object with one key")
+            raise _ItemError(i, "expected an object with one key")
         ((kind, body),) = item.items()
         _depth(body, file, i)
         if not isinstance(body, dict):
-            raise RulesetError(file, 1, f"item {i}: {kind} is not an object")
+            raise _ItemError(i, f"{kind} is not an object")
         if kind == "chain":
             key = (_str(body, "family", file, i), _str(body, "table", file, i), _str(body, "name", file, i))
             hook = body.get("hook")
@@ -78,7 +95,7 @@ def read_nft(text: str, file: str) -> Ruleset:
                 prio = PRIORITIES.get(prio, 0)
             policy = body.get("policy", ACCEPT) if hook else RETURN
             if hook and policy not in (ACCEPT, DROP):
-                raise RulesetError(file, 1, f"item {i}: bad policy {policy!r}")
+                raise _ItemError(i, f"bad policy {policy!r}")
             ctype = body.get("type", "filter") if hook else "filter"
             rs.chains[key] = Chain(key[2], key[1], key[0], hook, int(prio), policy, ctype, location=where)
             if key[0] not in ("ip", "ip6", "inet") and hook:
@@ -110,12 +127,12 @@ def read_nft(text: str, file: str) -> Ruleset:
         ):
             continue
         else:
-            raise RulesetError(file, 1, f"item {i}: unknown object {kind!r}")
+            raise _ItemError(i, f"unknown object {kind!r}")
     for i, body in rules:
         key = (_str(body, "family", file, i), _str(body, "table", file, i), _str(body, "chain", file, i))
         chain = rs.chains.get(key)
         if chain is None:
-            raise RulesetError(file, 1, f"item {i}: rule of an unknown chain {' '.join(key)}")
+            raise _ItemError(i, f"rule of an unknown chain {' '.join(key)}")
         for rule in _rule(body, file, i, sets, key):
             rule.chain = key[2]
             if rule.unknown:
@@ -134,7 +151,7 @@ def _depth(value: Any, file: str, item: int) -> None:
     while stack:
         v, d = stack.pop()
         if d > MAX_NESTING:
-            raise RulesetError(file, 1, f"item {item}: nested deeper than {MAX_NESTING} levels")
+            raise _ItemError(item, f"nested deeper than {MAX_NESTING} levels")
         if isinstance(v, dict):
             stack.extend((x, d + 1) for x in v.values())
         elif isinstance(v, list):
@@ -144,7 +161,7 @@ def _depth(value: Any, file: str, item: int) -> None:
 def _str(body: dict, key: str, file: str, i: int) -> str:
     v = body.get(key)
     if not isinstance(v, str):
-        raise RulesetError(file, 1, f"item {i}: {key} missing or not a string")
+        raise _ItemError(i, f"{key} missing or not a string")
     return v
 
 
@@ -164,7 +181,7 @@ def _rule(body: dict, file: str, i: int, sets: dict, key: tuple[str, str, str]) 
     handle = body.get("handle")
     exprs = body.get("expr", [])
     if not isinstance(exprs, list):
-        raise RulesetError(file, 1, f"item {i}: expr is not a list")
+        raise _ItemError(i, "expr is not a list")
     rule = Rule(
         location=f"{file}: {key[0]} {key[1]} {key[2]} handle {handle}",
         text=_short(_describe(exprs)),
@@ -172,7 +189,7 @@ def _rule(body: dict, file: str, i: int, sets: dict, key: tuple[str, str, str]) 
     )
     for e in exprs:
         if not isinstance(e, dict) or len(e) != 1:
-            raise RulesetError(file, 1, f"item {i}: an expression must be an object with one key")
+            raise _ItemError(i, "an expression must be an object with one key")
         ((name, arg),) = e.items()
         if name == "match":
             rule.conds.extend(_match(arg, sets, key))
@@ -181,7 +198,7 @@ def _rule(body: dict, file: str, i: int, sets: dict, key: tuple[str, str, str]) 
         elif name in ("jump", "goto"):
             target = arg.get("target") if isinstance(arg, dict) else None
             if not isinstance(target, str):
-                raise RulesetError(file, 1, f"item {i}: {name} without a target")
+                raise _ItemError(i, f"{name} without a target")
             rule.verdict, rule.target = (JUMP if name == "jump" else GOTO), target
         elif name == "continue":
             continue

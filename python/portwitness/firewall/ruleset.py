@@ -5,6 +5,7 @@ first packet of a connection attempt, and a verdict. A condition a reader cannot
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -236,3 +237,29 @@ class Ruleset:
         if self.windows:
             return list(self.windows)
         return [r for c in self.chains.values() for r in c.rules]
+
+
+# JSON strings (skipped whole: brackets inside them do not count), brackets and line ends.
+_JSON_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}\n]')
+
+
+def json_object_lines(text: str, depth: int, count: int) -> list[int]:
+    """The line on which each of the first `count` objects opening at bracket depth `depth`
+    starts: the items of an array, to name them by line in errors and reports."""
+    out: list[int] = []
+    level, line = 0, 1
+    for m in _JSON_TOKENS.finditer(text):
+        t = m.group()
+        if t == "\n":
+            line += 1
+        elif t[0] == '"':
+            continue
+        elif t in "[{":
+            if t == "{" and level == depth:
+                out.append(line)
+                if len(out) >= count:
+                    break
+            level += 1
+        else:
+            level -= 1
+    return out

@@ -23,6 +23,7 @@ from portwitness.firewall.ruleset import (
     Packet,
     Ruleset,
     RulesetError,
+    json_object_lines,
 )
 
 PROFILES = ("domain", "private", "public")
@@ -163,7 +164,7 @@ def read_windows_json(text: str, file: str) -> Ruleset:
     items = doc if isinstance(doc, list) else [doc]
     if len(items) > MAX_RULES:
         raise RulesetError(file, 1, f"more than {MAX_RULES} rules")
-    lines = _object_lines(text, len(items))
+    lines = json_object_lines(text, 1 if isinstance(doc, list) else 0, len(items))
     rs = Ruleset(source="windows-json", file=file)
     for i, obj in enumerate(items):
         line = lines[i] if i < len(lines) else 1
@@ -173,33 +174,6 @@ def read_windows_json(text: str, file: str) -> Ruleset:
         rs.windows.append(_from_props(props, file, line, i))
     _list_unknown(rs)
     return rs
-
-
-def _object_lines(text: str, count: int) -> list[int]:
-    """The line of each top-level object of a JSON array (ConvertTo-Json puts one per line)."""
-    out, depth, line, in_str, esc = [], 0, 1, False, False
-    for ch in text:
-        if ch == "\n":
-            line += 1
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"':
-            in_str = True
-        elif ch in "[{":
-            if ch == "{" and depth == (1 if text.lstrip().startswith("[") else 0):
-                out.append(line)
-                if len(out) >= count:
-                    break
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-    return out
 
 
 def _from_props(props: dict[str, Any], file: str, line: int, i: int) -> WinRule:
