@@ -870,3 +870,29 @@ def test_iptables_save_with_counters():
         evaluate(rs, pkt("tcp", "10.0.0.1", 40000, "10.0.0.2", 7099)).by
         == "counted.rules:3: INPUT -p tcp -m tcp --dport 7099 -j ACCEPT"
     )
+
+
+def test_observed_only_narrows_a_configured_dynamic_range_to_the_ports_handed_out(tmp_path, capsys):
+    policy = tmp_path / "dyn.toml"
+    policy.write_text(
+        '[[service]]\nname = "caservd"\nports = ["1024-1100"]\ndynamic = true\n'
+        '[[service]]\nname = "mgmt-ssl"\nports = ["7000-7100"]\n'
+    )
+    code, out, _ = run(
+        [
+            "firewall",
+            "rules",
+            str(DEMO / "demo.pcap"),
+            "--policy",
+            str(policy),
+            "--format",
+            "json",
+            "--observed-only",
+        ],
+        capsys,
+    )
+    assert code == 0
+    rules = {r["service"]: r for r in json.loads(out)["rules"]}
+    assert rules["caservd"]["ports"] == "1025"  # what the portmapper handed out, not the range
+    assert rules["mgmt-ssl"]["ports"] == "7000-7100"  # a fixed range stays as configured
+    assert rules["caservd"]["from"] == ["10.20.0.50"] and rules["caservd"]["to"] == ["10.20.0.10"]

@@ -43,6 +43,8 @@ class Allow:
     executable: str = ""  # the program the catalog names for the service (Windows)
     # False: bound by the configuration to a host known only by name; written out commented.
     active: bool = True
+    # A range a portmapper or endpoint mapper hands ports out of: --observed-only narrows it.
+    dynamic: bool = False
 
     @property
     def ports_text(self) -> str:
@@ -104,6 +106,11 @@ def allow_list(
     plan = port_plan(policy if configured else Policy(), include_catalog=not configured)
     out = AllowList(sources=list(policy.files) if configured and policy is not None else ["catalog"])
     unopened: list[tuple[str, str]] = []
+    handed_out = {
+        (r.service, r.ports_text)
+        for r in (policy.rules if configured and policy else [])
+        if r.dynamic and r.ports
+    }
     for row in plan.iter_rows(named=True):
         ranges = _ranges(row["ports"])
         host, ip = row["host"], row["ip"]
@@ -137,6 +144,8 @@ def allow_list(
                 if entry is not None and entry.executable.endswith(".exe")
                 else "",
                 active=host == "*" or ip is not None or target is not None,
+                dynamic=row["service"] == WINDOWS_DYNAMIC_SERVICE
+                or (row["service"], row["ports"]) in handed_out,
             )
         )
     if flows is not None:
@@ -182,6 +191,9 @@ def _observed(allows: list[Allow], flows: pl.DataFrame) -> tuple[list[Allow], li
     kept, left = [], []
     for a in allows:
         used = [f for f in rows if _serves(a, f)]
+        if a.dynamic and a.service != WINDOWS_DYNAMIC_SERVICE:
+            # A range one service's ports are handed out of: the ports handed to that service.
+            used = [f for f in used if f["service"] == a.service]
         if not used:
             left.append(
                 f"{a.service} {a.transport} {a.ports_text} on {a.host}: {a.justification}; no traffic used it"
@@ -190,7 +202,7 @@ def _observed(allows: list[Allow], flows: pl.DataFrame) -> tuple[list[Allow], li
         dsts = tuple(sorted({f["server_ip"] for f in used}, key=_addr_key))
         peers = tuple(sorted({f["client_ip"] for f in used}, key=_addr_key))
         ports = a.ports
-        if a.service == WINDOWS_DYNAMIC_SERVICE:
+        if a.dynamic:
             ports = tuple(PortRange(p, p) for p in sorted({f["server_port"] for f in used}))
         seen = f"used by {len(used)} flow{'s' if len(used) != 1 else ''}, first {_flow_text(used[0])}"
         kept.append(replace(a, dsts=dsts, peers=peers, ports=ports, why=(*a.why, seen), active=True))
