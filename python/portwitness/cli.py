@@ -868,6 +868,12 @@ def _resolve_format(fmt: str | None, output: str | None, default: str = "table")
     return by_ext[ext]
 
 
+# Built from this module's options and loaders, which it reuses (so imported once they exist).
+from portwitness.firewall.cli import group as _firewall_group  # noqa: E402
+
+cli.add_command(_firewall_group(sys.modules[__name__]))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the group, turns every error into one line and an exit code."""
     try:
