@@ -92,6 +92,10 @@ class Capture:
         import polars as pl
 
         frame = pl.DataFrame(pending[name])
+        if name == "flows":
+            from portwitness.communityid import with_community_id
+
+            frame = with_community_id(frame)
         object.__setattr__(self, name, frame)
         del pending[name]
         return frame
@@ -107,9 +111,10 @@ class Capture:
 
     def arrow(self, name: str) -> Any:
         """Table `name` as an Arrow stream (an object with `__arrow_c_stream__`), without
-        converting it when the decode left it as Arrow."""
+        converting it when the decode left it as Arrow (the flows are converted: their
+        `community_id` is added in Python)."""
         pending = self.__dict__.get("_arrow") or {}
-        return pending[name] if name in pending else getattr(self, name)
+        return pending[name] if name in pending and name != "flows" else getattr(self, name)
 
     def anomaly_counts(self) -> dict[str, int]:
         """Anomalies by kind, all of them (the rows kept in `anomalies` are bounded)."""
