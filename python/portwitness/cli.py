@@ -448,22 +448,18 @@ def _filtered_flows(cap: Capture, filt: Filters) -> pl.DataFrame:
 
 
 class _GuardedSink:
-    """The spill's sink as the core calls it (a finished batch of flows, with its Community IDs
-    added), closed for good by `close`: after Ctrl-C the decode may still hand it a batch while
-    the process ends, and no part may be written after the spill's directory is removed."""
+    """The spill's sink, closed for good by `close`: after Ctrl-C the decode may still hand it a
+    batch while the process ends, and no part may be written after the spill's directory is
+    removed."""
 
     def __init__(self, spill: Any) -> None:
         self.spill, self.lock, self.closed = spill, threading.Lock(), False
 
     def __call__(self, table: Any) -> None:
-        import polars as pl
-
-        from portwitness.communityid import with_community_id
-
         with self.lock:
             if self.closed:
                 raise RuntimeError("the output was abandoned")
-            self.spill(with_community_id(pl.DataFrame(table)))
+            self.spill(table)
 
     def close(self) -> None:
         with self.lock:
