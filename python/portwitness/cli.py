@@ -1094,6 +1094,11 @@ def main(argv: list[str] | None = None) -> int:
         return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
+    except SystemExit as e:
+        # click ends a write to a closed pipe with exit 1, having wrapped stdout to stay quiet.
+        if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+            return _closed_pipe()
+        raise
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
         click.echo(f"portwitness: error: {e.format_message()}{hint}", err=True)
@@ -1116,7 +1121,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"portwitness: error: {e.filename}: permission denied", err=True)
         return EXIT_UNREADABLE
     except OSError as e:
-        if e.errno == errno.EPIPE:
+        if e.errno == errno.EPIPE or "os error 32" in str(e):
             return _closed_pipe()
         where = f"{e.filename}: " if e.filename else ""
         click.echo(f"portwitness: error: {where}{e.strerror or e}", err=True)
@@ -1162,6 +1167,8 @@ EXIT_CLOSED_PIPE = 128 + 13
 def _quiet_stdout() -> None:
     """Points stdout at /dev/null: what is still buffered for a reader that is gone (a closed
     pipe, an interrupted run) is dropped instead of failing again at the exit's flush."""
+    if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+        sys.stdout = sys.stdout.wrapped
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -33,9 +33,15 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit with 1; the command line ends a closed pipe as every such command does.
+        raise BrokenPipeError(32, "Broken pipe")
+
+
 def _console() -> Console:
     # Off a terminal (pipes, files, CI logs) the tables are plain aligned text, never cut (fit.py).
-    return Console(file=sys.stdout, soft_wrap=False)
+    return _Console(file=sys.stdout, soft_wrap=False)
 
 
 def rfc3339(t: datetime | None, digits: int = 0) -> str:
