@@ -70,7 +70,10 @@ NOWHERE = "/nonexistent-capture.pcap"  # decoding it would exit 1: exit 2 proves
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["flows", NOWHERE, "-o", "f.json", "--format", "csv"], "is JSON by its extension but --format is csv"),
+        (
+            ["flows", NOWHERE, "-o", "f.json", "--format", "csv"],
+            "is JSON by its extension but --format is csv",
+        ),
         (["rpcinfo", NOWHERE, "-o", "r.parquet"], "rpcinfo cannot write Parquet"),
         (["rpcinfo", NOWHERE, "--format", "csv", "-o", "r.json"], "--format is csv"),
         (["usage", NOWHERE, "-o", "u.html"], "usage cannot write HTML"),
@@ -156,7 +159,17 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised():
         }
     )
     csv = text_frame(df, "csv")
-    assert csv["text"].to_list() == ["'=1+1", "'+SUM(A1)", "'-2+3", "'@cmd", "'\tx", "'\rx", "plain", "a=b", None]
+    assert csv["text"].to_list() == [
+        "'=1+1",
+        "'+SUM(A1)",
+        "'-2+3",
+        "'@cmd",
+        "'\tx",
+        "'\rx",
+        "plain",
+        "a=b",
+        None,
+    ]
     assert csv["number"].to_list() == df["number"].to_list()  # numbers in numeric columns stay
     assert csv["list"].to_list()[:4] == ["'=x;y", "", None, "'-1"]
     # JSON keeps the strings as they are: JSON readers run nothing.
@@ -167,13 +180,13 @@ def test_a_hostile_sni_is_neutralised_in_the_flows_csv(tmp_path, capsys):
     from test_report import _evil_capture
 
     pcap = tmp_path / "evil.pcap"
-    _evil_capture(pcap, sni="=HYPERLINK(\"http://x/\",\"y\")", machine="@SUM(1)")
+    _evil_capture(pcap, sni='=HYPERLINK("http://x/","y")', machine="@SUM(1)")
     code, out, _ = run(["flows", str(pcap), "--format", "csv"], capsys)
     assert code == 0
     sni = [v for v in pl.read_csv(out.encode(), infer_schema=False)["tls_sni"].to_list() if v]
-    assert sni == ["'=HYPERLINK(\"http://x/\",\"y\")"]
+    assert sni == ['\'=HYPERLINK("http://x/","y")']
     code, out, _ = run(["flows", str(pcap), "--format", "json"], capsys)
-    assert "=HYPERLINK(\"http://x/\",\"y\")" in [r["tls_sni"] for r in json.loads(out)]
+    assert '=HYPERLINK("http://x/","y")' in [r["tls_sni"] for r in json.loads(out)]
 
 
 # --- a closed stdout ---------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import errno
 import os
 import pickle
 import random
-import subprocess
 import sys
 
 import polars as pl

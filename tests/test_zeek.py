@@ -64,7 +64,9 @@ def test_every_decoded_flow_has_the_reference_community_id():
         flows = pw.decode(capture).flows
         assert flows.columns[-1] == "community_id"
         for r in flows.iter_rows(named=True):
-            want = reference(r["transport"], r["client_ip"], r["client_port"], r["server_ip"], r["server_port"])
+            want = reference(
+                r["transport"], r["client_ip"], r["client_port"], r["server_ip"], r["server_port"]
+            )
             assert r["community_id"] == want, (capture.name, r["flow_id"])
             seen.add((r["transport"], ":" in r["client_ip"]))
     assert seen >= {("tcp", False), ("udp", False), ("tcp", True), ("udp", True)}
@@ -156,7 +158,9 @@ def test_zeek_json_log_has_dotted_keys_and_leaves_out_unset_fields(capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 21
     first = rows[0]
-    assert {"ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "community_id"} <= set(first)
+    assert {"ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "community_id"} <= set(
+        first
+    )
     assert isinstance(first["ts"], float) and isinstance(first["id.orig_p"], int)
     assert "orig_ip_bytes" not in first and "local_orig" not in first
     assert all(set(r) <= {k for k, _ in FIELDS} for r in rows)

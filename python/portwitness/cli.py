@@ -1094,7 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
         return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
-    except SystemExit as e:
+    except SystemExit:
         # click ends a write to a closed pipe with exit 1, having wrapped stdout to stay quiet.
         if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
             return _closed_pipe()
