@@ -496,7 +496,7 @@ def _spilled_flows(
             idle_timeout,
             flow_sink=sink,
             spill_rows=spill_rows,
-            tables=("flows", "anomalies") if anomalies else ("flows",),
+            tables=_tables_for(anomalies, filt),
         )
         if spill.parts:
             # Only a merge of parts adds much to what is in use (5 ms on a 2 GB decode otherwise).
@@ -510,6 +510,13 @@ def _spilled_flows(
     finally:
         sink.close()
     return cap
+
+
+def _tables_for(anomalies: bool, filt: Filters | None) -> tuple[str, ...]:
+    """The tables a flows output needs: the flows, the anomalies when written, and the tables
+    that teach host names when --host may name one."""
+    out = ("flows", "anomalies") if anomalies else ("flows",)
+    return out + (("rpc_calls", "tls") if filt is not None and filt.hosts else ())
 
 
 def _flow_filter(cap: Capture, filt: Filters | None, parts: list[tuple[Path, int]]) -> pl.Expr | None:
@@ -619,7 +626,7 @@ def _rpcinfo_views(cap: Capture, filt: Filters) -> tuple[pl.DataFrame, pl.DataFr
         from types import SimpleNamespace
 
         filt.check_where(cap.flows.schema)
-        carried = cap.flows.filter(filt._where)["flow_id"]
+        carried = cap.flows.filter(filt._where)["flow_id"].to_list()
         source = SimpleNamespace(
             flows=cap.flows, mappings=cap.mappings.filter(pl.col("flow_id").is_in(carried))
         )
