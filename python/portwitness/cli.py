@@ -302,7 +302,21 @@ def filter_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Interrupted(Exception):
+    """Ctrl-C during a command (exit 130)."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        # click would turn Ctrl-C into Abort after printing an empty line; the command line says
+        # it in one line of its own (`main`).
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="portwitness")
 def cli() -> None:
     """Which network ports do your services really use? portwitness reads packet captures
@@ -1113,6 +1127,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         click.echo(f"portwitness: error: {e.format_message()}", err=True)
         return e.exit_code
+    except (Interrupted, KeyboardInterrupt):
+        _quiet_stdout()
+        click.echo("portwitness: interrupted", err=True)
+        return EXIT_INTERRUPTED
     except click.Abort:
         click.echo("portwitness: error: aborted", err=True)
         return EXIT_INTERRUPTED
@@ -1148,10 +1166,6 @@ def main(argv: list[str] | None = None) -> int:
             or isinstance(e, FilterError)
         )
         return EXIT_USAGE if usage else EXIT_UNREADABLE
-    except KeyboardInterrupt:
-        _quiet_stdout()
-        click.echo("portwitness: interrupted", err=True)
-        return EXIT_INTERRUPTED
     except Exception as e:
         # Errors of modules loaded on demand: when they were not loaded, they were not raised.
         dataset, polars = sys.modules.get("portwitness.dataset"), sys.modules.get("polars")
