@@ -140,7 +140,7 @@ def test_demo_ranges_and_services(demo):
     assert (s["caauthd"]["used"], s["caauthd"]["ports_seen"], s["caauthd"]["flows"]) == (False, "1026", 2)
     assert (s["mgmt-ssl"]["flows"], s["mgmt-ssl"]["sni"]) == (2, "arcprimary.corp.example")
     assert s["caservd"]["machines"] == "ARCGUI"
-    assert a.verdict.startswith("21 flows from 2026-03-01 02:00:00 to 2026-03-01 02:09:45 UTC")
+    assert a.verdict.startswith("21 flows from 2026-03-01T02:00:00Z to 2026-03-01T02:09:45Z")
 
 
 def test_demo_json_golden(demo):

@@ -295,7 +295,7 @@ def verdict(a: Audit) -> str:
     if f.is_empty():
         parts.append("No flows in the captures: nothing to audit.")
         return " ".join(parts)
-    span = f"{f['first_ts'].min():%Y-%m-%d %H:%M:%S} to {f['last_ts'].max():%Y-%m-%d %H:%M:%S} UTC"
+    span = f"{_fmt(f['first_ts'].min())} to {_fmt(f['last_ts'].max())}"  # type: ignore[arg-type]
     attributed = f.filter(pl.col("service").is_not_null()).height
     parts.append(f"{_plural(f.height, 'flow')} from {span}; {attributed} attributed to a service.")
     if a.configured:
