@@ -207,3 +207,13 @@ def test_a_closed_pipe_ends_quietly(many_flows, args):
     status = proc.stderr.strip().splitlines()
     # Nothing but the status: no traceback, no "Broken pipe" line.
     assert status == [str(EXIT_CLOSED_PIPE)], proc.stderr
+
+
+def test_the_report_json_gives_lists_as_arrays(capsys):
+    code, out, _ = run(["demo", "--format", "json"], capsys)
+    doc = json.loads(out)
+    catirpc = next(s for s in doc["services"] if s["service"] == "catirpc")
+    assert catirpc["ports_seen"] == [111] and catirpc["servers"] == ["10.20.0.10"]
+    callback = next(r for r in doc["ranges"] if r["range"] == "20000-20100")
+    assert callback["ports_used"] == [20010, 20055, 20077] and callback["outside_ports"] == [20150]
+    assert RFC3339.match(doc["summary"]["first_ts"]) and "2026-03-01T02:00:00Z to" in doc["verdict"]
