@@ -1,7 +1,8 @@
 """The `portwitness` command: a click group whose commands are thin shells over the API.
 
 Data goes to stdout, warnings and errors to stderr, each error as one line. Exit codes: 0 ok,
-1 unreadable capture, 2 bad usage, 3 findings asked for with --fail-on.
+1 unreadable capture (or output), 2 bad usage, 3 findings asked for with --fail-on, 130 Ctrl-C,
+141 a reader that closed stdout.
 """
 
 from __future__ import annotations
