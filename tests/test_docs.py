@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 import portwitness as pw
-from conftest import ROOT
+from conftest import ROOT, need
 from portwitness.capture import TABLES
 from portwitness.cli import main
 from portwitness.config import read_policy
@@ -154,6 +154,7 @@ def test_readme_examples_print_what_the_readme_shows(command, expected):
     cwd = DEMO_DIR if "PortsConfig.cfg" in run else ROOT
     columns = re.match(r"COLUMNS=(\d+) (.*)", run)
     if columns:
+        need("script")
         run = columns[2]
     shell = run.replace("portwitness", f"{sys.executable} -m portwitness.cli", 1)
     package_parent = Path(pw.__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 import portwitness as pw
-from conftest import PCAPS
+from conftest import PCAPS, requires
 from portwitness.audit import audit
 from portwitness.render import flows_table, rpcinfo_table
 from portwitness.render.fit import ID, TEXT, Col, print_table
@@ -160,6 +160,7 @@ def _on_a_terminal(columns: int, *args: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", proc.stdout).replace("\r", "")
 
 
+@requires("script")
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_real_command_on_a_terminal_of_that_width(width):
     text = _on_a_terminal(width, "rpcinfo", str(PCAPS / "rpcbind_getaddr.pcap"))
