@@ -16,7 +16,7 @@ import pytest
 import portwitness as pw
 from conftest import PCAPS, fixtures
 from portwitness.cli import main
-from portwitness.communityid import community_id
+from portwitness.communityid import community_id, community_ids
 from portwitness.render.zeek import FIELDS
 
 REFERENCE = communityid.CommunityID()
@@ -36,6 +36,7 @@ def _address(rng: random.Random, v6: bool, few: bool) -> str:
 
 def test_community_id_equals_the_reference_on_many_random_flows():
     rng = random.Random(24)
+    rows = []
     for n in range(5000):
         v6 = n % 3 == 0
         # Few distinct addresses and ports half the time: equal addresses and ports, both orders.
@@ -48,6 +49,11 @@ def test_community_id_equals_the_reference_on_many_random_flows():
         assert community_id(transport, a, pa, b, pb) == want, (transport, a, pa, b, pb)
         # Both directions of a conversation hash the same.
         assert community_id(transport, b, pb, a, pa) == want
+        rows.append((transport, a, pa, b, pb, want))
+    # The whole-table form used on every decode gives the same.
+    names = ["transport", "client_ip", "client_port", "server_ip", "server_port", "want"]
+    frame = pl.DataFrame(rows, schema=names, orient="row")
+    assert community_ids(frame).to_list() == frame["want"].to_list()
 
 
 def test_community_id_of_the_spec_example():
