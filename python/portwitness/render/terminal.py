@@ -19,9 +19,11 @@ from .fit import COUNT, ID, TEXT, TIME, Col, print_table, visible
 # identities are never cut, counts and times never cut but may be left out, the rest folds.
 ID_COLUMNS = {
     "service", "ip", "host", "transport", "proto", "protocol", "port", "configured", "type", "outcome",
-    "server_ip", "client_ip", "server", "program", "version", "interface", "name", "kind", "range",
-    "family", "ports", "direction", "violation",
+    "server_ip", "client_ip", "server", "program", "version", "interface", "name", "range", "ports",
+    "violation",
 }  # fmt: skip
+# Short words kept whole but left out before an identity is: what kind of line, which way.
+WHOLE_COLUMNS = {"kind", "family", "direction"}
 TIME_COLUMNS = {"first_seen", "last_seen", "first_ts", "last_ts", "ts"}
 TEXT_COLUMNS = {
     "detail", "origin", "sni", "machines", "evidence", "source", "payload", "ports_seen",
@@ -32,6 +34,8 @@ TEXT_COLUMNS = {
 def kind_of(key: str, dtype: pl.DataType | None = None) -> str:
     if key in ID_COLUMNS:
         return ID
+    if key in WHOLE_COLUMNS:
+        return COUNT
     if key in TIME_COLUMNS or isinstance(dtype, pl.Datetime):
         return TIME
     if key in TEXT_COLUMNS or dtype == pl.String or isinstance(dtype, pl.List):
