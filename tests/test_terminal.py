@@ -173,3 +173,13 @@ def test_the_real_command_on_a_terminal_of_that_width(width):
         text,
         ["callback-outside", "pinned-dynamic", "plaintext-ssl", "service-port", "20150", "mgmt-callback"],
     )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_config_check_plan_keeps_services_and_ports_whole(width):
+    from portwitness.config import load_config, port_plan
+
+    plan = port_plan(load_config(str(DEMO / "PortsConfig.cfg"), str(DEMO / "mgmt.properties")))
+    text = render(width, lambda c: print_frame(c, "plan", plan))
+    whole(text, [str(v) for c in ("service", "ports", "transport") for v in plan[c].to_list()])
+    assert not text.lstrip().splitlines()[1].startswith("host:")  # a table, not blocks
