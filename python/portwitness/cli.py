@@ -610,82 +610,25 @@ def rpcinfo(
     are read."""
     filt = _filters(**filters)
     fmt = _output_format("rpcinfo", RPCINFO_FORMATS, fmt, output)
+    from portwitness.formats import listed
     from portwitness.render import rpcinfo_table, write_frame
+    from portwitness.rpcinfo import views as rpcinfo_views
 
     cap = _decode(captures, max_flows, idle_timeout)
     _warn_anomalies(cap)
-    oncrpc, msrpc = _rpcinfo_views(cap, filt)
+    oncrpc, msrpc = rpcinfo_views(cap, filt)
     if fmt == "table":
         _to_text(output, lambda console: rpcinfo_table(oncrpc, msrpc, console=console))
     elif fmt == "json":
         from portwitness.formats import text_frame
 
         doc = {
-            "oncrpc": json.loads(text_frame(_listed(oncrpc, source=","), "json").write_json()),
-            "msrpc": json.loads(text_frame(_listed(msrpc, source=","), "json").write_json()),
+            "oncrpc": json.loads(text_frame(listed(oncrpc, source=","), "json").write_json()),
+            "msrpc": json.loads(text_frame(listed(msrpc, source=","), "json").write_json()),
         }
         _emit(json.dumps(doc, indent=None) + "\n", output)
     else:
-        write_frame(_listed(_rpcinfo_csv_frame(oncrpc, msrpc), source=","), output or "-", fmt)
-
-
-def _rpcinfo_views(cap: Capture, filt: Filters) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The ONC RPC and MSRPC views, narrowed by the filters (see `rpcinfo --help`)."""
-    import polars as pl
-
-    from portwitness.rpcinfo import msrpc_endpoints
-    from portwitness.rpcinfo import rpcinfo as build
-
-    source: Any = cap
-    if filt.where is not None:
-        from types import SimpleNamespace
-
-        filt.check_where(cap.flows.schema)
-        carried = cap.flows.filter(filt._where)["flow_id"].to_list()
-        source = SimpleNamespace(
-            flows=cap.flows, mappings=cap.mappings.filter(pl.col("flow_id").is_in(carried))
-        )
-    oncrpc, msrpc = build(source), msrpc_endpoints(source)
-    if not filt:
-        return oncrpc, msrpc
-    addresses = filt.addresses(cap)
-    transport = pl.col("protocol").replace_strict(
-        {"ncacn_ip_tcp": "tcp", "ncacn_http": "tcp", "ncadg_ip_udp": "udp"}, default=None
-    )
-    views = []
-    for df, proto in ((oncrpc, pl.col("proto")), (msrpc, transport)):
-        if addresses is not None:
-            df = df.filter(pl.col("server").is_in(addresses))
-        if filt.ports:
-            df = df.filter(pl.any_horizontal([pl.col("port").is_between(a, b) for a, b in filt.ports]))
-        if filt.transports:
-            df = df.filter(proto.is_in(list(filt.transports)))
-        if filt.since is not None:
-            df = df.filter(pl.col("last_seen") >= filt.since)
-        if filt.until is not None:
-            df = df.filter(pl.col("first_seen") <= filt.until)
-        views.append(df)
-    if all(v.is_empty() for v in views):
-        raise NothingMatches(
-            f"no RPC registration matches the filters given ({filt.names()}): nothing to show"
-        )
-    return views[0], views[1]
-
-
-def _listed(df: pl.DataFrame, **separators: str) -> pl.DataFrame:
-    """`df` with its joined-string columns (`column=separator`) as lists: arrays in JSON, NDJSON
-    and Parquet, `;`-joined in CSV."""
-    import polars as pl
-
-    exprs = []
-    for c, sep in separators.items():
-        if c not in df.columns or df.schema[c] != pl.String:
-            continue
-        items = (
-            pl.when(pl.col(c) == "").then(pl.lit([], pl.List(pl.String))).otherwise(pl.col(c).str.split(sep))
-        )
-        exprs.append((items.cast(pl.List(pl.UInt16)) if c == "ports" else items).alias(c))
-    return df.with_columns(exprs) if exprs else df
+        write_frame(listed(_rpcinfo_csv_frame(oncrpc, msrpc), source=","), output or "-", fmt)
 
 
 EXIT_FINDINGS = 3
@@ -942,12 +885,13 @@ def usage(
     filt = _filters(**filters)
     fmt = _output_format("usage", USAGE_FORMATS, fmt, output)
     from portwitness.audit.usage import usage as build
+    from portwitness.formats import listed
     from portwitness.render import write_frame
 
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
     cap = _load(captures, dataset, max_flows, idle_timeout)
     _warn_anomalies(cap)
-    df = _listed(build(_audit(cap, pol, filt).flows, by), ports=";", evidence=",")
+    df = listed(build(_audit(cap, pol, filt).flows, by), ports=";", evidence=",")
     if fmt == "table":
         from portwitness.render.terminal import print_frame
 

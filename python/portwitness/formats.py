@@ -135,3 +135,19 @@ def _neutral(col: pl.Expr) -> pl.Expr:
 
     starts = pl.any_horizontal([col.str.starts_with(s) for s in FORMULA_START])
     return pl.when(starts).then(pl.lit("'") + col).otherwise(col)
+
+
+def listed(df: pl.DataFrame, **separators: str) -> pl.DataFrame:
+    """`df` with its joined-string columns (`column=separator`) as lists: arrays in JSON, NDJSON
+    and Parquet, `;`-joined in CSV."""
+    import polars as pl
+
+    exprs = []
+    for c, sep in separators.items():
+        if c not in df.columns or df.schema[c] != pl.String:
+            continue
+        items = (
+            pl.when(pl.col(c) == "").then(pl.lit([], pl.List(pl.String))).otherwise(pl.col(c).str.split(sep))
+        )
+        exprs.append((items.cast(pl.List(pl.UInt16)) if c == "ports" else items).alias(c))
+    return df.with_columns(exprs) if exprs else df
