@@ -785,15 +785,17 @@ def report(
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
     cap = _load(captures, dataset, max_flows, idle_timeout)
     _warn_anomalies(cap)
-    a = _audit(cap, pol, filt)
+    a = _audit(cap, pol, filt=filt)
     _write_report(a, fmt, output, limit)
     return _findings_exit(a, fail_on)
 
 
-def _audit(cap: Capture, pol, filt: Filters | None = None):  # type: ignore[no-untyped-def]
+def _audit(cap: Capture, pol, window=(None, None), hosts=(), filt: Filters | None = None):  # type: ignore[no-untyped-def]
+    """The audit of `cap` under the filters (`window` and `hosts`: the time and host filters alone,
+    for callers that have no others)."""
     from portwitness.audit import audit
 
-    filt = filt or Filters()
+    filt = filt or Filters(hosts=tuple(hosts), since=window[0], until=window[1])
     filt.check_where(cap.flows.schema)
     return audit(
         cap,
@@ -804,6 +806,11 @@ def _audit(cap: Capture, pol, filt: Filters | None = None):  # type: ignore[no-u
         where=filt.flow_expr(),
         filters_named=filt.names() or None,
     )
+
+
+def _report_format(output: str | None) -> str:
+    """A report's format from `-o`'s extension alone (the one resolver, with the report's formats)."""
+    return _output_format("report", REPORT_FORMATS, None, output)
 
 
 def _write_report(a, fmt: str, output: str | None, limit: int = 20) -> None:  # type: ignore[no-untyped-def]
@@ -891,7 +898,7 @@ def usage(
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
     cap = _load(captures, dataset, max_flows, idle_timeout)
     _warn_anomalies(cap)
-    df = listed(build(_audit(cap, pol, filt).flows, by), ports=";", evidence=",")
+    df = listed(build(_audit(cap, pol, filt=filt).flows, by), ports=";", evidence=",")
     if fmt == "table":
         from portwitness.render.terminal import print_frame
 
