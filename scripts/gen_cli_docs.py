@@ -33,7 +33,8 @@ EXIT_STATUS = [
     ("1", "unreadable input: a capture, dataset or output that cannot be opened, read or written"),
     ("2", "bad usage or a broken configuration file (one line naming file, line and column)"),
     ("3", "findings of a kind given to --fail-on"),
-    ("130", "interrupted (Ctrl-C)"),
+    ("130", "interrupted (Ctrl-C): nothing written, an existing output left as it was"),
+    ("141", "stdout closed by its reader (| head): the output stopped there, quietly"),
 ]
 COMPLETION = f"_{PROG.upper()}_COMPLETE"
 

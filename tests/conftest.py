@@ -75,6 +75,7 @@ NEEDS = {
         _tool("groff", "groff-base"),
         _tool("unshare", "util-linux"),
         _tool("nsenter", "util-linux"),
+        _tool("script", "bsdutils"),
         _tool("timeout", "coreutils"),
         _tool("ip", "iproute2"),
         _tool("ss", "iproute2"),

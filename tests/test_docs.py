@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 import portwitness as pw
-from conftest import ROOT
+from conftest import ROOT, need
 from portwitness.capture import TABLES
 from portwitness.cli import main
 from portwitness.config import read_policy
@@ -129,12 +129,16 @@ RUN_AS = {
 
 
 def readme_examples() -> list[tuple[str, list[str]]]:
-    """(command, expected output lines) of every README code block that starts with `$ portwitness`."""
+    """(command, expected output lines) of every README code block that starts with `$ portwitness`;
+    a command whose comment says `N columns` is shown as a terminal that wide prints it, and is run
+    on one (the command is then `COLUMNS=N <command>`)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     out = []
     for block in re.findall(r"```\n(\$ portwitness.*?)```", text, re.S):
         first, *rest = block.rstrip("\n").split("\n")
-        out.append((first[2:].split("  #")[0].strip(), rest))
+        command, _, comment = first[2:].partition("  #")
+        width = re.search(r"(\d+) columns", comment)
+        out.append(((f"COLUMNS={width[1]} " if width else "") + command.strip(), rest))
     return out
 
 
@@ -148,13 +152,22 @@ def _normalised(text: str) -> str:
 def test_readme_examples_print_what_the_readme_shows(command, expected):
     run = RUN_AS.get(command, command)
     cwd = DEMO_DIR if "PortsConfig.cfg" in run else ROOT
+    columns = re.match(r"COLUMNS=(\d+) (.*)", run)
+    if columns:
+        need("script")
+        run = columns[2]
     shell = run.replace("portwitness", f"{sys.executable} -m portwitness.cli", 1)
     package_parent = Path(pw.__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(package_parent)}
-    proc = subprocess.run(
-        ["bash", "-c", shell], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    argv = ["bash", "-c", shell]
+    if columns:
+        # On a pseudo-terminal that wide (util-linux `script`), colours and escapes stripped below.
+        env.update(COLUMNS=columns[1], LINES="50", NO_COLOR="1", TERM="xterm")
+        argv = ["script", "-qec", shell, "/dev/null"]
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    if columns:
+        proc.stdout = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", proc.stdout).replace("\r", "")
     # Box rules, widths and line breaks aside; "…" stands for columns the README leaves out.
     want = _normalised("\n".join(expected))
     pattern = ".*?".join(re.escape(part.strip()) for part in want.split("…"))

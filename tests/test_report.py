@@ -140,7 +140,7 @@ def test_demo_ranges_and_services(demo):
     assert (s["caauthd"]["used"], s["caauthd"]["ports_seen"], s["caauthd"]["flows"]) == (False, "1026", 2)
     assert (s["mgmt-ssl"]["flows"], s["mgmt-ssl"]["sni"]) == (2, "arcprimary.corp.example")
     assert s["caservd"]["machines"] == "ARCGUI"
-    assert a.verdict.startswith("21 flows from 2026-03-01 02:00:00 to 2026-03-01 02:09:45 UTC")
+    assert a.verdict.startswith("21 flows from 2026-03-01T02:00:00Z to 2026-03-01T02:09:45Z")
 
 
 def test_demo_json_golden(demo):
@@ -346,11 +346,13 @@ def test_usage_by_service_and_port(capsys):
     code, out, _ = run(["usage", str(DEMO / "demo.pcap"), "--by", "service", "--format", "json"], capsys)
     rows = {r["service"]: r for r in json.loads(out)}
     assert code == 0
+    # Lists are JSON arrays: the ports as numbers, the evidence as "kind:flows" strings.
     assert (rows["caauthd"]["flows"], rows["caauthd"]["ports"], rows["caauthd"]["evidence"]) == (
         2,
-        "1026",
-        "learned:2",
+        [1026],
+        ["learned:2"],
     )
+    assert (rows["mgmt-ssl"]["tls"], rows["caauthd"]["plaintext"]) == (2, 2)
     assert (rows["unix-agent"]["refused"], rows["mgmt-callback"]["unanswered"]) == (1, 1)
     code, out, _ = run(["usage", str(DEMO / "demo.pcap"), "--format", "csv"], capsys)
     df = pl.read_csv(out.encode())

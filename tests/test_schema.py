@@ -35,6 +35,7 @@ FLOWS = {
     "tls_version": pl.String,
     "tls_sni": pl.String,
     "security": pl.String,
+    "community_id": pl.String,
 }
 MAPPINGS = {
     "ts": TS,

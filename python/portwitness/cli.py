@@ -1,11 +1,13 @@
 """The `portwitness` command: a click group whose commands are thin shells over the API.
 
 Data goes to stdout, warnings and errors to stderr, each error as one line. Exit codes: 0 ok,
-1 unreadable capture, 2 bad usage, 3 findings asked for with --fail-on.
+1 unreadable capture (or output), 2 bad usage, 3 findings asked for with --fail-on, 130 Ctrl-C,
+141 a reader that closed stdout.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -19,6 +21,8 @@ import click
 from portwitness import __version__
 from portwitness._core import CaptureFormatError, PortwitnessError
 from portwitness.capture import SPILL_ROWS, Capture, decode
+from portwitness.filters import FilterError, Filters, NothingMatches
+from portwitness.formats import FormatError, check_writable, resolve_format, to_stdout
 from portwitness.inputs import resolve
 
 if TYPE_CHECKING:
@@ -104,7 +108,9 @@ def _decode(
     else:
         total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
         if not (sys.stderr.isatty() and total >= PROGRESS_MIN_BYTES):
-            cap = decode(files, max_flows=max_flows, idle_timeout=idle_timeout, threads=_threads(), **spill)
+            cap = _interruptible(
+                decode, files, max_flows=max_flows, idle_timeout=idle_timeout, threads=_threads(), **spill
+            )
         else:
             cap = _decode_with_bar(files, total, max_flows, idle_timeout, **spill)
     for s in cap.skipped:
@@ -112,13 +118,35 @@ def _decode(
     return cap.with_inputs((*cap.inputs, *skipped))
 
 
+def _interruptible(fn: Any, *args: Any, each: Any = None, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` on a worker thread while this one waits in slices of a tenth of a
+    second (calling `each()` after each), so Ctrl-C is seen within one: the core decodes with the
+    GIL released and does not look at signals. Interrupted, the worker is left to the process's
+    exit (`entry` ends the process without waiting for it)."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # handed to the waiting thread
+            result["error"] = e
+
+    worker = threading.Thread(target=run, name="portwitness-decode", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+        if each is not None:
+            each()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def _decode_with_bar(
     files: list[str], total: int, max_flows: int, idle_timeout: float, **spill: Any
 ) -> Capture:
     """The decode on a worker thread (the core releases the GIL) while this one draws a progress
     bar by bytes read on stderr."""
-    from concurrent.futures import ThreadPoolExecutor, wait
-
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
@@ -132,22 +160,18 @@ def _decode_with_bar(
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        job = pool.submit(
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("decoding", total=total)
+        return _interruptible(
             decode,
             files,
+            each=lambda: bar.update(task, completed=min(counter.bytes_read, total)),
             max_flows=max_flows,
             idle_timeout=idle_timeout,
             progress=counter,
             threads=_threads(),
             **spill,
         )
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("decoding", total=total)
-            while not job.done():
-                wait([job], timeout=0.1)
-                bar.update(task, completed=min(counter.bytes_read, total))
-        return job.result()
 
 
 def _decode_on_cluster(
@@ -240,11 +264,68 @@ def decode_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def filter_options(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--where",
+        metavar="SQL",
+        help="Only flows for which this SQL predicate over the flows table holds, run by Polars' SQL "
+        "engine (e.g. \"server_port BETWEEN 20000 AND 20100 AND security = 'plaintext'\"); the columns "
+        "are the flows table's (docs/formats.md).",
+    )(f)
+    f = click.option(
+        "--transport",
+        "transports",
+        type=click.Choice(["tcp", "udp"]),
+        multiple=True,
+        help="Only flows of this transport (repeatable).",
+    )(f)
+    f = click.option(
+        "--port",
+        "ports",
+        multiple=True,
+        metavar="PORTS",
+        help="Only flows with this port at either end (repeatable): a port, a range 20000-20100, or a "
+        "comma separated list of both.",
+    )(f)
+    f = click.option(
+        "--host",
+        "hosts",
+        multiple=True,
+        help="Only flows to or from this host (repeatable): an IPv4 or IPv6 address, a network in CIDR "
+        "form (10.0.0.0/8), or a host name the captures taught (DNS, NetBIOS, AUTH_UNIX, TLS SNI).",
+    )(f)
+    f = click.option(
+        "--until", help="Only flows that started at or before this time (ISO 8601, UTC by default)."
+    )(f)
+    f = click.option(
+        "--since", help="Only flows still going at or after this time (ISO 8601, UTC by default)."
+    )(f)
+    return f
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a command (exit 130)."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        # click would turn Ctrl-C into Abort after printing an empty line; the command line says
+        # it in one line of its own (`main`).
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="portwitness")
 def cli() -> None:
     """Which network ports do your services really use? portwitness reads packet captures
     (pcap, pcapng, gzip or zstd compressed) and tells what talked to what, on which port."""
+
+
+FLOW_FORMATS = ("table", "parquet", "csv", "json", "ndjson", "zeek", "zeek-json")
+TABLE_FORMATS = ("parquet", "csv", "json", "ndjson")
 
 
 @cli.command()
@@ -253,15 +334,17 @@ def cli() -> None:
     "-o",
     "--output",
     type=click.Path(allow_dash=True),
-    help="Write the whole table: .parquet, .csv, .json or .ndjson by extension; - for stdout. A "
-    "directory (DIR/, or one that exists) gets a Parquet dataset of every table, partitioned by "
-    "capture and hour, added to on each run: audit it with report --from-dataset DIR.",
+    help="Write the whole table, in the format of its extension: .parquet, .csv, .json, .ndjson, "
+    ".log (a Zeek conn.log), .txt (the text table); - for stdout. A directory (DIR/, or one that "
+    "exists) gets a Parquet dataset of every table, partitioned by capture and hour, added to on "
+    "each run: audit it with report --from-dataset DIR.",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "parquet", "csv", "json", "ndjson"]),
-    help="Output format; by default taken from the output file's extension, else a table.",
+    type=click.Choice(FLOW_FORMATS),
+    help="Output format; by default taken from the output file's extension, else a table. zeek: "
+    "Zeek's conn.log (TSV); zeek-json: Zeek's JSON log, one object per line.",
 )
 @click.option(
     "--limit",
@@ -277,6 +360,7 @@ def cli() -> None:
     help="Also write the anomalies table (format by extension).",
 )
 @click.option("--spill-rows", type=click.IntRange(min=1), default=SPILL_ROWS, hidden=True)
+@filter_options
 @decode_options
 def flows(
     captures: tuple[str, ...],
@@ -287,16 +371,27 @@ def flows(
     spill_rows: int,
     max_flows: int,
     idle_timeout: float,
+    **filters: Any,
 ) -> None:
     """Decode CAPTURES (files, directories, globs, - for stdin) into the table of flows.
 
     One row per bidirectional conversation (5-tuple and VLAN): client and server, packets, frame
-    bytes and payload bytes per direction, first and last time, and the TCP outcome.
+    bytes and payload bytes per direction, first and last time, the TCP outcome, whether it was
+    TLS or plaintext, and its Community ID.
     """
+    filt = _filters(**filters)
+    an_fmt = None
+    if anomalies_out:
+        an_fmt = _output_format("--anomalies", TABLE_FORMATS + ("table",), None, anomalies_out)
+        an_fmt = "csv" if an_fmt == "table" else an_fmt
     # The render and dataset modules load polars: imported once the decode is under way.
     if _is_dataset_target(output):
         if fmt not in (None, "parquet"):
             raise click.UsageError(f"a dataset directory is written as Parquet, not {fmt}")
+        if filt:
+            raise click.UsageError(
+                "a dataset holds every flow: filter when reading it (report --from-dataset DIR --host ...)"
+            )
         cap = _decode(captures, max_flows, idle_timeout)
         _warn_anomalies(cap)
         from portwitness.dataset import write_dataset
@@ -308,24 +403,83 @@ def flows(
             f"{len(run['captures'])} {'capture' if len(run['captures']) == 1 else 'captures'}",
             err=True,
         )
-        if anomalies_out:
-            write_frame(cap.anomalies, anomalies_out, _resolve_format(None, anomalies_out, default="csv"))
+        if anomalies_out and an_fmt:
+            write_frame(cap.anomalies, anomalies_out, an_fmt)
         return
-    fmt = _resolve_format(fmt, output)
-    if fmt == "table" and output in (None, "-"):
+    fmt = _output_format("flows", FLOW_FORMATS, fmt, output)
+    if fmt in ("table", "zeek", "zeek-json"):
         cap = _decode(captures, max_flows, idle_timeout)
         _warn_anomalies(cap)
-        from portwitness.render import flows_table
+        shown = _filtered_flows(cap, filt)
+        if fmt == "table":
+            from portwitness.render import flows_table
 
-        flows_table(cap.flows, limit=limit, stats=cap.stats)
+            _to_text(
+                output, lambda console: flows_table(shown, limit=limit, stats=cap.stats, console=console)
+            )
+        else:
+            from portwitness.render.zeek import write_conn_log, write_json_log
+
+            writer = write_conn_log if fmt == "zeek" else write_json_log
+            _to_text(output, lambda console: writer(shown, console.file))
     else:
         cap = _spilled_flows(
-            captures, max_flows, idle_timeout, output or "-", fmt, spill_rows, bool(anomalies_out)
+            captures, max_flows, idle_timeout, output or "-", fmt, spill_rows, bool(anomalies_out), filt
         )
-    if anomalies_out:
+    if anomalies_out and an_fmt:
         from portwitness.render import write_frame
 
-        write_frame(cap.anomalies, anomalies_out, _resolve_format(None, anomalies_out, default="csv"))
+        write_frame(cap.anomalies, anomalies_out, an_fmt)
+
+
+def _to_text(output: str | None, write: Any) -> None:
+    """Calls `write(console)` with a console on stdout or on the file `output` (a file is no
+    terminal: its tables are plain text, never cut)."""
+    from rich.console import Console
+
+    from portwitness.render import _console
+
+    if to_stdout(output):
+        write(_console())
+        return
+    try:
+        with open(str(output), "w", encoding="utf-8") as fh:
+            write(Console(file=fh, soft_wrap=False, width=200))
+    except OSError as e:
+        from portwitness.spill import output_error
+
+        raise output_error(e, str(output)) from None
+
+
+def _filtered_flows(cap: Capture, filt: Filters) -> pl.DataFrame:
+    """The flows the filters select; refuses filters that leave none (exit 1)."""
+    if not filt:
+        return cap.flows
+    filt.check_where(cap.flows.schema)
+    out = cap.flows.filter(filt.flows(cap))
+    if out.is_empty() and not cap.flows.is_empty():
+        raise NothingMatches(f"no flow matches the filters given ({filt.names()}): nothing to show")
+    return out
+
+
+class _GuardedSink:
+    """The spill's sink, closed for good by `close`: after Ctrl-C the decode may still hand it a
+    batch while the process ends, and no part may be written after the spill's directory is
+    removed."""
+
+    def __init__(self, spill: Any) -> None:
+        self.spill, self.lock, self.closed = spill, threading.Lock(), False
+
+    def __call__(self, table: Any) -> None:
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("the output was abandoned")
+            self.spill(table)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.spill.close()
 
 
 def _spilled_flows(
@@ -336,11 +490,12 @@ def _spilled_flows(
     fmt: str,
     spill_rows: int,
     anomalies: bool = False,
+    filt: Filters | None = None,
 ) -> Capture:
     """Decodes and writes the flows table to `output` without ever holding it whole: finished
-    flows go to disk beside the output while decoding and are merged back in flow order. A
-    Parquet file of flows that all stayed in memory is written by the core, without polars. Only
-    the flows table is built (and the anomalies, when `anomalies`)."""
+    flows go to disk beside the output while decoding and are merged back in flow order, each
+    batch filtered and written as the format wants its cells. Only the flows table is built (and
+    the anomalies, when `anomalies`)."""
     from portwitness.spill import FlowSpill, merged, release_free_memory, write_flows, write_parquet
 
     try:
@@ -348,28 +503,69 @@ def _spilled_flows(
     except OSError as e:
         # The spill's directory goes beside the output: its error is the output's.
         raise OSError(e.errno, e.strerror, output) from None
-    with spill:
-        parquet = fmt == "parquet"
+    sink = _GuardedSink(spill)
+    try:
         cap = _decode(
             captures,
             max_flows,
             idle_timeout,
-            polars=not parquet,
-            flow_sink=spill,
+            flow_sink=sink,
             spill_rows=spill_rows,
-            tables=("flows", "anomalies") if anomalies else ("flows",),
+            tables=_tables_for(anomalies, filt),
         )
         if spill.parts:
             # Only a merge of parts adds much to what is in use (5 ms on a 2 GB decode otherwise).
             release_free_memory()
         _warn_anomalies(cap)
-        if parquet and not spill.parts:
-            write_parquet(cap.arrow("flows"), output)
+        keep = _flow_filter(cap, filt, spill.parts)
+        if fmt == "parquet" and not spill.parts:
+            write_parquet(cap.flows if keep is None else cap.flows.filter(keep), output)
             return cap
-        write_flows(
-            merged(spill.parts, cap.flows), cap.flows.schema, output, "csv" if fmt == "table" else fmt
-        )
+        write_flows(_as_written(merged(spill.parts, cap.flows), keep, fmt), cap.flows.schema, output, fmt)
+    finally:
+        sink.close()
     return cap
+
+
+def _tables_for(anomalies: bool, filt: Filters | None) -> tuple[str, ...]:
+    """The tables a flows output needs: the flows, the anomalies when written, and the tables
+    that teach host names when --host may name one."""
+    out = ("flows", "anomalies") if anomalies else ("flows",)
+    return out + (("rpc_calls", "tls") if filt is not None and filt.hosts else ())
+
+
+def _flow_filter(cap: Capture, filt: Filters | None, parts: list[tuple[Path, int]]) -> pl.Expr | None:
+    """The filters' row filter on the flows, once it is known that some flow passes it (exit 1
+    otherwise, before the output is opened)."""
+    if not filt:
+        return None
+    import polars as pl
+
+    filt.check_where(cap.flows.schema)
+    keep = filt.flows(cap)
+    if keep is None:
+        return None
+    found = cap.flows.filter(keep).height
+    for path, _ in parts:
+        if found:
+            break
+        found = pl.scan_parquet(path).filter(keep).select(pl.len()).collect().item()
+    total = cap.flows.height + sum(n for _, n in parts)
+    if not found and total:
+        raise NothingMatches(f"no flow matches the filters given ({filt.names()}): nothing to show")
+    return keep
+
+
+def _as_written(batches: Any, keep: pl.Expr | None, fmt: str) -> Any:
+    from portwitness.formats import TEXT, text_frame
+
+    for b in batches:
+        if keep is not None:
+            b = b.filter(keep)
+        yield text_frame(b, fmt) if fmt in TEXT else b
+
+
+RPCINFO_FORMATS = ("table", "json", "csv", "ndjson")
 
 
 @cli.command()
@@ -377,23 +573,28 @@ def _spilled_flows(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help='How to print the views. json: an object {"oncrpc": [rows], "msrpc": [rows]}. csv: one '
-    "table whose first column `kind` (oncrpc or msrpc) tells the view; `program` is empty on msrpc "
-    "rows and `interface` on oncrpc rows; `proto` is tcp/udp on oncrpc rows and the protocol "
-    "sequence (ncacn_ip_tcp, ncadg_ip_udp, ncacn_http) on msrpc rows.",
+    type=click.Choice(RPCINFO_FORMATS),
+    help="How to write the views; by default from the output file's extension, else a table. json: "
+    'an object {"oncrpc": [rows], "msrpc": [rows]}. csv and ndjson: one table whose first column '
+    "`kind` (oncrpc or msrpc) tells the view; `program` is empty on msrpc rows and `interface` on "
+    "oncrpc rows; `proto` is tcp/udp on oncrpc rows and the protocol sequence (ncacn_ip_tcp, "
+    "ncadg_ip_udp, ncacn_http) on msrpc rows.",
 )
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="Write to a file instead of stdout.",
+    help="Write to a file instead of stdout (.json, .csv, .ndjson, .txt).",
 )
+@filter_options
 @decode_options
 def rpcinfo(
-    captures: tuple[str, ...], fmt: str, output: str | None, max_flows: int, idle_timeout: float
+    captures: tuple[str, ...],
+    fmt: str | None,
+    output: str | None,
+    max_flows: int,
+    idle_timeout: float,
+    **filters: Any,
 ) -> None:
     """Every RPC port registration seen on the wire, with the source of each row (the reply kinds
     that revealed it), first and last seen, and how many flows later used that port.
@@ -402,25 +603,32 @@ def rpcinfo(
     proto, port, name), rebuilt from portmapper and rpcbind replies (GETPORT, DUMP, SET, GETADDR,
     ...). MSRPC endpoints: for each server, the DCE/RPC interfaces (UUID, version, name) and the
     protocol sequence and port they listen on, from endpoint mapper replies (ept_map, ept_lookup)
-    and bind_ack secondary addresses."""
+    and bind_ack secondary addresses.
+
+    Filters: --host, --port, --transport, --since and --until select registrations (the server,
+    the port handed out, its transport, when it was seen); --where selects the flows whose replies
+    are read."""
+    filt = _filters(**filters)
+    fmt = _output_format("rpcinfo", RPCINFO_FORMATS, fmt, output)
+    from portwitness.formats import listed
     from portwitness.render import rpcinfo_table, write_frame
-    from portwitness.rpcinfo import msrpc_endpoints
-    from portwitness.rpcinfo import rpcinfo as build
+    from portwitness.rpcinfo import views as rpcinfo_views
 
     cap = _decode(captures, max_flows, idle_timeout)
     _warn_anomalies(cap)
-    oncrpc, msrpc = build(cap), msrpc_endpoints(cap)
-    if fmt == "table" and output in (None, "-"):
-        rpcinfo_table(oncrpc, msrpc)
+    oncrpc, msrpc = rpcinfo_views(cap, filt)
+    if fmt == "table":
+        _to_text(output, lambda console: rpcinfo_table(oncrpc, msrpc, console=console))
     elif fmt == "json":
-        doc = {"oncrpc": json.loads(oncrpc.write_json()), "msrpc": json.loads(msrpc.write_json())}
-        text = json.dumps(doc, indent=None) + "\n"
-        if output in (None, "-"):
-            click.echo(text, nl=False)
-        else:
-            Path(output).write_text(text)
+        from portwitness.formats import text_frame
+
+        doc = {
+            "oncrpc": json.loads(text_frame(listed(oncrpc, source=","), "json").write_json()),
+            "msrpc": json.loads(text_frame(listed(msrpc, source=","), "json").write_json()),
+        }
+        _emit(json.dumps(doc, indent=None) + "\n", output)
     else:
-        write_frame(_rpcinfo_csv_frame(oncrpc, msrpc), output or "-", "csv")
+        write_frame(listed(_rpcinfo_csv_frame(oncrpc, msrpc), source=","), output or "-", fmt)
 
 
 EXIT_FINDINGS = 3
@@ -466,21 +674,30 @@ def config_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
-def window_options(f):  # type: ignore[no-untyped-def]
-    f = click.option(
-        "--host",
-        "hosts",
-        multiple=True,
-        help="Only flows to or from this host (repeatable): an IPv4 or IPv6 address, a network in CIDR "
-        "form (10.0.0.0/8), or a host name the captures taught (DNS, NetBIOS, AUTH_UNIX, TLS SNI).",
-    )(f)
-    f = click.option(
-        "--until", help="Only flows that started at or before this time (ISO 8601, UTC by default)."
-    )(f)
-    f = click.option(
-        "--since", help="Only flows still going at or after this time (ISO 8601, UTC by default)."
-    )(f)
-    return f
+def _filters(
+    hosts: tuple[str, ...] = (),
+    ports: tuple[str, ...] = (),
+    transports: tuple[str, ...] = (),
+    since: str | None = None,
+    until: str | None = None,
+    where: str | None = None,
+) -> Filters:
+    """The filter options read, every value checked before anything is decoded (exit 2)."""
+    try:
+        return Filters.of(hosts, ports, transports, _when(since, "--since"), _when(until, "--until"), where)
+    except FilterError as e:
+        raise click.UsageError(str(e)) from None
+
+
+def _output_format(command: str, formats: tuple[str, ...], fmt: str | None, output: str | None) -> str:
+    """The format `command` writes (`portwitness.formats.resolve_format`), and `-o` checked
+    writable: both before anything is decoded."""
+    try:
+        got = resolve_format(command, formats, fmt, output)
+    except FormatError as e:
+        raise click.UsageError(str(e)) from None
+    check_writable(output)
+    return got
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -512,15 +729,18 @@ def _load(captures: tuple[str, ...], dataset: str | None, max_flows: int, idle_t
     return _decode(captures, max_flows, idle_timeout)
 
 
+REPORT_FORMATS = ("table", "json", "csv", "markdown", "html")
+
+
 @cli.command()
 @click.argument("captures", nargs=-1)
 @from_dataset_option
 @config_options
-@window_options
+@filter_options
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv", "markdown", "html"]),
+    type=click.Choice(REPORT_FORMATS),
     help="table (the terminal), json (schema portwitness.report/1), csv (the findings in one table), "
     "markdown, html (one self-contained file); by default from the output file's extension, else table.",
 )
@@ -547,35 +767,50 @@ def report(
     mgmt_config: str | None,
     policy: str | None,
     pipe_pair_is_range: bool,
-    since: str | None,
-    until: str | None,
-    hosts: tuple[str, ...],
     fmt: str | None,
     output: str | None,
     fail_on: tuple[str, ...],
     limit: int,
     max_flows: int,
     idle_timeout: float,
+    **filters: Any,
 ) -> int:
     """Audit CAPTURES against the configuration: which configured ports and callback ranges were
     used, which were not, what broke the configuration, and which connection attempts were blocked.
 
     Without --config, --mgmt-config or --policy the built-in catalog of Arcserve's default ports
     stands in for a configuration."""
-    fmt = fmt or _report_format(output)
-    window = (_when(since, "--since"), _when(until, "--until"))
+    filt = _filters(**filters)
+    fmt = _output_format("report", REPORT_FORMATS, fmt, output)
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
     cap = _load(captures, dataset, max_flows, idle_timeout)
     _warn_anomalies(cap)
-    a = _audit(cap, pol, window, hosts)
+    a = _audit(cap, pol, filt=filt)
     _write_report(a, fmt, output, limit)
     return _findings_exit(a, fail_on)
 
 
-def _audit(cap: Capture, pol, window, hosts):  # type: ignore[no-untyped-def]
+def _audit(cap: Capture, pol, window=(None, None), hosts=(), filt: Filters | None = None):  # type: ignore[no-untyped-def]
+    """The audit of `cap` under the filters (`window` and `hosts`: the time and host filters alone,
+    for callers that have no others)."""
     from portwitness.audit import audit
 
-    return audit(cap, pol, since=window[0], until=window[1], hosts=hosts)
+    filt = filt or Filters(hosts=tuple(hosts), since=window[0], until=window[1])
+    filt.check_where(cap.flows.schema)
+    return audit(
+        cap,
+        pol,
+        since=filt.since,
+        until=filt.until,
+        hosts=filt.hosts,
+        where=filt.flow_expr(),
+        filters_named=filt.names() or None,
+    )
+
+
+def _report_format(output: str | None) -> str:
+    """A report's format from `-o`'s extension alone (the one resolver, with the report's formats)."""
+    return _output_format("report", REPORT_FORMATS, None, output)
 
 
 def _write_report(a, fmt: str, output: str | None, limit: int = 20) -> None:  # type: ignore[no-untyped-def]
@@ -586,13 +821,7 @@ def _write_report(a, fmt: str, output: str | None, limit: int = 20) -> None:  # 
     from portwitness.render.terminal import print_report
 
     if fmt == "table":
-        if output in (None, "-"):
-            print_report(a, limit=limit)
-        else:
-            from rich.console import Console
-
-            with open(output, "w", encoding="utf-8") as fh:
-                print_report(a, Console(file=fh, width=200, soft_wrap=False), limit=limit)
+        _to_text(output, lambda console: print_report(a, console, limit=limit))
     elif fmt == "json":
         _emit(json.dumps(document(a), indent=2) + "\n", output)
     elif fmt == "csv":
@@ -611,25 +840,7 @@ def _findings_exit(a, fail_on: tuple[str, ...]) -> int:  # type: ignore[no-untyp
     return 0
 
 
-def _report_format(output: str | None) -> str:
-    if output in (None, "-"):
-        return "table"
-    ext = Path(output).suffix.lower().lstrip(".")
-    by_ext = {
-        "json": "json",
-        "csv": "csv",
-        "md": "markdown",
-        "markdown": "markdown",
-        "html": "html",
-        "htm": "html",
-    }
-    if ext in by_ext:
-        return by_ext[ext]
-    if ext in ("txt", "text", "log"):
-        return "table"
-    raise click.UsageError(
-        f"cannot tell the format of {output!r}: use .json, .csv, .md, .html, .txt or --format"
-    )
+USAGE_FORMATS = ("table", "csv", "json", "ndjson", "parquet")
 
 
 @cli.command()
@@ -643,11 +854,19 @@ def _report_format(output: str | None) -> str:
     help="port: per (server, transport, port, service); service: per (service, transport); host: per (server, service).",
 )
 @config_options
-@window_options
+@filter_options
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet", "ndjson"]), help="Output format."
+    "--format",
+    "fmt",
+    type=click.Choice(USAGE_FORMATS),
+    help="Output format; by default from the output file's extension, else a table.",
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write to a file.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write to a file (.csv, .json, .ndjson, .parquet, .txt).",
+)
 @click.option(
     "--limit", type=click.IntRange(min=0), default=40, show_default=True, help="Rows shown (0: all)."
 )
@@ -660,44 +879,34 @@ def usage(
     mgmt_config: str | None,
     policy: str | None,
     pipe_pair_is_range: bool,
-    since: str | None,
-    until: str | None,
-    hosts: tuple[str, ...],
     fmt: str | None,
     output: str | None,
     limit: int,
     max_flows: int,
     idle_timeout: float,
+    **filters: Any,
 ) -> None:
     """What talked on which port: the flows of CAPTURES attributed to services (learned mapping,
     payload, callback, configuration, catalog) and aggregated with flows, packets, bytes, distinct
     clients, first/last seen, outcome counts and the evidence of attribution."""
+    filt = _filters(**filters)
+    fmt = _output_format("usage", USAGE_FORMATS, fmt, output)
     from portwitness.audit.usage import usage as build
+    from portwitness.formats import listed
     from portwitness.render import write_frame
-    from portwitness.render.terminal import cell
 
-    fmt = _resolve_format(fmt, output)
-    window = (_when(since, "--since"), _when(until, "--until"))
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
     cap = _load(captures, dataset, max_flows, idle_timeout)
     _warn_anomalies(cap)
-    df = build(_audit(cap, pol, window, hosts).flows, by)
-    if fmt == "table" and output in (None, "-"):
-        from rich.table import Table
-
-        from portwitness.render import _console
+    df = listed(build(_audit(cap, pol, filt=filt).flows, by), ports=";", evidence=",")
+    if fmt == "table":
+        from portwitness.render.terminal import print_frame
 
         shown = df if limit == 0 else df.head(limit)
-        t = Table(
-            title=f"Usage by {by}: {df.height} rows"
-            + (f", first {shown.height}" if shown.height < df.height else ""),
-            title_justify="left",
+        title = f"Usage by {by}: {df.height} rows" + (
+            f", first {shown.height}" if shown.height < df.height else ""
         )
-        for c in df.columns:
-            t.add_column(c.replace("_", " "))
-        for r in shown.iter_rows():
-            t.add_row(*(cell(v) for v in r))
-        _console().print(t)
+        _to_text(output, lambda console: print_frame(console, title, shown))
     else:
         write_frame(df, output or "-", fmt)
 
@@ -707,10 +916,16 @@ def config() -> None:
     """Read and check port configurations."""
 
 
+PLAN_FORMATS = ("table", "json", "csv")
+
+
 @config.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(PLAN_FORMATS),
+    help="Output format; by default from the output file's extension, else a table.",
 )
 @click.option(
     "--catalog",
@@ -721,7 +936,7 @@ def config() -> None:
 @click.option("--pipe-pair-is-range", is_flag=True, help="Read a management setting `a|b` as the range a-b.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write to a file.")
 def config_check(
-    files: tuple[str, ...], fmt: str, with_catalog: bool, pipe_pair_is_range: bool, output: str | None
+    files: tuple[str, ...], fmt: str | None, with_catalog: bool, pipe_pair_is_range: bool, output: str | None
 ) -> None:
     """The effective port plan of FILES (PortsConfig.cfg, management settings, TOML policies — told
     apart by name and content): for each host and service, the ports or ranges that must be open and
@@ -730,6 +945,7 @@ def config_check(
     from portwitness.config.model import Policy
     from portwitness.render import write_frame
 
+    fmt = _output_format("config check", PLAN_FORMATS, fmt, output)
     pol = Policy()
     for f in files:
         kind = _config_kind(f)
@@ -737,18 +953,10 @@ def config_check(
     for w in pol.warnings:
         _warn(str(w))
     plan = port_plan(pol, include_catalog=with_catalog)
-    if fmt == "table" and output in (None, "-"):
-        from rich.table import Table
+    if fmt == "table":
+        from portwitness.render.terminal import print_frame
 
-        from portwitness.render import _console
-        from portwitness.render.terminal import cell
-
-        t = Table(title=f"Port plan: {plan.height} rules", title_justify="left")
-        for c in plan.columns:
-            t.add_column(c.replace("_", " "))
-        for r in plan.iter_rows():
-            t.add_row(*(cell(v) for v in r))
-        _console().print(t)
+        _to_text(output, lambda console: print_frame(console, f"Port plan: {plan.height} rules", plan))
     elif fmt == "json":
         _emit(
             json.dumps({"schema": "portwitness.plan/1", "rules": plan.to_dicts()}, indent=2, default=str)
@@ -781,21 +989,21 @@ def _config_kind(path: str) -> str:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv", "markdown", "html"]),
-    default="table",
-    show_default=True,
+    type=click.Choice(REPORT_FORMATS),
+    help="As report's: by default from the output file's extension, else a table.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Write to a file.")
 @click.option("--fail-on", type=click.Choice(["violations", "blocked", "unused", "uncovered"]), multiple=True)
-def demo(fmt: str, output: str | None, fail_on: tuple[str, ...]) -> int:
+def demo(fmt: str | None, output: str | None, fail_on: tuple[str, ...]) -> int:
     """The report on the bundled Arcserve capture: a primary and a member server, a GUI, two agents,
     and the PortsConfig.cfg and management settings that go with them (with planted faults)."""
     from portwitness.demo import load
 
+    fmt = _output_format("demo", REPORT_FORMATS, fmt, output)
     cap, pol = load()
     for w in pol.warnings:
         _warn(str(w))
-    a = _audit(cap, pol, (None, None), ())
+    a = _audit(cap, pol)
     _write_report(a, fmt, output)
     return _findings_exit(a, fail_on)
 
@@ -852,22 +1060,6 @@ def _rpcinfo_csv_frame(oncrpc: pl.DataFrame, msrpc: pl.DataFrame) -> pl.DataFram
     return pl.concat([onc.select(columns), ms.select(columns)])
 
 
-def _resolve_format(fmt: str | None, output: str | None, default: str = "table") -> str:
-    if fmt:
-        if fmt == "parquet" and output in (None, "-"):
-            raise click.UsageError("Parquet needs an output file (-o FILE.parquet)")
-        return fmt
-    if output in (None, "-"):
-        return default
-    ext = Path(output).suffix.lower().lstrip(".")
-    by_ext = {"parquet": "parquet", "csv": "csv", "json": "json", "ndjson": "ndjson", "jsonl": "ndjson"}
-    if ext not in by_ext:
-        raise click.UsageError(
-            f"cannot tell the format of {output!r}: use .parquet, .csv, .json or .ndjson, or --format"
-        )
-    return by_ext[ext]
-
-
 # Built from this module's options and loaders, which it reuses (so imported once they exist).
 from portwitness.firewall.cli import group as _firewall_group  # noqa: E402
 
@@ -881,6 +1073,11 @@ def main(argv: list[str] | None = None) -> int:
         return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
+    except SystemExit:
+        # click ends a write to a closed pipe with exit 1, having wrapped stdout to stay quiet.
+        if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+            return _closed_pipe()
+        raise
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
         click.echo(f"portwitness: error: {e.format_message()}{hint}", err=True)
@@ -888,9 +1085,15 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         click.echo(f"portwitness: error: {e.format_message()}", err=True)
         return e.exit_code
+    except (Interrupted, KeyboardInterrupt):
+        _quiet_stdout()
+        click.echo("portwitness: interrupted", err=True)
+        return EXIT_INTERRUPTED
     except click.Abort:
         click.echo("portwitness: error: aborted", err=True)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _closed_pipe()
     except FileNotFoundError as e:
         click.echo(f"portwitness: error: {e.filename}: no such file", err=True)
         return EXIT_UNREADABLE
@@ -901,6 +1104,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"portwitness: error: {e.filename}: permission denied", err=True)
         return EXIT_UNREADABLE
     except OSError as e:
+        if e.errno == errno.EPIPE or "os error 32" in str(e):
+            return _closed_pipe()
         where = f"{e.filename}: " if e.filename else ""
         click.echo(f"portwitness: error: {where}{e.strerror or e}", err=True)
         return EXIT_UNREADABLE
@@ -913,12 +1118,12 @@ def main(argv: list[str] | None = None) -> int:
         # --host value that names nothing is a usage error too.
         model = sys.modules.get("portwitness.config.model")
         hosts = sys.modules.get("portwitness.audit.hosts")
-        usage = (model is not None and isinstance(e, model.ConfigError)) or (
-            hosts is not None and isinstance(e, hosts.HostFilterError)
+        usage = (
+            (model is not None and isinstance(e, model.ConfigError))
+            or (hosts is not None and isinstance(e, hosts.HostFilterError))
+            or isinstance(e, FilterError)
         )
         return EXIT_USAGE if usage else EXIT_UNREADABLE
-    except KeyboardInterrupt:
-        return 130
     except Exception as e:
         # Errors of modules loaded on demand: when they were not loaded, they were not raised.
         dataset, polars = sys.modules.get("portwitness.dataset"), sys.modules.get("polars")
@@ -926,9 +1131,34 @@ def main(argv: list[str] | None = None) -> int:
             click.echo(f"portwitness: error: {e}", err=True)
             return EXIT_UNREADABLE
         if polars is not None and isinstance(e, polars.exceptions.PolarsError):
+            if "os error 32" in str(e) or "Broken pipe" in str(e):
+                return _closed_pipe()
             click.echo(f"portwitness: error: writing the output failed: {e}", err=True)
             return EXIT_UNREADABLE
         raise
+
+
+EXIT_INTERRUPTED = 130
+# A reader that closed the pipe (`| head`): the status a process killed by SIGPIPE has in a shell.
+EXIT_CLOSED_PIPE = 128 + 13
+
+
+def _quiet_stdout() -> None:
+    """Points stdout at /dev/null: what is still buffered for a reader that is gone (a closed
+    pipe, an interrupted run) is dropped instead of failing again at the exit's flush."""
+    if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+        sys.stdout = sys.stdout.wrapped
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _closed_pipe() -> int:
+    _quiet_stdout()
+    return EXIT_CLOSED_PIPE
 
 
 def entry() -> None:
@@ -940,9 +1170,17 @@ def entry() -> None:
     code = main()
     try:
         sys.stdout.flush()
+    except BrokenPipeError:
+        code = _closed_pipe()
+    except (OSError, ValueError):
+        pass
+    try:
         sys.stderr.flush()
     except (OSError, ValueError):
         sys.exit(code)
+    if code == EXIT_INTERRUPTED:
+        # The decode's worker may still run in the core: the process ends now, without it.
+        os._exit(code)
     if threading.active_count() == 1 and not _EXIT_WORK.intersection(sys.modules):
         os._exit(code)
     sys.exit(code)

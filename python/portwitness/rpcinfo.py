@@ -4,9 +4,12 @@ the Microsoft RPC endpoints that its endpoint mapper handed out or its bind_acks
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from portwitness.capture import Capture
+from portwitness.filters import Filters, NothingMatches
 from portwitness.names import DCERPC_INTERFACES, RPC_PROGRAMS
 
 # The sources of DCE/RPC endpoint facts, and the protocol sequence of a row that does not name one.
@@ -105,3 +108,44 @@ def msrpc_endpoints(cap: Capture) -> pl.DataFrame:
         pl.col("interface").replace_strict(DCERPC_INTERFACES, default=pl.col("interface")).alias("name")
     )
     return out.select(list(schema)).sort(["server", "interface", "version", "protocol", "port"])
+
+
+def views(cap: Capture, filt: Filters) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The ONC RPC and MSRPC views narrowed by the filters: `--host`, `--port`, `--transport`,
+    `--since` and `--until` select registrations (the server, the port handed out, its transport,
+    when it was seen); `--where` selects the flows whose replies are read."""
+
+    source: Any = cap
+    if filt.where is not None:
+        from types import SimpleNamespace
+
+        filt.check_where(cap.flows.schema)
+        carried = cap.flows.filter(filt._where)["flow_id"].to_list()
+        source = SimpleNamespace(
+            flows=cap.flows, mappings=cap.mappings.filter(pl.col("flow_id").is_in(carried))
+        )
+    oncrpc, msrpc = rpcinfo(source), msrpc_endpoints(source)
+    if not filt:
+        return oncrpc, msrpc
+    addresses = filt.addresses(cap)
+    transport = pl.col("protocol").replace_strict(
+        {"ncacn_ip_tcp": "tcp", "ncacn_http": "tcp", "ncadg_ip_udp": "udp"}, default=None
+    )
+    views = []
+    for df, proto in ((oncrpc, pl.col("proto")), (msrpc, transport)):
+        if addresses is not None:
+            df = df.filter(pl.col("server").is_in(addresses))
+        if filt.ports:
+            df = df.filter(pl.any_horizontal([pl.col("port").is_between(a, b) for a, b in filt.ports]))
+        if filt.transports:
+            df = df.filter(proto.is_in(list(filt.transports)))
+        if filt.since is not None:
+            df = df.filter(pl.col("last_seen") >= filt.since)
+        if filt.until is not None:
+            df = df.filter(pl.col("first_seen") <= filt.until)
+        views.append(df)
+    if all(v.is_empty() for v in views):
+        raise NothingMatches(
+            f"no RPC registration matches the filters given ({filt.names()}): nothing to show"
+        )
+    return views[0], views[1]

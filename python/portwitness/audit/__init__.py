@@ -126,7 +126,12 @@ def _fmt(t: datetime) -> str:
 
 
 def _window(
-    flows: pl.DataFrame, since: datetime | None, until: datetime | None, hosts: Sequence[str]
+    flows: pl.DataFrame,
+    since: datetime | None,
+    until: datetime | None,
+    hosts: Sequence[str],
+    where: pl.Expr | None = None,
+    named: str = "--host, --since, --until",
 ) -> pl.DataFrame:
     """The flows the filters select; refuses a window outside the captures, or filters that leave
     no flow, with one line (an empty audit would read as a clean one)."""
@@ -149,8 +154,10 @@ def _window(
         out = out.filter(pl.col("first_ts") <= until)
     if hosts:
         out = out.filter(pl.col("client_ip").is_in(list(hosts)) | pl.col("server_ip").is_in(list(hosts)))
+    if where is not None:
+        out = out.filter(where)
     if out.is_empty() and not flows.is_empty():
-        raise AuditError("no flow matches the filters given (--host, --since, --until): nothing to audit")
+        raise AuditError(f"no flow matches the filters given ({named}): nothing to audit")
     return out
 
 
@@ -161,13 +168,16 @@ def audit(
     since: datetime | None = None,
     until: datetime | None = None,
     hosts: Sequence[str] = (),
+    where: pl.Expr | None = None,
+    filters_named: str | None = None,
     callback_window: timedelta = CALLBACK_WINDOW,
 ) -> Audit:
     """Audits decoded captures against a configuration (None: the built-in catalog alone).
 
     `hosts`: IP addresses, networks in CIDR form, or host names the captures taught (DNS, NetBIOS,
-    AUTH_UNIX machine names, TLS SNI); a value that is none of these raises HostFilterError. A
-    window or host filter that leaves no flow raises AuditError."""
+    AUTH_UNIX machine names, TLS SNI); a value that is none of these raises HostFilterError.
+    `where`: a row filter on the flows (ports, transports, a SQL predicate). Filters that leave
+    no flow raise AuditError, naming them (`filters_named`, else the arguments given)."""
     catalog = catalog_rules()
     configured = policy is not None and bool(policy.rules)
     policy = policy if policy is not None else Policy()
@@ -178,7 +188,9 @@ def audit(
         addresses = host_filter(hosts, every, names)
         if not addresses:
             raise AuditError(f"no flow to or from {', '.join(hosts)}: nothing to audit")
-    flows = _window(cap.flows, since, until, addresses)
+    flows = _window(
+        cap.flows, since, until, addresses, where, filters_named or _named(since, until, hosts, where)
+    )
     rules, matches, unmatched = match_hosts(_distinct(policy.rules), names)
     bound = Policy(rules=rules, usessl=policy.usessl)
     attributed = attribute(cap, bound, catalog, flows=flows, callback_window=callback_window)
@@ -227,6 +239,11 @@ def audit(
         host_matches=matches,
         unmatched_hosts=_unmatched(unmatched),
     )
+
+
+def _named(since, until, hosts, where) -> str:  # type: ignore[no-untyped-def]
+    given = [("hosts", hosts), ("since", since), ("until", until), ("where", where)]
+    return ", ".join(n for n, v in given if v is not None and not (isinstance(v, (tuple, list)) and not v))
 
 
 def _unmatched(rules: list[Rule]) -> pl.DataFrame:
@@ -278,7 +295,7 @@ def verdict(a: Audit) -> str:
     if f.is_empty():
         parts.append("No flows in the captures: nothing to audit.")
         return " ".join(parts)
-    span = f"{f['first_ts'].min():%Y-%m-%d %H:%M:%S} to {f['last_ts'].max():%Y-%m-%d %H:%M:%S} UTC"
+    span = f"{_fmt(f['first_ts'].min())} to {_fmt(f['last_ts'].max())}"  # type: ignore[arg-type]
     attributed = f.filter(pl.col("service").is_not_null()).height
     parts.append(f"{_plural(f.height, 'flow')} from {span}; {attributed} attributed to a service.")
     if a.configured:

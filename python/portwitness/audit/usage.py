@@ -1,5 +1,6 @@
 """The `usage` view: attributed flows aggregated by Polars — what talked on which port, how much,
-with how many clients, how it ended, and on what evidence it was attributed."""
+with how many clients, how it ended, how many were TLS and how many plaintext, and on what evidence
+it was attributed."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def usage(flows: pl.DataFrame, by: str = "port") -> pl.DataFrame:
         extra.append(pl.col("server_ip").n_unique().cast(pl.UInt32).alias("servers"))
     out = f.group_by(keys).agg(
         pl.len().cast(pl.UInt32).alias("flows"),
+        # TCP flows by what their client's first payload was (null: no payload, counted in neither).
+        pl.col("security").is_in(["tls", "starttls"]).sum().cast(pl.UInt32).alias("tls"),
+        (pl.col("security") == "plaintext").sum().cast(pl.UInt32).alias("plaintext"),
         (pl.col("packets_c2s") + pl.col("packets_s2c")).sum().alias("packets"),
         (pl.col("bytes_c2s") + pl.col("bytes_s2c")).sum().alias("bytes"),
         pl.col("client_ip").n_unique().cast(pl.UInt32).alias("clients"),

@@ -5,11 +5,16 @@ markup escaping and with control characters neutralised."""
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 
 import polars as pl
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+
+from portwitness.formats import TEXT as TEXT_FORMATS
+from portwitness.formats import text_frame
+
+from .fit import COUNT, ID, TEXT, TIME, Col, print_table, visible
 
 
 def safe(text: object) -> str:
@@ -28,58 +33,78 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit with 1; the command line ends a closed pipe as every such command does.
+        raise BrokenPipeError(32, "Broken pipe")
+
+
 def _console() -> Console:
-    # Off a terminal (pipes, CI logs) nothing tells the width: keep addresses whole.
-    return Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    # Off a terminal (pipes, files, CI logs) the tables are plain aligned text, never cut (fit.py).
+    return _Console(file=sys.stdout, soft_wrap=False)
 
 
-def _table(title: str, columns: list[tuple[str, str]], *, no_wrap: tuple[str, ...] = ()) -> Table:
-    t = Table(title=title, title_justify="left")
-    for col, just in columns:
-        t.add_column(col, justify=just, no_wrap=col in no_wrap)  # type: ignore[arg-type]
-    return t
+def rfc3339(t: datetime | None, digits: int = 0) -> str:
+    """A time as RFC 3339 UTC with `Z`, to the second or with `digits` of its fraction."""
+    if t is None:
+        return ""
+    t = t.astimezone(timezone.utc) if t.tzinfo else t
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if digits:
+        text += "." + f"{t.microsecond:06d}"[:digits]
+    return text + "Z"
 
 
-def flows_table(flows: pl.DataFrame, *, limit: int, stats: dict[str, int]) -> None:
-    console = _console()
+FLOW_COLUMNS = [
+    Col("proto", ID),
+    Col("client", ID),
+    Col("server", ID),
+    Col("outcome", ID),
+    Col("security", ID),
+    Col("tls", ID),
+    Col("pkts →/←", COUNT, "right"),
+    Col("bytes →/←", COUNT, "right"),
+    Col("first seen (UTC)", TIME),
+    Col("duration", COUNT, "right"),
+    Col("community id", TEXT),
+]
+
+
+def flows_table(
+    flows: pl.DataFrame, *, limit: int, stats: dict[str, int], console: Console | None = None
+) -> None:
+    console = console or _console()
     top = flows.with_columns((pl.col("bytes_c2s") + pl.col("bytes_s2c")).alias("_bytes")).sort(
         ["_bytes", "flow_id"], descending=[True, False]
     )
     if limit:
         top = top.head(limit)
     title = f"{flows.height} flows" + (f", top {top.height} by bytes" if top.height < flows.height else "")
-    t = _table(
-        title,
-        [
-            ("proto", "left"),
-            ("client", "left"),
-            ("server", "left"),
-            ("outcome", "left"),
-            ("pkts →/←", "right"),
-            ("bytes →/←", "right"),
-            ("first seen (UTC)", "left"),
-            ("duration", "right"),
-        ],
-        no_wrap=("client", "server"),
-    )
+    rows = []
     for r in top.iter_rows(named=True):
         dur = (r["last_ts"] - r["first_ts"]).total_seconds()
         vlan = f" vlan {r['vlan']}" if r["vlan"] is not None else ""
-        t.add_row(
-            r["transport"] + vlan,
-            safe(_endpoint(r["client_ip"], r["client_port"])),
-            safe(_endpoint(r["server_ip"], r["server_port"])),
-            r["outcome"] or "",
-            f"{r['packets_c2s']}/{r['packets_s2c']}",
-            f"{_human(r['bytes_c2s'])}/{_human(r['bytes_s2c'])}",
-            r["first_ts"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-            f"{dur:.3f}s",
+        rows.append(
+            [
+                r["transport"] + vlan,
+                _endpoint(r["client_ip"], r["client_port"]),
+                _endpoint(r["server_ip"], r["server_port"]),
+                r["outcome"] or "",
+                r["security"] or "",
+                r["tls_version"] or "",
+                f"{r['packets_c2s']}/{r['packets_s2c']}",
+                f"{_human(r['bytes_c2s'])}/{_human(r['bytes_s2c'])}",
+                rfc3339(r["first_ts"], 3),
+                f"{dur:.3f}s",
+                r.get("community_id") or "",
+            ]
         )
-    console.print(t)
+    print_table(console, title, FLOW_COLUMNS, rows)
     console.print(
         f"{stats.get('records', 0)} packets, {_human(stats.get('frame_bytes', 0))}, "
         f"{stats.get('tcp', 0)} TCP / {stats.get('udp', 0)} UDP segments, "
-        f"{stats.get('icmp', 0) + stats.get('icmpv6', 0)} ICMP, {stats.get('non_ip', 0)} non-IP"
+        f"{stats.get('icmp', 0) + stats.get('icmpv6', 0)} ICMP, {stats.get('non_ip', 0)} non-IP",
+        soft_wrap=True,
     )
 
 
@@ -88,9 +113,12 @@ def _endpoint(ip: str, port: int) -> str:
 
 
 def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
-    """Writes a frame to a path or `-` (stdout) in the given format."""
+    """Writes a frame to a path or `-` (stdout) in the given format (`portwitness.formats`: times
+    RFC 3339, lists `;`-joined and formula-like cells neutralised in CSV)."""
     if fmt == "table":
         fmt = "csv"
+    if fmt in TEXT_FORMATS:
+        df = text_frame(df, fmt)
     writers = {
         "parquet": df.write_parquet,
         "csv": df.write_csv,
@@ -111,49 +139,68 @@ def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
         raise output_error(e, output) from None
 
 
-# The headers of the rpcinfo views' leading columns (numbers right-justified); every view then ends with
-# where a row came from, when, and how often it was used.
-_ONC_HEADERS = ("server", "program", "vers", "proto", "port", "service")
-_MSRPC_HEADERS = ("interface", "vers", "name", "protocol", "port")
+# The rpcinfo views' leading columns (identities, never cut); every view then ends with where a row
+# came from, when, and how often it was used.
+_ONC_COLUMNS = [
+    Col("server", ID),
+    Col("program", ID, "right"),
+    Col("vers", ID, "right"),
+    Col("proto", ID),
+    Col("port", ID, "right"),
+    Col("service", ID),
+]
+_MSRPC_COLUMNS = [
+    Col("interface", ID),
+    Col("vers", ID),
+    Col("name", ID),
+    Col("protocol", ID),
+    Col("port", ID, "right"),
+]
 _LEARNED_COLUMNS = [
-    ("source", "left"),
-    ("first seen (UTC)", "left"),
-    ("last seen (UTC)", "left"),
-    ("flows after", "right"),
+    Col("source", TEXT),
+    Col("first seen (UTC)", TIME),
+    Col("last seen (UTC)", TIME),
+    Col("flows after", COUNT, "right"),
 ]
 
 
-def _learned_table(title: str, headers: tuple[str, ...], df: pl.DataFrame) -> Table:
-    """A view whose first columns get `headers`, then the _LEARNED_COLUMNS."""
-    keys = df.columns[: len(headers)]
-    justify = ["right" if df.schema[k].is_numeric() else "left" for k in keys]
-    t = _table(title, list(zip(headers, justify, strict=True)) + _LEARNED_COLUMNS, no_wrap=headers[:1])
-    for r in df.iter_rows(named=True):
-        t.add_row(
-            *(safe(r[k]) for k in keys),
-            r["source"],
-            r["first_seen"].strftime("%Y-%m-%d %H:%M:%S"),
-            r["last_seen"].strftime("%Y-%m-%d %H:%M:%S"),
-            str(r["flows_after"]),
-        )
-    return t
+def _learned_rows(df: pl.DataFrame, n: int) -> list[list[object]]:
+    keys = df.columns[:n]
+    return [
+        [
+            *(r[k] for k in keys),
+            ", ".join(r["source"]) if isinstance(r["source"], list) else r["source"],
+            rfc3339(r["first_seen"]),
+            rfc3339(r["last_seen"]),
+            r["flows_after"],
+        ]
+        for r in df.iter_rows(named=True)
+    ]
 
 
-def rpcinfo_table(df: pl.DataFrame, msrpc: pl.DataFrame | None = None) -> None:
+def rpcinfo_table(
+    df: pl.DataFrame, msrpc: pl.DataFrame | None = None, console: Console | None = None
+) -> None:
     """The ONC RPC registrations, then (when `msrpc` is given) one table of Microsoft RPC endpoints
     per server."""
-    console = _console()
+    console = console or _console()
     if df.is_empty():
         console.print("no ONC RPC registration seen")
     else:
-        console.print(_learned_table(f"{df.height} RPC registrations seen on the wire", _ONC_HEADERS, df))
+        print_table(
+            console,
+            f"{df.height} RPC registrations seen on the wire",
+            _ONC_COLUMNS + _LEARNED_COLUMNS,
+            _learned_rows(df, len(_ONC_COLUMNS)),
+        )
     if msrpc is None:
         return
     if msrpc.is_empty():
         console.print("no MSRPC endpoint seen")
     for (server,), rows in msrpc.group_by("server", maintain_order=True):
-        console.print(
-            _learned_table(
-                f"{rows.height} MSRPC endpoints of {safe(server)}", _MSRPC_HEADERS, rows.drop("server")
-            )
+        print_table(
+            console,
+            f"{rows.height} MSRPC endpoints of {visible(server)}",
+            _MSRPC_COLUMNS + _LEARNED_COLUMNS,
+            _learned_rows(rows.drop("server"), len(_MSRPC_COLUMNS)),
         )

@@ -1,5 +1,7 @@
-"""The report as one self-contained HTML file: inline CSS and inline SVG charts, no script and no
-network. Every string — from the wire or from a configuration file — is escaped with
+"""The report as one self-contained HTML file an analyst can forward: a coloured status line
+first (pass, or the findings counted by kind), the capture's time span and inputs, the findings
+(grouped: a run of rows of the same kind shares its first cell), then the charts and the
+inventories. Inline CSS and inline SVG charts, no script and no network. Every string — from the wire or from a configuration file — is escaped with
 `html.escape(quote=True)` after control characters are made visible, so an SNI, an AUTH_UNIX
 machine name or an annotation carrying markup shows as text."""
 
@@ -14,7 +16,8 @@ import polars as pl
 from portwitness import __version__
 from portwitness.audit import Audit
 
-from .terminal import DEFAULT_LIMIT, report_sections, shown
+from . import rfc3339
+from .terminal import DEFAULT_LIMIT, ID_COLUMNS, TIME_COLUMNS, report_sections, shown
 
 BINS = 200  # cells of a range strip or a timeline row at most
 STRIP_W, STRIP_H = 800, 18
@@ -24,19 +27,42 @@ def esc(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S")
+        return rfc3339(v)
     if isinstance(v, bool):
         return "yes" if v else "no"
     s = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(v))
     return html.escape(s, quote=True)
 
 
-def _table(df: pl.DataFrame, cols: list[tuple[str, str]]) -> str:
+def _nowrap(key: str) -> str:
+    # Identities and times stay on one line; descriptions wrap.
+    return ' class="id"' if key in ID_COLUMNS or key in TIME_COLUMNS else ""
+
+
+def _table(df: pl.DataFrame, cols: list[tuple[str, str]], cls: str = "", grouped: bool = False) -> str:
+    """A table; `grouped`: consecutive rows with the same first cell are one group (a `tbody` whose
+    first cell spans its rows), so a finding's kind is read once."""
     head = "".join(f"<th>{esc(h)}</th>" for _, h in cols)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{esc(r[k])}</td>" for k, _ in cols) + "</tr>" for r in df.iter_rows(named=True)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    rows = list(df.iter_rows(named=True))
+    groups: list[list[dict[str, Any]]] = []
+    for r in rows:
+        if grouped and groups and groups[-1][0][cols[0][0]] == r[cols[0][0]]:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    body = []
+    for g in groups:
+        trs = []
+        for i, r in enumerate(g):
+            cells = [f"<td{_nowrap(k)}>{esc(r[k])}</td>" for k, _ in cols]
+            if grouped:
+                cells[0] = (
+                    f'<th scope="rowgroup" rowspan="{len(g)}">{esc(r[cols[0][0]])}</th>' if i == 0 else ""
+                )
+            trs.append("<tr>" + "".join(cells) + "</tr>")
+        body.append("<tbody>" + "".join(trs) + "</tbody>")
+    attr = f' class="{cls}"' if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead>{''.join(body)}</table>"
 
 
 def _bins(lo: int, hi: int) -> list[tuple[int, int]]:
@@ -109,7 +135,7 @@ def timeline(flows: pl.DataFrame) -> str:
             )
     h = len(services) * row_h + 16
     parts.append(f'<text x="{label_w}" y="{h - 2}">{esc(t0)}</text>')
-    parts.append(f'<text x="{STRIP_W}" y="{h - 2}" text-anchor="end">{esc(t1)} UTC</text>')
+    parts.append(f'<text x="{STRIP_W}" y="{h - 2}" text-anchor="end">{esc(t1)}</text>')
     return (
         f'<svg class="timeline" viewBox="0 0 {STRIP_W} {h}" width="{STRIP_W}" height="{h}" role="img" '
         f'aria-label="flows per service over time">{"".join(parts)}</svg>'
@@ -117,41 +143,99 @@ def timeline(flows: pl.DataFrame) -> str:
 
 
 CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+body{font:14px/1.45 system-ui,sans-serif;margin:0 2em 2em;color:#222;max-width:1200px}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;
-vertical-align:top}th{background:#f0f0f0}.verdict{font-size:1.1em;background:#f7f7f7;padding:.8em;
-border-left:4px solid #888}svg text{font:11px system-ui,sans-serif;fill:#333}rect.free{fill:#e8e8e8}
+vertical-align:top}th{background:#f0f0f0}tbody th{background:#fafafa;font-weight:600}
+table.findings thead th{background:#f4c7c3}td.id,tbody th{white-space:nowrap}
+.status{margin:0 -2em;padding:.7em 2em;font-size:1.25em;font-weight:600;color:#fff}
+.status.pass{background:#1e7b34}.status.fail{background:#b3261e}.status small{font-weight:400;font-size:.8em}
+.meta{color:#444;margin:.6em 0}.meta b{color:#222}
+h1{font-size:1.2em;margin:.8em 0 .2em}h2{font-size:1.1em;margin:1.2em 0 .2em}
+.verdict{background:#f7f7f7;padding:.6em .8em;border-left:4px solid #888;margin:.4em 0}
+svg text{font:11px system-ui,sans-serif;fill:#333}rect.free{fill:#e8e8e8}
 rect.used{fill:#2a6fb0}figure{margin:.5em 0 1em}figcaption{font-size:.9em;color:#555}
 .warn{color:#8a5300}
 """
 
+_CONFIG_FINDINGS = ("Configured but unused", "Host-specific lines whose host was never seen")
+
+
+def status(a: Audit) -> tuple[bool, str, str]:
+    """(passed, the headline, its detail): findings counted by kind, violations by type."""
+    counts = []
+    v = a.violations
+    if v.height:
+        by_type = v.group_by("type").len().sort("type")
+        types = ", ".join(f"{t} {n}" for t, n in by_type.iter_rows())
+        counts.append(f"{v.height} {'violation' if v.height == 1 else 'violations'} ({types})")
+    attempts = int(a.blocked["attempts"].sum()) if a.blocked.height else 0
+    if attempts:
+        counts.append(f"{attempts} blocked {'attempt' if attempts == 1 else 'attempts'}")
+    if a.uncovered.height:
+        counts.append(
+            f"{a.uncovered.height} uncovered server {'port' if a.uncovered.height == 1 else 'ports'}"
+        )
+    unused = a.unused.height if a.configured else 0
+    if unused:
+        counts.append(f"{unused} configured but unused")
+    if a.configured and a.unmatched_hosts.height:
+        counts.append(f"{a.unmatched_hosts.height} host lines never matched")
+    if not counts:
+        what = "every configured port used" if a.configured else "checked against Arcserve's default ports"
+        return True, "PASS", f"no violations, no blocked attempts, nothing uncovered; {what}"
+    return False, "FINDINGS", " · ".join(counts)
+
+
+def _meta(a: Audit) -> str:
+    f = a.flows
+    span = f"{rfc3339(f['first_ts'].min())} to {rfc3339(f['last_ts'].max())}" if f.height else "no flows"
+    inputs = ", ".join(
+        f"{i.path}" + ("" if i.status == "read" else f" (skipped: {i.reason})") for i in a.inputs
+    ) or ", ".join(a.captures)
+    window = ""
+    if a.window[0] or a.window[1]:
+        window = f" · <b>window</b> {esc(a.window[0] or '…')} to {esc(a.window[1] or '…')}"
+    config = ", ".join(a.policy.files) if a.configured else "none (Arcserve's default ports)"
+    return (
+        f'<p class="meta"><b>Capture</b> {esc(span)} · {esc(f.height)} flows{window} · '
+        f"<b>inputs</b> {esc(inputs)} · <b>configuration</b> {esc(config)}</p>"
+    )
+
 
 def report_html(a: Audit, limit: int = DEFAULT_LIMIT) -> str:
+    passed, headline, detail = status(a)
     body = [
+        f'<header class="status {"pass" if passed else "fail"}" role="status">{headline} '
+        f"<small>— {esc(detail)}</small></header>",
         "<h1>portwitness report</h1>",
+        _meta(a),
         f'<p class="verdict">{esc(a.verdict)}</p>',
-        f"<p>Captures: {esc(', '.join(a.captures))}</p>",
     ]
     if a.policy.warnings:
         body.append("<ul>" + "".join(f'<li class="warn">{esc(w)}</li>' for w in a.policy.warnings) + "</ul>")
     sections = report_sections(a)
-    findings = [s for s in sections if s[3] or s[1] is a.unused or s[1] is a.unmatched_hosts]
+    # Grouped findings are the `limited` sections; configuration never used or never placed too
+    # (`Audit.unused` is built anew on each reading: told by its title, not by identity).
+    findings = [s for s in sections if s[3] or s[0] in _CONFIG_FINDINGS]
     inventories = [s for s in sections if s not in findings]
 
-    def emit(part: list) -> None:
+    def emit(part: list, finding: bool) -> None:
         for title, df, cols, limited in part:
             rows, more = shown(df, limited, limit)
             body.append(f"<h2>{esc(title)} ({df.height})</h2>")
-            body.append(_table(rows, cols) if df.height else "<p>None.</p>")
+            table = _table(rows, cols, "findings" if finding else "", grouped=finding)
+            body.append(table if df.height else "<p>None.</p>")
             if more:
                 body.append(f"<p>... and {more} more (--limit 0 shows all).</p>")
 
-    emit(findings)
+    # The findings that exist come first, the empty kinds after them.
+    emit([s for s in findings if s[1].height], True)
+    emit([s for s in findings if not s[1].height], True)
     if a.ranges.height:
         body.append("<h2>Callback and reconnection range usage</h2>")
         body += [range_chart(r) for r in a.ranges.iter_rows(named=True)]
     body += ["<h2>Flows per service over time</h2>", timeline(a.flows)]
-    emit(inventories)
+    emit(inventories, False)
     body.append(f"<footer><small>{esc(f'portwitness {__version__}')}</small></footer>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

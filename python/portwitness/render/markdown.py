@@ -10,6 +10,7 @@ import polars as pl
 
 from portwitness.audit import Audit
 
+from . import rfc3339
 from .terminal import DEFAULT_LIMIT, report_sections, shown
 
 # Characters with a meaning inside a Markdown table cell (or in the HTML it may embed), escaped with
@@ -22,7 +23,7 @@ def md_escape(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S")
+        return rfc3339(v)
     if isinstance(v, bool):
         return "yes" if v else "no"
     s = str(v)

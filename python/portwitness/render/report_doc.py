@@ -22,8 +22,25 @@ def _iso(v: Any) -> Any:
     return v
 
 
+# Members the audit's frames hold `;`-joined (for the terminal and CSV) that JSON gives as arrays.
+LISTS: dict[str, type] = {
+    "ports_seen": int,
+    "servers": str,
+    "sni": str,
+    "machines": str,
+    "ports_used": int,
+    "outside_ports": int,
+}
+
+
+def _value(k: str, v: Any) -> Any:
+    if k in LISTS and isinstance(v, str):
+        return [LISTS[k](x) for x in v.split(";") if x]
+    return _iso(v)
+
+
 def records(df: pl.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _iso(v) for k, v in row.items()} for row in df.iter_rows(named=True)]
+    return [{k: _value(k, v) for k, v in row.items()} for row in df.iter_rows(named=True)]
 
 
 def document(a: Audit) -> dict[str, Any]:

@@ -8,33 +8,79 @@ from typing import Any
 
 import polars as pl
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from portwitness.audit import Audit
 
-from . import _console, safe
+from . import _console, rfc3339, safe
+from .fit import COUNT, ID, TEXT, TIME, Col, print_table, visible
+
+# What each column of the report's and the commands' frames is to a terminal table (fit.py):
+# identities are never cut, counts and times never cut but may be left out, the rest folds.
+ID_COLUMNS = {
+    "service", "ip", "host", "transport", "proto", "protocol", "port", "configured", "type", "outcome",
+    "server_ip", "client_ip", "server", "program", "version", "interface", "name", "range", "ports",
+    "violation",
+}  # fmt: skip
+# Short words kept whole but left out before an identity is: what kind of line, which way.
+WHOLE_COLUMNS = {"kind", "family", "direction"}
+TIME_COLUMNS = {"first_seen", "last_seen", "first_ts", "last_ts", "ts"}
+TEXT_COLUMNS = {
+    "detail", "origin", "sni", "machines", "evidence", "source", "payload", "ports_seen",
+    "ports_used", "outside_ports", "name_seen", "why", "learned_from", "note", "reason",
+}  # fmt: skip
+
+
+def kind_of(key: str, dtype: pl.DataType | None = None) -> str:
+    if key in ID_COLUMNS:
+        return ID
+    if key in WHOLE_COLUMNS:
+        return COUNT
+    if key in TIME_COLUMNS or isinstance(dtype, pl.Datetime):
+        return TIME
+    if key in TEXT_COLUMNS or dtype == pl.String or isinstance(dtype, pl.List):
+        return TEXT
+    return COUNT
 
 
 def cell(v: Any) -> str:
+    """A value as a terminal table shows it (plain text: `fit` hands it to rich as Text)."""
     if v is None:
         return ""
     if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S")
+        return rfc3339(v)
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:g}"
-    return safe(v)
+    if isinstance(v, list):
+        return ", ".join(visible(x) for x in v)
+    return visible(v)
 
 
-def frame_table(title: str, df: pl.DataFrame, columns: list[tuple[str, str]]) -> Table:
-    t = Table(title=title, title_justify="left")
-    for _, header in columns:
-        t.add_column(header)
-    for r in df.iter_rows(named=True):
-        t.add_row(*(cell(r[k]) for k, _ in columns))
-    return t
+def print_frame(
+    console: Console, title: str | None, df: pl.DataFrame, columns: list[tuple[str, str]] | None = None
+) -> None:
+    """`df` as a table that never cuts an identity (`columns`: (key, header), default every column)."""
+    columns = columns or [(c, c.replace("_", " ")) for c in df.columns]
+    cols = [
+        Col(
+            header,
+            kind_of(k, df.schema.get(k)),
+            "right" if df.schema.get(k, pl.String).is_numeric() else "left",
+        )
+        for k, header in columns
+    ]
+    rows = [
+        [_spaced(cell(r[k]), c.kind) for (k, _), c in zip(columns, cols, strict=True)]
+        for r in df.iter_rows(named=True)
+    ]
+    print_table(console, title, cols, rows)
+
+
+def _spaced(text: str, kind: str) -> str:
+    # A `;`-joined list wraps between its items, never inside one.
+    return text.replace(";", "; ") if kind == TEXT else text
 
 
 SERVICES = [
@@ -161,6 +207,6 @@ def print_report(a: Audit, console: Console | None = None, limit: int = DEFAULT_
             console.print(f"{title}: none")
             continue
         rows, more = shown(df, limited, limit)
-        console.print(frame_table(f"{title} ({df.height})", rows, cols))
+        print_frame(console, f"{title} ({df.height})", rows, cols)
         if more:
             console.print(f"... and {more} more (--limit 0 shows all; JSON and CSV hold every row)")
