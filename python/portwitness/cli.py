@@ -20,6 +20,7 @@ from portwitness import __version__
 from portwitness._core import CaptureFormatError, PortwitnessError
 from portwitness.capture import SPILL_ROWS, Capture, decode
 from portwitness.inputs import resolve
+from portwitness.outputs import OutputIsInputError, Terminated, handle_sigterm, protect, refuse_inputs
 
 if TYPE_CHECKING:
     import polars as pl
@@ -69,6 +70,21 @@ def _scheduler() -> str | None:
     return ctx.meta.get("portwitness.scheduler") if ctx is not None else None
 
 
+def _will_write(*outputs: str | None) -> None:
+    """Names the files this command will write, so that `_reads` refuses inputs among them."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta["portwitness.outputs"] = [o for o in outputs if o not in (None, "-")]
+
+
+def _reads(paths: list[str]) -> None:
+    """Records `paths` as inputs of this run: no output may be written over one of them (exit 2,
+    before anything is decoded or written)."""
+    protect(paths)
+    ctx = click.get_current_context(silent=True)
+    refuse_inputs(ctx.meta.get("portwitness.outputs", ()) if ctx is not None else ())
+
+
 def _load_polars_meanwhile() -> None:
     """Imports polars on another thread. The core releases the GIL while it decodes, so the
     import runs beside the decode instead of before it; whoever needs polars first waits for it
@@ -95,6 +111,7 @@ def _decode(
     skip = _skip_unreadable()
     # Inputs that are no capture stop the run here, before anything is decoded or written.
     files, skipped = resolve(list(captures), skip)
+    _reads(files)
     for s in skipped:
         _warn(f"skipped {s.path}: {s.reason}")
     spill["skip_unreadable"] = skip
@@ -164,19 +181,74 @@ def _decode_on_cluster(
         raise click.ClickException(
             "--scheduler needs Dask's distributed scheduler: pip install 'portwitness[cluster]'"
         ) from None
+    for f in files:
+        if not os.path.isfile(f):
+            # A FIFO or device would be read by one worker and found empty by the next.
+            raise click.UsageError(
+                f"{f}: not a regular file; a cluster decodes files its workers can read again"
+            )
+    from concurrent.futures import CancelledError
+
+    from distributed.comm.core import CommClosedError
+
+    _check_scheduler_address(address)
+    with _quiet_distributed():
+        try:
+            client = Client(address, timeout="15s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise click.ClickException(f"cannot reach the Dask scheduler at {address}: {e}") from None
+        with client:
+            try:
+                return decode(
+                    files,
+                    max_flows=max_flows,
+                    idle_timeout=idle_timeout,
+                    threads=_threads(),
+                    client=client,
+                    skip_unreadable=skip,
+                )
+            except (CancelledError, CommClosedError) as e:
+                raise click.ClickException(
+                    f"lost the Dask scheduler at {address} during the run "
+                    f"({_first_line(e) or type(e).__name__}); nothing was written"
+                ) from None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0]
+
+
+def _check_scheduler_address(address: str) -> None:
+    """Refuses an address Dask cannot parse before a client is made of it: a client that failed on
+    one still tries to close its connection at exit, and says so in a traceback 30 s later."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
     try:
-        client = Client(address, timeout="15s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as e:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss", "ucx"):
+            parse_host_port(location)
+        from distributed.comm.registry import get_backend
+
+        get_backend(scheme)
+    except (ValueError, TypeError) as e:
         raise click.ClickException(f"cannot reach the Dask scheduler at {address}: {e}") from None
-    with client:
-        return decode(
-            files,
-            max_flows=max_flows,
-            idle_timeout=idle_timeout,
-            threads=_threads(),
-            client=client,
-            skip_unreadable=skip,
-        )
+
+
+class _quiet_distributed:
+    """Silences distributed's own logging while a command runs on a cluster: a lost scheduler is
+    logged as tracebacks on stderr, where the command's one error line says it."""
+
+    def __enter__(self) -> None:
+        import logging
+
+        # Its loggers set their own levels (dask's logging configuration): disabled as a whole.
+        self.before = logging.root.manager.disable
+        logging.disable(logging.CRITICAL)
+
+    def __exit__(self, *exc: object) -> None:
+        import logging
+
+        logging.disable(self.before)
 
 
 def _keep_threads(ctx: click.Context, _param: click.Parameter, value: int) -> int:
@@ -294,6 +366,7 @@ def flows(
     bytes and payload bytes per direction, first and last time, and the TCP outcome.
     """
     # The render and dataset modules load polars: imported once the decode is under way.
+    _will_write(None if _is_dataset_target(output) else output, anomalies_out)
     if _is_dataset_target(output):
         if fmt not in (None, "parquet"):
             raise click.UsageError(f"a dataset directory is written as Parquet, not {fmt}")
@@ -407,6 +480,7 @@ def rpcinfo(
     from portwitness.rpcinfo import msrpc_endpoints
     from portwitness.rpcinfo import rpcinfo as build
 
+    _will_write(output)
     cap = _decode(captures, max_flows, idle_timeout)
     _warn_anomalies(cap)
     oncrpc, msrpc = build(cap), msrpc_endpoints(cap)
@@ -415,10 +489,7 @@ def rpcinfo(
     elif fmt == "json":
         doc = {"oncrpc": json.loads(oncrpc.write_json()), "msrpc": json.loads(msrpc.write_json())}
         text = json.dumps(doc, indent=None) + "\n"
-        if output in (None, "-"):
-            click.echo(text, nl=False)
-        else:
-            Path(output).write_text(text)
+        _emit(text, output)
     else:
         write_frame(_rpcinfo_csv_frame(oncrpc, msrpc), output or "-", "csv")
 
@@ -444,6 +515,7 @@ def _policy(config: str | None, mgmt: str | None, policy: str | None, pipe_pair_
 
     if not (config or mgmt or policy):
         return None
+    _reads([p for p in (config, mgmt, policy) if p])
     loaded = load_config(config, mgmt, policy, pipe_pair_is_range=pipe_pair_is_range)
     for w in loaded.warnings:
         _warn(str(w))
@@ -487,7 +559,9 @@ def _emit(text: str, output: str | None) -> None:
     if output in (None, "-"):
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        from portwitness.outputs import write_text
+
+        write_text(output, text)
 
 
 def from_dataset_option(f):  # type: ignore[no-untyped-def]
@@ -563,6 +637,7 @@ def report(
     Without --config, --mgmt-config or --policy the built-in catalog of Arcserve's default ports
     stands in for a configuration."""
     fmt = fmt or _report_format(output)
+    _will_write(output)
     window = (_when(since, "--since"), _when(until, "--until"))
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
     cap = _load(captures, dataset, max_flows, idle_timeout)
@@ -591,7 +666,9 @@ def _write_report(a, fmt: str, output: str | None, limit: int = 20) -> None:  # 
         else:
             from rich.console import Console
 
-            with open(output, "w", encoding="utf-8") as fh:
+            from portwitness.outputs import open_output
+
+            with open_output(output, "w", encoding="utf-8") as fh:
                 print_report(a, Console(file=fh, width=200, soft_wrap=False), limit=limit)
     elif fmt == "json":
         _emit(json.dumps(document(a), indent=2) + "\n", output)
@@ -677,6 +754,7 @@ def usage(
     from portwitness.render.terminal import cell
 
     fmt = _resolve_format(fmt, output)
+    _will_write(output)
     window = (_when(since, "--since"), _when(until, "--until"))
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
     cap = _load(captures, dataset, max_flows, idle_timeout)
@@ -700,6 +778,48 @@ def usage(
         _console().print(t)
     else:
         write_frame(df, output or "-", fmt)
+
+
+@cli.group()
+def dataset() -> None:
+    """Check and repair datasets written by flows CAPTURES -o DIR/."""
+
+
+@dataset.command("check")
+@click.argument("directory", type=click.Path(file_okay=False))
+def dataset_check(directory: str) -> int:
+    """Verify the dataset in DIRECTORY: the manifest reads, every committed part exists, reads and
+    holds the rows the manifest says, nothing lies there that no committed run holds (what a killed
+    writer left), and run numbers and flow ids are unique. Exit 0 when sound, 1 with one line per
+    problem."""
+    from portwitness.dataset import check
+
+    got = check(directory)
+    for p in got.problems:
+        click.echo(f"portwitness: {p}", err=True)
+    if got.problems:
+        return EXIT_UNREADABLE
+    click.echo(
+        f"portwitness: dataset {directory}: ok, {got.runs} runs, {got.captures} captures, {got.flows} flows",
+        err=True,
+    )
+    return 0
+
+
+@dataset.command("repair")
+@click.argument("directory", type=click.Path(file_okay=False))
+def dataset_repair(directory: str) -> int:
+    """Make the dataset in DIRECTORY what its manifest commits: remove what no committed run holds
+    (parts of a run that was killed, temporary files) and drop the captures whose committed parts
+    are missing or damaged. One line per change; then `dataset check` passes."""
+    from portwitness.dataset import repair
+
+    said = repair(directory)
+    for line in said:
+        click.echo(f"portwitness: {line}", err=True)
+    if not said:
+        click.echo(f"portwitness: dataset {directory}: nothing to repair", err=True)
+    return 0
 
 
 @cli.group()
@@ -730,6 +850,8 @@ def config_check(
     from portwitness.config.model import Policy
     from portwitness.render import write_frame
 
+    _will_write(output)
+    _reads(list(files))
     pol = Policy()
     for f in files:
         kind = _config_kind(f)
@@ -792,6 +914,7 @@ def demo(fmt: str, output: str | None, fail_on: tuple[str, ...]) -> int:
     and the PortsConfig.cfg and management settings that go with them (with planted faults)."""
     from portwitness.demo import load
 
+    _will_write(output)
     cap, pol = load()
     for w in pol.warnings:
         _warn(str(w))
@@ -870,6 +993,11 @@ def _resolve_format(fmt: str | None, output: str | None, default: str = "table")
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the group, turns every error into one line and an exit code."""
+    from portwitness import outputs
+
+    outputs.reset()
+    # SIGTERM raises, as Ctrl-C does, so that temporary files and spills are removed on the way out.
+    handle_sigterm()
     try:
         rv = cli.main(args=argv, prog_name="portwitness", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -882,7 +1010,11 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         click.echo(f"portwitness: error: {e.format_message()}", err=True)
         return e.exit_code
-    except click.Abort:
+    except click.Abort as e:
+        # click makes Ctrl-C (and so SIGTERM, see `outputs.Terminated`) an Abort.
+        if isinstance(e.__cause__, Terminated):
+            click.echo("portwitness: error: terminated", err=True)
+            return 143
         click.echo("portwitness: error: aborted", err=True)
         return 130
     except FileNotFoundError as e:
@@ -901,6 +1033,9 @@ def main(argv: list[str] | None = None) -> int:
     except CaptureFormatError as e:
         click.echo(f"portwitness: error: {e}", err=True)
         return EXIT_UNREADABLE
+    except OutputIsInputError as e:
+        click.echo(f"portwitness: error: {e}", err=True)
+        return EXIT_USAGE
     except PortwitnessError as e:
         click.echo(f"portwitness: error: {e}", err=True)
         # A configuration's error can only come once its model was loaded (5 ms, on demand); a
@@ -911,14 +1046,14 @@ def main(argv: list[str] | None = None) -> int:
             hosts is not None and isinstance(e, hosts.HostFilterError)
         )
         return EXIT_USAGE if usage else EXIT_UNREADABLE
+    except Terminated:
+        click.echo("portwitness: error: terminated", err=True)
+        return 143
     except KeyboardInterrupt:
         return 130
     except Exception as e:
         # Errors of modules loaded on demand: when they were not loaded, they were not raised.
-        dataset, polars = sys.modules.get("portwitness.dataset"), sys.modules.get("polars")
-        if dataset is not None and isinstance(e, dataset.DatasetError):
-            click.echo(f"portwitness: error: {e}", err=True)
-            return EXIT_UNREADABLE
+        polars = sys.modules.get("polars")
         if polars is not None and isinstance(e, polars.exceptions.PolarsError):
             click.echo(f"portwitness: error: writing the output failed: {e}", err=True)
             return EXIT_UNREADABLE

@@ -39,7 +39,11 @@ class FlowSpill:
     are removed on `close()` (or leaving the `with` block), also after an error."""
 
     def __init__(self, directory: str | Path | None = None) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix=".portwitness-spill-", dir=directory))
+        from portwitness.outputs import SPILL_PREFIX, sweep
+
+        # Named with our pid: a run killed before `close` leaves it to the next run here to remove.
+        sweep(directory if directory is not None else tempfile.gettempdir())
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=directory))
         self.parts: list[tuple[Path, int]] = []
 
     def __call__(self, table: Any) -> None:
@@ -50,6 +54,9 @@ class FlowSpill:
         # LZ4: the parts are read back once, soon; speed matters more than size.
         df.write_parquet(path, compression="lz4", row_group_size=_ROW_GROUP, statistics=False)
         self.parts.append((path, df.height))
+        from portwitness.outputs import crash_point
+
+        crash_point("spill-part")
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -143,23 +150,34 @@ def write_flows(batches: Iterator[pl.DataFrame], schema: pl.Schema, output: str,
 
         from polars.io.plugins import register_io_source
 
-        register_io_source(source, schema=schema).sink_parquet(output)
+        from portwitness.outputs import atomic_output
+
+        with atomic_output(output) as tmp:
+            try:
+                register_io_source(source, schema=schema).sink_parquet(tmp)
+            except OSError as e:
+                raise output_error(e, output) from None
         return count[0]
     if output == "-":
         return _write_text(batches, schema, sys.stdout.buffer, fmt)
-    with open(output, "wb") as f:
+    from portwitness.outputs import open_output
+
+    with open_output(output, "wb") as f:
         return _write_text(batches, schema, f, fmt)
 
 
 def write_parquet(table: Any, output: str) -> int:
     """Writes an Arrow table (`Capture.arrow`) to the file `output` as Parquet, by the core (zstd,
-    row groups as polars makes them); an OSError names the output as any other failed write does."""
+    row groups as polars makes them), whole or not at all (`outputs.atomic_output`); an OSError
+    names the output as any other failed write does."""
     from portwitness import _core
+    from portwitness.outputs import atomic_output
 
-    try:
-        return _core.write_parquet(table, output)
-    except OSError as e:
-        raise output_error(e, output) from None
+    with atomic_output(output) as tmp:
+        try:
+            return _core.write_parquet(table, tmp)
+        except OSError as e:
+            raise output_error(e, output) from None
 
 
 def output_error(e: OSError, output: str) -> OSError:
@@ -173,6 +191,8 @@ def output_error(e: OSError, output: str) -> OSError:
 
 def _write_text(batches: Iterator[pl.DataFrame], schema: pl.Schema, f: IO[bytes], fmt: str) -> int:
     import polars as pl
+
+    from portwitness.outputs import crash_point
 
     rows = 0
     first = True
@@ -192,6 +212,7 @@ def _write_text(batches: Iterator[pl.DataFrame], schema: pl.Schema, f: IO[bytes]
             raise ValueError(f"unknown format {fmt}")
         first = False
         rows += b.height
+        crash_point("text-batch")
     if first and fmt == "csv":
         pl.DataFrame(schema=schema).write_csv(f)
     if fmt == "json":

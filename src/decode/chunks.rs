@@ -144,6 +144,12 @@ impl Plan {
     /// A plan when `path` is an uncompressed classic pcap file of at least two chunks whose link
     /// type is decoded; None sends it to the one-record-at-a-time reader.
     fn probe(path: &Path, chunk: u64, capture: u32) -> Option<Plan> {
+        // Told by its name before it is opened: opening a FIFO or a device consumes it (a writer
+        // that finished before the stream's real reader opens it would leave that reader waiting
+        // for ever), so only a regular file is opened here.
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return None;
+        }
         let f = File::open(path).ok()?;
         let meta = f.metadata().ok()?;
         if !meta.is_file() || meta.len() < FILE_HEADER + 2 * chunk {

@@ -88,7 +88,8 @@ def _endpoint(ip: str, port: int) -> str:
 
 
 def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
-    """Writes a frame to a path or `-` (stdout) in the given format."""
+    """Writes a frame to a path (whole or not at all: `outputs.atomic_output`) or `-` (stdout)
+    in the given format."""
     if fmt == "table":
         fmt = "csv"
     writers = {
@@ -103,12 +104,15 @@ def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
     if output == "-":
         write(sys.stdout.buffer)
         return
-    try:
-        write(output)
-    except OSError as e:
-        from portwitness.spill import output_error
+    from portwitness.outputs import atomic_output
 
-        raise output_error(e, output) from None
+    with atomic_output(output) as tmp:
+        try:
+            write(tmp)
+        except OSError as e:
+            from portwitness.spill import output_error
+
+            raise output_error(e, output) from None
 
 
 # The headers of the rpcinfo views' leading columns (numbers right-justified); every view then ends with
