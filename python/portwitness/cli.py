@@ -417,7 +417,7 @@ def _spilled_flows(
     from portwitness.spill import FlowSpill, merged, release_free_memory, write_flows, write_parquet
 
     try:
-        spill = FlowSpill(None if output == "-" else Path(output).parent)
+        spill = FlowSpill(None if output == "-" else Path(output).parent, None if output == "-" else output)
     except OSError as e:
         # The spill's directory goes beside the output: its error is the output's.
         raise OSError(e.errno, e.strerror, output) from None

@@ -108,7 +108,7 @@ def _resolved(path: str) -> str:
 def capture_key(path: str, print_: str | None = None) -> str:
     """A directory-safe, stable name for a capture file: its name and a hash of its resolved path
     and content fingerprint (read from the file when `print_` is not given)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).name)[:80] or "capture"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(_resolved(path)).name)[:80] or "capture"
     if print_ is None:
         print_ = fingerprint(path) or ""
     said = f"{_resolved(path)}\0{print_}".encode("utf-8", "surrogateescape")
@@ -374,7 +374,14 @@ def write_dataset(cap: Capture, root: str | Path) -> dict:
         m = _manifest(root)
         # What a run that died left, before its run number is given out again.
         _remove_orphans(root, m)
-        return _write_run(cap, root, m)
+        try:
+            return _write_run(cap, root, m)
+        except BaseException:
+            # A failed run (a full disk, Ctrl-C, SIGTERM) takes its parts with it: what the
+            # manifest on disk commits is all that stays.
+            with contextlib.suppress(Exception):
+                _remove_orphans(root, _manifest(root))
+            raise
 
 
 def _write_run(cap: Capture, root: Path, m: dict) -> dict:

@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import stat
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -38,7 +39,9 @@ _LEFT_BY = re.compile(r"^\.portwitness-(?:tmp|spill)-(\d+)-")
 
 # Crash injection for the tests: PORTWITNESS_CRASH_AT=<point> makes the process kill itself
 # (SIGKILL: no cleanup at all) when it reaches that point; `<point>:<n>` at its n-th time.
+# PORTWITNESS_PAUSE_AT=<point>:<seconds> makes it wait there (the first time) instead.
 CRASH_ENV = "PORTWITNESS_CRASH_AT"
+PAUSE_ENV = "PORTWITNESS_PAUSE_AT"
 
 
 class OutputIsInputError(PortwitnessError):
@@ -54,12 +57,14 @@ class OutputIsInputError(PortwitnessError):
 
 _protected: dict[tuple[int, int], str] = {}
 _crash_counts: dict[str, int] = {}
+_paused: set[str] = set()
 
 
 def reset() -> None:
     """Forgets the inputs recorded by `protect` (one command line's worth)."""
     _protected.clear()
     _crash_counts.clear()
+    _paused.clear()
 
 
 def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
@@ -94,6 +99,10 @@ def refuse_inputs(outputs: Iterable[str | os.PathLike[str] | None]) -> None:
 
 def crash_point(name: str) -> None:
     """For the crash-injection tests: SIGKILL this process here when CRASH_ENV names this point."""
+    pause = os.environ.get(PAUSE_ENV)
+    if pause and pause.partition(":")[0] == name and name not in _paused:
+        _paused.add(name)
+        time.sleep(float(pause.partition(":")[2] or 1))
     want = os.environ.get(CRASH_ENV)
     if not want:
         return
@@ -217,11 +226,29 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[str]:
         _fsync_file(tmp)
         refuse_inputs([given])
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        # A writer's failure that names no file (polars says only "... (os error 28)") or the
+        # temporary one is the output's, in the system's words.
+        if isinstance(e, Exception) and _OS_ERROR.search(str(e)) and not isinstance(e, OSError):
+            raise output_error(e, given) from None
+        if isinstance(e, OSError) and e.filename in (None, tmp):
+            raise output_error(e, given) from None
         raise
     fsync_dir(directory)
+
+
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def output_error(e: BaseException, output: str) -> OSError:
+    """`e`, a failed write of `output`, as every failed write is reported: the output's path and
+    the system's words for the errno. Writers differ in what they keep: polars gives neither errno
+    nor file name, only "... (os error N)" in its message; the core gives Rust's wording."""
+    said = _OS_ERROR.search(str(e))
+    code = (e.errno if isinstance(e, OSError) else None) or (int(said[1]) if said else 0)
+    return OSError(code, os.strerror(code) if code else str(e), output)
 
 
 @contextlib.contextmanager
