@@ -997,7 +997,11 @@ def main(argv: list[str] | None = None) -> int:
 
     outputs.reset()
     # SIGTERM raises, as Ctrl-C does, so that temporary files and spills are removed on the way out.
-    handle_sigterm()
+    with handle_sigterm():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="portwitness", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

@@ -201,9 +201,9 @@ def writer_lock(root: Path, timeout: float | None = None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _reader_lock(root: Path) -> Iterator[None]:
-    """Shared with other readers, excluding a writer while the parts are read (a writer removes
-    the parts of captures it replaced). A dataset whose lock cannot be opened (read-only, or
-    written before there was a lock) is read without."""
+    """Shared with other readers, excluding a writer (for `check`: a run being written is not a
+    problem). A dataset whose lock cannot be opened (read-only, or written before there was a
+    lock) is checked without."""
     try:
         f = open(root / LOCK, encoding="ascii")
     except OSError:
@@ -469,29 +469,21 @@ def _require(root: Path) -> None:
 
 def read_dataset(root: str | Path) -> Capture:
     """The tables of every committed capture in the dataset at `root`, as one `Capture` (as the
-    decode returned them, runs in the order written). Parts no committed run holds are ignored."""
+    decode returned them, runs in the order written). Parts no committed run holds are ignored.
+    Read without the lock: a writer that commits meanwhile may remove the parts of a capture it
+    replaced, and the read then starts again from the new manifest."""
     root = Path(root)
     _require(root)
-    with _reader_lock(root):
+    for _ in range(5):
         m = _manifest(root)
-        keep = sorted(committed_parts(root, m))
-        frames = {}
-        for name in TABLES:
-            files = [root / rel for rel in keep if rel.startswith(f"{name}/")]
-            if files:
-                try:
-                    df = pl.read_parquet(files).sort("_row").drop("_row")
-                except (OSError, pl.exceptions.PolarsError) as e:
-                    raise DatasetError(
-                        f"{root}: a part of the {name} table cannot be read ({_first_line(e)}); "
-                        f"see portwitness dataset check {root}"
-                    ) from None
-            else:
-                schema_file = root / "_schema" / f"{name}.parquet"
-                if not schema_file.exists():
-                    raise DatasetError(f"{root}: the dataset has no {name} table")
-                df = pl.read_parquet(schema_file)
-            frames[name] = df
+        try:
+            frames = _read_parts(root, m)
+            break
+        except DatasetError:
+            if _manifest(root) == m:
+                raise  # nothing was committed meanwhile: the dataset is damaged
+    else:
+        raise DatasetError(f"{root}: the dataset kept changing while it was read; try again")
     # Counters of the runs whose captures are all still theirs (a capture written again belongs to
     # its newest run; an older run that held it no longer adds its counters).
     stats: dict[str, int] = {}
@@ -503,6 +495,28 @@ def read_dataset(root: str | Path) -> Capture:
             for k, v in r["anomaly_counts"].items():
                 kinds[k] = kinds.get(k, 0) + int(v)
     return Capture(stats=stats, anomaly_kinds=kinds, **frames)
+
+
+def _read_parts(root: Path, m: dict) -> dict[str, pl.DataFrame]:
+    keep = sorted(committed_parts(root, m))
+    frames = {}
+    for name in TABLES:
+        files = [root / rel for rel in keep if rel.startswith(f"{name}/")]
+        if files:
+            try:
+                df = pl.read_parquet(files).sort("_row").drop("_row")
+            except (OSError, pl.exceptions.PolarsError) as e:
+                raise DatasetError(
+                    f"{root}: a part of the {name} table cannot be read ({_first_line(e)}); "
+                    f"see portwitness dataset check {root}"
+                ) from None
+        else:
+            schema_file = root / "_schema" / f"{name}.parquet"
+            if not schema_file.exists():
+                raise DatasetError(f"{root}: the dataset has no {name} table")
+            df = pl.read_parquet(schema_file)
+        frames[name] = df
+    return frames
 
 
 def _first_line(e: BaseException) -> str:

@@ -274,9 +274,16 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
-def handle_sigterm() -> None:
-    """Makes SIGTERM raise Terminated on the main thread (from the main thread only; elsewhere a
-    no-op)."""
+@contextlib.contextmanager
+def handle_sigterm() -> Iterator[None]:
+    """While the block runs, SIGTERM raises Terminated on the main thread (when SIGTERM had its
+    default action; called from another thread, nothing changes)."""
+    before = None
     with contextlib.suppress(ValueError):
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, _on_sigterm)
+            before = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
