@@ -296,3 +296,21 @@ def test_an_unwritable_dataset_directory_is_one_line(tmp_path, capsys):
     blocker.write_text("not a directory")
     rc, _, err = run(capsys, "flows", str(SAMPLE), "-o", f"{blocker}/ds/")
     assert rc == 1 and len(err.splitlines()) == 1 and str(blocker) in err, err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
+def test_an_output_the_system_refuses_is_one_line(tmp_path, capsys, monkeypatch, fmt):
+    """EACCES (a directory the user may not write; root may, so the refusal is simulated where the
+    temporary file is made): one line naming the output, exit 1, nothing left."""
+    real_open = os.open
+
+    def refuse(path, flags, *args, **kwargs):
+        if os.path.basename(os.fspath(path)).startswith(".portwitness-tmp-"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    out = tmp_path / f"flows.{fmt}"
+    rc, _, err = run(capsys, "flows", str(SAMPLE), "-o", str(out))
+    assert rc == 1 and err.splitlines() == [f"portwitness: error: {out}: permission denied"]
+    assert os.listdir(tmp_path) == []
