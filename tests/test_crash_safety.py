@@ -305,6 +305,31 @@ def test_a_killed_dataset_run_is_never_read_and_the_next_run_cleans_it(tmp_path,
     assert not any(n.startswith(".portwitness-") for n in os.listdir(ds))
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_dataset_run_stopped_by_a_signal_takes_its_parts_with_it(tmp_path, sig):
+    ds = tmp_path / "ds"
+    assert pw_run("flows", str(SAMPLE), "-o", f"{ds}/").returncode == 0
+    files = dataset_files(ds)
+    proc = pw_start(
+        "flows", str(PCAPS / "epm_dynamic.pcap"), "-o", f"{ds}/", env={PAUSE_ENV: "dataset-part:30"}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(dataset_files(ds)) <= len(files):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == (143 if sig == signal.SIGTERM else 130), err
+    assert "Traceback" not in err
+    # Nothing to clean up for the next run: the dataset is as it was.
+    assert dataset_files(ds) == files
+    assert check(ds).problems == []
+
+
 def test_orphaned_parts_are_not_read_and_do_not_reuse_ids(tmp_path, capsys):
     """A part a killed writer left (run number the manifest has not committed) is not read;
     the next run neither counts it nor reuses its run number and flow ids for something else."""
