@@ -185,8 +185,8 @@ def _replaceable(target: str) -> bool:
     """Whether `target` is a new name or a regular file (what a rename may replace)."""
     try:
         return stat.S_ISREG(os.stat(target).st_mode)
-    except FileNotFoundError:
-        return True
+    except OSError:
+        return True  # a new name (or one the writer's open will fail on, naming the output)
 
 
 @contextlib.contextmanager
@@ -209,7 +209,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[str]:
         # the output it replaces) whatever the writer does with the name.
         try:
             mode = stat.S_IMODE(os.stat(target).st_mode)
-        except FileNotFoundError:
+        except OSError:
             mode = None
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:

@@ -1023,6 +1023,27 @@ pub(super) mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_not_opened_to_be_probed() {
+        // Opening a FIFO waits for a writer and, once one came, consumes what it wrote: the probe
+        // must tell it apart by its name alone (no writer ever comes here).
+        let dir = std::env::temp_dir().join(format!("pw-chunks-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("live.pcap");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let paths = vec![fifo.clone()];
+        std::thread::spawn(move || tx.send(suits(&paths, &options(2, 0))).ok());
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(got, Ok(false), "the probe opened the FIFO");
+    }
+
     #[test]
     fn a_panic_in_any_thread_names_the_record() {
         let dir = std::env::temp_dir().join(format!("pw-chunks-panic-{}", std::process::id()));
