@@ -520,3 +520,20 @@ def test_a_full_disk_during_a_dataset_run_leaves_the_dataset_as_it_was(small_dis
     assert dataset_files(ds) == files
     assert read_dataset(ds).flows.equals(before.flows, null_equal=True)
     assert pw_run("dataset", "check", str(ds)).returncode == 0
+
+
+def test_a_damaged_manifest_is_one_line_for_every_command(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    assert run(capsys, "flows", str(SAMPLE), "-o", f"{ds}/")[0] == 0
+    (ds / MANIFEST).write_text('{"format": "portwitness.dataset/1", "runs": 3}')
+    for argv in (
+        ["dataset", "check", str(ds)],
+        ["dataset", "repair", str(ds)],
+        ["report", "--from-dataset", str(ds)],
+        ["flows", str(SAMPLE), "-o", f"{ds}/"],
+    ):
+        rc, _, err = run(capsys, *argv)
+        assert rc == 1, argv
+        assert err.splitlines() == [
+            f"portwitness: error: {ds / MANIFEST}: damaged dataset manifest ('runs' missing or not a list)"
+        ], argv
