@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,9 @@ def expand_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
     An input that is no capture raises UnreadableInputError naming it (see `portwitness.inputs`)."""
     return resolve(inputs, skip=False)[0]
 
+
+# Converts the tables of captures made without a lock of their own (unpickled ones).
+_CONVERT = threading.Lock()
 
 # The tables of a decode, in the order `_core.decode` returns them.
 TABLES = ("flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls")
@@ -52,6 +56,7 @@ class Capture:
         that only hands a table on as Arrow (`arrow`) never loads polars."""
         cap = object.__new__(cls)
         object.__setattr__(cap, "_arrow", {name: raw[name] for name in TABLES if name in raw})
+        object.__setattr__(cap, "_lock", threading.Lock())
         object.__setattr__(cap, "stats", dict(raw["stats"]))
         object.__setattr__(cap, "anomaly_kinds", dict(raw.get("anomaly_counts", {})))
         read, bad = after_decode(list(raw.get("inputs", ())))
@@ -85,20 +90,25 @@ class Capture:
         # Reached only for an attribute the instance does not hold yet: a table `from_core` left
         # as Arrow is converted here, once.
         pending = self.__dict__.get("_arrow")
-        if not pending or name not in pending:
-            if name in TABLES and "_arrow" in self.__dict__:
-                raise AttributeError(f"table {name!r} was not decoded: decode(tables=...) left it out")
+        if pending is None or name not in TABLES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        import polars as pl
+        # Several threads may read one capture: an Arrow stream can be taken once, so the first
+        # converts it and the others wait for its frame.
+        with self.__dict__.get("_lock") or _CONVERT:
+            if name in self.__dict__:
+                return self.__dict__[name]
+            if name not in pending:
+                raise AttributeError(f"table {name!r} was not decoded: decode(tables=...) left it out")
+            import polars as pl
 
-        frame = pl.DataFrame(pending[name])
-        if name == "flows":
-            from portwitness.communityid import with_community_id
+            frame = pl.DataFrame(pending[name])
+            if name == "flows":
+                from portwitness.communityid import with_community_id
 
-            frame = with_community_id(frame)
-        object.__setattr__(self, name, frame)
-        del pending[name]
-        return frame
+                frame = with_community_id(frame)
+            object.__setattr__(self, name, frame)
+            del pending[name]
+            return frame
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled as frames: Arrow tables of the core do not pickle. Tables not decoded stay out.
@@ -114,7 +124,10 @@ class Capture:
         converting it when the decode left it as Arrow (the flows as the core made them, then:
         without the `community_id` that `flows` adds)."""
         pending = self.__dict__.get("_arrow") or {}
-        return pending[name] if name in pending else getattr(self, name)
+        with self.__dict__.get("_lock") or _CONVERT:
+            if name in pending:
+                return pending[name]
+        return getattr(self, name)
 
     def anomaly_counts(self) -> dict[str, int]:
         """Anomalies by kind, all of them (the rows kept in `anomalies` are bounded)."""

@@ -24,6 +24,7 @@ from portwitness.capture import SPILL_ROWS, Capture, decode
 from portwitness.filters import FilterError, Filters, NothingMatches
 from portwitness.formats import FormatError, check_writable, resolve_format, to_stdout
 from portwitness.inputs import resolve
+from portwitness.outputs import OutputIsInputError, Terminated, handle_sigterm, protect, refuse_inputs
 
 if TYPE_CHECKING:
     import polars as pl
@@ -73,6 +74,21 @@ def _scheduler() -> str | None:
     return ctx.meta.get("portwitness.scheduler") if ctx is not None else None
 
 
+def _will_write(*outputs: str | None) -> None:
+    """Names the files this command will write, so that `_reads` refuses inputs among them."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta["portwitness.outputs"] = [o for o in outputs if o not in (None, "-")]
+
+
+def _reads(paths: list[str]) -> None:
+    """Records `paths` as inputs of this run: no output may be written over one of them (exit 2,
+    before anything is decoded or written)."""
+    protect(paths)
+    ctx = click.get_current_context(silent=True)
+    refuse_inputs(ctx.meta.get("portwitness.outputs", ()) if ctx is not None else ())
+
+
 def _load_polars_meanwhile() -> None:
     """Imports polars on another thread. The core releases the GIL while it decodes, so the
     import runs beside the decode instead of before it; whoever needs polars first waits for it
@@ -99,6 +115,7 @@ def _decode(
     skip = _skip_unreadable()
     # Inputs that are no capture stop the run here, before anything is decoded or written.
     files, skipped = resolve(list(captures), skip)
+    _reads(files)
     for s in skipped:
         _warn(f"skipped {s.path}: {s.reason}")
     spill["skip_unreadable"] = skip
@@ -188,19 +205,74 @@ def _decode_on_cluster(
         raise click.ClickException(
             "--scheduler needs Dask's distributed scheduler: pip install 'portwitness[cluster]'"
         ) from None
+    for f in files:
+        if not os.path.isfile(f):
+            # A FIFO or device would be read by one worker and found empty by the next.
+            raise click.UsageError(
+                f"{f}: not a regular file; a cluster decodes files its workers can read again"
+            )
+    from concurrent.futures import CancelledError
+
+    from distributed.comm.core import CommClosedError
+
+    _check_scheduler_address(address)
+    with _quiet_distributed():
+        try:
+            client = Client(address, timeout="15s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise click.ClickException(f"cannot reach the Dask scheduler at {address}: {e}") from None
+        with client:
+            try:
+                return decode(
+                    files,
+                    max_flows=max_flows,
+                    idle_timeout=idle_timeout,
+                    threads=_threads(),
+                    client=client,
+                    skip_unreadable=skip,
+                )
+            except (CancelledError, CommClosedError) as e:
+                raise click.ClickException(
+                    f"lost the Dask scheduler at {address} during the run "
+                    f"({_first_line(e) or type(e).__name__}); nothing was written"
+                ) from None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0]
+
+
+def _check_scheduler_address(address: str) -> None:
+    """Refuses an address Dask cannot parse before a client is made of it: a client that failed on
+    one still tries to close its connection at exit, and says so in a traceback 30 s later."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
     try:
-        client = Client(address, timeout="15s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as e:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss", "ucx"):
+            parse_host_port(location)
+        from distributed.comm.registry import get_backend
+
+        get_backend(scheme)
+    except (ValueError, TypeError) as e:
         raise click.ClickException(f"cannot reach the Dask scheduler at {address}: {e}") from None
-    with client:
-        return decode(
-            files,
-            max_flows=max_flows,
-            idle_timeout=idle_timeout,
-            threads=_threads(),
-            client=client,
-            skip_unreadable=skip,
-        )
+
+
+class _quiet_distributed:
+    """Silences distributed's own logging while a command runs on a cluster: a lost scheduler is
+    logged as tracebacks on stderr, where the command's one error line says it."""
+
+    def __enter__(self) -> None:
+        import logging
+
+        # Its loggers set their own levels (dask's logging configuration): disabled as a whole.
+        self.before = logging.root.manager.disable
+        logging.disable(logging.CRITICAL)
+
+    def __exit__(self, *exc: object) -> None:
+        import logging
+
+        logging.disable(self.before)
 
 
 def _keep_threads(ctx: click.Context, _param: click.Parameter, value: int) -> int:
@@ -385,6 +457,7 @@ def flows(
         an_fmt = _output_format("--anomalies", TABLE_FORMATS + ("table",), None, anomalies_out)
         an_fmt = "csv" if an_fmt == "table" else an_fmt
     # The render and dataset modules load polars: imported once the decode is under way.
+    _will_write(None if _is_dataset_target(output) else output, anomalies_out)
     if _is_dataset_target(output):
         if fmt not in (None, "parquet"):
             raise click.UsageError(f"a dataset directory is written as Parquet, not {fmt}")
@@ -442,8 +515,11 @@ def _to_text(output: str | None, write: Any) -> None:
     if to_stdout(output):
         write(_console())
         return
+    from portwitness.outputs import open_output
+
     try:
-        with open(str(output), "w", encoding="utf-8") as fh:
+        # Whole or not at all, as every output (`outputs.atomic_output`).
+        with open_output(str(output), "w", encoding="utf-8") as fh:
             write(Console(file=fh, soft_wrap=False, width=200))
     except OSError as e:
         from portwitness.spill import output_error
@@ -499,7 +575,7 @@ def _spilled_flows(
     from portwitness.spill import FlowSpill, merged, release_free_memory, write_flows, write_parquet
 
     try:
-        spill = FlowSpill(None if output == "-" else Path(output).parent)
+        spill = FlowSpill(None if output == "-" else Path(output).parent, None if output == "-" else output)
     except OSError as e:
         # The spill's directory goes beside the output: its error is the output's.
         raise OSError(e.errno, e.strerror, output) from None
@@ -614,6 +690,7 @@ def rpcinfo(
     from portwitness.render import rpcinfo_table, write_frame
     from portwitness.rpcinfo import views as rpcinfo_views
 
+    _will_write(output)
     cap = _decode(captures, max_flows, idle_timeout)
     _warn_anomalies(cap)
     oncrpc, msrpc = rpcinfo_views(cap, filt)
@@ -652,6 +729,7 @@ def _policy(config: str | None, mgmt: str | None, policy: str | None, pipe_pair_
 
     if not (config or mgmt or policy):
         return None
+    _reads([p for p in (config, mgmt, policy) if p])
     loaded = load_config(config, mgmt, policy, pipe_pair_is_range=pipe_pair_is_range)
     for w in loaded.warnings:
         _warn(str(w))
@@ -704,7 +782,9 @@ def _emit(text: str, output: str | None) -> None:
     if output in (None, "-"):
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        from portwitness.outputs import write_text
+
+        write_text(output, text)
 
 
 def from_dataset_option(f):  # type: ignore[no-untyped-def]
@@ -782,6 +862,7 @@ def report(
     stands in for a configuration."""
     filt = _filters(**filters)
     fmt = _output_format("report", REPORT_FORMATS, fmt, output)
+    _will_write(output)
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
     cap = _load(captures, dataset, max_flows, idle_timeout)
     _warn_anomalies(cap)
@@ -895,6 +976,7 @@ def usage(
     from portwitness.formats import listed
     from portwitness.render import write_frame
 
+    _will_write(output)
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
     cap = _load(captures, dataset, max_flows, idle_timeout)
     _warn_anomalies(cap)
@@ -909,6 +991,48 @@ def usage(
         _to_text(output, lambda console: print_frame(console, title, shown))
     else:
         write_frame(df, output or "-", fmt)
+
+
+@cli.group()
+def dataset() -> None:
+    """Check and repair datasets written by flows CAPTURES -o DIR/."""
+
+
+@dataset.command("check")
+@click.argument("directory", type=click.Path(file_okay=False))
+def dataset_check(directory: str) -> int:
+    """Verify the dataset in DIRECTORY: the manifest reads, every committed part exists, reads and
+    holds the rows the manifest says, nothing lies there that no committed run holds (what a killed
+    writer left), and run numbers and flow ids are unique. Exit 0 when sound, 1 with one line per
+    problem."""
+    from portwitness.dataset import check
+
+    got = check(directory)
+    for p in got.problems:
+        click.echo(f"portwitness: {p}", err=True)
+    if got.problems:
+        return EXIT_UNREADABLE
+    click.echo(
+        f"portwitness: dataset {directory}: ok, {got.runs} runs, {got.captures} captures, {got.flows} flows",
+        err=True,
+    )
+    return 0
+
+
+@dataset.command("repair")
+@click.argument("directory", type=click.Path(file_okay=False))
+def dataset_repair(directory: str) -> int:
+    """Make the dataset in DIRECTORY what its manifest commits: remove what no committed run holds
+    (parts of a run that was killed, temporary files) and drop the captures whose committed parts
+    are missing or damaged. One line per change; then `dataset check` passes."""
+    from portwitness.dataset import repair
+
+    said = repair(directory)
+    for line in said:
+        click.echo(f"portwitness: {line}", err=True)
+    if not said:
+        click.echo(f"portwitness: dataset {directory}: nothing to repair", err=True)
+    return 0
 
 
 @cli.group()
@@ -946,6 +1070,8 @@ def config_check(
     from portwitness.render import write_frame
 
     fmt = _output_format("config check", PLAN_FORMATS, fmt, output)
+    _will_write(output)
+    _reads(list(files))
     pol = Policy()
     for f in files:
         kind = _config_kind(f)
@@ -1000,6 +1126,7 @@ def demo(fmt: str | None, output: str | None, fail_on: tuple[str, ...]) -> int:
     from portwitness.demo import load
 
     fmt = _output_format("demo", REPORT_FORMATS, fmt, output)
+    _will_write(output)
     cap, pol = load()
     for w in pol.warnings:
         _warn(str(w))
@@ -1068,6 +1195,15 @@ cli.add_command(_firewall_group(sys.modules[__name__]))
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the group, turns every error into one line and an exit code."""
+    from portwitness import outputs
+
+    outputs.reset()
+    # SIGTERM raises, as Ctrl-C does, so that temporary files and spills are removed on the way out.
+    with handle_sigterm():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="portwitness", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -1089,7 +1225,11 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_stdout()
         click.echo("portwitness: interrupted", err=True)
         return EXIT_INTERRUPTED
-    except click.Abort:
+    except click.Abort as e:
+        # click makes Ctrl-C (and so SIGTERM, see `outputs.Terminated`) an Abort.
+        if isinstance(e.__cause__, Terminated):
+            click.echo("portwitness: error: terminated", err=True)
+            return 143
         click.echo("portwitness: error: aborted", err=True)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -1112,6 +1252,9 @@ def main(argv: list[str] | None = None) -> int:
     except CaptureFormatError as e:
         click.echo(f"portwitness: error: {e}", err=True)
         return EXIT_UNREADABLE
+    except OutputIsInputError as e:
+        click.echo(f"portwitness: error: {e}", err=True)
+        return EXIT_USAGE
     except PortwitnessError as e:
         click.echo(f"portwitness: error: {e}", err=True)
         # A configuration's error can only come once its model was loaded (5 ms, on demand); a
@@ -1124,12 +1267,12 @@ def main(argv: list[str] | None = None) -> int:
             or isinstance(e, FilterError)
         )
         return EXIT_USAGE if usage else EXIT_UNREADABLE
+    except Terminated:
+        click.echo("portwitness: error: terminated", err=True)
+        return 143
     except Exception as e:
         # Errors of modules loaded on demand: when they were not loaded, they were not raised.
-        dataset, polars = sys.modules.get("portwitness.dataset"), sys.modules.get("polars")
-        if dataset is not None and isinstance(e, dataset.DatasetError):
-            click.echo(f"portwitness: error: {e}", err=True)
-            return EXIT_UNREADABLE
+        polars = sys.modules.get("polars")
         if polars is not None and isinstance(e, polars.exceptions.PolarsError):
             if "os error 32" in str(e) or "Broken pipe" in str(e):
                 return _closed_pipe()

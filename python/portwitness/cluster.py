@@ -208,10 +208,13 @@ def decode_in_parallel(paths: list[str], options: Options) -> Capture | None:
     """Files in parallel on this machine, when that pays: the runs of `decode_on` on a pool of
     threads (the core releases the GIL; tables stay frames), each run on one thread. None (decode
     in one pass) when the machine has at most 2 threads to give (the one-pass pipeline already
-    keeps 2 busy, with no border to check), when stdin is an input, or when the files cannot be
-    decoded apart (rotated files of one link: one run)."""
+    keeps 2 busy, with no border to check), when stdin, a FIFO or a device is an input, or when the
+    files cannot be decoded apart (rotated files of one link: one run)."""
     threads = decode_threads(options.threads)
     if threads <= 2 or len(paths) < 2 or "-" in paths:
+        return None
+    if not all(os.path.isfile(p) for p in paths):
+        # A FIFO or device is read once, as a stream: its first record cannot be peeked at first.
         return None
     try:
         firsts = first_timestamps(paths)

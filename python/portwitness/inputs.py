@@ -30,6 +30,7 @@ MAGICS = (
 )
 
 READ = "read"
+EMPTY = '""'
 SKIPPED = "skipped"
 
 _REASONS = {
@@ -60,7 +61,8 @@ class UnreadableInputError(_core.CaptureFormatError):
 
     def __init__(self, bad: list[InputStatus], others: bool = False) -> None:
         self.inputs = bad
-        listed = "; ".join(f"{b.path}: {b.reason}" for b in bad)
+        # An empty path shows as "" (bare, it would leave the line starting with a colon).
+        listed = "; ".join(f"{b.path or EMPTY}: {b.reason}" for b in bad)
         head = listed if len(bad) == 1 else f"{len(bad)} inputs are not captures: {listed}"
         # With readable captures beside them, say how to read those anyway.
         tail = "; nothing was read (--skip-unreadable reads the rest)" if others else ""
@@ -109,6 +111,50 @@ def probe(path: str) -> str | None:
     return f"not a pcap or pcapng capture (bad magic {head.hex(' ')})"
 
 
+def _walk(top: Path) -> tuple[list[Path], str | None]:
+    """The captures under `top`, symlinked directories followed (each directory once), and the
+    reason there are none when a symlink leads back to a directory above it (a loop)."""
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+
+    def visit(d: Path, above: tuple[tuple[int, int], ...]) -> str | None:
+        try:
+            st = d.stat()
+        except OSError as e:
+            return None if e.errno != errno.ELOOP else f"symbolic link loop at {d}"
+        ident = (st.st_dev, st.st_ino)
+        if ident in above:
+            return f"symbolic link loop: {d} leads back to a directory above it"
+        if ident in seen:
+            return None  # reached twice through links: read once
+        seen.add(ident)
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError:
+            return None
+        for e in entries:
+            q = Path(e.path)
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                why = visit(q, (*above, ident))
+                if why is not None:
+                    return why
+            elif e.is_symlink() and not q.exists():
+                try:
+                    q.stat()
+                except OSError as err:
+                    if err.errno == errno.ELOOP:
+                        return f"symbolic link loop at {q}"
+            elif q.is_file() and looks_like_capture(q):
+                found.append(q)
+        return None
+
+    return found, visit(top, ())
+
+
 def _expand_one(s: str) -> tuple[list[str], str | None]:
     """One input's files, or why it has none."""
     if s == "":
@@ -117,10 +163,12 @@ def _expand_one(s: str) -> tuple[list[str], str | None]:
     if s == "-":
         return [s], None
     if p.is_dir():
-        found = sorted(q for q in p.rglob("*") if q.is_file() and looks_like_capture(q))
+        found, loop = _walk(p)
+        if loop is not None:
+            return [], loop
         if not found:
             return [], "directory holds no pcap or pcapng capture"
-        return [str(q) for q in found], None
+        return [str(q) for q in sorted(found)], None
     if not p.exists() and glob.has_magic(s):
         matches = sorted(glob.glob(s, recursive=True))
         if not matches:

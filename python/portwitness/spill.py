@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -38,9 +37,15 @@ class FlowSpill:
     `directory` (the output's directory: where the user expects the space to be used). The parts
     are removed on `close()` (or leaving the `with` block), also after an error."""
 
-    def __init__(self, directory: str | Path | None = None) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix=".portwitness-spill-", dir=directory))
+    def __init__(self, directory: str | Path | None = None, output: str | None = None) -> None:
+        from portwitness.outputs import SPILL_PREFIX, sweep
+
+        # Named with our pid: a run killed before `close` leaves it to the next run here to remove.
+        sweep(directory if directory is not None else tempfile.gettempdir())
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=directory))
         self.parts: list[tuple[Path, int]] = []
+        # Whose failure a failed part is: the output's, when the spill goes beside one.
+        self.output = output
 
     def __call__(self, table: Any) -> None:
         import polars as pl
@@ -48,8 +53,14 @@ class FlowSpill:
         df = pl.DataFrame(table)
         path = self.dir / f"part-{len(self.parts):06d}.parquet"
         # LZ4: the parts are read back once, soon; speed matters more than size.
-        df.write_parquet(path, compression="lz4", row_group_size=_ROW_GROUP, statistics=False)
+        try:
+            df.write_parquet(path, compression="lz4", row_group_size=_ROW_GROUP, statistics=False)
+        except (OSError, pl.exceptions.PolarsError) as e:
+            raise output_error(e, self.output or str(path)) from None
         self.parts.append((path, df.height))
+        from portwitness.outputs import crash_point
+
+        crash_point("spill-part")
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -143,36 +154,47 @@ def write_flows(batches: Iterator[pl.DataFrame], schema: pl.Schema, output: str,
 
         from polars.io.plugins import register_io_source
 
-        register_io_source(source, schema=schema).sink_parquet(output)
+        from portwitness.outputs import atomic_output
+
+        with atomic_output(output) as tmp:
+            try:
+                register_io_source(source, schema=schema).sink_parquet(tmp)
+            except OSError as e:
+                raise output_error(e, output) from None
         return count[0]
     if output == "-":
         return _write_text(batches, schema, sys.stdout.buffer, fmt)
-    with open(output, "wb") as f:
+    from portwitness.outputs import open_output
+
+    with open_output(output, "wb") as f:
         return _write_text(batches, schema, f, fmt)
 
 
 def write_parquet(table: Any, output: str) -> int:
     """Writes an Arrow table (`Capture.arrow`) to the file `output` as Parquet, by the core (zstd,
-    row groups as polars makes them); an OSError names the output as any other failed write does."""
+    row groups as polars makes them), whole or not at all (`outputs.atomic_output`); an OSError
+    names the output as any other failed write does."""
     from portwitness import _core
+    from portwitness.outputs import atomic_output
 
-    try:
-        return _core.write_parquet(table, output)
-    except OSError as e:
-        raise output_error(e, output) from None
+    with atomic_output(output) as tmp:
+        try:
+            return _core.write_parquet(table, tmp)
+        except OSError as e:
+            raise output_error(e, output) from None
 
 
 def output_error(e: OSError, output: str) -> OSError:
-    """`e`, a failed write of `output`, as every failed write is reported: the output's path and
-    the system's words for the errno. Writers differ in what they keep: polars gives neither errno
-    nor file name, only "... (os error N)" in its message; the core gives Rust's wording."""
-    said = re.search(r"\(os error (\d+)\)", str(e))
-    code = e.errno or (int(said[1]) if said else 0)
-    return OSError(code, os.strerror(code) if code else str(e), output)
+    """`e`, a failed write of `output`, named as every failed write is (`outputs.output_error`)."""
+    from portwitness.outputs import output_error as named
+
+    return named(e, output)
 
 
 def _write_text(batches: Iterator[pl.DataFrame], schema: pl.Schema, f: IO[bytes], fmt: str) -> int:
     import polars as pl
+
+    from portwitness.outputs import crash_point
 
     rows = 0
     first = True
@@ -192,6 +214,7 @@ def _write_text(batches: Iterator[pl.DataFrame], schema: pl.Schema, f: IO[bytes]
             raise ValueError(f"unknown format {fmt}")
         first = False
         rows += b.height
+        crash_point("text-batch")
     if first and fmt == "csv":
         pl.DataFrame(schema=schema).write_csv(f)
     if fmt == "json":

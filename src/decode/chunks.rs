@@ -144,6 +144,12 @@ impl Plan {
     /// A plan when `path` is an uncompressed classic pcap file of at least two chunks whose link
     /// type is decoded; None sends it to the one-record-at-a-time reader.
     fn probe(path: &Path, chunk: u64, capture: u32) -> Option<Plan> {
+        // Told by its name before it is opened: opening a FIFO or a device consumes it (a writer
+        // that finished before the stream's real reader opens it would leave that reader waiting
+        // for ever), so only a regular file is opened here.
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return None;
+        }
         let f = File::open(path).ok()?;
         let meta = f.metadata().ok()?;
         if !meta.is_file() || meta.len() < FILE_HEADER + 2 * chunk {
@@ -1015,6 +1021,27 @@ pub(super) mod tests {
             }
         }
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_not_opened_to_be_probed() {
+        // Opening a FIFO waits for a writer and, once one came, consumes what it wrote: the probe
+        // must tell it apart by its name alone (no writer ever comes here).
+        let dir = std::env::temp_dir().join(format!("pw-chunks-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("live.pcap");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let paths = vec![fifo.clone()];
+        std::thread::spawn(move || tx.send(suits(&paths, &options(2, 0))).ok());
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(got, Ok(false), "the probe opened the FIFO");
     }
 
     #[test]

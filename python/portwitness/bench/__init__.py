@@ -737,7 +737,9 @@ def main(argv=None, *, prog: str | None = None, ap=None, prepare=None, extra_spe
                 "results": rows,
                 "markdown": table,
             }
-            with open(a.json, "w") as fh:
+            from portwitness.outputs import open_output
+
+            with open_output(a.json, "w") as fh:
                 json.dump(doc, fh, indent=1, default=str)
             print(f"\n# wrote {a.json}")
     finally:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 
+from portwitness._core import PortwitnessError
 from portwitness.config.model import PortRange
 
 _ITEM = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
 
 
-class PortSyntaxError(ValueError):
+class PortSyntaxError(PortwitnessError, ValueError):
     """A port item that cannot be read; `offset` is 0-based within the text handed to the parser."""
 
     def __init__(self, offset: int, message: str) -> None:

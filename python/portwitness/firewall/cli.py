@@ -105,8 +105,10 @@ def group(base: ModuleType) -> click.Group:
             from portwitness.firewall.write_firewalld import firewalld
 
             Path(output).mkdir(parents=True, exist_ok=True)
+            from portwitness.outputs import write_text
+
             for name, text in firewalld(al).items():
-                (Path(output) / name).write_text(text, encoding="utf-8")
+                write_text(Path(output) / name, text)
             return
         base._emit(_rules_text(al, fmt, install_dir), output)
 
@@ -270,7 +272,9 @@ def _write_check(base: ModuleType, res: Any, fmt: str, output: str | None) -> No
         else:
             from rich.console import Console
 
-            with open(output, "w", encoding="utf-8") as fh:
+            from portwitness.outputs import open_output
+
+            with open_output(output, "w", encoding="utf-8") as fh:
                 report.print_table(res, Console(file=fh, width=200, soft_wrap=False))
         return
     text = {

@@ -113,8 +113,9 @@ def _endpoint(ip: str, port: int) -> str:
 
 
 def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
-    """Writes a frame to a path or `-` (stdout) in the given format (`portwitness.formats`: times
-    RFC 3339, lists `;`-joined and formula-like cells neutralised in CSV)."""
+    """Writes a frame to a path (whole or not at all: `outputs.atomic_output`) or `-` (stdout) in
+    the given format (`portwitness.formats`: times RFC 3339, lists `;`-joined and formula-like
+    cells neutralised in CSV)."""
     if fmt == "table":
         fmt = "csv"
     if fmt in TEXT_FORMATS:
@@ -131,12 +132,15 @@ def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
     if output == "-":
         write(sys.stdout.buffer)
         return
-    try:
-        write(output)
-    except OSError as e:
-        from portwitness.spill import output_error
+    from portwitness.outputs import atomic_output
 
-        raise output_error(e, output) from None
+    with atomic_output(output) as tmp:
+        try:
+            write(tmp)
+        except OSError as e:
+            from portwitness.spill import output_error
+
+            raise output_error(e, output) from None
 
 
 # The rpcinfo views' leading columns (identities, never cut); every view then ends with where a row
