@@ -7,8 +7,9 @@ Layout under the dataset's directory::
     _schema/<table>.parquet                  each table's schema (no rows), for tables left empty
     <table>/capture=<key>/hour=<YYYYMMDDTHH>/run-<n>.parquet
 
-`<table>` is every table a decode returns (flows, rpc_calls, mappings, dcerpc_calls, tls,
-anomalies, captures). Rows are partitioned by the capture file they came from (`<key>`: the file's
+`<table>` is every table a decode returns (flows, rpc_calls, mappings, dcerpc_calls, tls, names,
+anomalies, captures); a dataset written before the `names` table existed reads back with that
+table empty. Rows are partitioned by the capture file they came from (`<key>`: the file's
 name and a hash of its path, so two files of the same name in different directories stay apart)
 and by the UTC hour of their time (`hour=none` for rows without one). Every run adds its rows under
 a new run number; writing a capture again replaces every row of that capture (in all tables).
@@ -32,7 +33,7 @@ from portwitness.capture import Capture
 
 FORMAT = "portwitness.dataset/1"
 MANIFEST = "portwitness-dataset.json"
-TABLES = ("flows", "rpc_calls", "mappings", "dcerpc_calls", "tls", "anomalies", "captures")
+TABLES = ("flows", "rpc_calls", "mappings", "dcerpc_calls", "tls", "names", "anomalies", "captures")
 # The time a row is filed under, per table.
 TIME_COLUMN = {
     "flows": "first_ts",
@@ -40,10 +41,26 @@ TIME_COLUMN = {
     "mappings": "ts",
     "dcerpc_calls": "ts",
     "tls": "ts",
+    "names": "ts",
     "captures": "first_ts",
 }
+# The schema of each table added after the dataset format, for datasets written before it (a test
+# holds them equal to the core's).
+ADDED_LATER = {
+    "names": {
+        "ts": pl.Datetime("ns", "UTC"),
+        "flow_id": pl.UInt64,
+        "name": pl.String,
+        "ip": pl.String,
+        "source": pl.String,
+        "record": pl.String,
+        "ttl": pl.UInt32,
+        "canonical": pl.String,
+        "sender_ip": pl.String,
+    }
+}
 # Tables that say which capture a row came from through its flow.
-BY_FLOW = ("rpc_calls", "mappings", "dcerpc_calls", "tls")
+BY_FLOW = ("rpc_calls", "mappings", "dcerpc_calls", "tls", "names")
 
 
 class DatasetError(Exception):
@@ -107,6 +124,7 @@ def write_dataset(cap: Capture, root: str | Path) -> dict:
         "mappings": cap.mappings.with_columns(pl.col("flow_id") + base),
         "dcerpc_calls": cap.dcerpc_calls.with_columns(pl.col("flow_id") + base),
         "tls": cap.tls.with_columns(pl.col("flow_id") + base),
+        "names": cap.names.with_columns(pl.col("flow_id") + base),
         "anomalies": cap.anomalies,
         "captures": cap.captures,
     }
@@ -159,6 +177,9 @@ def read_dataset(root: str | Path) -> Capture:
             df = pl.read_parquet(files).sort("_row").drop("_row")
         else:
             schema_file = root / "_schema" / f"{name}.parquet"
+            if not schema_file.exists() and name in ADDED_LATER:
+                frames[name] = pl.DataFrame(schema=ADDED_LATER[name])
+                continue
             if not schema_file.exists():
                 raise DatasetError(f"{root}: the dataset has no {name} table")
             df = pl.read_parquet(schema_file)
