@@ -4,8 +4,6 @@
 //! on it to the addresses of the name it ends at, so the name a client asked for maps to the
 //! addresses it was given.
 
-use std::collections::HashSet;
-
 use super::Ends;
 use crate::learn::MAX_ROWS;
 use crate::packet::Addr;
@@ -16,6 +14,9 @@ pub const DNS_PORT: u16 = 53;
 pub const MDNS_PORT: u16 = 5353;
 /// CNAME links followed from one alias; a longer chain (or a loop) binds the alias to nothing.
 pub const MAX_CHAIN: usize = 16;
+/// Bindings one message teaches at most: a CNAME chain binds every alias to every address, so
+/// a message of many aliases and many addresses would otherwise make rows by the thousand.
+pub const MAX_BINDINGS: usize = 256;
 /// Bytes buffered per direction of a TCP stream: one whole message and its length prefix.
 const MAX_BUFFER: usize = dns::MAX_MESSAGE + 2;
 /// NetBIOS suffixes a host registers under its own name: workstation (0x00) and server (0x20).
@@ -168,23 +169,21 @@ impl Names {
         let Some(m) = Message::parse(bytes) else {
             return;
         };
-        let before = self.rows.len() as u64 + self.rows_dropped;
-        let mut seen = HashSet::new();
-        match at.source {
+        let taught = match at.source {
             Source::Dns | Source::Mdns if m.header.is_response() && m.header.opcode() == 0 => {
-                self.answers(at, &m, &mut seen);
+                self.answers(at, &m)
             }
-            Source::Nbns => self.nbns(at, &m, &mut seen),
-            _ => {}
-        }
-        if self.rows.len() as u64 + self.rows_dropped > before {
+            Source::Nbns => self.nbns(at, &m),
+            _ => 0,
+        };
+        if taught > 0 {
             self.messages += 1;
         }
     }
 
     /// The A and AAAA records of a DNS or mDNS response, each under its own name and under every
-    /// alias whose CNAME chain in the message ends at that name.
-    fn answers(&mut self, at: &Origin, m: &Message<'_>, seen: &mut HashSet<(String, Addr)>) {
+    /// alias whose CNAME chain in the message ends at that name; returns the bindings taught.
+    fn answers(&mut self, at: &Origin, m: &Message<'_>) -> usize {
         let mut addrs = Vec::new();
         let mut cnames: Vec<(String, String, u32)> = Vec::new();
         for r in &m.records {
@@ -195,23 +194,27 @@ impl Names {
                 cnames.push((r.name.text(), target.text(), r.ttl));
             }
         }
+        let mut seen = Taught::default();
         for (name, addr, record, ttl) in &addrs {
-            self.push(at, seen, name, *addr, record, *ttl, None);
+            if seen.first(name, *addr) {
+                self.push(at, name, *addr, record, *ttl, None);
+            }
         }
         for (alias, _, _) in &cnames {
             let Some((end, ttl)) = chain_end(&cnames, alias) else {
                 continue;
             };
             for (name, addr, record, a_ttl) in &addrs {
-                if *name == end {
-                    let ttl = ttl.min(*a_ttl);
-                    self.push(at, seen, alias, *addr, record, ttl, Some(&end));
+                if *name == end && seen.first(alias, *addr) {
+                    self.push(at, alias, *addr, record, ttl.min(*a_ttl), Some(&end));
                 }
             }
         }
+        seen.0.len()
     }
 
-    fn nbns(&mut self, at: &Origin, m: &Message<'_>, seen: &mut HashSet<(String, Addr)>) {
+    fn nbns(&mut self, at: &Origin, m: &Message<'_>) -> usize {
+        let mut hosts = Vec::new();
         for b in nbns::bindings(m) {
             if b.group || !HOST_SUFFIXES.contains(&b.name.suffix) {
                 continue;
@@ -221,33 +224,26 @@ impl Names {
                 name.push('.');
                 name.push_str(&b.name.scope);
             }
-            self.push(
-                at,
-                seen,
-                &name,
-                Addr::v4(b.addr.octets()),
-                "NB",
-                b.ttl,
-                None,
-            );
+            hosts.push((name, Addr::v4(b.addr.octets()), b.ttl));
         }
+        let mut seen = Taught::default();
+        for (name, addr, ttl) in &hosts {
+            if seen.first(name, *addr) {
+                self.push(at, name, *addr, "NB", *ttl, None);
+            }
+        }
+        seen.0.len()
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         at: &Origin,
-        seen: &mut HashSet<(String, Addr)>,
         name: &str,
         addr: Addr,
         record: &'static str,
         ttl: u32,
         canonical: Option<&str>,
     ) {
-        // The root names no host; a binding repeated in one message is one row.
-        if name.is_empty() || !seen.insert((name.to_owned(), addr)) {
-            return;
-        }
         if self.rows.len() >= MAX_ROWS {
             self.rows_dropped += 1;
             return;
@@ -267,6 +263,23 @@ impl Names {
 
     pub fn finish(&mut self) {
         crate::order::sort_rows_by_key(&mut self.rows, |r| r.ts);
+    }
+}
+
+/// The bindings of one message so far, to teach each once (a linear scan: messages teach a few,
+/// and at most `MAX_BINDINGS`).
+#[derive(Default)]
+struct Taught<'a>(Vec<(&'a str, Addr)>);
+
+impl<'a> Taught<'a> {
+    /// Whether (name, addr) is a binding to teach: not the root (which names no host), not
+    /// taught by this message before, and within `MAX_BINDINGS`.
+    fn first(&mut self, name: &'a str, addr: Addr) -> bool {
+        if name.is_empty() || self.0.len() >= MAX_BINDINGS || self.0.contains(&(name, addr)) {
+            return false;
+        }
+        self.0.push((name, addr));
+        true
     }
 }
 
@@ -438,6 +451,24 @@ mod tests {
             [("arcsrv01".into(), "10.20.0.20".into(), None, 3600)]
         );
         assert_eq!(n.rows[0].record, "NB");
+    }
+
+    #[test]
+    fn one_message_teaches_at_most_max_bindings() {
+        // 20 A records of x and 20 aliases of x: 20 + 20 * 20 bindings, of which MAX_BINDINGS.
+        let mut b = hex("0000 8180 0000 0028 0000 0000");
+        for i in 0..20u8 {
+            b.extend(hex("01 78 00 0001 0001 00000001 0004 0a0000"));
+            b.push(i);
+        }
+        for i in 0..20u8 {
+            b.extend([2, b'a', b'a' + i, 0]);
+            b.extend(hex("0005 0001 00000001 0003 01 78 00"));
+        }
+        let mut n = Names::default();
+        n.udp_datagram(&ends(IPPROTO_UDP), false, &b, 5, Source::Dns);
+        assert_eq!(n.rows.len(), MAX_BINDINGS);
+        assert_eq!((n.rows_dropped, n.messages), (0, 1));
     }
 
     #[test]
