@@ -166,15 +166,17 @@ impl Names {
     }
 
     fn message(&mut self, at: &Origin, bytes: &[u8]) {
-        let Some(m) = Message::parse(bytes) else {
+        // Only responses to standard queries bind names in DNS: the header says so before the
+        // records are read (mDNS queries come from the same port as its answers).
+        let answer = |h: &dns::Header| h.is_response() && h.opcode() == 0;
+        let wanted =
+            at.source == Source::Nbns || dns::Header::parse(bytes).is_some_and(|h| answer(&h));
+        let Some(m) = wanted.then(|| Message::parse(bytes)).flatten() else {
             return;
         };
         let taught = match at.source {
-            Source::Dns | Source::Mdns if m.header.is_response() && m.header.opcode() == 0 => {
-                self.answers(at, &m)
-            }
+            Source::Dns | Source::Mdns => self.answers(at, &m),
             Source::Nbns => self.nbns(at, &m),
-            _ => 0,
         };
         if taught > 0 {
             self.messages += 1;
