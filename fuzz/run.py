@@ -42,6 +42,8 @@ TARGETS = [
     "dcerpc",
     "epm",
     "tls",
+    "dns",
+    "nbns",
     "pipeline",
     "chunks",
 ]

@@ -11,6 +11,7 @@
 * oncrpc, portmap: ONC RPC messages on port 111 (and any flow that carries RPC, e.g. NFS).
 * dcerpc, epm: DCE/RPC PDUs on ports 135, 6502-6504 and 49152+, and the endpoint mapper's stubs.
 * tls: TLS records on ports 443 and 7099.
+* dns: DNS and mDNS datagrams (ports 53 and 5353) and DNS-over-TCP streams; nbns: UDP 137 datagrams.
 
 The protocol targets read framed inputs (see fuzz/fuzz_targets/common.rs): a sequence of
 `flags: u8, len: u16 BE, bytes`. Seeds are named by their SHA-1, so running again adds nothing new.
@@ -34,7 +35,7 @@ from scapy.utils import rdpcap  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ["pcap", "pcapng", "source", "pipeline", "chunks"]
-PROTOCOLS = ["ip", "tcp_stream", "oncrpc", "portmap", "dcerpc", "epm", "tls"]
+PROTOCOLS = ["ip", "tcp_stream", "oncrpc", "portmap", "dcerpc", "epm", "tls", "dns", "nbns"]
 TARGETS = CAPTURES + PROTOCOLS
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -347,6 +348,27 @@ def seed_tls(seeds: Seeds, f: Flow) -> None:
             i += 5 + n
 
 
+def seed_names(seeds: Seeds, f: Flow) -> None:
+    """DNS and mDNS datagrams and DNS-over-TCP streams (the dns target's flags: bit 0 server,
+    bit 1 TCP, bit 3 mDNS), and NetBIOS name service datagrams."""
+    ports = f.ports()
+    if f.proto == "udp" and 137 in ports:
+        seq = b"".join(frame(d | 1 << 1, pl) for d, _, _, pl in f.pkts if pl)
+        seeds.add("nbns", seq[:MAX_SEED])
+        return
+    if 53 not in ports and 5353 not in ports:
+        return
+    if f.proto == "udp":
+        mdns = 8 if 5353 in ports else 0
+        for d, _, _, pl in f.pkts:
+            if pl:
+                seeds.add("dns", frame(d | mdns, pl))
+        seq = b"".join(frame(d | mdns | 1 << 4, pl) for d, _, _, pl in f.pkts if pl)
+    else:
+        seq = b"".join(frame(d | 2 | 1 << 4, pl) for d, _, _, pl in f.pkts if pl)
+    seeds.add("dns", seq[:MAX_SEED])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "corpus")
@@ -377,6 +399,7 @@ def main() -> int:
                 seed_dcerpc(seeds, f)
             elif kind == "tls":
                 seed_tls(seeds, f)
+            seed_names(seeds, f)
     for t in TARGETS:
         n = len(list((args.out / t).glob("*"))) if (args.out / t).exists() else 0
         print(f"{t:12} {n:5} seeds ({seeds.added[t]} new)")

@@ -73,6 +73,7 @@ from scapy.layers.dcerpc import (
     NDRPointer,
     NDRVaryingArray,
 )
+from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR, fragment
 from scapy.layers.inet6 import (
     ICMPv6EchoReply,
@@ -2760,6 +2761,184 @@ def build_tls_mgmt():
     return cap, log
 
 
+# --------------------------------------------------------------------------
+# Names: DNS over UDP and TCP, mDNS, NetBIOS name service
+# --------------------------------------------------------------------------
+# ``NameLog`` keeps the oracle <file>.names.json: one row per (name, address) each planted
+# response or registration binds, in the order the decoder writes them (a message's address
+# records under their own names first, then each CNAME alias in record order).
+
+RESOLVER, WINS = "10.20.0.2", "10.20.0.3"
+
+
+class NameLog:
+    """The names oracle."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def tables(self) -> dict[str, list[dict]]:
+        return {"names": self.rows}
+
+    def _rows(self, sender: str, source: str, bindings) -> Callable[[int], None]:
+        planted = []
+        for name, ip, record, ttl, canonical in bindings:
+            row = {"ts_ns": None, "name": name, "ip": ip, "source": source, "record": record}
+            row |= {"ttl": ttl, "canonical": canonical, "sender_ip": sender}
+            planted.append(row)
+        self.rows.extend(planted)
+        return stamper(*((r, "ts_ns") for r in planted))
+
+    def dns(self, sender: str, qname: str, qtype: str, records, *, rcode=0, mdns=False, compress=True) -> Msg:
+        """A response to ``qname``: ``records`` are (owner, type, data, ttl), with type A, AAAA or
+        CNAME; the oracle follows every alias's CNAME chain to the addresses it ends at."""
+        an = [
+            DNSRR(rrname=o, type=t, rdata=d, ttl=ttl, rclass=0x8001 if mdns else 1)
+            for o, t, d, ttl in records
+        ]
+        q = [] if mdns else [DNSQR(qname=qname, qtype=qtype)]
+        msg = DNS(
+            id=0 if mdns else 0x5000 + len(self.rows), qr=1, aa=int(mdns), rd=int(not mdns), ra=int(not mdns)
+        )
+        msg.rcode, msg.qd, msg.an = rcode, q, an
+        data = bytes(msg.compress() if compress else msg)
+        addrs = [(o, d, t, ttl) for o, t, d, ttl in records if t in ("A", "AAAA")]
+        cnames = {o: (d, ttl) for o, t, d, ttl in records if t == "CNAME"}
+        bindings = [(o, ip, t, ttl, None) for o, ip, t, ttl in addrs]
+        for alias in cnames:
+            end, least = alias, 1 << 32
+            while end in cnames:
+                end, ttl = cnames[end]
+                least = min(least, ttl)
+            bindings += [(alias, ip, t, min(least, ttl), end) for o, ip, t, ttl in addrs if o == end]
+        return Msg(data, sent=self._rows(sender, "mdns" if mdns else "dns", bindings))
+
+    def nbns(self, sender: str, op: str, entries, ttl=300_000) -> Msg:
+        """A NetBIOS name service message binding (name, suffix, group, address) ``entries``: a
+        positive query response (``op`` "answer": one NB record per name in the answer section)
+        or a registration (``op`` "register": the name as the question, its NB record in the
+        additional section, the name compressed to a pointer). The oracle binds the unique names
+        of suffix 0x00 and 0x20, once per name and address."""
+        rr = b""
+        bindings = []
+        for name, suffix, group, ip in entries:
+            if op == "register":
+                rr += b"\xc0\x0c"
+            else:
+                rr += nb_name(name, suffix)
+            flags = 0x8000 if group else 0x6000
+            rr += struct.pack(">HHIHH", 0x20, 1, ttl, 6, flags) + bytes(map(int, ip.split(".")))
+            binding = (name.lower(), ip, "NB", ttl, None)
+            if not group and suffix in (0x00, 0x20) and binding not in bindings:
+                bindings.append(binding)
+        if op == "register":
+            (name, suffix, _, _) = entries[0]
+            head = struct.pack(">HHHHHH", 0x7C00 + len(self.rows), 0x2910, 1, 0, 0, len(entries))
+            body = nb_name(name, suffix) + struct.pack(">HH", 0x20, 1) + rr
+        else:
+            head = struct.pack(">HHHHHH", 0x8A00 + len(self.rows), 0x8500, 0, len(entries), 0, 0)
+            body = rr
+        return Msg(head + body, sent=self._rows(sender, "nbns", bindings))
+
+
+def nb_name(name: str, suffix: int) -> bytes:
+    """A NetBIOS name in the first-level encoding (RFC 1001 §14.1), as a one-label DNS name."""
+    raw = name.upper().ljust(15).encode()[:15] + bytes([suffix])
+    return b"\x20" + bytes(c for b in raw for c in (0x41 + (b >> 4), 0x41 + (b & 15))) + b"\x00"
+
+
+class DnsTcpConv(TcpConv):
+    """DNS over TCP: each message behind its two-byte length (RFC 1035 §4.2.2)."""
+
+    def frame(self, msg: bytes) -> bytes:
+        return struct.pack(">H", len(msg)) + msg
+
+
+def build_names():
+    """Names a host-specific configuration line can be matched through: DNS answers over UDP (A,
+    AAAA, a CNAME chain, an answer for nothing), DNS over TCP (two answers in one segment, one cut
+    across three), mDNS, and NetBIOS name service answers and registrations."""
+    cap, log = Capture(), NameLog()
+    udp = UdpConv(cap, GUI, 53001, RESOLVER, 53, None)
+    udp.c2s(bytes(DNS(id=0x4001, rd=1, qd=DNSQR(qname="arcsrv01.example.com", qtype="A"))))
+    udp.send(
+        False, [log.dns(RESOLVER, "arcsrv01.example.com", "A", [("arcsrv01.example.com", "A", ARCSRV, 3600)])]
+    )
+    chain = [
+        ("backup.example.com", "CNAME", "arcsrv02.example.com", 300),
+        ("arcsrv02.example.com", "A", "10.20.0.21", 60),
+    ]
+    udp2 = UdpConv(cap, GUI, 53002, RESOLVER, 53, None)
+    udp2.c2s(bytes(DNS(id=0x4002, rd=1, qd=DNSQR(qname="backup.example.com", qtype="A"))))
+    udp2.send(False, [log.dns(RESOLVER, "backup.example.com", "A", chain, compress=False)])
+    six = [
+        ("backup.example.com", "CNAME", "alias.example.com", 600),
+        ("alias.example.com", "CNAME", "arcsrv02.example.com", 120),
+        ("arcsrv02.example.com", "AAAA", "2001:db8::21", 3600),
+    ]
+    udp2.c2s(bytes(DNS(id=0x4003, rd=1, qd=DNSQR(qname="backup.example.com", qtype="AAAA"))))
+    udp2.send(False, [log.dns(RESOLVER, "backup.example.com", "AAAA", six)])
+    # No such name: a response that binds nothing.
+    udp2.c2s(bytes(DNS(id=0x4004, rd=1, qd=DNSQR(qname="gone.example.com", qtype="A"))))
+    udp2.send(False, [log.dns(RESOLVER, "gone.example.com", "A", [], rcode=3)])
+    # DNS over TCP: two queries, both answers in one segment, then one answer cut in three.
+    tcp = DnsTcpConv(cap, GUI, 53003, RESOLVER, 53, 0x53000000, 0x53800000, app=None)
+    queries = [
+        DNS(id=0x4010 + i, rd=1, qd=DNSQR(qname=q, qtype="A"))
+        for i, q in enumerate(("mgmt.example.com", "agent01.example.com"))
+    ]
+    tcp.send(True, [Msg(tcp.frame(bytes(q))) for q in queries])
+    answers = [
+        log.dns(
+            RESOLVER,
+            "mgmt.example.com",
+            "A",
+            [
+                ("mgmt.example.com", "CNAME", "arcsrv01.example.com", 900),
+                ("arcsrv01.example.com", "A", ARCSRV, 3600),
+            ],
+        ),
+        log.dns(
+            RESOLVER,
+            "agent01.example.com",
+            "A",
+            [
+                ("agent01.example.com", "A", "10.20.0.31", 1200),
+                ("agent01.example.com", "A", "10.20.0.131", 1200),
+            ],
+        ),
+    ]
+    tcp.send(False, [Msg(tcp.frame(m.data), sent=m.sent) for m in answers])
+    tcp.ack()
+    tcp.send(
+        True, [Msg(tcp.frame(bytes(DNS(id=0x4020, rd=1, qd=DNSQR(qname="tape.example.com", qtype="A")))))]
+    )
+    cut = log.dns(RESOLVER, "tape.example.com", "A", [("tape.example.com", "A", "10.20.0.40", 30)])
+    tcp.send(False, [Msg(tcp.frame(cut.data), sent=cut.sent)], cuts=(1, 20))
+    tcp.ack()
+    tcp.close()
+    # mDNS: a host announces its name to the group.
+    mdns = UdpConv(cap, "10.20.0.50", 5353, "224.0.0.251", 5353, None)
+    mdns.send(True, [log.dns("10.20.0.50", "", "A", [("nas01.local", "A", "10.20.0.50", 120)], mdns=True)])
+    # NetBIOS: WINS answers a query for ARCSRV03<20>; an agent registers its names by broadcast.
+    nb = UdpConv(cap, GUI, 137, WINS, 137, None)
+    nb.c2s(nb_query("ARCSRV03", 0x20))
+    nb.send(False, [log.nbns(WINS, "answer", [("ARCSRV03", 0x20, False, "10.20.0.22")])])
+    reg = UdpConv(cap, "10.20.0.23", 137, "10.20.0.255", 137, None)
+    reg.send(True, [log.nbns("10.20.0.23", "register", [("AGENT04", 0x00, False, "10.20.0.23")])])
+    reg.send(True, [log.nbns("10.20.0.23", "register", [("EXAMPLE", 0x00, True, "10.20.0.23")])])
+    reg.send(True, [log.nbns("10.20.0.23", "register", [("EXAMPLE", 0x1B, False, "10.20.0.23")])])
+    return cap, log
+
+
+def nb_query(name: str, suffix: int) -> bytes:
+    return (
+        struct.pack(">HHHHHH", 0x8A00, 0x0110, 1, 0, 0, 0)
+        + nb_name(name, suffix)
+        + struct.pack(">HH", 0x20, 1)
+    )
+
+
 APP_FIXTURES = [
     ("epm_tape_engine.pcap", build_epm_tape_engine),
     ("epm_dynamic.pcap", build_epm_dynamic),
@@ -2767,6 +2946,7 @@ APP_FIXTURES = [
     ("dcerpc_fragmented.pcap", build_dcerpc_fragmented),
     ("epm_udp.pcap", build_epm_udp),
     ("tls_mgmt.pcap", build_tls_mgmt),
+    ("names.pcap", build_names),
 ]
 
 

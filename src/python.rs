@@ -212,11 +212,16 @@ fn decode(
     stats.set_item("rpc_messages", a.rpc.messages)?;
     stats.set_item("dcerpc_pdus", a.dce.pdus)?;
     stats.set_item("tls_hellos", a.tls.hellos)?;
+    stats.set_item("name_messages", a.names.messages)?;
     stats.set_item("stream_gaps", a.stream_gaps)?;
     stats.set_item("stream_overflows", a.stream_overflows)?;
     stats.set_item(
         "rows_dropped",
-        a.rpc.rows_dropped + a.dce.rows_dropped + a.tls.rows_dropped + a.know.rows_dropped,
+        a.rpc.rows_dropped
+            + a.dce.rows_dropped
+            + a.tls.rows_dropped
+            + a.names.rows_dropped
+            + a.know.rows_dropped,
     )?;
     stats.set_item("learned_ports", a.know.learn.len() as u64)?;
     d.set_item("stats", stats)?;

@@ -15,7 +15,7 @@ use arrow_array::{
 };
 
 use crate::anomaly::Anomalies;
-use crate::app::{DceCallRow, RpcCallRow, TlsRow};
+use crate::app::{DceCallRow, NameRow, RpcCallRow, TlsRow};
 use crate::decode::CaptureInfo;
 use crate::flow::Flow;
 use crate::learn::MappingRow;
@@ -108,7 +108,7 @@ pub fn fingerprint(out: &crate::decode::Output) -> String {
 }
 
 /// The tables of a decode, in the order `Tables` holds them.
-pub const TABLE_NAMES: [&str; 7] = [
+pub const TABLE_NAMES: [&str; 8] = [
     "flows",
     "anomalies",
     "captures",
@@ -116,6 +116,7 @@ pub const TABLE_NAMES: [&str; 7] = [
     "mappings",
     "dcerpc_calls",
     "tls",
+    "names",
 ];
 
 /// The tables of a decode's output asked for, as Arrow (None: not asked for, not built).
@@ -125,7 +126,7 @@ pub struct Tables {
     pub others: Others,
 }
 
-type Others = [(&'static str, Option<Result<RecordBatch, ArrowError>>); 6];
+type Others = [(&'static str, Option<Result<RecordBatch, ArrowError>>); 7];
 
 /// The table other than flows named `name`.
 fn other_table(out: &crate::decode::Output, name: &str) -> Result<RecordBatch, ArrowError> {
@@ -136,6 +137,7 @@ fn other_table(out: &crate::decode::Output, name: &str) -> Result<RecordBatch, A
         "mappings" => mappings_batch(&out.apps.know.mappings),
         "dcerpc_calls" => dcerpc_calls_batch(&out.apps.dce.calls),
         "tls" => tls_batch(&out.apps.tls.rows),
+        "names" => names_batch(&out.apps.names.rows),
         _ => Err(ArrowError::InvalidArgumentError(format!(
             "no table named {name}"
         ))),
@@ -680,6 +682,20 @@ pub fn tls_batch(rows: &[TlsRow]) -> Result<RecordBatch, ArrowError> {
     ])
 }
 
+pub fn names_batch(rows: &[NameRow]) -> Result<RecordBatch, ArrowError> {
+    table(vec![
+        ("ts", false, tss(rows, |r| Some(r.ts))),
+        ("flow_id", false, u64s(rows, |r| Some(r.flow_id))),
+        ("name", false, strs(rows, |r| Some(r.name.as_str()))),
+        ("ip", false, addrs(rows, |r| r.addr)),
+        ("source", false, strs(rows, |r| Some(r.source.name()))),
+        ("record", false, strs(rows, |r| Some(r.record))),
+        ("ttl", false, u32s(rows, |r| Some(r.ttl))),
+        ("canonical", true, strs(rows, |r| r.canonical.as_deref())),
+        ("sender_ip", false, addrs(rows, |r| r.sender)),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,6 +728,7 @@ mod tests {
             mappings_batch(&out.apps.know.mappings),
             dcerpc_calls_batch(&out.apps.dce.calls),
             tls_batch(&out.apps.tls.rows),
+            names_batch(&out.apps.names.rows),
         ];
         for ((name, aside), here) in t.others.into_iter().zip(here) {
             assert_eq!(aside.unwrap().unwrap(), here.unwrap(), "{name}");
@@ -729,8 +746,8 @@ mod tests {
         assert!(t.flows.is_some());
         assert!(t.others.iter().all(|(_, t)| t.is_none()));
         let t = output_tables(&out, &|n| n == "tls" || n == "anomalies");
-        let [(_, anomalies), (_, captures), (_, rpc_calls), _, _, (_, tls)] = t.others;
-        assert!(t.flows.is_none() && captures.is_none() && rpc_calls.is_none());
+        let [(_, anomalies), (_, captures), (_, rpc_calls), _, _, (_, tls), (_, names)] = t.others;
+        assert!(t.flows.is_none() && captures.is_none() && rpc_calls.is_none() && names.is_none());
         assert_eq!(
             tls.unwrap().unwrap(),
             tls_batch(&out.apps.tls.rows).unwrap()

@@ -21,7 +21,7 @@ from portwitness.cli import main
 
 distributed = pytest.importorskip("distributed")
 
-TABLES = ["flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls"]
+TABLES = ["flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls", "names"]
 DAY = 86_400
 DEMO = ROOT / "python" / "portwitness" / "demo"
 

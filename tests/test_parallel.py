@@ -14,7 +14,7 @@ import pytest
 from conftest import PCAPS, SHARED_CAPTURES, generate_capture
 from portwitness import _core
 
-TABLES = ["flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls"]
+TABLES = ["flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls", "names"]
 
 
 def _inputs() -> list[Path]:

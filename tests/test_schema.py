@@ -97,6 +97,17 @@ TLS = {
     "server_alpn": pl.String,
     "hello_retry": pl.Boolean,
 }
+NAMES = {
+    "ts": TS,
+    "flow_id": pl.UInt64,
+    "name": pl.String,
+    "ip": pl.String,
+    "source": pl.String,
+    "record": pl.String,
+    "ttl": pl.UInt32,
+    "canonical": pl.String,
+    "sender_ip": pl.String,
+}
 ANOMALIES = {
     "capture": pl.String,
     "record_index": pl.UInt64,
@@ -122,3 +133,12 @@ def test_application_tables_schema_even_when_empty():
         assert dict(cap.mappings.schema) == MAPPINGS
         assert dict(cap.dcerpc_calls.schema) == DCERPC_CALLS
         assert dict(cap.tls.schema) == TLS
+        assert dict(cap.names.schema) == NAMES
+
+
+def test_names_schema_with_rows_and_for_old_datasets():
+    from portwitness.dataset import ADDED_LATER
+
+    cap = pw.decode(PCAPS / "names.pcap")
+    assert cap.names.height > 0 and dict(cap.names.schema) == NAMES
+    assert ADDED_LATER["names"] == NAMES

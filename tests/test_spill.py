@@ -80,7 +80,7 @@ def test_spilled_flows_equal_the_whole_table(capture, threads):
     flows, cap, _ = spilled(capture, 3, max_flows=4, threads=threads)
     assert flows.equals(whole.flows)
     assert cap.stats == whole.stats
-    for table in ("anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls"):
+    for table in ("anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls", "names"):
         assert getattr(cap, table).equals(getattr(whole, table)), table
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from portwitness.audit import Audit, audit
     from portwitness.capture import Capture, decode, expand_paths
     from portwitness.config import ConfigError, Policy, load_config
+    from portwitness.hostnames import names_seen
 
 # The rest of the API loads on first use (PEP 562): importing it pulls in polars, ~0.1 s that the
 # command line spends loading on one core while the core already decodes on the other.
@@ -32,6 +33,7 @@ _LAZY = {
     "ConfigError": "portwitness.config",
     "Policy": "portwitness.config",
     "load_config": "portwitness.config",
+    "names_seen": "portwitness.hostnames",
 }
 
 
@@ -67,6 +69,7 @@ __all__ = [
     "Policy",
     "audit",
     "load_config",
+    "names_seen",
     "CaptureFormatError",
     "InternalError",
     "PortwitnessError",

@@ -25,6 +25,7 @@ def decode(
     flow_sink: Callable[[Any], None] | None = None,
     spill_rows: int = 262_144,
     chunk_bytes: int = 0,
+    tables: list[str] | None = None,
 ) -> dict[str, Any]: ...
 def first_timestamp(path: str | PathLike[str]) -> int | None: ...
 def write_parquet(table: Any, path: str | PathLike[str]) -> int:

@@ -30,7 +30,7 @@ def expand_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
 _CONVERT = threading.Lock()
 
 # The tables of a decode, in the order `_core.decode` returns them.
-TABLES = ("flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls")
+TABLES = ("flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls", "names")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Capture:
     mappings: pl.DataFrame
     dcerpc_calls: pl.DataFrame
     tls: pl.DataFrame
+    # Names bound to addresses by DNS, mDNS and NetBIOS name service messages.
+    names: pl.DataFrame
     stats: dict[str, int] = field(default_factory=dict)
     # Every anomaly by kind, including those past the bound on kept rows.
     anomaly_kinds: dict[str, int] = field(default_factory=dict)
@@ -128,6 +130,12 @@ class Capture:
             if name in pending:
                 return pending[name]
         return getattr(self, name)
+
+    def names_seen(self) -> pl.DataFrame:
+        """Every name the wire bound to an address (`portwitness.hostnames.names_seen`)."""
+        from portwitness.hostnames import names_seen
+
+        return names_seen(self)
 
     def anomaly_counts(self) -> dict[str, int]:
         """Anomalies by kind, all of them (the rows kept in `anomalies` are bounded)."""

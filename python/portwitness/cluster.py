@@ -42,10 +42,10 @@ from portwitness import _core
 from portwitness.capture import TABLES, Capture, Options, decode_files, decode_threads
 
 # Tables whose rows carry the id of their flow.
-WITH_FLOW_ID = ("flows", "rpc_calls", "mappings", "dcerpc_calls", "tls")
+WITH_FLOW_ID = ("flows", "rpc_calls", "mappings", "dcerpc_calls", "tls", "names")
 # Tables bounded by `_core.MAX_ROWS` (their rows are sorted at the end, so a part over the
 # bound keeps other rows than one pass would).
-BOUNDED = ("rpc_calls", "mappings", "dcerpc_calls", "tls")
+BOUNDED = ("rpc_calls", "mappings", "dcerpc_calls", "tls", "names")
 
 
 @dataclass
@@ -378,6 +378,7 @@ def _join(runs: list[_Run]) -> Capture:
         mappings=frames["mappings"],
         dcerpc_calls=frames["dcerpc_calls"],
         tls=frames["tls"],
+        names=frames["names"],
         stats=stats,
         anomaly_kinds=kinds,
     )

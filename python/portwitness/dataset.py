@@ -8,8 +8,9 @@ Layout under the dataset's directory (see docs/datasets.md)::
     _schema/<table>.parquet                  each table's schema (no rows), for tables left empty
     <table>/capture=<key>/hour=<YYYYMMDDTHH>/run-<n>.parquet
 
-`<table>` is every table a decode returns (flows, rpc_calls, mappings, dcerpc_calls, tls,
-anomalies, captures). Rows are partitioned by the capture file they came from and by the UTC hour
+`<table>` is every table a decode returns (flows, rpc_calls, mappings, dcerpc_calls, tls, names,
+anomalies, captures); a dataset written before the `names` table existed reads back with that
+table empty. Rows are partitioned by the capture file they came from and by the UTC hour
 of their time (`hour=none` for rows without one). A capture's `<key>` is its file name and a hash
 of its resolved path and a fingerprint of its contents (size, first and last 64 KiB): the same
 file written through another path replaces itself, two different files never share a key.
@@ -50,7 +51,7 @@ from portwitness.outputs import TEMP_PREFIX, crash_point, fsync_dir, open_output
 FORMAT = "portwitness.dataset/1"
 MANIFEST = "portwitness-dataset.json"
 LOCK = "portwitness-dataset.lock"
-TABLES = ("flows", "rpc_calls", "mappings", "dcerpc_calls", "tls", "anomalies", "captures")
+TABLES = ("flows", "rpc_calls", "mappings", "dcerpc_calls", "tls", "names", "anomalies", "captures")
 # The time a row is filed under, per table.
 TIME_COLUMN = {
     "flows": "first_ts",
@@ -58,10 +59,26 @@ TIME_COLUMN = {
     "mappings": "ts",
     "dcerpc_calls": "ts",
     "tls": "ts",
+    "names": "ts",
     "captures": "first_ts",
 }
+# The schema of each table added after the dataset format, for datasets written before it (a test
+# holds them equal to the core's).
+ADDED_LATER = {
+    "names": {
+        "ts": pl.Datetime("ns", "UTC"),
+        "flow_id": pl.UInt64,
+        "name": pl.String,
+        "ip": pl.String,
+        "source": pl.String,
+        "record": pl.String,
+        "ttl": pl.UInt32,
+        "canonical": pl.String,
+        "sender_ip": pl.String,
+    }
+}
 # Tables that say which capture a row came from through its flow.
-BY_FLOW = ("rpc_calls", "mappings", "dcerpc_calls", "tls")
+BY_FLOW = ("rpc_calls", "mappings", "dcerpc_calls", "tls", "names")
 # Rows whose capture is none of the run's (kept with the run, never replaced).
 UNKNOWN = "unknown"
 # Bytes hashed at each end of a capture for its fingerprint.
@@ -399,6 +416,7 @@ def _write_run(cap: Capture, root: Path, m: dict) -> dict:
         "mappings": cap.mappings.with_columns(pl.col("flow_id") + base),
         "dcerpc_calls": cap.dcerpc_calls.with_columns(pl.col("flow_id") + base),
         "tls": cap.tls.with_columns(pl.col("flow_id") + base),
+        "names": cap.names.with_columns(pl.col("flow_id") + base),
         "anomalies": cap.anomalies,
         "captures": cap.captures,
     }
@@ -512,6 +530,9 @@ def _read_parts(root: Path, m: dict) -> dict[str, pl.DataFrame]:
                 ) from None
         else:
             schema_file = root / "_schema" / f"{name}.parquet"
+            if not schema_file.exists() and name in ADDED_LATER:
+                frames[name] = pl.DataFrame(schema=ADDED_LATER[name])
+                continue
             if not schema_file.exists():
                 raise DatasetError(f"{root}: the dataset has no {name} table")
             df = pl.read_parquet(schema_file)

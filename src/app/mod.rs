@@ -1,8 +1,9 @@
 //! The application layer over flows: which flows matter, their reassembled TCP streams, and the
-//! decoders (ONC RPC, DCE/RPC with the endpoint mapper, TLS handshakes) that fill `rpc_calls`,
-//! `dcerpc_calls`, `tls`, `mappings` and the learned-port table.
+//! decoders (ONC RPC, DCE/RPC with the endpoint mapper, TLS handshakes, DNS and NetBIOS names)
+//! that fill `rpc_calls`, `dcerpc_calls`, `tls`, `names`, `mappings` and the learned-port table.
 
 pub mod dcerpc;
+pub mod names;
 pub mod oncrpc;
 pub mod tls;
 
@@ -15,6 +16,7 @@ use crate::proto::ndr::SyntaxId;
 use crate::proto::{dcerpc as dce_wire, tls as tls_wire};
 
 pub use dcerpc::{DceCallRow, DceRpc};
+pub use names::{NameRow, Names};
 pub use oncrpc::{Rpc, RpcCallRow};
 pub use tls::{Tls, TlsRow};
 
@@ -84,6 +86,7 @@ pub enum Parser {
     OncRpc(Box<oncrpc::OncStream>),
     DceRpc(Box<dcerpc::DceStream>),
     Tls(Box<tls::TlsStream>),
+    Dns(Box<names::DnsStream>),
 }
 
 impl Parser {
@@ -96,6 +99,7 @@ impl Parser {
                 ("dcerpc", "not_dcerpc", "DCE/RPC")
             }
             Parser::Tls(_) | Parser::Idle(Kind::Tls, _) => ("tls", "not_tls", "TLS"),
+            Parser::Dns(_) | Parser::Idle(Kind::Dns, _) => ("dns", "not_dns", "DNS"),
         }
     }
 
@@ -106,6 +110,7 @@ impl Parser {
                 Kind::OncRpc => Parser::OncRpc(Box::new(oncrpc::OncStream::new(midstream))),
                 Kind::DceRpc => Parser::DceRpc(Box::new(dcerpc::DceStream::new(midstream))),
                 Kind::Tls => Parser::Tls(Box::default()),
+                Kind::Dns => Parser::Dns(Box::default()),
             };
         }
     }
@@ -116,14 +121,17 @@ pub enum Kind {
     OncRpc,
     DceRpc,
     Tls,
+    /// DNS over TCP: read for the names it teaches; the flow's `app` stays unset.
+    Dns,
 }
 
 impl Kind {
-    pub fn app(self) -> App {
+    pub fn app(self) -> Option<App> {
         match self {
-            Kind::OncRpc => App::OncRpc,
-            Kind::DceRpc => App::DceRpc,
-            Kind::Tls => App::Tls,
+            Kind::OncRpc => Some(App::OncRpc),
+            Kind::DceRpc => Some(App::DceRpc),
+            Kind::Tls => Some(App::Tls),
+            Kind::Dns => None,
         }
     }
 }
@@ -162,6 +170,7 @@ impl StreamState {
             Parser::OncRpc(s) => s.swap(),
             Parser::DceRpc(s) => s.swap(),
             Parser::Tls(s) => s.swap(),
+            Parser::Dns(s) => s.swap(),
         }
     }
 }
@@ -185,6 +194,7 @@ pub struct Apps {
     pub rpc: Rpc,
     pub dce: DceRpc,
     pub tls: Tls,
+    pub names: Names,
     /// Holes skipped in reassembled streams, and times a stream's out-of-order buffer overflowed.
     pub stream_gaps: u64,
     pub stream_overflows: u64,
@@ -251,7 +261,7 @@ impl Apps {
         if tls_wire::looks_like_tls(p, tls_wire::SERVER_HELLO) {
             return Some((Kind::Tls, wrong(false)));
         }
-        None
+        port(names::DNS_PORT).then_some((Kind::Dns, false))
     }
 
     /// One TCP segment of a flow that matters: reassembled, then decoded in stream order.
@@ -317,6 +327,7 @@ impl Apps {
                     Parser::OncRpc(s) => Rpc::gap(s, d),
                     Parser::DceRpc(s) => s.gap(d),
                     Parser::Tls(s) => s.gap(d),
+                    Parser::Dns(s) => s.gap(d),
                 }
                 return Said::default();
             }
@@ -329,6 +340,11 @@ impl Apps {
                 let said = self.tls.data(s, e, d, bytes, ts);
                 *done = s.finished();
                 Ok(said)
+            }
+            Parser::Dns(s) => {
+                self.names.stream_data(s, e, d, bytes, ts);
+                *done = s.finished();
+                Ok(Said::default())
             }
         };
         r.unwrap_or_else(|detail| {
@@ -396,6 +412,8 @@ impl Apps {
             Parser::OncRpc(s) => self.rpc.close(*s),
             Parser::DceRpc(s) => self.dce.close(*s, &ends),
             Parser::Tls(s) => self.tls.close(*s, &ends),
+            // A message cut by the end of the stream teaches nothing.
+            Parser::Dns(_) => {}
         }
     }
 
@@ -405,6 +423,7 @@ impl Apps {
         self.rpc.finish();
         self.dce.finish();
         self.tls.finish();
+        self.names.finish();
     }
 }
 

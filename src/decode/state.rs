@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::packets::PacketSink;
 use super::{FlowSpill, Options};
 use crate::anomaly::{Anomalies, Position};
-use crate::app::{Apps, Ends, Kind, Said, Sink, StreamState};
+use crate::app::{names, Apps, Ends, Kind, Said, Sink, StreamState};
 use crate::flow::{App, Flow, FlowKey, FlowTable, Orientation, PacketMeta};
 use crate::learn::Service;
 use crate::packet::{tcp, IPPROTO_TCP, IPPROTO_UDP};
@@ -160,6 +160,8 @@ impl State {
                             Kind::Tls => Orientation::Tls,
                             Kind::DceRpc => Orientation::DceRpc,
                             Kind::OncRpc => Orientation::Rpc,
+                            // Never turned: DNS is judged on its port alone.
+                            Kind::Dns => Orientation::WellKnown,
                         });
                         c2s = !c2s;
                     }
@@ -167,7 +169,7 @@ impl State {
                         let midstream = !by_syn;
                         f.stream = Some(Box::new(StreamState::new(ends_of(f), kind, midstream)));
                     } else {
-                        f.app = Some(kind.app());
+                        f.app = kind.app();
                     }
                 }
                 None if !payload.is_empty() => f.app_checked = true,
@@ -189,11 +191,16 @@ impl State {
             said
         } else if proto == IPPROTO_UDP && !payload.is_empty() {
             let ends = ends_of(f);
-            let (dst, dport) = if c2s {
-                (ends.server, ends.server_port)
+            let (dst, dport, sport) = if c2s {
+                (ends.server, ends.server_port, ends.client_port)
             } else {
-                (ends.client, ends.client_port)
+                (ends.client, ends.client_port, ends.server_port)
             };
+            if let Some(source) = names::udp_source(sport, dport) {
+                self.apps
+                    .names
+                    .udp_datagram(&ends, c2s, payload, ts, source);
+            }
             match f.app {
                 Some(app @ (App::OncRpc | App::DceRpc)) => {
                     match self.apps.udp_datagram(app, &ends, c2s, payload, ts, sink) {

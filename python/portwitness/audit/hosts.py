@@ -20,14 +20,6 @@ from portwitness._core import PortwitnessError
 from portwitness.capture import Capture
 from portwitness.config.model import Rule
 
-NAMES_SCHEMA = {
-    "name": pl.String,
-    "ip": pl.String,
-    "source": pl.String,
-    "first_seen": pl.Datetime("ns", "UTC"),
-    "flow_id": pl.UInt64,
-}
-
 MATCH_SCHEMA = {
     "host": pl.String,
     "ip": pl.String,
@@ -39,59 +31,12 @@ MATCH_SCHEMA = {
 }
 
 
-def _table(cap: Capture, name: str) -> pl.DataFrame | None:
-    try:
-        return getattr(cap, name)
-    except AttributeError:
-        return None
-
-
 def names_seen(cap: Capture) -> pl.DataFrame:
-    """Every (name, address) the captures taught, with its source and the first time and flow."""
-    parts = []
-    names = _table(cap, "names")
-    if names is not None and not names.is_empty():
-        parts.append(
-            names.select(
-                pl.col("name").str.to_lowercase(),
-                pl.col("ip"),
-                pl.col("source"),
-                pl.col("ts").alias("first_seen"),
-                pl.col("flow_id"),
-            )
-        )
-    calls = _table(cap, "rpc_calls")
-    if calls is not None and not calls.is_empty() and "auth_machine" in calls.columns:
-        parts.append(
-            calls.filter(pl.col("auth_machine").is_not_null()).select(
-                pl.col("auth_machine").str.to_lowercase().alias("name"),
-                pl.col("client_ip").alias("ip"),
-                pl.lit("auth_unix").alias("source"),
-                pl.col("call_ts").alias("first_seen"),
-                pl.col("flow_id"),
-            )
-        )
-    tls = _table(cap, "tls")
-    if tls is not None and not tls.is_empty() and "sni" in tls.columns:
-        parts.append(
-            tls.filter(pl.col("sni").is_not_null()).select(
-                pl.col("sni").str.to_lowercase().alias("name"),
-                pl.col("server_ip").alias("ip"),
-                pl.lit("sni").alias("source"),
-                pl.col("ts").alias("first_seen"),
-                pl.col("flow_id"),
-            )
-        )
-    if not parts:
-        return pl.DataFrame(schema=NAMES_SCHEMA)
-    return (
-        pl.concat([p.cast(NAMES_SCHEMA) for p in parts])
-        .filter(pl.col("name").is_not_null() & (pl.col("name") != "") & pl.col("ip").is_not_null())
-        .with_columns(pl.col("name").str.strip_chars_end("."))
-        .sort("first_seen", nulls_last=True)
-        .group_by("name", "ip", "source", maintain_order=True)
-        .first()
-    )
+    """Every (name, address) the captures taught, with its source and the first time and flow
+    (`portwitness.hostnames.names_seen`)."""
+    from portwitness.hostnames import names_seen as seen
+
+    return seen(cap)
 
 
 def _same_name(written: str, seen: str) -> bool:
