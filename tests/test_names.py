@@ -5,6 +5,7 @@ machine names and TLS SNI to it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import struct
 import subprocess
@@ -105,6 +106,12 @@ def test_dataset_round_trip(tmp_path):
     # A dataset written before the table existed reads it back empty, with its schema.
     shutil.rmtree(tmp_path / "names")
     (tmp_path / "_schema" / "names.parquet").unlink()
+    manifest = tmp_path / "portwitness-dataset.json"
+    m = json.loads(manifest.read_text())
+    for run in m["runs"]:
+        run["parts"] = {k: v for k, v in run["parts"].items() if not k.startswith("names/")}
+        run["rows"].pop("names", None)
+    manifest.write_text(json.dumps(m))
     old = read_dataset(tmp_path)
     assert old.names.is_empty() and old.names.schema == cap.names.schema
     assert dict(cap.names.schema) == ADDED_LATER["names"]

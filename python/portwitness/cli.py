@@ -385,6 +385,8 @@ class _Group(click.Group):
         # it in one line of its own (`main`).
         try:
             return super().invoke(ctx)
+        except Terminated:
+            raise  # SIGTERM: exit 143 (`main`)
         except KeyboardInterrupt:
             raise Interrupted() from None
 
@@ -607,7 +609,7 @@ def _tables_for(anomalies: bool, filt: Filters | None) -> tuple[str, ...]:
     """The tables a flows output needs: the flows, the anomalies when written, and the tables
     that teach host names when --host may name one."""
     out = ("flows", "anomalies") if anomalies else ("flows",)
-    return out + (("rpc_calls", "tls") if filt is not None and filt.hosts else ())
+    return out + (("rpc_calls", "tls", "names") if filt is not None and filt.hosts else ())
 
 
 def _flow_filter(cap: Capture, filt: Filters | None, parts: list[tuple[Path, int]]) -> pl.Expr | None:
@@ -1221,6 +1223,11 @@ def _main(argv: list[str] | None) -> int:
     except click.ClickException as e:
         click.echo(f"portwitness: error: {e.format_message()}", err=True)
         return e.exit_code
+    except Terminated:
+        # SIGTERM (outputs.Terminated, a KeyboardInterrupt): temporary files are gone by now.
+        _quiet_stdout()
+        click.echo("portwitness: error: terminated", err=True)
+        return 143
     except (Interrupted, KeyboardInterrupt):
         _quiet_stdout()
         click.echo("portwitness: interrupted", err=True)
@@ -1267,9 +1274,6 @@ def _main(argv: list[str] | None) -> int:
             or isinstance(e, FilterError)
         )
         return EXIT_USAGE if usage else EXIT_UNREADABLE
-    except Terminated:
-        click.echo("portwitness: error: terminated", err=True)
-        return 143
     except Exception as e:
         # Errors of modules loaded on demand: when they were not loaded, they were not raised.
         polars = sys.modules.get("polars")
