@@ -8,7 +8,7 @@ import polars as pl
 from portwitness.config.model import KIND_SERVICE, Rule
 
 from .dynamic import learned_for, ranged_dynamic
-from .hosts import on_host
+from .hosts import ByHost, by_key
 
 SCHEMA = {
     "service": pl.String,
@@ -34,27 +34,8 @@ SCHEMA = {
 }
 
 
-def flows_of_rule(flows: pl.DataFrame, r: Rule) -> pl.DataFrame:
-    """The attributed flows of the rule's service on the hosts and transports it names."""
-    cond = (pl.col("service") == r.service) & pl.col("transport").is_in(list(r.transports)) & on_host(r)
-    return flows.filter(cond)
-
-
 # Outcomes of flows that carried traffic to the server's port (a refused or unanswered attempt did not).
 CARRIED = ("completed", "open", "reset", "midstream")
-
-
-def port_flows(flows: pl.DataFrame, r: Rule) -> pl.DataFrame:
-    """Flows that carried traffic on the rule's ports, transports and hosts, whatever service
-    attribution gave them: a port that carried traffic was used, whatever it was called."""
-    if not r.ports:
-        return flows.clear()
-    return flows.filter(
-        pl.col("transport").is_in(list(r.transports))
-        & on_host(r)
-        & on_configured(r)
-        & pl.col("outcome").is_in(CARRIED)
-    )
 
 
 def on_configured(r: Rule) -> pl.Expr:
@@ -84,12 +65,24 @@ def services(flows: pl.DataFrame, rules: list[Rule], mappings: pl.DataFrame | No
     service attribution named), flows of its service where a mapper places it (no ports), or, for
     a dynamic range, a port a mapper handed out inside the range."""
     rows = []
+    # Split once by service and address: thousands of rules each filter only their own flows.
+    by_service = by_key(flows, "service")
+    carried_keys = ByHost(
+        flows.filter(pl.col("outcome").is_in(CARRIED)).group_by("server_ip", "transport", "server_port").len()
+    )
+    empty = ByHost(flows.clear())
     for r in rules:
         if r.kind != KIND_SERVICE:
             continue
-        f = flows_of_rule(flows, r)
+        f = by_service.get(r.service, empty).of(r).filter(pl.col("transport").is_in(list(r.transports)))
         on = f.filter(on_configured(r))
-        carried = port_flows(flows, r)
+        carried = 0
+        if r.ports:
+            carried = int(
+                carried_keys.of(r)
+                .filter(pl.col("transport").is_in(list(r.transports)) & on_configured(r))["len"]
+                .sum()
+            )
         inside = 0
         if mappings is not None and ranged_dynamic(r):
             inside = learned_for(r, mappings).filter(_port_in(r)).height
@@ -97,7 +90,7 @@ def services(flows: pl.DataFrame, rules: list[Rule], mappings: pl.DataFrame | No
             # A dynamic range is used by what the mappers hand out in it (and the flows there).
             used = inside > 0 or on.height > 0
         else:
-            used = on.height > 0 or carried.height > 0
+            used = on.height > 0 or carried > 0
         rows.append(
             {
                 "service": r.service,
@@ -109,7 +102,7 @@ def services(flows: pl.DataFrame, rules: list[Rule], mappings: pl.DataFrame | No
                 "used": used,
                 "flows": f.height,
                 "flows_on_configured": on.height,
-                "port_flows": carried.height,
+                "port_flows": carried,
                 "learned_inside": inside,
                 "ports_seen": _ports_text(f["server_port"].to_list()),
                 "servers": ";".join(sorted(set(f["server_ip"].to_list()))),

@@ -24,9 +24,9 @@ from portwitness.config.model import KIND_CALLBACK, KIND_RECONNECTION, KIND_SERV
 
 from .dynamic import learned_for, ranged_dynamic
 from .groups import EVIDENCE_SCHEMA, EXAMPLES, group_flows, largest_first
-from .hosts import on_host
+from .hosts import ByHost, by_key, on_host
 from .ranges import outside, range_rules
-from .services import flows_of_rule, on_configured
+from .services import on_configured
 
 SCHEMA = {
     "type": pl.String,
@@ -139,9 +139,11 @@ def _pinned(rules: list[Rule]) -> list[Rule]:
 def service_port(flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
     """Services the wire itself identified (learned or payload) on ports outside their rule."""
     out = []
-    seen = flows.filter(pl.col("evidence").is_in(["learned", "payload"]))
+    seen = by_key(flows.filter(pl.col("evidence").is_in(["learned", "payload"])), "service")
     for r in _pinned(rules):
-        off = flows_of_rule(seen, r).filter(~on_configured(r))
+        if r.service not in seen:
+            continue
+        off = seen[r.service].of(r).filter(pl.col("transport").is_in(list(r.transports)) & ~on_configured(r))
         out.append(
             _grouped(
                 off,
@@ -220,6 +222,8 @@ def dynamic_outside(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rul
 def moved_port(flows: pl.DataFrame, rules: list[Rule], catalog: list[Rule]) -> list[pl.DataFrame]:
     """Traffic to a catalogued default port of a service the configuration moved elsewhere."""
     out = []
+    # A flow a configuration line put on that port belongs to the service now configured there.
+    candidates = ByHost(flows.filter(pl.col("evidence") != "config"))
     for r in _pinned(rules):
         for c in catalog:
             if c.service != r.service or c.kind != KIND_SERVICE or not c.ports:
@@ -230,9 +234,7 @@ def moved_port(flows: pl.DataFrame, rules: list[Rule], catalog: list[Rule]) -> l
             port = pl.col("server_port").cast(pl.Int32)
             cond = pl.any_horizontal([port.is_between(p.lo, p.hi) for p in moved])
             cond = cond & pl.col("transport").is_in(list(c.transports))
-            cond = cond & on_host(r)
-            # A flow a configuration line put on that port belongs to the service now configured there.
-            hits = flows.filter(cond & ~on_configured(r) & (pl.col("evidence") != "config"))
+            hits = candidates.of(r).filter(cond & ~on_configured(r))
             out.append(
                 _grouped(
                     hits,
@@ -261,7 +263,10 @@ def _tls_rules(rules: list[Rule], usessl: bool | None) -> tuple[list[Rule], list
 
 def security(flows: pl.DataFrame, rules: list[Rule], usessl: bool | None) -> list[pl.DataFrame]:
     must_tls, must_plain = _tls_rules(rules, usessl)
-    out = []
+    out: list[pl.DataFrame] = []
+    if not must_tls and not must_plain:
+        return out
+    by_security = {bad: ByHost(flows.filter(pl.col("security") == bad)) for bad in ("plaintext", "tls")}
     for r, want, type_ in [
         *((r, "tls", "plaintext-ssl") for r in must_tls),
         *((r, "plaintext", "tls-on-plain") for r in must_plain),
@@ -270,9 +275,8 @@ def security(flows: pl.DataFrame, rules: list[Rule], usessl: bool | None) -> lis
         cond = pl.any_horizontal([port.is_between(p.lo, p.hi) for p in r.ports]) & pl.col("transport").is_in(
             list(r.transports)
         )
-        cond = cond & on_host(r)
         bad = "plaintext" if want == "tls" else "tls"
-        hits = flows.filter(cond & (pl.col("security") == bad))
+        hits = by_security[bad].of(r).filter(cond)
         why = (
             f"usessl is true: {r.service} on {r.ports_text} must not carry plaintext"
             if r.tls is False and want == "tls"
