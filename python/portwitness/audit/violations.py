@@ -141,9 +141,10 @@ def service_port(flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
     out = []
     seen = by_key(flows.filter(pl.col("evidence").is_in(["learned", "payload"])), "service")
     for r in _pinned(rules):
-        if r.service not in seen:
+        part = seen[r.service].of(r) if r.service in seen else None
+        if part is None or part.is_empty():
             continue
-        off = seen[r.service].of(r).filter(pl.col("transport").is_in(list(r.transports)) & ~on_configured(r))
+        off = part.filter(pl.col("transport").is_in(list(r.transports)) & ~on_configured(r))
         out.append(
             _grouped(
                 off,
@@ -158,10 +159,23 @@ def service_port(flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
 
 def pinned_dynamic(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
     """Mapping facts that hand a pinned service a port outside its configured set."""
-    out = []
+    out: list[pl.DataFrame] = []
     facts = mappings.filter(pl.col("registered") & pl.col("port").is_not_null())
+    if facts.is_empty():
+        return out
+    # The facts split by program and interface once: each rule then looks at its own few.
+    by_program = by_key(facts.filter(pl.col("rpc_program").is_not_null()), "rpc_program")
+    by_interface = by_key(
+        facts.with_columns(pl.col("interface_uuid").str.to_lowercase().alias("_iface")).filter(
+            pl.col("_iface").is_not_null()
+        ),
+        "_iface",
+    )
     for r in _pinned(rules):
         if r.program is None and r.interface is None:
+            continue
+        own = by_program.get(r.program) if r.program is not None else by_interface.get(r.interface)
+        if own is None:
             continue
         cond = (
             (pl.col("rpc_program") == r.program)
@@ -171,7 +185,9 @@ def pinned_dynamic(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rule
         cond = cond & pl.col("transport").is_in(list(r.transports)) & on_host(r)
         port = pl.col("port").cast(pl.Int32)
         cond = cond & ~pl.any_horizontal([port.is_between(p.lo, p.hi) for p in r.ports])
-        hits = facts.filter(cond)
+        hits = own.df.filter(cond)
+        if "_iface" in hits.columns:
+            hits = hits.drop("_iface")
         if hits.is_empty():
             continue
         why = pl.format(
@@ -223,10 +239,23 @@ def moved_port(flows: pl.DataFrame, rules: list[Rule], catalog: list[Rule]) -> l
     """Traffic to a catalogued default port of a service the configuration moved elsewhere."""
     out = []
     # A flow a configuration line put on that port belongs to the service now configured there.
-    candidates = ByHost(flows.filter(pl.col("evidence") != "config"))
+    candidates = flows.filter(pl.col("evidence") != "config")
+    # Per catalog entry, the candidate flows on its ports, split by address: most rules find none.
+    on_default: dict[int, ByHost] = {}
     for r in _pinned(rules):
-        for c in catalog:
+        for n, c in enumerate(catalog):
             if c.service != r.service or c.kind != KIND_SERVICE or not c.ports:
+                continue
+            if n not in on_default:
+                port = pl.col("server_port").cast(pl.Int32)
+                on_default[n] = ByHost(
+                    candidates.filter(
+                        pl.any_horizontal([port.is_between(p.lo, p.hi) for p in c.ports])
+                        & pl.col("transport").is_in(list(c.transports))
+                    )
+                )
+            part = on_default[n].of(r)
+            if part.is_empty():
                 continue
             moved = [p for p in c.ports if not any(p.lo <= x.lo and x.hi <= p.hi for x in r.ports)]
             if not moved:
@@ -234,7 +263,7 @@ def moved_port(flows: pl.DataFrame, rules: list[Rule], catalog: list[Rule]) -> l
             port = pl.col("server_port").cast(pl.Int32)
             cond = pl.any_horizontal([port.is_between(p.lo, p.hi) for p in moved])
             cond = cond & pl.col("transport").is_in(list(c.transports))
-            hits = candidates.of(r).filter(cond & ~on_configured(r))
+            hits = part.filter(cond & ~on_configured(r))
             out.append(
                 _grouped(
                     hits,
@@ -276,7 +305,10 @@ def security(flows: pl.DataFrame, rules: list[Rule], usessl: bool | None) -> lis
             list(r.transports)
         )
         bad = "plaintext" if want == "tls" else "tls"
-        hits = by_security[bad].of(r).filter(cond)
+        part = by_security[bad].of(r)
+        if part.is_empty():
+            continue
+        hits = part.filter(cond)
         why = (
             f"usessl is true: {r.service} on {r.ports_text} must not carry plaintext"
             if r.tls is False and want == "tls"
