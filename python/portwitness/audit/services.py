@@ -90,7 +90,12 @@ def _governed(table: pl.DataFrame, each: pl.DataFrame, excluded: pl.DataFrame, o
     return pl.concat(
         [
             table.join(bound, on=[*on, "server_ip"]),
-            table.join(general, on=on).join(excluded, on=["rule", "server_ip"], how="anti"),
+            table.join(general, on=on)
+            .join(excluded, on=["rule", "server_ip"], how="anti")
+            # on_host: an unknown address is not "not excluded" (the condition is null there).
+            .filter(
+                pl.col("server_ip").is_not_null() | ~pl.col("rule").is_in(excluded["rule"].unique().implode())
+            ),
         ],
         how="diagonal_relaxed",
     )
