@@ -6,8 +6,27 @@ from __future__ import annotations
 
 import re
 
-_HEADER = re.compile(r"\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?")
 _KEY_LINE = re.compile(r"\s*(?:\"[^\"]*\"|'[^']*'|[\w.-]+)\s*=")
+
+
+def _header(line: str) -> tuple[str, bool] | None:
+    """(raw name, array-of-tables?) when the line is a `[table]` or `[[table]]` header, maybe with a
+    comment after it. A linear scan: the regex it replaces backtracked cubically on `[` and blanks."""
+    s = line.lstrip()
+    if not s.startswith("["):
+        return None
+    array = s.startswith("[[") and not s.startswith("[[]")
+    rest = s[2:] if array else s[1:]
+    close = rest.find("]")
+    if close <= 0:
+        return None
+    after = rest[close + 1 :]
+    if after.startswith("]"):
+        after = after[1:]
+    after = after.lstrip()
+    if after and not after.startswith("#"):
+        return None
+    return rest[:close].strip(), array
 
 
 def _table_name(raw: str) -> str:
@@ -20,9 +39,9 @@ class TomlLocator:
         # (0-based line, table name, array-of-tables?) for every header, in order.
         self.headers: list[tuple[int, str, bool]] = []
         for i, line in enumerate(self.lines):
-            m = _HEADER.fullmatch(line)
-            if m:
-                self.headers.append((i, _table_name(m.group(2)), m.group(1) == "[["))
+            h = _header(line)
+            if h:
+                self.headers.append((i, _table_name(h[0]), h[1]))
 
     def _block(self, table: str, index: int | None) -> tuple[int, int] | None:
         """The 0-based line span [start, end) of a table's body; table "" is the top level."""
