@@ -38,6 +38,7 @@ class TomlLocator:
         self.lines = text.splitlines()
         # (0-based line, table name, array-of-tables?) for every header, in order.
         self.headers: list[tuple[int, str, bool]] = []
+        self._index: dict[tuple[str, bool], list[int]] | None = None
         for i, line in enumerate(self.lines):
             h = _header(line)
             if h:
@@ -47,11 +48,12 @@ class TomlLocator:
         """The 0-based line span [start, end) of a table's body; table "" is the top level."""
         if not table:
             return 0, self.headers[0][0] if self.headers else len(self.lines)
-        found = [
-            n
-            for n, (_, name, array) in enumerate(self.headers)
-            if name == table and array == (index is not None)
-        ]
+        if self._index is None:
+            # Built once: a policy of 10,000 services looks a header up per service.
+            self._index = {}
+            for n, (_, name, array) in enumerate(self.headers):
+                self._index.setdefault((name, array), []).append(n)
+        found = self._index.get((table, index is not None), [])
         pick = index or 0
         if pick >= len(found):
             return None
