@@ -14,6 +14,7 @@ import pytest
 
 from portwitness.audit.hosts import match_hosts
 from portwitness.audit.intervals import paint
+from portwitness.audit.ranges import in_ranges, outside
 from portwitness.config import read_portsconfig
 from portwitness.config.model import KIND_CALLBACK, KIND_SERVICE, Origin, PortRange, Rule
 
@@ -194,3 +195,29 @@ def test_ten_thousand_lines_services_statistics(big):
         assert row["port_flows"] == len(carried)
         assert row["ports_seen"] == ";".join(str(p) for p in sorted({p for _, p in mine}))
         assert row["bytes"] == 300 * len(mine)
+
+
+def test_ranges_lookup_matches_the_ranges_one_by_one():
+    rng = random.Random(13)
+    for _ in range(500):
+        ranges = []
+        for _ in range(rng.randint(1, 6)):
+            lo = rng.randint(1, 50)
+            ranges.append((lo, lo + rng.randint(0, 8)))
+        values = [rng.choice([None, *range(65)]) for _ in range(rng.randint(0, 30))]
+        got = in_ranges(pl.Series("port", values, dtype=pl.UInt16), ranges).to_list()
+        assert got == [v is not None and any(lo <= v <= hi for lo, hi in ranges) for v in values]
+
+
+def test_callbacks_outside_ten_thousand_ranges():
+    # 10,000 callback ranges (a policy may list that many): one condition per range was the old way.
+    rules = [
+        Rule(
+            service="mgmt-callback", kind=KIND_CALLBACK, ports=(PortRange(30000 + 3 * i, 30000 + 3 * i + 1),)
+        )
+        for i in range(10_000)
+    ]
+    ports = list(range(29990, 60010, 7))
+    traffic = pl.DataFrame({"server_port": ports}, schema={"server_port": pl.UInt16})
+    got = outside(traffic, rules, KIND_CALLBACK)["server_port"].to_list()
+    assert got == [p for p in ports if not (30000 <= p < 60000 and (p - 30000) % 3 != 2)]
