@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from portwitness.audit.hosts import match_hosts
+from portwitness.audit.hosts import addresses_of, match_hosts
 from portwitness.audit.intervals import paint
 from portwitness.audit.ranges import in_ranges, outside
 from portwitness.config import read_portsconfig
@@ -221,3 +221,40 @@ def test_callbacks_outside_ten_thousand_ranges():
     traffic = pl.DataFrame({"server_port": ports}, schema={"server_port": pl.UInt16})
     got = outside(traffic, rules, KIND_CALLBACK)["server_port"].to_list()
     assert got == [p for p in ports if not (30000 <= p < 60000 and (p - 30000) % 3 != 2)]
+
+
+def test_thousands_of_host_lines_match_names_as_addresses_of_does():
+    rng = random.Random(17)
+    n = 3000
+    names = pl.DataFrame(
+        {
+            "name": [f"srv{i % 2500}" + rng.choice(["", ".corp.example"]) for i in range(n)],
+            "ip": [ip_of(i % 2700) for i in range(n)],
+            "source": [rng.choice(["dns", "netbios", "auth_unix"]) for _ in range(n)],
+            "first_seen": [T0 + timedelta(seconds=i) for i in range(n)],
+            "flow_id": list(range(n)),
+        },
+        schema_overrides={"first_seen": pl.Datetime("ns", "UTC"), "flow_id": pl.UInt64},
+    )
+    lines = [
+        f"{SERVICES[i % 4]} {6000 + i % 50} SRV{rng.randrange(3000)}" + rng.choice(["", ".corp.example"])
+        for i in range(10_000)
+    ]
+    policy = read_portsconfig("PortsConfig.cfg", text="\n".join(["caservd 6000", *lines]) + "\n")
+    rules, matches, unmatched = match_hosts(policy.rules, names)
+    # The reference: addresses_of, line by line.
+    want_bound, want_unmatched, want_matches = 0, [], 0
+    for r in policy.rules:
+        if r.host is None:
+            continue
+        found = addresses_of(r.host, names)
+        if found.is_empty():
+            want_unmatched.append(r)
+        else:
+            want_bound += len(set(found["ip"].to_list()))
+            want_matches += found.height
+    assert unmatched == want_unmatched and unmatched
+    assert sum(r.host is not None for r in rules) == want_bound
+    assert matches.height <= want_matches and matches.height > 0
+    general = [r for r in rules if r.host is None and r.service == "caservd"]
+    assert general[0].exclude_ips == tuple(sorted({r.ip for r in rules if r.ip and r.service == "caservd"}))

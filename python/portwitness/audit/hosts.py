@@ -62,17 +62,25 @@ def match_hosts(rules: Sequence[Rule], names: pl.DataFrame) -> tuple[list[Rule],
     bound: list[Rule] = []
     matches: list[dict] = []
     unmatched: list[Rule] = []
+    # The names indexed by first label once (in the frame's order): thousands of host lines would
+    # each filter the whole frame otherwise. The same rows addresses_of() gives.
+    by_label: dict[str, list[dict]] = {}
+    if any(r.ip is None and r.host is not None for r in rules) and not names.is_empty():
+        for row in names.iter_rows(named=True):
+            if row["name"] is not None:
+                by_label.setdefault(row["name"].split(".", 1)[0], []).append(row)
     for r in rules:
         if r.ip is not None or r.host is None:
             bound.append(r)
             continue
-        found = addresses_of(r.host, names)
-        if found.is_empty():
+        short = r.host.casefold().rstrip(".").split(".", 1)[0]
+        found = [row for row in by_label.get(short, []) if _same_name(r.host, row["name"])]
+        if not found:
             unmatched.append(r)
             continue
-        for ip in sorted(set(found["ip"].to_list())):
+        for ip in sorted({row["ip"] for row in found}):
             bound.append(replace(r, ip=ip))
-        for row in found.iter_rows(named=True):
+        for row in found:
             matches.append(
                 {
                     "host": r.host,
