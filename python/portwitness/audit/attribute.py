@@ -22,7 +22,7 @@ from portwitness.capture import Capture
 from portwitness.config.model import KIND_SERVICE, Policy, Rule
 from portwitness.names import DCERPC_INTERFACES, RPC_PROGRAMS
 
-from .hosts import on_host
+from .intervals import first_rule
 
 LEARN_SLACK = timedelta(seconds=5)
 CALLBACK_WINDOW = timedelta(seconds=60)
@@ -128,33 +128,23 @@ def _payload(cap: Capture) -> pl.DataFrame:
 
 def _port_rules(flows: pl.DataFrame, rules: list[Rule], label: str) -> pl.DataFrame:
     """The first rule (in order) whose ports, transport and address cover each flow's server side."""
-    service: pl.Expr | None = None
-    origin: pl.Expr | None = None
-    port, transport = pl.col("server_port").cast(pl.Int32), pl.col("transport")
-    for r in rules:
-        if r.kind != KIND_SERVICE or not r.ports:
-            continue
-        cond = pl.any_horizontal([port.is_between(pr.lo, pr.hi) for pr in r.ports])
-        cond = cond & transport.is_in(list(r.transports)) & on_host(r)
-        service = (
-            pl.when(cond).then(pl.lit(r.service))
-            if service is None
-            else service.when(cond).then(pl.lit(r.service))
-        )
-        origin = (
-            pl.when(cond).then(pl.lit(str(r.origin)))
-            if origin is None
-            else origin.when(cond).then(pl.lit(str(r.origin)))
-        )
-    if service is None or origin is None:
-        return flows.select("flow_id").with_columns(
-            pl.lit(None, pl.String).alias(f"{label}_service"),
-            pl.lit(None, pl.String).alias(f"{label}_origin"),
-        )
-    return flows.select(
-        "flow_id",
-        service.otherwise(None).alias(f"{label}_service"),
-        origin.otherwise(None).alias(f"{label}_origin"),
+    eligible = [i for i, r in enumerate(rules) if r.kind == KIND_SERVICE and r.ports]
+    keys = flows.select("server_ip", "transport", pl.col("server_port").cast(pl.Int32).alias("port")).unique()
+    keys = keys.filter(pl.col("port").is_not_null())
+    hit = first_rule(keys, rules, eligible).filter(pl.col("prio").is_not_null())
+    named = pl.DataFrame(
+        {
+            "prio": eligible,
+            f"{label}_service": [rules[i].service for i in eligible],
+            f"{label}_origin": [str(rules[i].origin) for i in eligible],
+        },
+        schema={"prio": pl.Int64, f"{label}_service": pl.String, f"{label}_origin": pl.String},
+    )
+    hit = hit.join(named, on="prio").drop("prio")
+    return (
+        flows.select("flow_id", "server_ip", "transport", pl.col("server_port").cast(pl.Int32).alias("port"))
+        .join(hit, on=["server_ip", "transport", "port"], how="left", nulls_equal=True)
+        .select("flow_id", f"{label}_service", f"{label}_origin")
     )
 
 

@@ -62,17 +62,25 @@ def match_hosts(rules: Sequence[Rule], names: pl.DataFrame) -> tuple[list[Rule],
     bound: list[Rule] = []
     matches: list[dict] = []
     unmatched: list[Rule] = []
+    # The names indexed by first label once (in the frame's order): thousands of host lines would
+    # each filter the whole frame otherwise. The same rows addresses_of() gives.
+    by_label: dict[str, list[dict]] = {}
+    if any(r.ip is None and r.host is not None for r in rules) and not names.is_empty():
+        for row in names.iter_rows(named=True):
+            if row["name"] is not None:
+                by_label.setdefault(row["name"].split(".", 1)[0], []).append(row)
     for r in rules:
         if r.ip is not None or r.host is None:
             bound.append(r)
             continue
-        found = addresses_of(r.host, names)
-        if found.is_empty():
+        short = r.host.casefold().rstrip(".").split(".", 1)[0]
+        found = [row for row in by_label.get(short, []) if _same_name(r.host, row["name"])]
+        if not found:
             unmatched.append(r)
             continue
-        for ip in sorted(set(found["ip"].to_list())):
+        for ip in sorted({row["ip"] for row in found}):
             bound.append(replace(r, ip=ip))
-        for row in found.iter_rows(named=True):
+        for row in found:
             matches.append(
                 {
                     "host": r.host,
@@ -106,6 +114,29 @@ def on_host(r: Rule, column: str = "server_ip") -> pl.Expr:
     if r.exclude_ips:
         return ~c.is_in(list(r.exclude_ips))
     return pl.lit(True)
+
+
+class ByHost:
+    """A frame split once by address, so that each of thousands of rules bound to one address
+    filters only that address's rows instead of the whole frame (`of(rule)` is `filter(on_host(rule))`)."""
+
+    def __init__(self, df: pl.DataFrame, column: str = "server_ip") -> None:
+        self.df, self.column = df, column
+        self._parts: dict[object, pl.DataFrame] | None = None
+
+    def of(self, r: Rule) -> pl.DataFrame:
+        if r.ip is None:
+            return self.df.filter(on_host(r, self.column))
+        if self._parts is None:
+            self._parts = {k[0]: v for k, v in self.df.partition_by(self.column, as_dict=True).items()}
+        return self._parts.get(r.ip, self.df.clear())
+
+
+def by_key(df: pl.DataFrame, column: str, column_on_host: str = "server_ip") -> dict[object, ByHost]:
+    """`df` split by `column` (a service name, say), each part split by address on demand."""
+    if df.is_empty():
+        return {}
+    return {k[0]: ByHost(v, column_on_host) for k, v in df.partition_by(column, as_dict=True).items()}
 
 
 class HostFilterError(PortwitnessError):

@@ -8,7 +8,6 @@ import polars as pl
 from portwitness.config.model import KIND_SERVICE, Rule
 
 from .dynamic import learned_for, ranged_dynamic
-from .hosts import on_host
 
 SCHEMA = {
     "service": pl.String,
@@ -34,27 +33,8 @@ SCHEMA = {
 }
 
 
-def flows_of_rule(flows: pl.DataFrame, r: Rule) -> pl.DataFrame:
-    """The attributed flows of the rule's service on the hosts and transports it names."""
-    cond = (pl.col("service") == r.service) & pl.col("transport").is_in(list(r.transports)) & on_host(r)
-    return flows.filter(cond)
-
-
 # Outcomes of flows that carried traffic to the server's port (a refused or unanswered attempt did not).
 CARRIED = ("completed", "open", "reset", "midstream")
-
-
-def port_flows(flows: pl.DataFrame, r: Rule) -> pl.DataFrame:
-    """Flows that carried traffic on the rule's ports, transports and hosts, whatever service
-    attribution gave them: a port that carried traffic was used, whatever it was called."""
-    if not r.ports:
-        return flows.clear()
-    return flows.filter(
-        pl.col("transport").is_in(list(r.transports))
-        & on_host(r)
-        & on_configured(r)
-        & pl.col("outcome").is_in(CARRIED)
-    )
 
 
 def on_configured(r: Rule) -> pl.Expr:
@@ -71,33 +51,147 @@ def _port_in(r: Rule) -> pl.Expr:
     return pl.any_horizontal([port.is_between(p.lo, p.hi) for p in r.ports])
 
 
-def _joined(values: pl.Series) -> str:
-    return ";".join(sorted(set(values.drop_nulls().to_list())))
+def _rule_table(rules: list[tuple[int, Rule]]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(rule, service, transport, ip) per rule and transport (ip null: every address), (rule, lo, hi)
+    per port range, and (rule, server_ip) per address a general rule does not govern."""
+    each: dict[str, list] = {"rule": [], "service": [], "transport": [], "ip": []}
+    spans: dict[str, list] = {"rule": [], "lo": [], "hi": []}
+    excluded: dict[str, list] = {"rule": [], "server_ip": []}
+    for i, r in rules:
+        for t in r.transports:
+            each["rule"].append(i)
+            each["service"].append(r.service)
+            each["transport"].append(t)
+            each["ip"].append(r.ip)
+        for p in r.ports:
+            spans["rule"].append(i)
+            spans["lo"].append(p.lo)
+            spans["hi"].append(p.hi)
+        if r.ip is None:
+            for ip in r.exclude_ips:
+                excluded["rule"].append(i)
+                excluded["server_ip"].append(ip)
+    return (
+        pl.DataFrame(
+            each, schema={"rule": pl.Int64, "service": pl.String, "transport": pl.String, "ip": pl.String}
+        ),
+        pl.DataFrame(spans, schema={"rule": pl.Int64, "lo": pl.Int32, "hi": pl.Int32}),
+        pl.DataFrame(excluded, schema={"rule": pl.Int64, "server_ip": pl.String}),
+    )
 
 
-def _ports_text(ports: list[int]) -> str:
-    return ";".join(str(p) for p in sorted(set(ports)))
+def _governed(table: pl.DataFrame, each: pl.DataFrame, excluded: pl.DataFrame, on: list[str]) -> pl.DataFrame:
+    """The rows of `table` each rule governs, with its `rule`: joined on `on` (plus the address for
+    rules bound to one), less the addresses a general rule excludes."""
+    bound = each.filter(pl.col("ip").is_not_null()).rename({"ip": "server_ip"})
+    general = each.filter(pl.col("ip").is_null()).drop("ip")
+    bound = bound.select("rule", *on, "server_ip") if "service" in on else bound.drop("service")
+    general = general.select("rule", *on) if "service" in on else general.drop("service")
+    return pl.concat(
+        [
+            table.join(bound, on=[*on, "server_ip"]),
+            table.join(general, on=on)
+            .join(excluded, on=["rule", "server_ip"], how="anti")
+            # on_host: an unknown address is not "not excluded" (the condition is null there).
+            .filter(
+                pl.col("server_ip").is_not_null() | ~pl.col("rule").is_in(excluded["rule"].unique().implode())
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
+
+
+def _in_spans(pairs: pl.DataFrame, spans: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """The (rule, row) pairs whose server port lies in one of the rule's ranges, once each."""
+    port = pl.col("server_port").cast(pl.Int32)
+    return (
+        pairs.join(spans, on="rule")
+        .filter((pl.col("lo") <= port) & (port <= pl.col("hi")))
+        .unique(["rule", *key])
+        .drop("lo", "hi")
+    )
 
 
 def services(flows: pl.DataFrame, rules: list[Rule], mappings: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per service rule. `used`: traffic on its configured ports on its hosts (whatever
     service attribution named), flows of its service where a mapper places it (no ports), or, for
-    a dynamic range, a port a mapper handed out inside the range."""
+    a dynamic range, a port a mapper handed out inside the range.
+
+    Computed for every rule at once with joins (rule × flows of its service, transports and hosts),
+    not one filter per rule: configurations have thousands of lines."""
+    chosen = [(i, r) for i, r in enumerate(rules) if r.kind == KIND_SERVICE]
+    each, spans, excluded = _rule_table(chosen)
+    with_ports = {i for i, r in chosen if r.ports}
+    f = flows.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
+        "service",
+        "transport",
+        "server_ip",
+        "server_port",
+        "client_ip",
+        (pl.col("bytes_c2s") + pl.col("bytes_s2c")).alias("bytes"),
+        "tls_sni",
+        "auth_machines",
+        "first_ts",
+        "last_ts",
+    )
+    pairs = _governed(f, each, excluded, ["service", "transport"])
+    on_counts = (
+        pl.concat(
+            [
+                _in_spans(pairs.select("rule", "row", "server_port"), spans, ["row"]).select("rule"),
+                pairs.filter(~pl.col("rule").is_in(list(with_ports))).select("rule"),
+            ]
+        )
+        .group_by("rule")
+        .agg(pl.len().alias("on"))
+    )
+    stats = pairs.group_by("rule").agg(
+        pl.len().alias("flows"),
+        pl.col("server_port").unique().sort().cast(pl.String).str.join(";").alias("ports_seen"),
+        pl.col("server_ip").unique().sort().str.join(";").alias("servers"),
+        pl.col("bytes").sum().alias("bytes"),
+        pl.col("client_ip").n_unique().alias("peers"),
+        # What the clients called the server (TLS SNI) and themselves (AUTH_UNIX machine names).
+        pl.col("tls_sni").drop_nulls().unique().sort().str.join(";").alias("sni"),
+        pl.col("auth_machines")
+        .str.split(";")
+        .explode()
+        .drop_nulls()
+        .unique()
+        .sort()
+        .str.join(";")
+        .alias("machines"),
+        pl.col("first_ts").min().alias("first_seen"),
+        pl.col("last_ts").max().alias("last_seen"),
+    )
+    keys = (
+        flows.filter(pl.col("outcome").is_in(CARRIED))
+        .group_by("server_ip", "transport", "server_port")
+        .len()
+        .with_row_index("key")
+    )
+    carried = (
+        _in_spans(_governed(keys, each, excluded, ["transport"]), spans, ["key"])
+        .group_by("rule")
+        .agg(pl.col("len").sum().alias("carried"))
+    )
+    by_rule: dict[int, dict] = {}
+    for part in (stats, on_counts, carried):
+        for row in part.iter_rows(named=True):
+            by_rule.setdefault(row["rule"], {}).update(row)
     rows = []
-    for r in rules:
-        if r.kind != KIND_SERVICE:
-            continue
-        f = flows_of_rule(flows, r)
-        on = f.filter(on_configured(r))
-        carried = port_flows(flows, r)
+    for i, r in chosen:
+        got = by_rule.get(i) or {}
+        n_on, n_carried = got.get("on") or 0, got.get("carried") or 0
         inside = 0
         if mappings is not None and ranged_dynamic(r):
             inside = learned_for(r, mappings).filter(_port_in(r)).height
         if r.dynamic and r.ports:
             # A dynamic range is used by what the mappers hand out in it (and the flows there).
-            used = inside > 0 or on.height > 0
+            used = inside > 0 or n_on > 0
         else:
-            used = on.height > 0 or carried.height > 0
+            used = n_on > 0 or n_carried > 0
         rows.append(
             {
                 "service": r.service,
@@ -107,19 +201,18 @@ def services(flows: pl.DataFrame, rules: list[Rule], mappings: pl.DataFrame | No
                 "configured": r.ports_text,
                 "dynamic": r.dynamic,
                 "used": used,
-                "flows": f.height,
-                "flows_on_configured": on.height,
-                "port_flows": carried.height,
+                "flows": got.get("flows") or 0,
+                "flows_on_configured": n_on,
+                "port_flows": n_carried,
                 "learned_inside": inside,
-                "ports_seen": _ports_text(f["server_port"].to_list()),
-                "servers": ";".join(sorted(set(f["server_ip"].to_list()))),
-                "bytes": int(f.select((pl.col("bytes_c2s") + pl.col("bytes_s2c")).sum()).item() or 0),
-                "peers": f["client_ip"].n_unique(),
-                # What the clients called the server (TLS SNI) and themselves (AUTH_UNIX machine names).
-                "sni": _joined(f["tls_sni"]),
-                "machines": _joined(f["auth_machines"].str.split(";").explode()),
-                "first_seen": f["first_ts"].min(),
-                "last_seen": f["last_ts"].max(),
+                "ports_seen": got.get("ports_seen") or "",
+                "servers": got.get("servers") or "",
+                "bytes": int(got.get("bytes") or 0),
+                "peers": got.get("peers") or 0,
+                "sni": got.get("sni") or "",
+                "machines": got.get("machines") or "",
+                "first_seen": got.get("first_seen"),
+                "last_seen": got.get("last_seen"),
                 "origin": str(r.origin),
             }
         )

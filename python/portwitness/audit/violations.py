@@ -24,9 +24,9 @@ from portwitness.config.model import KIND_CALLBACK, KIND_RECONNECTION, KIND_SERV
 
 from .dynamic import learned_for, ranged_dynamic
 from .groups import EVIDENCE_SCHEMA, EXAMPLES, group_flows, largest_first
-from .hosts import on_host
+from .hosts import ByHost, by_key, on_host
 from .ranges import outside, range_rules
-from .services import flows_of_rule, on_configured
+from .services import on_configured
 
 SCHEMA = {
     "type": pl.String,
@@ -139,9 +139,12 @@ def _pinned(rules: list[Rule]) -> list[Rule]:
 def service_port(flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
     """Services the wire itself identified (learned or payload) on ports outside their rule."""
     out = []
-    seen = flows.filter(pl.col("evidence").is_in(["learned", "payload"]))
+    seen = by_key(flows.filter(pl.col("evidence").is_in(["learned", "payload"])), "service")
     for r in _pinned(rules):
-        off = flows_of_rule(seen, r).filter(~on_configured(r))
+        part = seen[r.service].of(r) if r.service in seen else None
+        if part is None or part.is_empty():
+            continue
+        off = part.filter(pl.col("transport").is_in(list(r.transports)) & ~on_configured(r))
         out.append(
             _grouped(
                 off,
@@ -156,10 +159,23 @@ def service_port(flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
 
 def pinned_dynamic(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
     """Mapping facts that hand a pinned service a port outside its configured set."""
-    out = []
+    out: list[pl.DataFrame] = []
     facts = mappings.filter(pl.col("registered") & pl.col("port").is_not_null())
+    if facts.is_empty():
+        return out
+    # The facts split by program and interface once: each rule then looks at its own few.
+    by_program = by_key(facts.filter(pl.col("rpc_program").is_not_null()), "rpc_program")
+    by_interface = by_key(
+        facts.with_columns(pl.col("interface_uuid").str.to_lowercase().alias("_iface")).filter(
+            pl.col("_iface").is_not_null()
+        ),
+        "_iface",
+    )
     for r in _pinned(rules):
         if r.program is None and r.interface is None:
+            continue
+        own = by_program.get(r.program) if r.program is not None else by_interface.get(r.interface)
+        if own is None:
             continue
         cond = (
             (pl.col("rpc_program") == r.program)
@@ -169,7 +185,9 @@ def pinned_dynamic(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rule
         cond = cond & pl.col("transport").is_in(list(r.transports)) & on_host(r)
         port = pl.col("port").cast(pl.Int32)
         cond = cond & ~pl.any_horizontal([port.is_between(p.lo, p.hi) for p in r.ports])
-        hits = facts.filter(cond)
+        hits = own.df.filter(cond)
+        if "_iface" in hits.columns:
+            hits = hits.drop("_iface")
         if hits.is_empty():
             continue
         why = pl.format(
@@ -220,9 +238,24 @@ def dynamic_outside(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rul
 def moved_port(flows: pl.DataFrame, rules: list[Rule], catalog: list[Rule]) -> list[pl.DataFrame]:
     """Traffic to a catalogued default port of a service the configuration moved elsewhere."""
     out = []
+    # A flow a configuration line put on that port belongs to the service now configured there.
+    candidates = flows.filter(pl.col("evidence") != "config")
+    # Per catalog entry, the candidate flows on its ports, split by address: most rules find none.
+    on_default: dict[int, ByHost] = {}
     for r in _pinned(rules):
-        for c in catalog:
+        for n, c in enumerate(catalog):
             if c.service != r.service or c.kind != KIND_SERVICE or not c.ports:
+                continue
+            if n not in on_default:
+                port = pl.col("server_port").cast(pl.Int32)
+                on_default[n] = ByHost(
+                    candidates.filter(
+                        pl.any_horizontal([port.is_between(p.lo, p.hi) for p in c.ports])
+                        & pl.col("transport").is_in(list(c.transports))
+                    )
+                )
+            part = on_default[n].of(r)
+            if part.is_empty():
                 continue
             moved = [p for p in c.ports if not any(p.lo <= x.lo and x.hi <= p.hi for x in r.ports)]
             if not moved:
@@ -230,9 +263,7 @@ def moved_port(flows: pl.DataFrame, rules: list[Rule], catalog: list[Rule]) -> l
             port = pl.col("server_port").cast(pl.Int32)
             cond = pl.any_horizontal([port.is_between(p.lo, p.hi) for p in moved])
             cond = cond & pl.col("transport").is_in(list(c.transports))
-            cond = cond & on_host(r)
-            # A flow a configuration line put on that port belongs to the service now configured there.
-            hits = flows.filter(cond & ~on_configured(r) & (pl.col("evidence") != "config"))
+            hits = part.filter(cond & ~on_configured(r))
             out.append(
                 _grouped(
                     hits,
@@ -261,7 +292,10 @@ def _tls_rules(rules: list[Rule], usessl: bool | None) -> tuple[list[Rule], list
 
 def security(flows: pl.DataFrame, rules: list[Rule], usessl: bool | None) -> list[pl.DataFrame]:
     must_tls, must_plain = _tls_rules(rules, usessl)
-    out = []
+    out: list[pl.DataFrame] = []
+    if not must_tls and not must_plain:
+        return out
+    by_security = {bad: ByHost(flows.filter(pl.col("security") == bad)) for bad in ("plaintext", "tls")}
     for r, want, type_ in [
         *((r, "tls", "plaintext-ssl") for r in must_tls),
         *((r, "plaintext", "tls-on-plain") for r in must_plain),
@@ -270,9 +304,11 @@ def security(flows: pl.DataFrame, rules: list[Rule], usessl: bool | None) -> lis
         cond = pl.any_horizontal([port.is_between(p.lo, p.hi) for p in r.ports]) & pl.col("transport").is_in(
             list(r.transports)
         )
-        cond = cond & on_host(r)
         bad = "plaintext" if want == "tls" else "tls"
-        hits = flows.filter(cond & (pl.col("security") == bad))
+        part = by_security[bad].of(r)
+        if part.is_empty():
+            continue
+        hits = part.filter(cond)
         why = (
             f"usessl is true: {r.service} on {r.ports_text} must not carry plaintext"
             if r.tls is False and want == "tls"

@@ -6,8 +6,27 @@ from __future__ import annotations
 
 import re
 
-_HEADER = re.compile(r"\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?")
 _KEY_LINE = re.compile(r"\s*(?:\"[^\"]*\"|'[^']*'|[\w.-]+)\s*=")
+
+
+def _header(line: str) -> tuple[str, bool] | None:
+    """(raw name, array-of-tables?) when the line is a `[table]` or `[[table]]` header, maybe with a
+    comment after it. A linear scan: the regex it replaces backtracked cubically on `[` and blanks."""
+    s = line.lstrip()
+    if not s.startswith("["):
+        return None
+    array = s.startswith("[[") and not s.startswith("[[]")
+    rest = s[2:] if array else s[1:]
+    close = rest.find("]")
+    if close <= 0:
+        return None
+    after = rest[close + 1 :]
+    if after.startswith("]"):
+        after = after[1:]
+    after = after.lstrip()
+    if after and not after.startswith("#"):
+        return None
+    return rest[:close].strip(), array
 
 
 def _table_name(raw: str) -> str:
@@ -19,20 +38,22 @@ class TomlLocator:
         self.lines = text.splitlines()
         # (0-based line, table name, array-of-tables?) for every header, in order.
         self.headers: list[tuple[int, str, bool]] = []
+        self._index: dict[tuple[str, bool], list[int]] | None = None
         for i, line in enumerate(self.lines):
-            m = _HEADER.fullmatch(line)
-            if m:
-                self.headers.append((i, _table_name(m.group(2)), m.group(1) == "[["))
+            h = _header(line)
+            if h:
+                self.headers.append((i, _table_name(h[0]), h[1]))
 
     def _block(self, table: str, index: int | None) -> tuple[int, int] | None:
         """The 0-based line span [start, end) of a table's body; table "" is the top level."""
         if not table:
             return 0, self.headers[0][0] if self.headers else len(self.lines)
-        found = [
-            n
-            for n, (_, name, array) in enumerate(self.headers)
-            if name == table and array == (index is not None)
-        ]
+        if self._index is None:
+            # Built once: a policy of 10,000 services looks a header up per service.
+            self._index = {}
+            for n, (_, name, array) in enumerate(self.headers):
+                self._index.setdefault((name, array), []).append(n)
+        found = self._index.get((table, index is not None), [])
         pick = index or 0
         if pick >= len(found):
             return None

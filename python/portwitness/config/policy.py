@@ -88,28 +88,92 @@ _WHAT: dict[type, str] = {str: "a string", bool: "a boolean", int: "an integer"}
 T = TypeVar("T")
 D = TypeVar("D")
 
-_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
-_AT_END = re.compile(r"\s*\(at end of document\)$")
+_AT = re.compile(r" \(at line ([0-9]{1,9}), column ([0-9]{1,9})\)")
 
 
 def read_policy(path: str | os.PathLike[str], *, text: str | None = None) -> Policy:
     name, body = read_source(path, text)
+    check_bounds(name, body)
     try:
         data = tomllib.loads(body)
     except tomllib.TOMLDecodeError as e:
         raise _syntax_error(name, body, e) from None
+    except (RecursionError, ValueError) as e:
+        # tomllib recurses per nesting level and int() refuses very long numbers: both are bounded
+        # above, this is the last guard.
+        raise ConfigError(name, 0, 0, f"not a usable TOML policy ({type(e).__name__})") from None
     return _Reader(name, body).read(data)
+
+
+# A policy is a list of services: deeper nesting, longer numbers or a larger file is no policy, and
+# tomllib would recurse once per level (a RecursionError) or convert thousands of digits.
+MAX_DEPTH = 32
+MAX_BYTES = 64 << 20
+MAX_NUMBER = 32
+
+
+def check_bounds(file: str, text: str) -> None:
+    """Refuse, with a line and column, TOML nested deeper than MAX_DEPTH arrays and inline tables or
+    holding a number longer than MAX_NUMBER characters; one linear pass that skips strings and comments."""
+    if len(text) > MAX_BYTES:
+        raise ConfigError(file, 0, 0, f"{len(text)} characters: larger than any policy ({MAX_BYTES} at most)")
+    depth, line, line_start, i, n = 0, 1, 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line, line_start = line + 1, i + 1
+        elif c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "\"'":
+            quote = text[i : i + 3] if text.startswith(c * 3, i) else c
+            j = i + len(quote)
+            while j < n and not text.startswith(quote, j):
+                if text[j] == "\\" and c == '"':
+                    j += 1
+                elif text[j] == "\n":
+                    if len(quote) == 1:
+                        break  # tomllib reports the unterminated string
+                    line, line_start = line + 1, j + 1
+                j += 1
+            i = j + len(quote)
+            continue
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(file, line, i - line_start + 1, f"nested deeper than {MAX_DEPTH} levels")
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        elif c.isalnum() or c in "_+-":
+            # A bare word: a key, a boolean, a date or a number; only a number can be refused.
+            j = i
+            while j < n and (text[j].isalnum() or text[j] in "_.+-:"):
+                j += 1
+            number = c.isdigit() or (c in "+-" and i + 1 < n and text[i + 1].isdigit())
+            if number and j - i > MAX_NUMBER:
+                raise ConfigError(
+                    file,
+                    line,
+                    i - line_start + 1,
+                    f"a value of {j - i} characters: no port or setting is that long",
+                )
+            i = j
+            continue
+        i += 1
 
 
 def _syntax_error(file: str, text: str, e: ValueError) -> ConfigError:
     msg = str(e)
-    m = _AT.search(msg)
+    # tomllib ends its messages with the place; anchored at a fixed suffix, so no scan of the message.
+    at = msg.rfind(" (at line ")
+    m = _AT.fullmatch(msg, at) if at >= 0 else None
     if m:
-        return ConfigError(file, int(m.group(1)), int(m.group(2)), msg[: m.start()])
+        return ConfigError(file, int(m.group(1)), int(m.group(2)), msg[:at].rstrip())
     # The end of the document: after the last character, on a line of its own after a final newline.
     line = text.count("\n") + 1
     column = len(text) - (text.rfind("\n") + 1) + 1
-    return ConfigError(file, line, column, _AT_END.sub("", msg))
+    return ConfigError(file, line, column, msg.removesuffix(" (at end of document)"))
 
 
 def _type_name(value: object) -> str:

@@ -9,7 +9,15 @@ import re
 from portwitness._core import PortwitnessError
 from portwitness.config.model import PortRange
 
-_ITEM = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
+# ASCII digits only: `\d` and int() also take fullwidth and other scripts' digits.
+_ITEM = re.compile(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?")
+# Longer than any port: refused before conversion, so thousands of digits cost nothing.
+MAX_DIGITS = 5
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """`text` quoted for a message, cut short so that a hostile value keeps the message one short line."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 class PortSyntaxError(PortwitnessError, ValueError):
@@ -22,11 +30,16 @@ class PortSyntaxError(PortwitnessError, ValueError):
 
 def parse_port_item(item: str, offset: int = 0) -> PortRange:
     """`6502` or `lo-hi`; whitespace around the numbers is allowed (the management settings use it)."""
+    for i, c in enumerate(item):
+        if c.isdigit() and not c.isascii():
+            raise PortSyntaxError(
+                offset + i, f"port item {shown(item.strip())} holds {c!r}: ports are written with 0-9"
+            )
     m = _ITEM.fullmatch(item)
     if not m:
         # Point past leading blanks, at the text the user wrote.
         at = offset + len(item) - len(item.lstrip())
-        raise PortSyntaxError(at, f"port item {item.strip()!r} is not a port or lo-hi range")
+        raise PortSyntaxError(at, f"port item {shown(item.strip())} is not a port or lo-hi range")
     lo = _port(m.group(1), offset + m.start(1))
     if m.group(2) is None:
         return PortRange(lo, lo)
@@ -37,6 +50,8 @@ def parse_port_item(item: str, offset: int = 0) -> PortRange:
 
 
 def _port(digits: str, offset: int) -> int:
+    if len(digits.lstrip("0")) > MAX_DIGITS:
+        raise PortSyntaxError(offset, f"port {shown(digits, 12)} outside 1-65535")
     n = int(digits)
     if not 1 <= n <= 65535:
         raise PortSyntaxError(offset, f"port {n} outside 1-65535")
@@ -53,7 +68,7 @@ def parse_port_list(spec: str, sep: str, offset: int = 0) -> list[tuple[int, Por
         if not part.strip():
             if i == len(parts) - 1 and i > 0:
                 break
-            raise PortSyntaxError(offset + pos, f"empty port item in {spec.strip()!r}")
+            raise PortSyntaxError(offset + pos, f"empty port item in {shown(spec.strip())}")
         out.append((offset + pos, parse_port_item(part, offset + pos)))
         pos += len(part) + len(sep)
     return out
