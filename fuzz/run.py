@@ -42,6 +42,7 @@ TARGETS = [
     "dcerpc",
     "epm",
     "tls",
+    "starttls",
     "pipeline",
     "chunks",
 ]

@@ -6,8 +6,10 @@ Types:
   configuration pins elsewhere;
 - `moved-port`: traffic to a service's catalogued default port after the configuration moved it;
 - `plaintext-ssl`: plaintext on a port that must carry TLS (the SSL port; the non-SSL port while
-  usessl is true; any rule requiring TLS);
-- `tls-on-plain`: TLS where the configuration expects plaintext;
+  usessl is true; any rule requiring TLS); a session that switched to TLS after a plaintext
+  preamble (STARTTLS, security `starttls`) is encrypted, so only one that never switched is a finding;
+- `tls-on-plain`: TLS (from the first byte or after a preamble) where the configuration expects
+  plaintext;
 - `callback-outside`: a callback to a port outside the callback ranges;
 - `reconnection-outside`: a reconnection whose server-side port is outside the reconnection range.
 """
@@ -194,8 +196,8 @@ def security(flows: pl.DataFrame, rules: list[Rule], usessl: bool | None) -> lis
         )
         if r.ip is not None:
             cond = cond & (pl.col("server_ip") == r.ip)
-        bad = "plaintext" if want == "tls" else "tls"
-        hits = flows.filter(cond & (pl.col("security") == bad))
+        bad = ["plaintext"] if want == "tls" else ["tls", "starttls"]
+        hits = flows.filter(cond & pl.col("security").is_in(bad))
         why = (
             f"usessl is true: {r.service} on {r.ports_text} must not carry plaintext"
             if r.tls is False and want == "tls"
