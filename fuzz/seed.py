@@ -338,7 +338,10 @@ def seed_epm(seeds: Seeds, pdu: bytes, proto: str) -> None:
     (auth_len,) = struct.unpack("<H" if le else ">H", pdu[10:12])
     start = 24 + (16 if pdu[2] == 0 and pdu[3] & 0x80 else 0)
     end = len(pdu) - (auth_len + 8 if auth_len else 0)
-    seeds.add("epm", bytes([1 if le else 0]) + pdu[start:end])
+    # The stub's syntax is the one its context negotiated, which the PDU does not say: seed both
+    # (mode bit 1: NDR64).
+    for ndr64 in (0, 2):
+        seeds.add("epm", bytes([(1 if le else 0) | ndr64]) + pdu[start:end])
 
 
 def seed_tls(seeds: Seeds, f: Flow) -> None:
