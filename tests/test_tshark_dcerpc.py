@@ -269,6 +269,10 @@ def _auth(pdu: Pdu) -> dict:
 
 CALL_KEYS = ["ts_ns", "reply_ts_ns", "ptype", "call_id", "context_id", "interface_uuid", "interface_version"]
 BIND_KEYS = CALL_KEYS + ["transfer_syntaxes", "reply", "bind_result", "sec_addr", "reject_reason"]
+# The transfer syntax the bind_ack accepted for the row's context (NDR or NDR64), on a bind row and on
+# each call on that context.
+CALL_KEYS += ["transfer_syntax"]
+BIND_KEYS += ["transfer_syntax"]
 BIND_KEYS += ["auth_type", "auth_level", "byte_order"]
 REQUEST_KEYS = CALL_KEYS + ["opnum", "object_uuid", "reply", "fault_status", "fragments"]
 REQUEST_KEYS += ["auth_type", "auth_level", "byte_order"]
@@ -306,6 +310,7 @@ class DceView:
             "interface_uuid": None,
             "interface_version": None,
             "opnum": None,
+            "transfer_syntax": None,
             "object_uuid": None,
             "reply": None,
             "fault_status": None,
@@ -331,6 +336,7 @@ class DceView:
                     "interface_uuid": item.get("uuid"),
                     "interface_version": f"{item.get('major')}.{item.get('minor')}",
                     "transfer_syntaxes": ",".join(item["trans"]) or None,
+                    "transfer_syntax": None,
                     "reply": None,
                     "bind_result": None,
                     "sec_addr": None,
@@ -343,13 +349,14 @@ class DceView:
             self.calls[conv].extend(rows)
         elif ptype in (12, 13, 15) and (conv, call_id) in self.binds:
             for row in _answer_bind(self, fr, pdu, ptype, self.binds[(conv, call_id)]):
-                self.contexts[(conv, row["context_id"])] = (row["interface_uuid"], row["interface_version"])
+                bound = (row["interface_uuid"], row["interface_version"], row["transfer_syntax"])
+                self.contexts[(conv, row["context_id"])] = bound
         elif ptype == 0:
             row = self.open_calls.get((conv, call_id))
             first = (pdu.int("dcerpc.cn_flags") or 0) & 0x01
             if row is None or first or row["reply"] is not None:
                 ctx = pdu.int("dcerpc.cn_ctx_id")
-                iface, version = self.contexts.get((conv, ctx), (None, None))
+                iface, version, transfer = self.contexts.get((conv, ctx), (None, None, None))
                 row = self.request(
                     conv,
                     call_id,
@@ -358,6 +365,7 @@ class DceView:
                     context_id=ctx,
                     interface_uuid=iface,
                     interface_version=version,
+                    transfer_syntax=transfer,
                     opnum=pdu.int("dcerpc.opnum"),
                     object_uuid=pdu.first("dcerpc.obj_id"),
                 )
@@ -366,9 +374,9 @@ class DceView:
             row = self.open_calls.get((conv, call_id))
             if row is None:  # a reply whose request is not in the capture: no opnum
                 ctx = pdu.int("dcerpc.cn_ctx_id")
-                iface, version = self.contexts.get((conv, ctx), (None, None))
+                iface, version, transfer = self.contexts.get((conv, ctx), (None, None, None))
                 row = self.request(conv, call_id, pdu, None, context_id=ctx, interface_uuid=iface)
-                row["interface_version"] = version
+                row["interface_version"], row["transfer_syntax"] = version, transfer
             row["reply"] = CO_REPLIES[ptype]
             row["reply_ts_ns"] = row["reply_ts_ns"] or fr.ts_ns
             if ptype == 3:
@@ -442,6 +450,8 @@ def _answer_bind(view: DceView, fr: Frame, pdu: Pdu, ptype: int, rows: list[dict
         row["reply_ts_ns"] = fr.ts_ns
         row["sec_addr"] = sec_addr
         row["reject_reason"] = pdu.int("dcerpc.cn_reject_reason")
+        accepted = i < len(results) and results[i] == 0 and i < len(transfers)
+        row["transfer_syntax"] = transfers[i] if accepted else None
         if i < len(results):
             row["bind_result"] = BIND_RESULTS.get(results[i], str(results[i]))
         if ptype == 12 and sec_addr and sec_addr.isdigit() and row["bind_result"] == "acceptance":
@@ -852,6 +862,12 @@ def test_the_real_captures_are_not_vacuous(shared_captures):
     assert sum(len(rows) for rows in mapi.calls.values()) > 100
     ech = tshark_tls(shared_captures / "zeek-tls13-ech.pcap")
     assert [r["sni"] for r in ech.values()] == ["cloudflare-ech.com"] * 2
+    lm = tshark_dcerpc(shared_captures / "real-networks" / "attack-LM_smbexec_smb_dcerpc_svcctl_epm.pcapng")
+    assert {(r["source"], r["port"]) for r in lm.mappings} >= {("epm.map", 49683)}
+    on_ndr64 = [r for rows in lm.calls.values() for r in rows if r["transfer_syntax"] == NDR64]
+    assert {(r["ptype"], r["context_id"]) for r in on_ndr64} == {("bind", 1), ("request", 1)}
+    smtp = tshark_tls(shared_captures / "real-networks" / "sv-smtp-startssl.pcap")
+    assert [r["client_offset"] for r in smtp.values()] == [31]
     hrr = tshark_tls(shared_captures / "rusticata-err-buffertoosmall.pcapng")
     assert [(r["version"], r["cipher"], r["hello_retry"]) for r in hrr.values()] == [
         ("TLSv1.3", 0x1302, True)
