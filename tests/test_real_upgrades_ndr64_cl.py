@@ -84,6 +84,10 @@ def test_the_audit_counts_an_upgraded_session_as_encrypted(real):
     smtp = pw.decode(real / "sv-smtp-startssl.pcap")
     pol = read_policy("policy.toml", text='[[service]]\nname = "smtp"\nports = [25]\ntls = true\n')
     assert pw.audit(smtp, pol).violations.filter(pl.col("type") == "plaintext-ssl").is_empty()
+    # Where plaintext is configured, an upgraded session is TLS on a plaintext port.
+    pol = read_policy("policy.toml", text='[[service]]\nname = "smtp"\nports = [25]\ntls = false\n')
+    found = pw.audit(smtp, pol).violations.filter(pl.col("type") == "tls-on-plain")
+    assert found.select("port", "flows").rows() == [(25, 1)]
 
 
 SVCCTL = "367abb81-9844-35f1-ad32-98f038001003"
