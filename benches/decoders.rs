@@ -43,6 +43,7 @@ use _core::packet::{
     ipv4, ipv6, tcp, udp, Addr, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, IPPROTO_UDP,
 };
 use _core::proto::dcerpc::{self, Pdu};
+use _core::proto::ndr::Encoding;
 use _core::proto::oncrpc::{self, Message, RecordEvent, RecordMarking};
 use _core::proto::portmap::{self, Query};
 use _core::proto::{epm, tls};
@@ -1468,12 +1469,12 @@ fn dcerpc_epm(c: &mut Criterion) {
         let mut ports = 0u64;
         for (q, a) in pairs {
             if let Ok((h, _, Pdu::Request { stub, .. }, _)) = dcerpc::parse_co(q) {
-                if let Some(m) = epm::parse_map_request(stub, h.le) {
+                if let Some(m) = epm::parse_map_request(stub, Encoding::ndr(h.le)) {
                     ports += u64::from(m.max_towers);
                 }
             }
             if let Ok((h, _, Pdu::Response { stub, .. }, _)) = dcerpc::parse_co(a) {
-                if let Some(m) = epm::parse_map_response(stub, h.le) {
+                if let Some(m) = epm::parse_map_response(stub, Encoding::ndr(h.le)) {
                     for t in &m.towers {
                         ports += u64::from(t.ip_endpoint().map_or(0, |e| e.port));
                     }

@@ -44,6 +44,7 @@ TARGETS = [
     "tls",
     "dns",
     "nbns",
+    "starttls",
     "pipeline",
     "chunks",
 ]

@@ -12,6 +12,8 @@
 * dcerpc, epm: DCE/RPC PDUs on ports 135, 6502-6504 and 49152+, and the endpoint mapper's stubs.
 * tls: TLS records on ports 443 and 7099.
 * dns: DNS and mDNS datagrams (ports 53 and 5353) and DNS-over-TCP streams; nbns: UDP 137 datagrams.
+* starttls: each TCP flow's payload segments, framed with their direction (the target writes the
+  connection around them).
 
 The protocol targets read framed inputs (see fuzz/fuzz_targets/common.rs): a sequence of
 `flags: u8, len: u16 BE, bytes`. Seeds are named by their SHA-1, so running again adds nothing new.
@@ -35,7 +37,7 @@ from scapy.utils import rdpcap  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ["pcap", "pcapng", "source", "pipeline", "chunks"]
-PROTOCOLS = ["ip", "tcp_stream", "oncrpc", "portmap", "dcerpc", "epm", "tls", "dns", "nbns"]
+PROTOCOLS = ["ip", "tcp_stream", "oncrpc", "portmap", "dcerpc", "epm", "tls", "dns", "nbns", "starttls"]
 TARGETS = CAPTURES + PROTOCOLS
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -266,6 +268,12 @@ def seed_tcp_stream(seeds: Seeds, f: Flow) -> None:
         seeds.add("tcp_stream", out)
 
 
+def seed_starttls(seeds: Seeds, f: Flow) -> None:
+    out = b"".join(frame(d, pl) for d, _, _, pl in f.pkts if pl)
+    if out:
+        seeds.add("starttls", out[:MAX_SEED])
+
+
 def seed_oncrpc(seeds: Seeds, f: Flow) -> None:
     tcp = 2 if f.proto == "tcp" else 0
     seq = b"".join(frame(d | tcp | 1 << 3, pl) for d, _, _, pl in f.pkts if pl)
@@ -331,7 +339,10 @@ def seed_epm(seeds: Seeds, pdu: bytes, proto: str) -> None:
     (auth_len,) = struct.unpack("<H" if le else ">H", pdu[10:12])
     start = 24 + (16 if pdu[2] == 0 and pdu[3] & 0x80 else 0)
     end = len(pdu) - (auth_len + 8 if auth_len else 0)
-    seeds.add("epm", bytes([1 if le else 0]) + pdu[start:end])
+    # The stub's syntax is the one its context negotiated, which the PDU does not say: seed both
+    # (mode bit 1: NDR64).
+    for ndr64 in (0, 2):
+        seeds.add("epm", bytes([(1 if le else 0) | ndr64]) + pdu[start:end])
 
 
 def seed_tls(seeds: Seeds, f: Flow) -> None:
@@ -393,6 +404,7 @@ def main() -> int:
             kind = kind_of(f)
             if f.proto == "tcp":
                 seed_tcp_stream(seeds, f)
+                seed_starttls(seeds, f)
             if kind == "oncrpc":
                 seed_oncrpc(seeds, f)
             elif kind == "dcerpc":

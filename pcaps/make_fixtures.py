@@ -469,16 +469,18 @@ FACT_COLUMNS = ("app", "dcerpc_interface", "tls_version", "tls_sni")
 def flow_facts(transport: str, client, pkts) -> dict:
     """The application columns of a flow: each fact column takes the first value planted in
     the flow's packets; ``security`` (TCP only) says whether the client's first payload is a
-    TLS record (or an SSLv2-compatible hello): ``tls``, any other payload: ``plaintext``,
-    no client payload: null."""
+    TLS record (or an SSLv2-compatible hello): ``tls``; any other payload followed later by a
+    ClientHello from the client (STARTTLS and its kin): ``starttls``; else ``plaintext``; no
+    client payload: null."""
     out: dict = dict.fromkeys(FACT_COLUMNS)
     for _, m in pkts:
         for column, value in m.facts:
-            if out[column] is None:
+            if column in out and out[column] is None:
                 out[column] = value
     first = next((m for _, m in pkts if m.payload and (m.src, m.sport) == client), None)
+    upgraded = any(("starttls", "client_hello") in m.facts for _, m in pkts if (m.src, m.sport) == client)
     if transport == "tcp" and first is not None:
-        out["security"] = "tls" if ("app", "tls") in first.facts else "plaintext"
+        out["security"] = "tls" if ("app", "tls") in first.facts else "starttls" if upgraded else "plaintext"
     else:
         out["security"] = None
     return out
@@ -2386,6 +2388,7 @@ class TlsLog:
             "server_ip": conv.s,
             "server_port": conv.sport,
             "sslv2": False,
+            "client_offset": 0,
             "record_version": None,
             "client_version": None,
             "supported_versions": None,
@@ -2666,6 +2669,130 @@ def build_epm_udp():
     return cap, log
 
 
+class Ndr64:
+    """An NDR64 stub (MS-RPCE 2.2.5), little-endian, written with struct: referent ids,
+    conformance, offsets and counts are 8 bytes aligned to 8, as is a structure holding one;
+    everything else keeps NDR's natural alignment.  scapy 2.8 has no NDR64 for the
+    endpoint mapper's arrays, so the stubs of the NDR64 fixture are laid out here."""
+
+    def __init__(self):
+        self.b = bytearray()
+
+    def align(self, n: int) -> Ndr64:
+        self.b += b"\x00" * (-len(self.b) % n)
+        return self
+
+    def u32(self, v: int) -> Ndr64:
+        self.align(4).b += struct.pack("<I", v)
+        return self
+
+    def u16(self, v: int) -> Ndr64:
+        self.align(2).b += struct.pack("<H", v)
+        return self
+
+    def word(self, v: int) -> Ndr64:
+        """A referent id, or an array's conformance, offset or count."""
+        self.align(8).b += struct.pack("<Q", v)
+        return self
+
+    def raw(self, data: bytes) -> Ndr64:
+        self.b += data
+        return self
+
+    def uuid(self, value: str) -> Ndr64:
+        return self.align(4).raw(UUID(value).bytes_le)
+
+    def handle(self, tag: str | None) -> Ndr64:
+        return self.u32(0).raw(handle_bytes(tag))
+
+    def twr(self, octets: bytes) -> Ndr64:
+        """twr_t: its conformance (8 bytes), tower_length (4), the octets."""
+        return self.word(len(octets)).u32(len(octets)).raw(octets)
+
+    def bytes(self) -> bytes:
+        return bytes(self.b)
+
+
+def ndr64_map_stubs(log: DceLog, a: Assoc, iface: Iface, answers, max_towers=4):
+    """ept_map in NDR64: the request's template tower (port 135, 0.0.0.0), the answer's
+    towers (none: ept_s_not_registered, a negative fact naming ``iface``)."""
+    template = Endpoint("ncacn_ip_tcp", 135)
+    q = Ndr64().word(1).uuid(NIL_UUID).word(2).twr(tower(iface, template)).handle(None).u32(max_towers)
+    server = a.conv.s
+    if answers:
+        maps = [log.learn("epm.map", ep.server(server), iface, ep) for ep in answers]
+    else:
+        maps = [log.learn("epm.map", server, iface, template, registered=False)]
+    r = Ndr64().handle(None).u32(len(answers))
+    r.word(max_towers).word(0).word(len(answers))
+    for i in range(len(answers)):
+        r.word(3 + i)
+    for ep in answers:
+        r.twr(tower(iface, ep))
+    r.u32(0 if answers else EPT_S_NOT_REGISTERED)
+    return q.bytes(), r.bytes(), maps
+
+
+def ndr64_lookup_stubs(log: DceLog, a: Assoc, entries, more: str | None, max_ents=500):
+    """ept_lookup of all elements in NDR64; ``entries`` are (interface, endpoint,
+    annotation): each ept_entry_t (aligned to 8: it holds a pointer) carries its object,
+    tower referent and varying annotation, and the towers follow the array."""
+    q = Ndr64().u32(0).word(0).word(0).u32(1).handle(None).u32(max_ents)  # all elements, any version
+    server = a.conv.s
+    maps = [
+        log.learn("epm.lookup", ep.server(server), iface, ep, annotation=note)
+        for iface, ep, note in entries
+        if ep.port is not None
+    ]
+    r = Ndr64().handle(more).u32(len(entries)).word(max_ents).word(0).word(len(entries))
+    for referent, (_, _, note) in enumerate(entries, 1):
+        text = note.encode() + b"\x00"
+        r.align(8).uuid(NIL_UUID).word(referent).word(0).word(len(text)).raw(text)
+    for iface, ep, _ in entries:
+        r.twr(tower(iface, ep))
+    r.u32(0 if entries else EPT_S_NOT_REGISTERED)
+    return q.bytes(), r.bytes(), maps
+
+
+NDR64_ENTRIES = [  # an endpoint map whose answer takes three fragments
+    (TAPE_ENGINE, Endpoint("ncacn_ip_tcp", 6502, ARCSRV), "Arcserve Tape Engine"),
+    (JOB_ENGINE, Endpoint("ncacn_ip_tcp", 6503, ARCSRV), "Arcserve Job Engine"),
+    (LSARPC, Endpoint("ncacn_np", name=r"\PIPE\lsass", host=ARCSRV_NB), ""),
+    (DB_ENGINE, Endpoint("ncacn_ip_tcp", 6504), "Arcserve Database Engine"),
+    (JOB_ENGINE, Endpoint("ncadg_ip_udp", 49710, ARCSRV), "Arcserve Job Engine"),
+    (EVENTLOG6, Endpoint("ncacn_ip_tcp", 49666), "Event log TCPIP"),
+    (EPM, Endpoint("ncacn_http", 593, ARCSRV), ""),
+]
+
+
+def build_epm_ndr64():
+    """The endpoint mapper in NDR64, as Windows clients speak it: the bind offers EPM with
+    NDR (ctx 0) and NDR64 (ctx 1); the server refuses NDR and accepts NDR64, so every stub
+    after it is NDR64 (the towers inside still name NDR for the interfaces they map).  An
+    ept_lookup answered with seven towers in three response fragments, an ept_map answered
+    with two towers, one answered ept_s_not_registered (the negative fact names the
+    interface asked for); then the tape engine on the port learned from the NDR64 answers."""
+    cap, log = Capture(), DceLog()
+    epm = dce_assoc(cap, 49851, 135, 0x35000000)
+    items = [(0, EPM, [NDR]), (1, EPM, [NDR64])]
+    refused = ("provider_rejection", TRANSFER_SYNTAXES_NOT_SUPPORTED)
+    call(epm.conv, log.bind(epm, 1, items), log.bind_ack(epm, 1, [refused, ACCEPT], "135"))
+    request, reply, maps = ndr64_lookup_stubs(log, epm, NDR64_ENTRIES, more="ndr64-lookup")
+    call(
+        epm.conv,
+        log.request(epm, 2, 1, EPT_LOOKUP, request),
+        log.response(epm, 2, reply, frags=3, maps=maps),
+    )
+    two = [Endpoint("ncacn_ip_tcp", 6502, ARCSRV), Endpoint("ncacn_ip_tcp", 49703, ARCSRV)]
+    request, reply, maps = ndr64_map_stubs(log, epm, TAPE_ENGINE, two)
+    call(epm.conv, log.request(epm, 3, 1, EPT_MAP, request), log.response(epm, 3, reply, maps=maps))
+    request, reply, maps = ndr64_map_stubs(log, epm, SAMR, [])
+    call(epm.conv, log.request(epm, 4, 1, EPT_MAP, request), log.response(epm, 4, reply, maps=maps))
+    epm.conv.close()
+    use_interface(log, cap, 49852, 0x35100000, TAPE_ENGINE, 6502, 43)
+    return cap, log
+
+
 def tls13_steps(log: TlsLog, conv, tag, records=2, group=X25519, flight=1480, **hello) -> list:
     """A TLS 1.3 connection: ClientHello; ServerHello, the compatibility
     ChangeCipherSpec and the encrypted rest of the server's flight (``flight`` bytes:
@@ -2939,14 +3066,61 @@ def nb_query(name: str, suffix: int) -> bytes:
     )
 
 
+def build_starttls():
+    """TLS after a plaintext preamble, with no port list to find it: SMTP STARTTLS on 25 (TLS
+    1.2), PostgreSQL's SSLRequest answered `S` on 5432 (TLS 1.3), and a PostgreSQL connection
+    that stays plaintext (its StartupMessage answered by an ErrorResponse)."""
+    cap, log = Capture(), TlsLog()
+
+    def upgrade(conv, preamble: list[tuple[bool, bytes]], tag: str, version: int, **hello) -> list:
+        steps, offset = [], 0
+        for from_client, data in preamble:
+            steps += conv.send_steps(from_client, [Msg(data)])
+            if from_client:
+                steps.append(conv.ack)
+                offset += len(data)
+        ch = log.client_hello(conv, tag, **hello)
+        log._by_conv[conv]["client_offset"] = offset
+        ch.facts = (*ch.facts, ("app", "tls"), ("starttls", "client_hello"))
+        if version == TLS13:
+            sh = log.server_hello(conv, tag, TLS13, TLS_AES_128_GCM_SHA256)
+            flight = [sh, CCS, tls_opaque(23, 900, tag + "-flight")]
+        else:
+            flight = [log.server_hello(conv, tag, TLS12, ECDHE_RSA_AES128_GCM_SHA256, done=True)]
+        steps += conv.send_steps(True, [ch]) + conv.send_steps(False, flight)
+        steps += conv.send_steps(True, [CCS, tls_opaque(22 if version == TLS12 else 23, 53, tag + "-fin")])
+        return steps + data_steps(conv, tag, 1)
+
+    smtp = conn(cap, GUI, 49861, ARCSRV, 25, 0x36000000, None)
+    preamble = [
+        (False, b"220 arcsrv01.example ESMTP\r\n"),
+        (True, b"EHLO gui.example\r\n"),
+        (False, b"250-arcsrv01.example\r\n250-PIPELINING\r\n250 STARTTLS\r\n"),
+        (True, b"STARTTLS\r\n"),
+        (False, b"220 2.0.0 Ready to start TLS\r\n"),
+    ]
+    run(upgrade(smtp, preamble, "smtp", TLS12, sni="mail.arcsrv01.example"))
+    pg = conn(cap, GUI, 49862, ARCSRV, 5432, 0x36100000, None)
+    ssl_request = struct.pack(">II", 8, 80877103)
+    run(upgrade(pg, [(True, ssl_request), (False, b"S")], "pgsql", TLS13, versions=(TLS13, TLS12)))
+    plain = conn(cap, GUI, 49863, ARCSRV, 5432, 0x36200000, None)
+    params = b"user\x00arcserve\x00database\x00asdb\x00\x00"
+    startup = struct.pack(">II", 8 + len(params), 196608) + params
+    error = b"E" + struct.pack(">I", 31) + b"SFATAL\x00C28000\x00Mno SSL off\x00\x00"
+    run(call_steps(plain, Msg(startup), Msg(error)) + plain.t.close())
+    return cap, log
+
+
 APP_FIXTURES = [
     ("epm_tape_engine.pcap", build_epm_tape_engine),
     ("epm_dynamic.pcap", build_epm_dynamic),
     ("dcerpc_bigendian.pcap", build_dcerpc_bigendian),
     ("dcerpc_fragmented.pcap", build_dcerpc_fragmented),
     ("epm_udp.pcap", build_epm_udp),
+    ("epm_ndr64.pcap", build_epm_ndr64),
     ("tls_mgmt.pcap", build_tls_mgmt),
     ("names.pcap", build_names),
+    ("starttls.pcap", build_starttls),
 ]
 
 

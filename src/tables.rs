@@ -285,6 +285,7 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
         tlsv.append_option(info.and_then(|i| i.tls_version).map(version_name));
         sni.append_option(info.and_then(|i| i.tls_sni.as_deref()));
         security.append_option(match (fl.proto, fl.first_tls[0]) {
+            (IPPROTO_TCP, _) if info.is_some_and(|i| i.tls_offset.is_some()) => Some("starttls"),
             (IPPROTO_TCP, Some(true)) => Some("tls"),
             (IPPROTO_TCP, Some(false)) => Some("plaintext"),
             _ => None,
@@ -571,6 +572,11 @@ pub fn dcerpc_calls_batch(rows: &[DceCallRow]) -> Result<RecordBatch, ArrowError
             }),
         ),
         (
+            "transfer_syntax",
+            true,
+            strs(rows, |r| uuid_of(r.negotiated)),
+        ),
+        (
             "bind_result",
             true,
             strs(rows, |r| {
@@ -632,6 +638,11 @@ pub fn tls_batch(rows: &[TlsRow]) -> Result<RecordBatch, ArrowError> {
         ("server_ip", false, addrs(rows, |r| r.server)),
         ("server_port", false, u16s(rows, |r| Some(r.server_port))),
         ("sslv2", false, bools(rows, |r| Some(r.sslv2))),
+        (
+            "client_offset",
+            false,
+            u64s(rows, |r| Some(r.client_offset)),
+        ),
         (
             "record_version",
             true,

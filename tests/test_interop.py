@@ -10,6 +10,8 @@ programs themselves printed.
   queried by impacket's rpcdump.py and by Samba's rpcclient, which then calls the services.
 - TLS: `openssl s_server` on 7099 with a throwaway certificate, `openssl s_client` with TLS 1.2 and
   1.3 over IPv4 and IPv6, with and without SNI; plaintext on 2099 and on 7099; a refused connection.
+- SMTP STARTTLS: `openssl s_client -starttls smtp` against a minimal SMTP preamble that hands the
+  connection to OpenSSL (Python's `ssl`) once STARTTLS is accepted.
 
 Where portwitness disagreed with a real program, portwitness was changed and the test asserts what
 the program says: rpcbind answers GETADDR/GETPORT for an unregistered version with another version's
@@ -652,3 +654,92 @@ def test_refused_connection(tls):
     assert refused.select("outcome", "security", "app", "packets_c2s", "packets_s2c").rows() == [
         ("refused", None, None, 1, 1)
     ]
+
+
+# --- SMTP STARTTLS: openssl s_client -starttls smtp; a preamble that hands over to OpenSSL -----------
+
+SMTP_PORT = 25
+SMTP_SNI = "mail.arcsrv01.example"
+# The server's half of an SMTP session up to STARTTLS, read a byte at a time so that no TLS byte is
+# taken for the preamble; then Python's ssl (OpenSSL) finishes the handshake on the same socket. It
+# prints how many bytes the client sent before TLS and what OpenSSL negotiated.
+SMTP_SERVER = """
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+s = socket.create_server(("127.0.0.1", int(sys.argv[3])))
+print("listening", flush=True)
+c, _ = s.accept()
+def line():
+    out = b""
+    while not out.endswith(b"\\n"):
+        b = c.recv(1)
+        if not b:
+            raise SystemExit("closed in the preamble")
+        out += b
+    return out
+c.sendall(b"220 arcsrv01.example ESMTP\\r\\n")
+before = 0
+while True:
+    cmd = line()
+    before += len(cmd)
+    if cmd.upper().startswith(b"EHLO"):
+        c.sendall(b"250-arcsrv01.example\\r\\n250 STARTTLS\\r\\n")
+    elif cmd.upper().startswith(b"STARTTLS"):
+        c.sendall(b"220 2.0.0 Ready to start TLS\\r\\n")
+        break
+    else:
+        c.sendall(b"502 5.5.2 not here\\r\\n")
+t = ctx.wrap_socket(c, server_side=True)
+print(f"upgraded after {before} bytes: {t.version()} {t.cipher()[0]}", flush=True)
+while t.recv(4096):
+    pass
+"""
+
+
+@dataclass
+class Smtp:
+    said: tuple[str, str]  # s_client's "New, <protocol>, Cipher is <cipher>"
+    preamble: int  # the client bytes the server read before TLS
+    cap: pw.Capture
+    pcap: Path
+
+
+@pytest.fixture(scope="module")
+def smtp(loopback, tls) -> Smtp:
+    d = loopback.workdir
+    key, cert, pcap = d / "tls-key.pem", d / "tls-cert.pem", d / "smtp.pcap"
+    server = [sys.executable, "-c", SMTP_SERVER, str(cert), str(key), str(SMTP_PORT)]
+    with serve(loopback, "smtp-server", server) as peer:
+        peer.wait_output(r"^listening$")
+        with capture(loopback, pcap, f"tcp port {SMTP_PORT}"):
+            client = ["openssl", "s_client", "-starttls", "smtp", "-connect", f"127.0.0.1:{SMTP_PORT}"]
+            run = loopback.run([*client, "-servername", SMTP_SNI], check=True)
+            upgraded = peer.wait_output(r"^upgraded after (\d+) bytes: (\S+) (\S+)")
+    m = re.search(r"^New, (\S+), Cipher is (\S+)$", run.stdout, re.MULTILINE)
+    assert m, run.stdout
+    assert (m.group(1), m.group(2)) == (upgraded.group(2), upgraded.group(3))
+    return Smtp(
+        said=(m.group(1), m.group(2)), preamble=int(upgraded.group(1)), cap=pw.decode(pcap), pcap=pcap
+    )
+
+
+def test_smtp_starttls_is_learned_as_the_programs_printed(smtp, tls):
+    protocol, cipher = smtp.said
+    (hello,) = smtp.cap.tls.to_dicts()
+    assert (hello["server_port"], hello["sni"], hello["version"], hello["cipher"]) == (
+        SMTP_PORT,
+        SMTP_SNI,
+        protocol,
+        tls.codepoints[cipher],
+    )
+    # s_client's EHLO and STARTTLS, as many bytes as the server read before handing over.
+    assert hello["client_offset"] == smtp.preamble > 0
+    (flow,) = smtp.cap.flows.to_dicts()
+    assert (flow["app"], flow["security"], flow["tls_version"], flow["tls_sni"], flow["outcome"]) == (
+        "tls",
+        "starttls",
+        protocol,
+        SMTP_SNI,
+        "completed",
+    )

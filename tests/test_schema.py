@@ -67,6 +67,7 @@ DCERPC_CALLS = {
     "interface_uuid": pl.String,
     "interface_version": pl.String,
     "transfer_syntaxes": pl.String,
+    "transfer_syntax": pl.String,
     "bind_result": pl.String,
     "sec_addr": pl.String,
     "opnum": pl.UInt16,
@@ -87,6 +88,7 @@ TLS = {
     "server_ip": pl.String,
     "server_port": pl.UInt16,
     "sslv2": pl.Boolean,
+    "client_offset": pl.UInt64,
     "record_version": pl.String,
     "client_version": pl.String,
     "supported_versions": pl.String,
@@ -120,6 +122,15 @@ ANOMALIES = {
 
 def test_flows_schema():
     assert dict(pw.decode(PCAPS / "sample.pcap").flows.schema) == FLOWS
+
+
+# The values a column may take, where the contract names them.
+SECURITY = {"tls", "starttls", "plaintext", None}
+
+
+def test_security_values_are_the_contracts():
+    for path in (PCAPS / "sample.pcap", PCAPS / "tls_mgmt.pcap", PCAPS / "epm_ndr64.pcap"):
+        assert set(pw.decode(path).flows["security"].to_list()) <= SECURITY
 
 
 def test_anomalies_schema_even_when_empty():

@@ -16,6 +16,7 @@ TLS_COLUMNS = [
     "server_ip",
     "server_port",
     "sslv2",
+    "client_offset",
     "record_version",
     "client_version",
     "supported_versions",

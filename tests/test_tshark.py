@@ -90,8 +90,11 @@ def tshark_conversations(path: Path, *, damaged: bool = False, firsts: dict | No
 
     def five_tuple(row: dict):
         protos = row.get("frame.protocols", "").split(":")
-        if "icmp" in protos or "icmpv6" in protos:
-            return None  # an ICMP error quotes another packet's headers: not a conversation frame
+        transport = next((i for i, p in enumerate(protos) if p in ("tcp", "udp")), len(protos))
+        if "icmp" in protos[:transport] or "icmpv6" in protos[:transport]:
+            # An ICMP error quotes another packet's headers: not a conversation frame. (ICMPv6
+            # carried inside UDP, as Teredo does, is that UDP flow's payload.)
+            return None
         src = _first(row.get("ip.src", "")) or _first(row.get("ipv6.src", ""))
         dst = _first(row.get("ip.dst", "")) or _first(row.get("ipv6.dst", ""))
         for proto in ("tcp", "udp"):
@@ -134,8 +137,28 @@ def portwitness_conversations(path: Path) -> dict:
     return dict(conv)
 
 
+# The real-networks captures of TLS after a plaintext preamble, the endpoint mapper in NDR64 and
+# connectionless DCE/RPC (the folder's README says what each must yield).
+REAL_NETWORKS = [
+    "sv-smtp-startssl.pcap",
+    "zeek-imap-starttls.pcap",
+    "ndpi-pop3_stls.pcap",
+    "sv-ldap-starttls.pcap",
+    "zeek-ftp-auth-tls.pcap",
+    "zeek-xmpp-starttls.pcap",
+    "sv-pgsql-upgrade-tls.pcap",
+    "ndpi-rdp_over_tls.pcap",
+    "zeek-mysql-tls-12-amazon-rds.pcap",
+    "attack-LM_smbexec_smb_dcerpc_svcctl_epm.pcapng",
+    "attack-zerologon_mimikatz_ntlm_privacy_scan_and_exploit_encrypted.pcapng",
+    "ndpi-profinet-io-le.pcap",
+    "mercury-dns_packet.capture2.pcap",
+]
+
+
 def _captures() -> list[Path]:
     real = sorted(SHARED_CAPTURES.glob("*.pcap*")) if SHARED_CAPTURES.is_dir() else []
+    real += [SHARED_CAPTURES / "real-networks" / name for name in REAL_NETWORKS]
     return fixtures() + real
 
 

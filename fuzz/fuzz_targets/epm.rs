@@ -1,13 +1,14 @@
 //! The endpoint mapper's NDR stubs: ept_map requests and responses (towers and their floors),
 //! ept_lookup requests and responses, and a bare tower.
 //!
-//! Input: a byte whose bit 0 says little-endian NDR, then the stub.
+//! Input: a byte whose bit 0 says little-endian and bit 1 NDR64 (else NDR), then the stub.
 
 #![no_main]
 
 mod common;
 
 use _core::proto::epm::{self, Tower};
+use _core::proto::ndr::Encoding;
 use libfuzzer_sys::fuzz_target;
 
 fn tower(t: &Tower) {
@@ -22,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, stub)) = data.split_first() else {
         return;
     };
-    let le = mode & 1 != 0;
+    let le = Encoding {
+        le: mode & 1 != 0,
+        ndr64: mode & 2 != 0,
+    };
     if let Some(t) = epm::parse_tower(stub) {
         tower(&t);
     }

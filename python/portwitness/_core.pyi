@@ -26,7 +26,13 @@ def decode(
     spill_rows: int = 262_144,
     chunk_bytes: int = 0,
     tables: list[str] | None = None,
-) -> dict[str, Any]: ...
+) -> dict[str, Any]:
+    """Decodes the captures in one pass: the tables (`flows`, `anomalies`, `captures`, `rpc_calls`,
+    `mappings`, `dcerpc_calls`, `tls`, `names`) as Arrow streams, and their counters. `flows.security`
+    is `tls`, `starttls` (TLS after a plaintext preamble), `plaintext` or null; `tls.client_offset`
+    is the client bytes before TLS began; `dcerpc_calls.transfer_syntax` the transfer syntax (NDR
+    or NDR64) negotiated for the row's presentation context."""
+
 def first_timestamp(path: str | PathLike[str]) -> int | None: ...
 def write_parquet(table: Any, path: str | PathLike[str]) -> int:
     """Writes an Arrow table (anything with `__arrow_c_stream__`) as one zstd Parquet file; returns

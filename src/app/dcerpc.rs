@@ -12,14 +12,18 @@ use crate::learn::{Knowledge, MappingRow, MAX_ROWS};
 use crate::packet::Addr;
 use crate::proto::dcerpc::{self as wire, Auth, ClHeader, CoHeader, Context, Pdu};
 use crate::proto::epm;
-use crate::proto::ndr::{SyntaxId, Uuid};
+use crate::proto::ndr::{Encoding, SyntaxId, Uuid, NDR64};
 
 pub const EPM_PORT: u16 = 135;
 /// Binds and calls awaiting their answer, per TCP flow; presentation contexts per association.
 pub const MAX_PENDING: usize = 1024;
 pub const MAX_CONTEXTS: usize = 256;
-/// Connectionless calls awaiting their answer, over all UDP flows.
+/// Connectionless calls awaiting their answer, over all UDP flows; and answered ones
+/// remembered so that a second copy of their datagrams is known for one.
 pub const MAX_PENDING_CL: usize = 65_536;
+/// Fragment numbers remembered per connectionless call and direction (a copy of a fragment
+/// already seen is not counted again).
+pub const MAX_CL_FRAGMENTS: usize = 4096;
 /// Stub bytes reassembled per endpoint-mapper call (other interfaces' stubs are only counted).
 /// Stub bytes kept per call and direction: room for an endpoint-mapper answer of `epm::MAX_TOWERS`
 /// towers (about 90 bytes each).
@@ -42,6 +46,8 @@ pub struct DceCallRow {
     pub context_id: Option<u16>,
     pub interface: Option<SyntaxId>,
     pub transfer: Vec<SyntaxId>,
+    /// The transfer syntax the server accepted for the row's presentation context.
+    pub negotiated: Option<SyntaxId>,
     pub bind_result: Option<u16>,
     pub sec_addr: Option<String>,
     pub opnum: Option<u16>,
@@ -118,9 +124,32 @@ struct PendingCall {
     req_le: bool,
     resp_stub: Vec<u8>,
     resp_le: bool,
+    /// Connectionless only: the fragment numbers seen of the request and of the response.
+    fragnums: [Vec<u16>; 2],
+    /// Connectionless only: the caller's port (the row has its address).
+    client_port: u16,
+}
+
+/// Whether fragment `n` is new to `seen` (and remembers it while there is room).
+fn first_copy(seen: &mut Vec<u16>, n: u16) -> bool {
+    if seen.contains(&n) {
+        return false;
+    }
+    if seen.len() < MAX_CL_FRAGMENTS {
+        seen.push(n);
+    }
+    true
 }
 
 impl PendingCall {
+    /// The stubs' encoding: NDR64 when the call's context negotiated it.
+    fn encoding(&self, le: bool) -> Encoding {
+        Encoding {
+            le,
+            ndr64: self.row.negotiated.is_some_and(|t| t.uuid == NDR64),
+        }
+    }
+
     fn new(row: DceCallRow) -> Self {
         let epm_op = match (row.interface, row.opnum) {
             (Some(i), Some(op @ (epm::OP_LOOKUP | epm::OP_MAP))) if i.uuid == epm::INTERFACE => {
@@ -136,6 +165,8 @@ impl PendingCall {
             req_le: le,
             resp_stub: Vec::new(),
             resp_le: le,
+            fragnums: [Vec::new(), Vec::new()],
+            client_port: 0,
         }
     }
 }
@@ -148,7 +179,8 @@ fn append(stub: &mut Vec<u8>, b: &[u8]) {
 #[derive(Debug)]
 pub struct DceStream {
     framers: [Framer; 2],
-    contexts: HashMap<u16, SyntaxId>,
+    /// Accepted presentation contexts: the interface and the transfer syntax negotiated for it.
+    contexts: HashMap<u16, (SyntaxId, SyntaxId)>,
     binds: HashMap<u32, PendingBind>,
     calls: HashMap<u32, PendingCall>,
 }
@@ -186,6 +218,12 @@ type ClKey = (Uuid, u32);
 pub struct DceRpc {
     pub calls: Vec<DceCallRow>,
     cl_pending: HashMap<ClKey, PendingCall>,
+    /// Connectionless calls answered, with the flow that carried the call: a copy of their
+    /// datagrams (two taps, a SPAN of both directions) is not a new call.
+    cl_answered: HashMap<ClKey, u64>,
+    /// The call flow (client, client port, server, server port) of the connectionless reply
+    /// just decoded, when the reply came from another endpoint than the call went to.
+    pub answered_elsewhere: Option<(Addr, u16, Addr, u16)>,
     pub rows_dropped: u64,
     pub pdus: u64,
 }
@@ -206,6 +244,7 @@ fn row(e: &Ends, sender_is_c2s: bool, call_id: u32, ptype: u8, le: bool) -> DceC
         context_id: None,
         interface: None,
         transfer: Vec::new(),
+        negotiated: None,
         bind_result: None,
         sec_addr: None,
         opnum: None,
@@ -305,8 +344,9 @@ impl DceRpc {
                     let res = results.get(i);
                     let accepted = res.is_some_and(|r| r.result == 0);
                     if accepted {
+                        let transfer = res.map_or_else(SyntaxId::default, |r| r.transfer);
                         if st.contexts.len() < MAX_CONTEXTS || st.contexts.contains_key(&c.id) {
-                            st.contexts.insert(c.id, c.abstract_syntax);
+                            st.contexts.insert(c.id, (c.abstract_syntax, transfer));
                         }
                         said.interface = said.interface.or(Some(c.abstract_syntax));
                         if let (Some(port), wire::BIND_ACK) = (port, h.ptype) {
@@ -331,6 +371,7 @@ impl DceRpc {
                     r.reply_ts = Some(ts);
                     r.reply = Some(wire::ptype_name(h.ptype));
                     r.bind_result = res.map(|r| r.result);
+                    r.negotiated = res.filter(|r| r.result == 0).map(|r| r.transfer);
                     r.sec_addr = sec_addr.clone();
                     self.push(r);
                 }
@@ -360,7 +401,9 @@ impl DceRpc {
                     let mut r = row(e, c2s, h.call_id, wire::REQUEST, h.le);
                     r.ts = Some(ts);
                     r.context_id = Some(context_id);
-                    r.interface = st.contexts.get(&context_id).copied();
+                    let bound = st.contexts.get(&context_id).copied();
+                    r.interface = bound.map(|(i, _)| i);
+                    r.negotiated = bound.map(|(_, t)| t);
                     r.opnum = Some(opnum);
                     r.object = object;
                     r.auth = auth;
@@ -420,11 +463,12 @@ impl DceRpc {
         if !st.calls.contains_key(&h.call_id) && st.calls.len() >= MAX_PENDING {
             self.drain_calls(st);
         }
-        let interface = st.contexts.get(&context_id).copied();
+        let bound = st.contexts.get(&context_id).copied();
         st.calls.entry(h.call_id).or_insert_with(|| {
             let mut r = row(e, !c2s, h.call_id, wire::REQUEST, h.le);
             r.context_id = Some(context_id);
-            r.interface = interface;
+            r.interface = bound.map(|(i, _)| i);
+            r.negotiated = bound.map(|(_, t)| t);
             PendingCall::new(r)
         })
     }
@@ -527,15 +571,32 @@ impl DceRpc {
                 if !c2s {
                     said.turn = Some(Orientation::DceRpc);
                 }
+                if self.cl_answered.get(&key) == Some(&e.flow_id) {
+                    // A copy of a request already answered.
+                    return Some(said);
+                }
+                if self
+                    .cl_pending
+                    .get(&key)
+                    .is_some_and(|c| c.row.flow_id != e.flow_id)
+                {
+                    // The same activity and sequence number sent to another endpoint: another
+                    // call (the first one went unanswered there).
+                    if let Some(old) = self.cl_pending.remove(&key) {
+                        self.push(old.row);
+                    }
+                }
                 if self.cl_pending.len() >= MAX_PENDING_CL && !self.cl_pending.contains_key(&key) {
                     self.drain_cl();
                 }
                 let c = self.cl_pending.entry(key).or_insert_with(|| {
                     let mut r = cl_row(e, c2s, &h);
                     r.ts = Some(ts);
-                    PendingCall::new(r)
+                    let mut c = PendingCall::new(r);
+                    c.client_port = if c2s { e.client_port } else { e.server_port };
+                    c
                 });
-                if c.row.reply.is_none() {
+                if c.row.reply.is_none() && first_copy(&mut c.fragnums[0], h.fragnum) {
                     c.row.fragments += 1;
                     c.row.stub_bytes += body.len() as u64;
                     if c.epm_op.is_some() {
@@ -544,13 +605,31 @@ impl DceRpc {
                 }
             }
             wire::RESPONSE | wire::FAULT | wire::CL_REJECT => {
-                let c = self
-                    .cl_pending
-                    .entry(key)
-                    .or_insert_with(|| PendingCall::new(cl_row(e, !c2s, &h)));
+                if c2s {
+                    // The side taken for the client answered: it is the server.
+                    said.turn = Some(Orientation::DceRpc);
+                }
+                if !self.cl_pending.contains_key(&key) && self.cl_answered.contains_key(&key) {
+                    // A copy of an answer already matched to its call.
+                    return Some(said);
+                }
+                let c = self.cl_pending.entry(key).or_insert_with(|| {
+                    let mut c = PendingCall::new(cl_row(e, !c2s, &h));
+                    c.client_port = if c2s { e.server_port } else { e.client_port };
+                    c
+                });
                 c.row.reply_ts = c.row.reply_ts.or(Some(ts));
                 c.resp_le = h.le;
+                if c.row.flow_id != e.flow_id {
+                    // Answered from another port (or address) than the one called: the call's
+                    // flow and this one are both answered.
+                    self.answered_elsewhere =
+                        Some((c.row.client, c.client_port, c.row.server, c.row.server_port));
+                }
                 if h.ptype == wire::RESPONSE {
+                    if !first_copy(&mut c.fragnums[1], h.fragnum) {
+                        return Some(said);
+                    }
                     if c.epm_op.is_some() {
                         append(&mut c.resp_stub, body);
                     }
@@ -563,6 +642,11 @@ impl DceRpc {
                     c.row.fault_status = wire::cl_status(&h, body);
                 }
                 if let Some(c) = self.cl_pending.remove(&key) {
+                    if self.cl_answered.len() >= MAX_PENDING_CL {
+                        // Bounded: the oldest copies are the least likely to come again.
+                        self.cl_answered.clear();
+                    }
+                    self.cl_answered.insert(key, c.row.flow_id);
                     self.finish_call(know, c, e, c2s, ts, sink);
                 }
             }
@@ -655,7 +739,7 @@ fn epm_facts(
         }
     };
     if op == epm::OP_MAP {
-        let Some(resp) = epm::parse_map_response(&c.resp_stub, c.resp_le) else {
+        let Some(resp) = epm::parse_map_response(&c.resp_stub, c.encoding(c.resp_le)) else {
             return false;
         };
         let mut any = false;
@@ -665,7 +749,8 @@ fn epm_facts(
         }
         if !any {
             // Nothing maps: a negative fact about what was asked.
-            let asked = epm::parse_map_request(&c.req_stub, c.req_le).and_then(|q| q.tower);
+            let asked =
+                epm::parse_map_request(&c.req_stub, c.encoding(c.req_le)).and_then(|q| q.tower);
             let asked_ip = asked.as_ref().and_then(|t| t.ip_endpoint());
             let mut r = fact("epm.map", None, None);
             r.interface = asked.as_ref().and_then(|t| t.interface);
@@ -674,7 +759,7 @@ fn epm_facts(
             know.fact(r);
         }
     } else {
-        let Some(resp) = epm::parse_lookup_response(&c.resp_stub, c.resp_le) else {
+        let Some(resp) = epm::parse_lookup_response(&c.resp_stub, c.encoding(c.resp_le)) else {
             return false;
         };
         for en in &resp.entries {
@@ -685,8 +770,8 @@ fn epm_facts(
         }
         if resp.entries.is_empty() {
             let mut r = fact("epm.lookup", None, None);
-            r.interface =
-                epm::parse_lookup_request(&c.req_stub, c.req_le).and_then(|q| q.interface);
+            r.interface = epm::parse_lookup_request(&c.req_stub, c.encoding(c.req_le))
+                .and_then(|q| q.interface);
             know.fact(r);
         }
     }
@@ -772,6 +857,184 @@ mod tests {
             (vec![1, 2, 3], false)
         );
         assert!(f.buf.is_empty());
+    }
+
+    use crate::anomaly::{Anomalies, Position};
+    use crate::proto::epm::tests::hex;
+
+    fn tcp_ends() -> Ends {
+        Ends {
+            flow_id: 1,
+            client: Addr::v4([172, 16, 66, 1]),
+            client_port: 50058,
+            server: Addr::v4([172, 16, 66, 36]),
+            server_port: 135,
+            proto: 6,
+        }
+    }
+
+    /// attack-LM_smbexec_smb_dcerpc_svcctl_epm.pcapng, frames 1-4: the bind offering EPM with
+    /// NDR, NDR64 and bind-time features, its bind_ack, and an ept_map request and response on
+    /// the NDR64 context. Read as NDR the answer names no port.
+    #[test]
+    fn an_ndr64_context_decodes_the_endpoint_mappers_answer() {
+        let bind = hex(
+            "05 00 0b 03 10 00 00 00 a0 00 00 00 02 00 00 00 // bind, LE, frag_len 160, call 2
+             d0 16 d0 16 00 00 00 00 03 00 00 00            // 3 context items
+             00 00 01 00 08 83 af e1 1f 5d c9 11 91 a4 08 00 2b 14 a0 fa 03 00 00 00
+             04 5d 88 8a eb 1c c9 11 9f e8 08 00 2b 10 48 60 02 00 00 00 // ctx 0: EPM, NDR
+             01 00 01 00 08 83 af e1 1f 5d c9 11 91 a4 08 00 2b 14 a0 fa 03 00 00 00
+             33 05 71 71 ba be 37 49 83 19 b5 db ef 9c cc 36 01 00 00 00 // ctx 1: EPM, NDR64
+             02 00 01 00 08 83 af e1 1f 5d c9 11 91 a4 08 00 2b 14 a0 fa 03 00 00 00
+             2c 1c b7 6c 12 98 40 45 03 00 00 00 00 00 00 00 01 00 00 00 // ctx 2: features",
+        );
+        let ack = hex(&format!(
+            "05 00 0c 03 10 00 00 00 6c 00 00 00 02 00 00 00 // bind_ack, frag_len 108, call 2
+             d0 16 d0 16 9f 48 00 00 04 00 31 33 35 00      // assoc group; sec_addr \"135\"
+             00 00 03 00 00 00                              // pad to 4; 3 results
+             02 00 02 00 {z}                                // provider rejection (NDR)
+             00 00 00 00 33 05 71 71 ba be 37 49 83 19 b5 db ef 9c cc 36 01 00 00 00
+                                                            // acceptance: NDR64 v1
+             03 00 03 00 {z}                                // negotiate_ack (features)",
+            z = "00 ".repeat(20)
+        ));
+        let mut request = hex(
+            "05 00 00 03 10 00 00 00 a8 00 00 00 02 00 00 00 // request, frag_len 168
+             90 00 00 00 01 00 03 00                        // alloc_hint, ctx 1, opnum 3 (ept_map)",
+        );
+        request.extend(crate::proto::epm::tests::ndr64_map_request_stub());
+        let mut response = hex(
+            "05 00 02 03 10 00 00 00 ac 00 00 00 02 00 00 00 // response, frag_len 172
+             94 00 00 00 01 00 00 00                        // alloc_hint, ctx 1",
+        );
+        response.extend(crate::proto::epm::tests::ndr64_map_response_stub());
+        let e = tcp_ends();
+        let (mut d, mut know, mut an) = (
+            DceRpc::default(),
+            Knowledge::default(),
+            Anomalies::default(),
+        );
+        let mut sink = Sink {
+            an: &mut an,
+            at: Position::default(),
+        };
+        let mut st = DceStream::new(true);
+        for (dir, pdu) in [(0, &bind), (1, &ack), (0, &request), (1, &response)] {
+            d.data(&mut know, &mut st, &e, dir, pdu, 1, &mut sink)
+                .unwrap();
+        }
+        let learned = know
+            .learn
+            .get(Addr::v4([172, 16, 66, 36]), 6, 49683)
+            .unwrap();
+        assert!(matches!(learned.service, crate::learn::Service::DceRpc(i)
+            if i.uuid.to_string() == "367abb81-9844-35f1-ad32-98f038001003"));
+        d.close(st, &e);
+        let call = d.calls.iter().find(|c| c.opnum == Some(3)).unwrap();
+        assert_eq!(call.negotiated.map(|t| t.uuid), Some(NDR64));
+        assert!(an.rows.is_empty(), "{:?}", an.rows);
+    }
+
+    /// A connectionless header (C706 12.5.1), little-endian: Messenger, activity 1c3256dc-...
+    fn cl_pdu(ptype: u8, seq: u8, fragnum: u8, body: &[u8]) -> Vec<u8> {
+        let mut p = hex(&format!(
+            "04 {ptype:02x} 00 00 10 00 00 00             // v4, ptype, flags, drep LE, serial
+             {zero16}                                     // object: nil
+             f8 91 7b 5a 00 ff d0 11 a9 b2 00 c0 4f b6 e6 fc // interface: Messenger
+             dc 56 32 1c 21 10 ca b4 a3 7f a8 cd d6 29 34 e3 // activity
+             00 00 00 00 01 00 00 00 {seq:02x} 00 00 00    // boot, if_vers 1, seqnum
+             00 00 ff ff ff ff {len:02x} 00 {fragnum:02x} 00 00 00 // opnum 0, hints, len, frag, auth 0",
+            zero16 = "00 ".repeat(16),
+            len = body.len(),
+        ));
+        p.extend(body);
+        p
+    }
+
+    fn udp_ends(flow_id: u64, server_port: u16) -> Ends {
+        Ends {
+            flow_id,
+            client: Addr::v4([202, 97, 238, 204]),
+            client_port: 59310,
+            server: Addr::v4([192, 168, 1, 2]),
+            server_port,
+            proto: 17,
+        }
+    }
+
+    #[test]
+    fn a_connectionless_call_seen_twice_answered_from_another_port() {
+        let (mut d, mut know, mut an) = (
+            DceRpc::default(),
+            Knowledge::default(),
+            Anomalies::default(),
+        );
+        let mut sink = Sink {
+            an: &mut an,
+            at: Position::default(),
+        };
+        let call = udp_ends(1, 1026);
+        let request = cl_pdu(0, 7, 0, b"hi");
+        for _ in 0..2 {
+            d.udp_datagram(&mut know, &call, true, &request, 1, &mut sink)
+                .unwrap();
+        }
+        // The answer comes from 1028 to the caller: a flow the table took from its first
+        // packet, the server's side as its client.
+        let reply_flow = Ends {
+            flow_id: 2,
+            client: call.server,
+            client_port: 1028,
+            server: call.client,
+            server_port: call.client_port,
+            proto: 17,
+        };
+        let response = cl_pdu(2, 7, 0, &[0; 4]);
+        let said = d
+            .udp_datagram(&mut know, &reply_flow, true, &response, 2, &mut sink)
+            .unwrap();
+        assert_eq!(said.turn, Some(Orientation::DceRpc));
+        assert_eq!(
+            d.answered_elsewhere.take(),
+            Some((call.client, 59310, call.server, 1026))
+        );
+        // Its copy changes nothing.
+        d.udp_datagram(&mut know, &reply_flow, true, &response, 3, &mut sink)
+            .unwrap();
+        d.udp_datagram(&mut know, &call, true, &request, 3, &mut sink)
+            .unwrap();
+        d.finish();
+        assert_eq!(d.calls.len(), 1);
+        let row = &d.calls[0];
+        assert_eq!(
+            (row.flow_id, row.fragments, row.reply, row.server_port),
+            (1, 1, Some("response"), 1026)
+        );
+    }
+
+    #[test]
+    fn the_same_activity_sent_to_another_port_is_another_call() {
+        // mercury-dns_packet.capture2.pcap frames 1653 and 1655: one activity and sequence
+        // number to 1026 and to 1027, neither answered.
+        let (mut d, mut know, mut an) = (
+            DceRpc::default(),
+            Knowledge::default(),
+            Anomalies::default(),
+        );
+        let mut sink = Sink {
+            an: &mut an,
+            at: Position::default(),
+        };
+        let request = cl_pdu(0, 0, 0, b"message");
+        d.udp_datagram(&mut know, &udp_ends(1, 1026), true, &request, 1, &mut sink);
+        d.udp_datagram(&mut know, &udp_ends(2, 1027), true, &request, 2, &mut sink);
+        d.finish();
+        let rows: Vec<(u64, u16, u32, Option<&str>)> = d
+            .calls
+            .iter()
+            .map(|c| (c.flow_id, c.server_port, c.fragments, c.reply))
+            .collect();
+        assert_eq!(rows, [(1, 1026, 1, None), (2, 1027, 1, None)]);
     }
 
     #[test]

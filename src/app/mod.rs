@@ -5,6 +5,7 @@
 pub mod dcerpc;
 pub mod names;
 pub mod oncrpc;
+pub mod starttls;
 pub mod tls;
 
 use crate::anomaly::{Anomalies, Position};
@@ -50,6 +51,9 @@ pub struct Said {
     pub interface: Option<SyntaxId>,
     pub tls_version: Option<u16>,
     pub tls_sni: Option<String>,
+    /// TLS began after a plaintext preamble of this many client bytes, and its ClientHello
+    /// was decoded.
+    pub tls_offset: Option<u64>,
     /// The flow's orientation was wrong: the side taken for the server acted as the client.
     pub turn: Option<Orientation>,
 }
@@ -63,6 +67,7 @@ impl Said {
             && self.interface.is_none()
             && self.tls_version.is_none()
             && self.tls_sni.is_none()
+            && self.tls_offset.is_none()
     }
 
     fn or(self, o: Said) -> Said {
@@ -72,6 +77,7 @@ impl Said {
             interface: self.interface.or(o.interface),
             tls_version: self.tls_version.or(o.tls_version),
             tls_sni: self.tls_sni.or(o.tls_sni),
+            tls_offset: self.tls_offset.or(o.tls_offset),
             turn: self.turn.or(o.turn),
         }
     }
@@ -154,6 +160,18 @@ impl StreamState {
             ends,
             dirs: Default::default(),
             parser: Parser::Idle(kind, midstream),
+            failed: false,
+            done: false,
+        }
+    }
+
+    /// A stream whose client switched to TLS after `offset` bytes of plaintext: decoded as TLS
+    /// from the segment that carries its ClientHello (see `starttls`).
+    pub fn after_preamble(ends: Ends, offset: u64) -> Self {
+        StreamState {
+            ends,
+            dirs: Default::default(),
+            parser: Parser::Tls(Box::new(tls::TlsStream::after_preamble(offset))),
             failed: false,
             done: false,
         }
@@ -464,6 +482,10 @@ mod tests {
             },
             Said {
                 tls_sni: Some("backup.example".into()),
+                ..Said::default()
+            },
+            Said {
+                tls_offset: Some(36),
                 ..Said::default()
             },
         ];

@@ -1,5 +1,6 @@
 //! TLS handshakes over flows: the ClientHello and ServerHello of each TCP flow that opens with a
-//! TLS record, gathered across records and segments (post-quantum key shares make ClientHellos
+//! TLS record or switches to TLS after a plaintext preamble (STARTTLS and its kin, see
+//! `starttls`), gathered across records and segments (post-quantum key shares make ClientHellos
 //! larger than a segment), into the `tls` table.
 
 use super::{Ends, Said};
@@ -24,9 +25,18 @@ pub struct TlsStream {
     client_hello: Option<ClientHello>,
     server_hello: Option<ServerHello>,
     emitted: bool,
+    /// Client bytes of plaintext before the first TLS record (None: the flow opened with TLS).
+    preamble: Option<u64>,
 }
 
 impl TlsStream {
+    pub fn after_preamble(offset: u64) -> Self {
+        TlsStream {
+            preamble: Some(offset),
+            ..TlsStream::default()
+        }
+    }
+
     pub fn swap(&mut self) {
         self.bufs.swap(0, 1);
         self.finished.swap(0, 1);
@@ -53,6 +63,8 @@ pub struct TlsRow {
     pub server: Addr,
     pub server_port: u16,
     pub sslv2: bool,
+    /// Client bytes before TLS began: 0 when the flow opened with TLS.
+    pub client_offset: u64,
     pub client_hello: Option<ClientHello>,
     pub server_hello: Option<ServerHello>,
 }
@@ -117,6 +129,7 @@ impl Tls {
         }
         said.tls_sni = st.client_hello.as_ref().and_then(|c| c.sni.clone());
         said.tls_version = st.server_hello.as_ref().map(|s| s.version);
+        said.tls_offset = st.preamble.filter(|_| st.client_hello.is_some());
         if st.finished() {
             self.emit(st, e);
         }
@@ -173,6 +186,7 @@ impl Tls {
             server: e.server,
             server_port: e.server_port,
             sslv2: st.sslv2,
+            client_offset: st.preamble.unwrap_or(0),
             client_hello: st.client_hello.take(),
             server_hello: st.server_hello.take(),
         });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::packets::PacketSink;
 use super::{FlowSpill, Options};
 use crate::anomaly::{Anomalies, Position};
-use crate::app::{names, Apps, Ends, Kind, Said, Sink, StreamState};
+use crate::app::{names, starttls, Apps, Ends, Kind, Said, Sink, StreamState};
 use crate::flow::{App, Flow, FlowKey, FlowTable, Orientation, PacketMeta};
 use crate::learn::Service;
 use crate::packet::{tcp, IPPROTO_TCP, IPPROTO_UDP};
@@ -176,6 +176,11 @@ impl State {
                 None => {}
             }
         }
+        if proto == IPPROTO_TCP {
+            if let Some(offset) = starttls::switch_offset(f, c2s, seq, payload) {
+                f.stream = Some(Box::new(StreamState::after_preamble(ends_of(f), offset)));
+            }
+        }
         let said = if let Some(mut st) = f.stream.take() {
             let syn = flags & tcp::SYN != 0;
             let said = self
@@ -234,9 +239,11 @@ impl State {
         if !said.is_empty() {
             apply_said(f, said);
         }
-        if let Some((client, client_port, server, server_port)) =
-            self.apps.rpc.answered_elsewhere.take()
-        {
+        let elsewhere = match self.apps.rpc.answered_elsewhere.take() {
+            None => self.apps.dce.answered_elsewhere.take(),
+            some => some,
+        };
+        if let Some((client, client_port, server, server_port)) = elsewhere {
             // Neither the call's flow nor this reply's flow is an unanswered attempt.
             f.answered_elsewhere();
             let key = FlowKey::new(
@@ -257,6 +264,9 @@ impl State {
             if let Some(first @ None) = f.first_tls.get_mut(d) {
                 let tls = tls_wire::looks_like_record(payload);
                 *first = Some(tls);
+                if let Some(base) = f.stream_base.get_mut(d) {
+                    *base = seq;
+                }
                 if tls && d == 0 && f.app.is_none() {
                     f.app = Some(App::Tls);
                 }
@@ -363,7 +373,11 @@ fn apply_said(f: &mut Flow, said: Said) {
             f.rpc_version = Some(vers);
         }
     }
-    if said.interface.is_none() && said.tls_version.is_none() && said.tls_sni.is_none() {
+    if said.interface.is_none()
+        && said.tls_version.is_none()
+        && said.tls_sni.is_none()
+        && said.tls_offset.is_none()
+    {
         return;
     }
     let info = f.info.get_or_insert_with(Default::default);
@@ -378,5 +392,8 @@ fn apply_said(f: &mut Flow, said: Said) {
     }
     if said.tls_sni.is_some() {
         info.tls_sni = said.tls_sni;
+    }
+    if said.tls_offset.is_some() {
+        info.tls_offset = said.tls_offset;
     }
 }

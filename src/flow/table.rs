@@ -108,6 +108,9 @@ pub struct Flow {
     pub rpc_version: Option<u32>,
     /// Whether each direction's first payload was a TLS record (client first).
     pub first_tls: [Option<bool>; 2],
+    /// The sequence number of each direction's first payload byte seen: where the offsets of a
+    /// TLS upgrade count from.
+    pub stream_base: [u32; 2],
     /// What the DCE/RPC and TLS decoders said, for the few flows that carry them.
     pub info: Option<Box<FlowInfo>>,
     /// Whether the flow was already considered for application decoding.
@@ -140,6 +143,8 @@ pub struct FlowInfo {
     pub interface_bound: bool,
     pub tls_version: Option<u16>,
     pub tls_sni: Option<String>,
+    /// TLS began after this many bytes of the client's plaintext (STARTTLS and its kin).
+    pub tls_offset: Option<u64>,
 }
 
 impl Flow {
@@ -179,6 +184,7 @@ impl Flow {
         self.bytes.swap(0, 1);
         self.payload.swap(0, 1);
         self.first_tls.swap(0, 1);
+        self.stream_base.swap(0, 1);
         let t = self.tcp;
         let mut n = t & (SYN_C | SYNACK_S | RST_FIRST | ANSWERED_ELSEWHERE);
         for (a, b) in [(FIN_C, FIN_S), (RST_C, RST_S)] {
@@ -410,6 +416,7 @@ impl FlowTable {
             tcp: 0,
             app: None,
             first_tls: [None, None],
+            stream_base: [0, 0],
             info: None,
             rpc_program: None,
             rpc_version: None,

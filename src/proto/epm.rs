@@ -1,10 +1,12 @@
 //! The endpoint mapper (EPM, e1af8308-5d1f-11c9-91a4-08002b14a0fa v3): ept_map and ept_lookup
-//! requests and responses in NDR (either byte order), and protocol towers (C706 appendix L),
-//! whose floors are little-endian whatever the NDR order and whose ports are big-endian.
+//! requests and responses in NDR or NDR64 (either byte order), and protocol towers (C706
+//! appendix L), whose floors are little-endian whatever the NDR order and whose ports are
+//! big-endian. The tower's own transfer syntax (floor 2) is not the stub's: an NDR64 call still
+//! carries towers that name NDR for the interface asked about.
 
 use std::net::Ipv4Addr;
 
-use super::ndr::{Ndr, SyntaxId, Uuid};
+use super::ndr::{Encoding, Ndr, SyntaxId, Uuid};
 
 pub const INTERFACE: Uuid = Uuid::parse("e1af8308-5d1f-11c9-91a4-08002b14a0fa");
 pub const OP_LOOKUP: u16 = 2;
@@ -153,9 +155,10 @@ pub fn parse_tower(b: &[u8]) -> Option<Tower> {
     Some(t)
 }
 
-/// twr_t: a conformant byte array (max_count, tower_length, octets).
+/// twr_t: a conformant structure (max_count, tower_length, octets); in NDR64 its conformance
+/// is 8 bytes, tower_length stays 4.
 fn twr(r: &mut Ndr<'_>) -> Option<Tower> {
-    let _max = r.u32()?;
+    let _max = r.size()?;
     let len = r.u32()? as usize;
     let b = r.take(len)?;
     parse_tower(b)
@@ -168,10 +171,14 @@ pub struct MapRequest {
     pub max_towers: u32,
 }
 
-pub fn parse_map_request(stub: &[u8], le: bool) -> Option<MapRequest> {
-    let mut r = Ndr::new(stub, le);
-    let object = if r.u32()? != 0 { Some(r.uuid()?) } else { None };
-    let tower = if r.u32()? != 0 {
+pub fn parse_map_request(stub: &[u8], enc: Encoding) -> Option<MapRequest> {
+    let mut r = Ndr::with(stub, enc);
+    let object = if r.pointer()? != 0 {
+        Some(r.uuid()?)
+    } else {
+        None
+    };
+    let tower = if r.pointer()? != 0 {
         Some(twr(&mut r)?)
     } else {
         None
@@ -192,23 +199,23 @@ pub struct MapResponse {
     pub status: u32,
 }
 
-/// A count read from the stub, believed only if that many u32s could still follow.
-fn count(r: &Ndr<'_>, n: u32) -> Option<usize> {
-    let n = n as usize;
-    (n <= r.remaining() / 4 && n <= MAX_TOWERS).then_some(n)
+/// A count read from the stub, believed only if that many `each`-byte items could still follow.
+fn count(r: &Ndr<'_>, n: u64, each: usize) -> Option<usize> {
+    let n = usize::try_from(n).ok()?;
+    (n <= r.remaining() / each && n <= MAX_TOWERS).then_some(n)
 }
 
-pub fn parse_map_response(stub: &[u8], le: bool) -> Option<MapResponse> {
-    let mut r = Ndr::new(stub, le);
+pub fn parse_map_response(stub: &[u8], enc: Encoding) -> Option<MapResponse> {
+    let mut r = Ndr::with(stub, enc);
     r.skip(20)?; // entry_handle
     let _num = r.u32()?;
-    let _max = r.u32()?;
-    let _offset = r.u32()?;
-    let actual = r.u32()?;
-    let n = count(&r, actual)?;
+    let _max = r.size()?;
+    let _offset = r.size()?;
+    let actual = r.size()?;
+    let n = count(&r, actual, enc.word())?;
     let mut refs = Vec::with_capacity(n);
     for _ in 0..n {
-        refs.push(r.u32()?);
+        refs.push(r.pointer()?);
     }
     let mut towers = Vec::new();
     for rid in refs {
@@ -228,11 +235,15 @@ pub struct LookupRequest {
     pub max_entries: u32,
 }
 
-pub fn parse_lookup_request(stub: &[u8], le: bool) -> Option<LookupRequest> {
-    let mut r = Ndr::new(stub, le);
+pub fn parse_lookup_request(stub: &[u8], enc: Encoding) -> Option<LookupRequest> {
+    let mut r = Ndr::with(stub, enc);
     let inquiry_type = r.u32()?;
-    let object = if r.u32()? != 0 { Some(r.uuid()?) } else { None };
-    let interface = if r.u32()? != 0 {
+    let object = if r.pointer()? != 0 {
+        Some(r.uuid()?)
+    } else {
+        None
+    };
+    let interface = if r.pointer()? != 0 {
         let uuid = r.uuid()?;
         let major = r.u16()?;
         let minor = r.u16()?;
@@ -264,22 +275,25 @@ pub struct LookupResponse {
     pub status: u32,
 }
 
-pub fn parse_lookup_response(stub: &[u8], le: bool) -> Option<LookupResponse> {
-    let mut r = Ndr::new(stub, le);
+pub fn parse_lookup_response(stub: &[u8], enc: Encoding) -> Option<LookupResponse> {
+    let mut r = Ndr::with(stub, enc);
     r.skip(20)?;
     let _num = r.u32()?;
-    let _max = r.u32()?;
-    let _offset = r.u32()?;
-    let actual = r.u32()?;
-    // Each entry takes at least 28 bytes: UUID, tower referent, annotation offset and count.
-    let n = count(&r, actual).filter(|&n| n <= r.remaining() / 28)?;
+    let _max = r.size()?;
+    let _offset = r.size()?;
+    let actual = r.size()?;
+    // Each entry takes at least a UUID and three words: tower referent, annotation offset and
+    // count (28 bytes in NDR, 40 in NDR64).
+    let n = count(&r, actual, 16 + 3 * enc.word())?;
     let mut entries = Vec::with_capacity(n);
     let mut refs = Vec::with_capacity(n);
     for _ in 0..n {
+        // ept_entry_t holds a pointer: aligned to 8 in NDR64.
+        r.align_word()?;
         let object = r.uuid()?;
-        refs.push(r.u32()?);
-        let _off = r.u32()?;
-        let len = r.u32()? as usize;
+        refs.push(r.pointer()?);
+        let _off = r.size()?;
+        let len = usize::try_from(r.size()?).ok()?;
         let annotation = c_string(r.take(len)?);
         entries.push(LookupEntry {
             object,
@@ -300,8 +314,13 @@ pub fn parse_lookup_response(stub: &[u8], le: bool) -> Option<LookupResponse> {
 pub mod tests {
     use super::*;
 
+    /// Hex bytes, each line's `//` comment left out.
     pub fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
+        let s: String = s
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .flat_map(|l| l.split_whitespace())
+            .collect();
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
@@ -342,7 +361,7 @@ pub mod tests {
 
     #[test]
     fn real_ept_map() {
-        let q = parse_map_request(&map_request_stub(), true).unwrap();
+        let q = parse_map_request(&map_request_stub(), Encoding::ndr(true)).unwrap();
         assert_eq!(q.max_towers, 4);
         let t = q.tower.unwrap();
         let i = t.interface.unwrap();
@@ -351,7 +370,7 @@ pub mod tests {
         assert_eq!(t.ip_endpoint().unwrap().port, 135);
         assert_eq!(t.address(), None);
 
-        let resp = parse_map_response(&map_response_stub(), true).unwrap();
+        let resp = parse_map_response(&map_response_stub(), Encoding::ndr(true)).unwrap();
         assert_eq!(resp.status, 0);
         let ports: Vec<u16> = resp
             .towers
@@ -375,17 +394,153 @@ pub mod tests {
         // tower_length past the stub
         let mut s = map_response_stub();
         s[48..52].copy_from_slice(&0xffffu32.to_le_bytes());
-        assert_eq!(parse_map_response(&s, true), None);
+        assert_eq!(parse_map_response(&s, Encoding::ndr(true)), None);
         // an actual_count that would overflow u32 arithmetic and exceed the stub
         let mut s = map_response_stub();
         s[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(parse_map_response(&s, true), None);
+        assert_eq!(parse_map_response(&s, Encoding::ndr(true)), None);
         // truncated anywhere: never a panic
         let s = map_response_stub();
         for n in 0..s.len() {
-            let _ = parse_map_response(&s[..n], true);
-            let _ = parse_lookup_response(&s[..n], false);
+            let _ = parse_map_response(&s[..n], Encoding::ndr(true));
+            let _ = parse_lookup_response(&s[..n], Encoding::ndr(false));
         }
+    }
+
+    /// The ept_map request stub of attack-LM_smbexec_smb_dcerpc_svcctl_epm.pcapng frame 3, sent
+    /// on presentation context 1 whose bind_ack accepted NDR64.
+    pub fn ndr64_map_request_stub() -> Vec<u8> {
+        hex(&format!(
+            "01 00 00 00 00 00 00 00 {zero16} // object: referent 1 (8 bytes), nil UUID
+             02 00 00 00 00 00 00 00           // map_tower: referent 2
+             4b 00 00 00 00 00 00 00           // twr_t conformance 75 (8 bytes)
+             4b 00 00 00                       // tower_length 75 (4 bytes)
+             05 00                             // 5 floors
+             13 00 0d 81 bb 7a 36 44 98 f1 35 ad 32 98 f0 38 00 10 03 02 00 02 00 00 00
+                                               // floor 1: SVCCTL 367abb81-... v2, minor 0
+             13 00 0d 04 5d 88 8a eb 1c c9 11 9f e8 08 00 2b 10 48 60 02 00 02 00 00 00
+                                               // floor 2: NDR v2 (the tower's, not the call's)
+             01 00 0b 02 00 00 00              // floor 3: connection-oriented
+             01 00 07 02 00 00 87              // floor 4: TCP port 135
+             01 00 09 04 00 ac 10 42 24        // floor 5: IP 172.16.66.36
+             00                                // pad to 4
+             {zero20}                         // entry_handle
+             04 00 00 00                       // max_towers 4",
+            zero16 = "00 ".repeat(16),
+            zero20 = "00 ".repeat(20),
+        ))
+    }
+
+    /// Its answer, frame 4: one tower, TCP 49683 at 172.16.66.36.
+    pub fn ndr64_map_response_stub() -> Vec<u8> {
+        hex(&format!(
+            "{zero20}                         // entry_handle
+             01 00 00 00                       // num_towers 1
+             04 00 00 00 00 00 00 00           // max_count 4 (8 bytes)
+             00 00 00 00 00 00 00 00           // offset 0
+             01 00 00 00 00 00 00 00           // actual_count 1
+             03 00 00 00 00 00 00 00           // tower referent 3
+             4b 00 00 00 00 00 00 00 4b 00 00 00 // twr_t: conformance 75, tower_length 75
+             05 00
+             13 00 0d 81 bb 7a 36 44 98 f1 35 ad 32 98 f0 38 00 10 03 02 00 02 00 00 00
+             13 00 0d 04 5d 88 8a eb 1c c9 11 9f e8 08 00 2b 10 48 60 02 00 02 00 00 00
+             01 00 0b 02 00 00 00
+             01 00 07 02 00 c2 13              // floor 4: TCP port 49683
+             01 00 09 04 00 ac 10 42 24
+             00                                // pad to 4
+             00 00 00 00                       // status 0",
+            zero20 = "00 ".repeat(20),
+        ))
+    }
+
+    #[test]
+    fn real_ndr64_ept_map() {
+        let ndr64 = Encoding {
+            le: true,
+            ndr64: true,
+        };
+        let q = parse_map_request(&ndr64_map_request_stub(), ndr64).unwrap();
+        assert_eq!(q.max_towers, 4);
+        assert_eq!(q.object, Some(Uuid::default()));
+        let t = q.tower.unwrap();
+        assert_eq!(
+            t.interface.unwrap().uuid.to_string(),
+            "367abb81-9844-35f1-ad32-98f038001003"
+        );
+        assert_eq!(t.transfer.unwrap().uuid, crate::proto::ndr::NDR);
+        let resp = parse_map_response(&ndr64_map_response_stub(), ndr64).unwrap();
+        assert_eq!(resp.status, 0);
+        assert_eq!(resp.towers.len(), 1);
+        let ip = resp.towers[0].ip_endpoint().unwrap();
+        assert_eq!((ip.transport, ip.port), ("tcp", 49683));
+        assert_eq!(
+            resp.towers[0].address(),
+            Some(Ipv4Addr::new(172, 16, 66, 36))
+        );
+        // Read as NDR the same bytes give nothing sensible: the context's syntax matters.
+        assert!(
+            parse_map_response(&ndr64_map_response_stub(), Encoding::ndr(true))
+                .is_none_or(|r| r.towers.iter().all(|t| t.ip_endpoint().is_none()))
+        );
+        let s = ndr64_map_response_stub();
+        for n in 0..s.len() {
+            let _ = parse_map_response(&s[..n], ndr64);
+            let _ = parse_lookup_response(&s[..n], ndr64);
+            let _ = parse_map_request(&s[..n], ndr64);
+            let _ = parse_lookup_request(&s[..n], ndr64);
+        }
+    }
+
+    #[test]
+    fn ndr64_lookup_request_and_response() {
+        let ndr64 = Encoding {
+            le: true,
+            ndr64: true,
+        };
+        let q = hex(&format!(
+            "01 00 00 00 00 00 00 00           // inquiry_type 1 (rpc_c_ep_match_by_if), pad to 8
+             00 00 00 00 00 00 00 00           // object: null
+             01 00 00 00 00 00 00 00           // interface: referent 1
+             78 56 34 12 34 12 cd ab ef 00 01 23 45 67 cf fb 01 00 00 00
+                                               // NETLOGON v1.0
+             01 00 00 00                       // vers_option
+             {zero20}                         // entry_handle
+             01 00 00 00                       // max_entries",
+            zero20 = "00 ".repeat(20),
+        ));
+        let q = parse_lookup_request(&q, ndr64).unwrap();
+        assert_eq!(q.inquiry_type, 1);
+        assert_eq!(q.object, None);
+        assert_eq!(
+            q.interface.unwrap().uuid.to_string(),
+            "12345678-1234-abcd-ef00-01234567cffb"
+        );
+        let tcp_tower =
+            format!("{NETLOGON_FLOORS_1_3} 01 00 07 02 00 c2 0c 01 00 09 04 00 00 00 00 00");
+        let tl = hex(&tcp_tower).len();
+        let stub = hex(&format!(
+            "{zero20}                         // entry_handle
+             01 00 00 00                       // num_ents 1
+             01 00 00 00 00 00 00 00           // max_count
+             00 00 00 00 00 00 00 00           // offset
+             01 00 00 00 00 00 00 00           // actual_count
+             {zero16}                         // entry 0: object
+             07 00 00 00 00 00 00 00           // tower referent
+             00 00 00 00 00 00 00 00           // annotation offset
+             03 00 00 00 00 00 00 00 61 62 00  // annotation count 3, \"ab\"
+             00 00 00 00 00                    // pad to 8
+             {tl:02x} 00 00 00 00 00 00 00 {tl:02x} 00 00 00 {tcp_tower}
+             00                                // pad to 4
+             d6 a0 c9 16                       // status ept_s_not_registered",
+            zero20 = "00 ".repeat(20),
+            zero16 = "00 ".repeat(16),
+        ));
+        let r = parse_lookup_response(&stub, ndr64).unwrap();
+        assert_eq!(r.status, NOT_REGISTERED);
+        assert_eq!(r.entries.len(), 1);
+        assert_eq!(r.entries[0].annotation, "ab");
+        let t = r.entries[0].tower.as_ref().unwrap();
+        assert_eq!(t.ip_endpoint().unwrap().port, 49676);
     }
 
     #[test]
@@ -408,7 +563,7 @@ pub mod tests {
             handle = "00 ".repeat(20),
             obj = "00 ".repeat(16),
         ));
-        let r = parse_lookup_response(&stub, true).unwrap();
+        let r = parse_lookup_response(&stub, Encoding::ndr(true)).unwrap();
         assert_eq!(r.status, NOT_REGISTERED);
         assert_eq!(r.entries.len(), 2);
         assert_eq!(r.entries[0].annotation, "ab");

@@ -1,5 +1,6 @@
-//! A bounds-checked NDR 1.0 reader (C706 ch. 14) in either integer byte order, and the DCE UUID
-//! and syntax identifier types shared by the DCE/RPC and endpoint-mapper decoders.
+//! A bounds-checked reader of both transfer syntaxes, NDR 1.0 (C706 ch. 14) and NDR64
+//! (MS-RPCE 2.2.5), in either integer byte order, and the DCE UUID and syntax identifier types
+//! shared by the DCE/RPC and endpoint-mapper decoders.
 
 use std::fmt;
 
@@ -76,16 +77,83 @@ impl SyntaxId {
     }
 }
 
+/// The NDR transfer syntax, 8a885d04-1ceb-11c9-9fe8-08002b104860 v2.
+pub const NDR: Uuid = Uuid::parse("8a885d04-1ceb-11c9-9fe8-08002b104860");
+/// The NDR64 transfer syntax, 71710533-beba-4937-8319-b5dbef9ccc36 v1 (MS-RPCE 2.2.5).
+pub const NDR64: Uuid = Uuid::parse("71710533-beba-4937-8319-b5dbef9ccc36");
+
+/// How a stub is encoded: the integer byte order of the PDU's data representation, and whether
+/// the presentation context negotiated NDR64 (8-byte pointers, conformance and variance counts,
+/// each aligned to 8) rather than NDR (4-byte ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Encoding {
+    pub le: bool,
+    pub ndr64: bool,
+}
+
+impl Encoding {
+    pub const fn ndr(le: bool) -> Self {
+        Encoding { le, ndr64: false }
+    }
+
+    /// Bytes of a referent id or of an array's size on the wire.
+    pub const fn word(self) -> usize {
+        if self.ndr64 {
+            8
+        } else {
+            4
+        }
+    }
+}
+
 /// Reads NDR primitives with natural alignment relative to the start of the buffer (the stub).
 pub struct Ndr<'a> {
     b: &'a [u8],
     pub pos: usize,
     pub le: bool,
+    pub ndr64: bool,
 }
 
 impl<'a> Ndr<'a> {
     pub fn new(b: &'a [u8], le: bool) -> Self {
-        Ndr { b, pos: 0, le }
+        Ndr {
+            b,
+            pos: 0,
+            le,
+            ndr64: false,
+        }
+    }
+
+    pub fn with(b: &'a [u8], enc: Encoding) -> Self {
+        Ndr {
+            b,
+            pos: 0,
+            le: enc.le,
+            ndr64: enc.ndr64,
+        }
+    }
+
+    /// A pointer's referent id (0 is null): 4 bytes in NDR, 8 aligned to 8 in NDR64.
+    pub fn pointer(&mut self) -> Option<u64> {
+        self.word()
+    }
+
+    /// An array's conformance (max count), offset or actual count: sized as a pointer.
+    pub fn size(&mut self) -> Option<u64> {
+        self.word()
+    }
+
+    fn word(&mut self) -> Option<u64> {
+        if self.ndr64 {
+            self.u64()
+        } else {
+            self.u32().map(u64::from)
+        }
+    }
+
+    /// Aligns to a structure that holds pointers or sizes: 8 in NDR64, 4 in NDR.
+    pub fn align_word(&mut self) -> Option<()> {
+        self.align(if self.ndr64 { 8 } else { 4 })
     }
 
     pub fn remaining(&self) -> usize {
@@ -139,6 +207,16 @@ impl<'a> Ndr<'a> {
         })
     }
 
+    pub fn u64(&mut self) -> Option<u64> {
+        self.align(8)?;
+        let a = self.array::<8>()?;
+        Some(if self.le {
+            u64::from_le_bytes(a)
+        } else {
+            u64::from_be_bytes(a)
+        })
+    }
+
     /// A UUID (aligned as its leading u32).
     pub fn uuid(&mut self) -> Option<Uuid> {
         self.align(4)?;
@@ -188,5 +266,40 @@ mod tests {
         let mut r = Ndr::new(&b, false);
         assert_eq!(r.u32(), Some(0x0100_0000));
         assert_eq!(r.take(usize::MAX), None);
+    }
+
+    #[test]
+    fn ndr64_pointers_and_sizes_are_eight_bytes_aligned_to_eight() {
+        let b = [
+            0x01, 0, 0, 0, // u32 1
+            0xee, 0xee, 0xee, 0xee, // padding to 8
+            0x02, 0, 0, 0, 0, 0, 0, 0, // referent id 2
+            0x4b, 0, 0, 0, 0, 0, 0, 0, // conformance 75
+        ];
+        let mut r = Ndr::with(
+            &b,
+            Encoding {
+                le: true,
+                ndr64: true,
+            },
+        );
+        assert_eq!(r.u32(), Some(1));
+        assert_eq!(r.pointer(), Some(2));
+        assert_eq!(r.size(), Some(75));
+        assert_eq!(r.pointer(), None);
+        // The same bytes as NDR: 4-byte words, no padding.
+        let mut r = Ndr::with(&b, Encoding::ndr(true));
+        assert_eq!(r.u32(), Some(1));
+        assert_eq!(r.pointer(), Some(0xeeee_eeee));
+        assert_eq!(r.size(), Some(2));
+        assert_eq!(
+            Encoding {
+                le: false,
+                ndr64: true
+            }
+            .word(),
+            8
+        );
+        assert_eq!(NDR64.to_string(), "71710533-beba-4937-8319-b5dbef9ccc36");
     }
 }

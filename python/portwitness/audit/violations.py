@@ -6,8 +6,10 @@ Types:
   configuration pins elsewhere;
 - `moved-port`: traffic to a service's catalogued default port after the configuration moved it;
 - `plaintext-ssl`: plaintext on a port that must carry TLS (the SSL port; the non-SSL port while
-  usessl is true; any rule requiring TLS);
-- `tls-on-plain`: TLS where the configuration expects plaintext;
+  usessl is true; any rule requiring TLS); a session that switched to TLS after a plaintext
+  preamble (STARTTLS, security `starttls`) is encrypted, so only one that never switched is a finding;
+- `tls-on-plain`: TLS (from the first byte or after a preamble) where the configuration expects
+  plaintext;
 - `callback-outside`: a callback to a port outside the callback ranges;
 - `reconnection-outside`: a reconnection whose server-side port is outside the reconnection range;
 - `dynamic-outside`: a mapper handed out a port outside a configured dynamic range (`dynamic.py`).
@@ -295,7 +297,11 @@ def security(flows: pl.DataFrame, rules: list[Rule], usessl: bool | None) -> lis
     out: list[pl.DataFrame] = []
     if not must_tls and not must_plain:
         return out
-    by_security = {bad: ByHost(flows.filter(pl.col("security") == bad)) for bad in ("plaintext", "tls")}
+    # An upgraded session (STARTTLS) is encrypted from the upgrade on: TLS where plaintext must be.
+    by_security = {
+        "plaintext": ByHost(flows.filter(pl.col("security") == "plaintext")),
+        "tls": ByHost(flows.filter(pl.col("security").is_in(["tls", "starttls"]))),
+    }
     for r, want, type_ in [
         *((r, "tls", "plaintext-ssl") for r in must_tls),
         *((r, "plaintext", "tls-on-plain") for r in must_plain),
