@@ -26,6 +26,8 @@ FLOWS = {
     "payload_c2s": pl.UInt64,
     "payload_s2c": pl.UInt64,
     "vlan": pl.UInt16,
+    "encap": pl.String,
+    "tunnel_id": pl.UInt32,
     "outcome": pl.String,
     "app": pl.String,
     "rpc_program": pl.UInt32,

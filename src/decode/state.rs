@@ -10,7 +10,7 @@ use crate::anomaly::{Anomalies, Position};
 use crate::app::{Apps, Ends, Kind, Said, Sink, StreamState};
 use crate::flow::{App, Flow, FlowKey, FlowTable, Orientation, PacketMeta};
 use crate::learn::Service;
-use crate::packet::{tcp, IPPROTO_TCP, IPPROTO_UDP};
+use crate::packet::{tcp, Tunnel, IPPROTO_TCP, IPPROTO_UDP};
 use crate::proto::tls as tls_wire;
 
 /// The flow table and the application decoders.
@@ -239,7 +239,8 @@ impl State {
                 server_port,
                 IPPROTO_UDP,
                 f.vlan,
-            );
+            )
+            .within(Tunnel::new(f.encap, f.tunnel_id).key());
             if let Some(call_flow) = self.flows.slot_of(&key).and_then(|s| self.flows.get_mut(s)) {
                 call_flow.answered_elsewhere();
             }
