@@ -11,6 +11,8 @@
 * oncrpc, portmap: ONC RPC messages on port 111 (and any flow that carries RPC, e.g. NFS).
 * dcerpc, epm: DCE/RPC PDUs on ports 135, 6502-6504 and 49152+, and the endpoint mapper's stubs.
 * tls: TLS records on ports 443 and 7099.
+* mpls, ppp, radiotap, ieee80211, gre, erspan, vxlan, geneve, nflog, teredo: every frame, from each
+  even offset in its first 64 bytes (pcaps/tunnels.pcapng holds each of these headers).
 
 The protocol targets read framed inputs (see fuzz/fuzz_targets/common.rs): a sequence of
 `flags: u8, len: u16 BE, bytes`. Seeds are named by their SHA-1, so running again adds nothing new.
@@ -35,7 +37,10 @@ from scapy.utils import rdpcap  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ["pcap", "pcapng", "source", "pipeline", "chunks"]
 PROTOCOLS = ["ip", "tcp_stream", "oncrpc", "portmap", "dcerpc", "epm", "tls"]
-TARGETS = CAPTURES + PROTOCOLS
+# The link and tunnel parsers: every frame of the captures, from each even offset up to 64 bytes
+# in, so that some seeds start at each header (the parsers take any bytes).
+ENCAPS = ["mpls", "ppp", "radiotap", "ieee80211", "gre", "erspan", "vxlan", "geneve", "nflog", "teredo"]
+TARGETS = CAPTURES + PROTOCOLS + ENCAPS
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 # Link types as the ip target numbers them (its LINKS table), by scapy's first layer.
@@ -347,6 +352,14 @@ def seed_tls(seeds: Seeds, f: Flow) -> None:
             i += 5 + n
 
 
+def seed_encaps(seeds: Seeds, packets) -> None:
+    for pkt in packets:
+        raw = bytes(pkt)
+        for off in range(0, min(len(raw), 64), 2):
+            for t in ENCAPS:
+                seeds.add(t, raw[off:])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "corpus")
@@ -367,6 +380,7 @@ def main() -> int:
             print(f"seed: skipping {p.relative_to(ROOT)}: {e}")
             continue
         seed_ip(seeds, packets)
+        seed_encaps(seeds, packets)
         for f in flows_of(packets):
             kind = kind_of(f)
             if f.proto == "tcp":
