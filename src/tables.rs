@@ -605,6 +605,7 @@ pub fn dcerpc_calls_batch(rows: &[DceCallRow]) -> Result<RecordBatch, ArrowError
             false,
             strs(rows, |r| Some(if r.le { "little" } else { "big" })),
         ),
+        ("pipe", true, strs(rows, |r| r.pipe.as_deref())),
     ])
 }
 

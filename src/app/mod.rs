@@ -4,6 +4,7 @@
 
 pub mod dcerpc;
 pub mod oncrpc;
+pub mod smb;
 pub mod tls;
 
 use crate::anomaly::{Anomalies, Position};
@@ -84,6 +85,7 @@ pub enum Parser {
     OncRpc(Box<oncrpc::OncStream>),
     DceRpc(Box<dcerpc::DceStream>),
     Tls(Box<tls::TlsStream>),
+    Smb(Box<smb::SmbStream>),
 }
 
 impl Parser {
@@ -96,6 +98,7 @@ impl Parser {
                 ("dcerpc", "not_dcerpc", "DCE/RPC")
             }
             Parser::Tls(_) | Parser::Idle(Kind::Tls, _) => ("tls", "not_tls", "TLS"),
+            Parser::Smb(_) | Parser::Idle(Kind::Smb, _) => ("smb", "not_smb", "SMB"),
         }
     }
 
@@ -106,6 +109,7 @@ impl Parser {
                 Kind::OncRpc => Parser::OncRpc(Box::new(oncrpc::OncStream::new(midstream))),
                 Kind::DceRpc => Parser::DceRpc(Box::new(dcerpc::DceStream::new(midstream))),
                 Kind::Tls => Parser::Tls(Box::default()),
+                Kind::Smb => Parser::Smb(Box::new(smb::SmbStream::new(midstream))),
             };
         }
     }
@@ -116,13 +120,15 @@ pub enum Kind {
     OncRpc,
     DceRpc,
     Tls,
+    /// SMB on 445 or 139, for the DCE/RPC its named pipes carry.
+    Smb,
 }
 
 impl Kind {
     pub fn app(self) -> App {
         match self {
             Kind::OncRpc => App::OncRpc,
-            Kind::DceRpc => App::DceRpc,
+            Kind::DceRpc | Kind::Smb => App::DceRpc,
             Kind::Tls => App::Tls,
         }
     }
@@ -162,6 +168,7 @@ impl StreamState {
             Parser::OncRpc(s) => s.swap(),
             Parser::DceRpc(s) => s.swap(),
             Parser::Tls(s) => s.swap(),
+            Parser::Smb(s) => s.swap(),
         }
     }
 }
@@ -185,6 +192,7 @@ pub struct Apps {
     pub rpc: Rpc,
     pub dce: DceRpc,
     pub tls: Tls,
+    pub smb: smb::Smb,
     /// Holes skipped in reassembled streams, and times a stream's out-of-order buffer overflowed.
     pub stream_gaps: u64,
     pub stream_overflows: u64,
@@ -222,6 +230,9 @@ impl Apps {
         }
         if port(dcerpc::EPM_PORT) {
             return Some((Kind::DceRpc, false));
+        }
+        if e.proto == IPPROTO_TCP && (port(smb::SMB_PORT) || port(smb::NETBIOS_SSN_PORT)) {
+            return Some((Kind::Smb, false));
         }
         match learned {
             Some(Service::OncRpc { .. }) => return Some((Kind::OncRpc, false)),
@@ -317,6 +328,7 @@ impl Apps {
                     Parser::OncRpc(s) => Rpc::gap(s, d),
                     Parser::DceRpc(s) => s.gap(d),
                     Parser::Tls(s) => s.gap(d),
+                    Parser::Smb(s) => s.gap(d),
                 }
                 return Said::default();
             }
@@ -329,6 +341,11 @@ impl Apps {
                 let said = self.tls.data(s, e, d, bytes, ts);
                 *done = s.finished();
                 Ok(said)
+            }
+            Parser::Smb(s) => {
+                Ok(self
+                    .smb
+                    .data(&mut self.dce, &mut self.know, s, e, d, bytes, ts, sink))
             }
         };
         r.unwrap_or_else(|detail| {
@@ -396,6 +413,7 @@ impl Apps {
             Parser::OncRpc(s) => self.rpc.close(*s),
             Parser::DceRpc(s) => self.dce.close(*s, &ends),
             Parser::Tls(s) => self.tls.close(*s, &ends),
+            Parser::Smb(s) => self.smb.close(&mut self.dce, *s, &ends),
         }
     }
 

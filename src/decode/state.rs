@@ -158,7 +158,7 @@ impl State {
                     if turn {
                         f.swap(match kind {
                             Kind::Tls => Orientation::Tls,
-                            Kind::DceRpc => Orientation::DceRpc,
+                            Kind::DceRpc | Kind::Smb => Orientation::DceRpc,
                             Kind::OncRpc => Orientation::Rpc,
                         });
                         c2s = !c2s;

@@ -571,6 +571,7 @@ mod tests {
             dport,
             proto: IPPROTO_TCP,
             vlan: None,
+            tunnel: Tunnel::NONE,
             tcp_flags: flags,
             payload_len: 0,
             capture: 0,

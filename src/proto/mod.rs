@@ -5,5 +5,6 @@ pub mod epm;
 pub mod ndr;
 pub mod oncrpc;
 pub mod portmap;
+pub mod smb;
 pub mod tls;
 pub mod xdr;
