@@ -78,6 +78,7 @@ DCERPC_CALLS = {
     "auth_type": pl.UInt8,
     "auth_level": pl.UInt8,
     "byte_order": pl.String,
+    "pipe": pl.String,
 }
 TLS = {
     "flow_id": pl.UInt64,

@@ -94,7 +94,8 @@ impl Framer {
 /// One named pipe: its name and its DCE/RPC association.
 #[derive(Debug)]
 struct Pipe {
-    name: Arc<str>,
+    /// None for a pipe opened before the capture began.
+    name: Option<Arc<str>>,
     dce: DceStream,
     failed: bool,
 }
@@ -159,6 +160,13 @@ struct PipeData<'a> {
     data: &'a [u8],
 }
 
+/// The stand-in id of the file a CREATE request (message `mid`) opens, until its response says.
+fn provisional(mid: u64) -> FileId {
+    let mut f = [0xfe; 16];
+    f[8..].copy_from_slice(&mid.to_le_bytes());
+    f
+}
+
 fn bounded_insert<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>, k: K, v: V, max: usize) {
     if m.len() >= max {
         m.clear();
@@ -203,14 +211,20 @@ impl Smb {
     }
 
     fn smb2<'m>(&mut self, st: &mut SmbStream, m: &'m [u8], out: &mut Vec<PipeData<'m>>) {
+        // The message id of a CREATE request earlier in this chain: the requests related to it
+        // name its file before the server has said which it is.
+        let mut chain_create: Option<u64> = None;
         for (h, m) in wire::smb2_chain(m) {
             if h.signed {
                 self.signed += 1;
             }
             let fid = |f: FileId| {
-                // A related request names the file the chain's CREATE returned as all ones.
+                // A related request names the file of the chain's CREATE as all ones.
                 if h.related && f == [0xff; 16] {
-                    st.last_created.unwrap_or(f)
+                    match chain_create {
+                        Some(mid) if !h.response => provisional(mid),
+                        _ => st.last_created.unwrap_or(f),
+                    }
                 } else {
                     f
                 }
@@ -222,16 +236,26 @@ impl Smb {
                 (wire::SMB2_CREATE, false) => {
                     if let Some(name) = wire::create_request_name(m) {
                         let name: Arc<str> = wire::pipe_name(&name).into();
+                        chain_create = Some(h.message_id);
+                        let p = provisional(h.message_id);
+                        bounded_insert(&mut st.names, p, name.clone(), MAX_FILES);
                         bounded_insert(&mut st.creating, h.message_id, name, MAX_PENDING);
                     }
                 }
                 (wire::SMB2_CREATE, true) => {
                     let name = st.creating.remove(&h.message_id);
+                    let p = provisional(h.message_id);
+                    st.names.remove(&p);
+                    let early = st.pipes.remove(&p);
                     if let (Some(name), Some(f), 0) =
                         (name, wire::create_response_file_id(m), h.status)
                     {
                         st.last_created = Some(f);
                         bounded_insert(&mut st.names, f, name, MAX_FILES);
+                        // What the chain wrote before the file had its id goes on with it.
+                        if let Some(pipe) = early {
+                            st.pipes.insert(f, pipe);
+                        }
                     }
                 }
                 (wire::SMB2_CLOSE, false) => {
@@ -307,7 +331,7 @@ impl Smb {
             if !p.request || !wire::looks_like_dcerpc(p.data) || st.pipes.len() >= MAX_FILES {
                 return Said::default();
             }
-            let name = st.names.get(&p.fid).cloned().unwrap_or_else(|| "".into());
+            let name = st.names.get(&p.fid).cloned();
             self.pipes += 1;
             st.pipes.insert(
                 p.fid,
@@ -327,7 +351,7 @@ impl Smb {
         let before = dce.calls.len();
         let d = usize::from(!p.request);
         let r = dce.data(know, &mut pipe.dce, e, d, p.data, ts, sink);
-        name_rows(dce, before, &pipe.name);
+        name_rows(dce, before, pipe.name.as_ref());
         match r {
             Ok(mut said) => {
                 // The TCP flow's orientation is SMB's: a pipe has no say in it.
@@ -342,7 +366,7 @@ impl Smb {
                     format!(
                         "flow {} pipe {:?} (file {}) does not carry DCE/RPC: {detail}",
                         e.flow_id,
-                        &*pipe.name,
+                        pipe.name.as_deref().unwrap_or("?"),
                         wire::file_id_text(&p.fid)
                     ),
                 );
@@ -359,7 +383,7 @@ impl Smb {
         for (_, pipe) in pipes {
             let before = dce.calls.len();
             dce.close(pipe.dce, e);
-            name_rows(dce, before, &pipe.name);
+            name_rows(dce, before, pipe.name.as_ref());
         }
     }
 }
@@ -417,9 +441,9 @@ fn smb1<'m>(st: &mut SmbStream, m: &'m [u8], out: &mut Vec<PipeData<'m>>) {
 }
 
 /// Names the pipe on the `dcerpc_calls` rows made since `before`.
-fn name_rows(dce: &mut DceRpc, before: usize, name: &Arc<str>) {
+fn name_rows(dce: &mut DceRpc, before: usize, name: Option<&Arc<str>>) {
     for r in dce.calls.iter_mut().skip(before) {
-        r.pipe = Some(name.clone());
+        r.pipe = name.cloned();
     }
 }
 

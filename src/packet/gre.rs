@@ -199,16 +199,47 @@ mod tests {
             parse(&[0x20, 0, 8, 0, 0, 0]).unwrap_err().kind,
             "truncated_header"
         );
-        // PPTP (version 1, protocol 0x880b).
+        // Version 2 is not defined; routing is obsolete.
         assert!(matches!(
-            parse(&[0x30, 0x81, 0x88, 0x0b, 0, 0, 0, 0])
+            parse(&[0x30, 0x82, 0x88, 0x0b, 0, 0, 0, 0])
                 .unwrap()
                 .inner(),
             Inner::NotDecoded {
                 kind: "gre_not_decoded",
-                what: 0x3081,
+                what: 0x3082,
                 ..
             }
         ));
+        assert!(parse(&[0x40, 0, 8, 0]).unwrap().unsupported.is_some());
+    }
+
+    #[test]
+    fn pptp_enhanced_gre() {
+        let d = [
+            0x30, 0x81, // K, S, version 1 (A: 0x80 set)
+            0x88, 0x0b, // PPP
+            0x00, 0x06, 0x40, 0x00, // payload length 6, call id 0x4000
+            0x00, 0x00, 0x00, 0x05, // sequence 5
+            0x00, 0x00, 0x00, 0x04, // acknowledgment 4
+            0xff, 0x03, 0x00, 0x21, 0x45, 0x00, // PPP: IPv4
+        ];
+        let g = parse(&d).unwrap();
+        assert_eq!((g.seq, g.key), (Some(5), None));
+        assert_eq!(
+            g.inner(),
+            Inner::Network {
+                ethertype: 0x0800,
+                data: &[0x45, 0x00]
+            }
+        );
+        // An acknowledgment alone: no PPP frame, nothing to count as undecoded.
+        let ack = [0x20, 0x81, 0x88, 0x0b, 0, 0, 0x40, 0, 0, 0, 0, 4];
+        assert_eq!(
+            parse(&ack).unwrap().inner(),
+            Inner::Network {
+                ethertype: 0,
+                data: &[]
+            }
+        );
     }
 }
