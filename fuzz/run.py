@@ -54,6 +54,7 @@ TARGETS = [
     "geneve",
     "nflog",
     "teredo",
+    "smb",
 ]
 CRASH_PREFIXES = ("crash-", "timeout-", "oom-", "leak-")
 # One input taking longer than this (wall clock, so a paused or starved fuzzer counts too) is a hang.

@@ -11,6 +11,7 @@
 * oncrpc, portmap: ONC RPC messages on port 111 (and any flow that carries RPC, e.g. NFS).
 * dcerpc, epm: DCE/RPC PDUs on ports 135, 6502-6504 and 49152+, and the endpoint mapper's stubs.
 * tls: TLS records on ports 443 and 7099.
+* smb: each TCP flow on 139 or 445 (pcaps/smb_pipe.pcap) as its segments.
 * mpls, ppp, radiotap, ieee80211, gre, erspan, vxlan, geneve, nflog, teredo: every frame, from each
   even offset in its first 64 bytes (pcaps/tunnels.pcapng holds each of these headers).
 
@@ -40,7 +41,7 @@ PROTOCOLS = ["ip", "tcp_stream", "oncrpc", "portmap", "dcerpc", "epm", "tls"]
 # The link and tunnel parsers: every frame of the captures, from each even offset up to 64 bytes
 # in, so that some seeds start at each header (the parsers take any bytes).
 ENCAPS = ["mpls", "ppp", "radiotap", "ieee80211", "gre", "erspan", "vxlan", "geneve", "nflog", "teredo"]
-TARGETS = CAPTURES + PROTOCOLS + ENCAPS
+TARGETS = CAPTURES + PROTOCOLS + ENCAPS + ["smb"]
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 # Link types as the ip target numbers them (its LINKS table), by scapy's first layer.
@@ -352,6 +353,12 @@ def seed_tls(seeds: Seeds, f: Flow) -> None:
             i += 5 + n
 
 
+def seed_smb(seeds: Seeds, f: Flow) -> None:
+    """The SMB target: the flow's segments as raw stream chunks (flag bit 0: from the server)."""
+    out = b"".join(frame(direction, payload) for direction, _, _, payload in f.pkts if payload)
+    seeds.add("smb", out)
+
+
 def seed_encaps(seeds: Seeds, packets) -> None:
     for pkt in packets:
         raw = bytes(pkt)
@@ -385,6 +392,8 @@ def main() -> int:
             kind = kind_of(f)
             if f.proto == "tcp":
                 seed_tcp_stream(seeds, f)
+            if f.proto == "tcp" and f.ports() & {139, 445}:
+                seed_smb(seeds, f)
             if kind == "oncrpc":
                 seed_oncrpc(seeds, f)
             elif kind == "dcerpc":
