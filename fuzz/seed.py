@@ -12,8 +12,9 @@
 * dcerpc, epm: DCE/RPC PDUs on ports 135, 6502-6504 and 49152+, and the endpoint mapper's stubs.
 * tls: TLS records on ports 443 and 7099.
 * smb: each TCP flow on 139 or 445 (pcaps/smb_pipe.pcap) as its segments.
-* mpls, ppp, radiotap, ieee80211, gre, erspan, vxlan, geneve, nflog, teredo: every frame, from each
-  even offset in its first 64 bytes (pcaps/tunnels.pcapng holds each of these headers).
+* mpls, ppp, radiotap, ieee80211, gre, erspan, vxlan, geneve, nflog, teredo: every frame of
+  pcaps/tunnels.pcapng (which holds each of these headers), from each even offset in its first 64
+  bytes.
 
 The protocol targets read framed inputs (see fuzz/fuzz_targets/common.rs): a sequence of
 `flags: u8, len: u16 BE, bytes`. Seeds are named by their SHA-1, so running again adds nothing new.
@@ -38,8 +39,8 @@ from scapy.utils import rdpcap  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ["pcap", "pcapng", "source", "pipeline", "chunks"]
 PROTOCOLS = ["ip", "tcp_stream", "oncrpc", "portmap", "dcerpc", "epm", "tls"]
-# The link and tunnel parsers: every frame of the captures, from each even offset up to 64 bytes
-# in, so that some seeds start at each header (the parsers take any bytes).
+# The link and tunnel parsers: every frame of pcaps/tunnels.pcapng, from each even offset up to 64
+# bytes in, so that some seeds start at each header (the parsers take any bytes).
 ENCAPS = ["mpls", "ppp", "radiotap", "ieee80211", "gre", "erspan", "vxlan", "geneve", "nflog", "teredo"]
 TARGETS = CAPTURES + PROTOCOLS + ENCAPS + ["smb"]
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
@@ -387,7 +388,8 @@ def main() -> int:
             print(f"seed: skipping {p.relative_to(ROOT)}: {e}")
             continue
         seed_ip(seeds, packets)
-        seed_encaps(seeds, packets)
+        if p.name == "tunnels.pcapng":
+            seed_encaps(seeds, packets)
         for f in flows_of(packets):
             kind = kind_of(f)
             if f.proto == "tcp":

@@ -25,7 +25,13 @@ def decode(
     flow_sink: Callable[[Any], None] | None = None,
     spill_rows: int = 262_144,
     chunk_bytes: int = 0,
-) -> dict[str, Any]: ...
+) -> dict[str, Any]:
+    """Decodes the captures in one pass. The dict holds each table as Arrow (`flows`, `anomalies`,
+    `captures`, `rpc_calls`, `mappings`, `dcerpc_calls`, `tls`; src/tables.rs owns their schemas:
+    `flows` names the encapsulation that carried a flow in `encap` and its tenant in `tunnel_id`,
+    `dcerpc_calls` the SMB named pipe of a call in `pipe`), `stats` (counters by name, among them
+    `tunnelled`, `encap_undecoded`, `smb_messages`, `smb_signed`, `smb_encrypted`,
+    `smb_compressed`, `smb_pipes`) and the anomaly counts by kind."""
 def first_timestamp(path: str | PathLike[str]) -> int | None: ...
 def write_parquet(table: Any, path: str | PathLike[str]) -> int:
     """Writes an Arrow table (anything with `__arrow_c_stream__`) as one zstd Parquet file; returns

@@ -153,11 +153,33 @@ pub struct Smb {
     pub pipes: u64,
 }
 
-/// Bytes for a pipe, in the direction of a request (client to server) or a response.
+/// Bytes for a pipe, in the direction of a request (client to server) or a response; or, with
+/// `close`, the end of the file (its id may be handed out again, SMB1's FIDs are).
 struct PipeData<'a> {
     fid: FileId,
     request: bool,
     data: &'a [u8],
+    close: bool,
+}
+
+impl<'a> PipeData<'a> {
+    fn data(fid: FileId, request: bool, data: &'a [u8]) -> Self {
+        PipeData {
+            fid,
+            request,
+            data,
+            close: false,
+        }
+    }
+
+    fn close(fid: FileId) -> Self {
+        PipeData {
+            fid,
+            request: true,
+            data: &[],
+            close: true,
+        }
+    }
 }
 
 /// The stand-in id of the file a CREATE request (message `mid`) opens, until its response says.
@@ -204,6 +226,12 @@ impl Smb {
                 Message::Other => {}
             }
             for p in data {
+                if p.close {
+                    if let Some(pipe) = st.pipes.remove(&p.fid) {
+                        close_pipe(dce, pipe, e);
+                    }
+                    continue;
+                }
                 said = said.or(self.pipe(dce, know, st, e, p, ts, sink));
             }
         }
@@ -262,16 +290,12 @@ impl Smb {
                     if let Some(f) = wire::close_request_file_id(m) {
                         let f = fid(f);
                         st.names.remove(&f);
-                        // Its calls stay pending until the stream ends: a close is no answer.
+                        out.push(PipeData::close(f));
                     }
                 }
                 (wire::SMB2_WRITE, false) => {
                     if let Some((f, data)) = wire::write_request(m) {
-                        out.push(PipeData {
-                            fid: fid(f),
-                            request: true,
-                            data,
-                        });
+                        out.push(PipeData::data(fid(f), true, data));
                     }
                 }
                 (wire::SMB2_READ, false) => {
@@ -288,11 +312,7 @@ impl Smb {
                     };
                     if h.status == 0 || h.status == wire::STATUS_BUFFER_OVERFLOW {
                         if let Some(data) = wire::read_response_data(m) {
-                            out.push(PipeData {
-                                fid: f,
-                                request: false,
-                                data,
-                            });
+                            out.push(PipeData::data(f, false, data));
                         }
                     }
                 }
@@ -302,11 +322,7 @@ impl Smb {
                     };
                     let ok = h.status == 0 || h.status == wire::STATUS_BUFFER_OVERFLOW;
                     if ctl == wire::FSCTL_PIPE_TRANSCEIVE && (ok || !response) {
-                        out.push(PipeData {
-                            fid: fid(f),
-                            request: !response,
-                            data,
-                        });
+                        out.push(PipeData::data(fid(f), !response, data));
                     }
                 }
                 _ => {}
@@ -381,11 +397,16 @@ impl Smb {
         // In file-id order, whatever the map's order: the rows must not depend on hashing.
         pipes.sort_by_key(|(f, _)| *f);
         for (_, pipe) in pipes {
-            let before = dce.calls.len();
-            dce.close(pipe.dce, e);
-            name_rows(dce, before, pipe.name.as_ref());
+            close_pipe(dce, pipe, e);
         }
     }
+}
+
+/// A pipe closed (or its flow ended): its calls never answered become rows.
+fn close_pipe(dce: &mut DceRpc, pipe: Pipe, e: &Ends) {
+    let before = dce.calls.len();
+    dce.close(pipe.dce, e);
+    name_rows(dce, before, pipe.name.as_ref());
 }
 
 /// SMB1: NT Create AndX, Close and Transaction (TransactNmPipe).
@@ -410,16 +431,13 @@ fn smb1<'m>(st: &mut SmbStream, m: &'m [u8], out: &mut Vec<PipeData<'m>>) {
         (wire::SMB1_CLOSE, false) => {
             if let Some(f) = wire::close1_fid(&s) {
                 st.names.remove(&f);
+                out.push(PipeData::close(f));
             }
         }
         (wire::SMB1_TRANSACTION, false) => {
             if let Some((f, data)) = wire::transact_nm_pipe_request(&s) {
                 bounded_insert(&mut st.reading, mid, f, MAX_PENDING);
-                out.push(PipeData {
-                    fid: f,
-                    request: true,
-                    data,
-                });
+                out.push(PipeData::data(f, true, data));
             }
         }
         (wire::SMB1_TRANSACTION, true) => {
@@ -428,11 +446,7 @@ fn smb1<'m>(st: &mut SmbStream, m: &'m [u8], out: &mut Vec<PipeData<'m>>) {
             };
             if s.status == 0 || s.status == wire::STATUS_BUFFER_OVERFLOW {
                 if let Some(data) = wire::transaction_response_data(&s) {
-                    out.push(PipeData {
-                        fid: f,
-                        request: false,
-                        data,
-                    });
+                    out.push(PipeData::data(f, false, data));
                 }
             }
         }

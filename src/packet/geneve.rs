@@ -1,7 +1,9 @@
 //! Geneve (RFC 8926, UDP port 6081): a fixed 8-byte header, options (4-byte multiples, each a
 //! class, type and length), then IPv4/IPv6 or, with protocol type 0x6558, an Ethernet frame.
 
-use super::{be16, be32, Inner, Malformed, ETHERTYPE_TEB};
+use super::{
+    be16, be32, Inner, Malformed, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_TEB,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geneve<'a> {
@@ -10,14 +12,19 @@ pub struct Geneve<'a> {
     pub inner: Inner<'a>,
 }
 
-/// None when the bytes are not a Geneve header (version other than 0: an ordinary datagram);
-/// an error when they are but the options overrun it.
+/// None when the bytes are not a Geneve header (a version other than 0, or a protocol type that
+/// is none of Ethernet, IPv4, IPv6 and MPLS: an ordinary datagram to the port); an error when
+/// they are but the options overrun it.
 pub fn parse(d: &[u8]) -> Option<Result<Geneve<'_>, Malformed>> {
     // ver(2) opt len(6) | O C reserved(6) | protocol type(2) | VNI(3) reserved(1) | options
     let b0 = *d.first()?;
     let protocol = be16(d, 2)?;
     let vni = be32(d, 4)? >> 8;
-    if b0 >> 6 != 0 {
+    let known = matches!(
+        protocol,
+        ETHERTYPE_TEB | ETHERTYPE_IPV4 | ETHERTYPE_IPV6 | ETHERTYPE_MPLS
+    );
+    if b0 >> 6 != 0 || !known {
         return None;
     }
     let opt_len = usize::from(b0 & 0x3f) * 4;
@@ -114,6 +121,7 @@ mod tests {
     #[test]
     fn refused() {
         assert!(parse(&[0x40, 0, 0x65, 0x58, 0, 0, 0, 0]).is_none());
+        assert!(parse(&[0x00, 0, 0x12, 0x34, 0, 0, 0, 0]).is_none());
         assert!(parse(&[0x00, 0, 0x65]).is_none());
         let short = [0x02, 0, 0x65, 0x58, 0, 0, 1, 0, 1, 0, 1, 0];
         assert_eq!(parse(&short).unwrap().unwrap_err().kind, "truncated_header");

@@ -17,8 +17,9 @@ pub fn parse(d: &[u8]) -> Option<Inner<'_>> {
         off += 8;
     }
     let data = d.get(off..)?;
-    // An IPv6 header, not a bubble with nothing inside.
-    (data.first()? >> 4 == 6 && data.len() >= 40).then_some(Inner::Network {
+    // Exactly one IPv6 packet: version 6, and its payload length accounts for the datagram.
+    let whole = usize::from(be16(data, 4)?) + 40 == data.len();
+    (data.first()? >> 4 == 6 && whole).then_some(Inner::Network {
         ethertype: ETHERTYPE_IPV6,
         data,
     })
@@ -29,6 +30,7 @@ mod tests {
     use super::*;
 
     fn ipv6() -> Vec<u8> {
+        // A bubble: IPv6, payload length 0, no next header.
         let mut v = vec![0x60, 0, 0, 0, 0, 0, 59, 21];
         v.extend([0x20; 32]);
         v
@@ -58,6 +60,10 @@ mod tests {
     fn not_teredo() {
         assert_eq!(parse(&[0x45, 0, 0, 20]), None);
         assert_eq!(parse(&[0x60, 0, 0]), None);
+        // A payload length that does not account for the datagram.
+        let mut long = ipv6();
+        long.push(0);
+        assert_eq!(parse(&long), None);
         assert_eq!(parse(&[0x00, 0x01, 0xff, 0xff]), None);
     }
 }
