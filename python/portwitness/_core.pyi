@@ -32,6 +32,7 @@ def decode(
     `dcerpc_calls` the SMB named pipe of a call in `pipe`), `stats` (counters by name, among them
     `tunnelled`, `encap_undecoded`, `smb_messages`, `smb_signed`, `smb_encrypted`,
     `smb_compressed`, `smb_pipes`) and the anomaly counts by kind."""
+
 def first_timestamp(path: str | PathLike[str]) -> int | None: ...
 def write_parquet(table: Any, path: str | PathLike[str]) -> int:
     """Writes an Arrow table (anything with `__arrow_c_stream__`) as one zstd Parquet file; returns
