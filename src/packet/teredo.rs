@@ -17,8 +17,9 @@ pub fn parse(d: &[u8]) -> Option<Inner<'_>> {
         off += 8;
     }
     let data = d.get(off..)?;
-    // Exactly one IPv6 packet: version 6, and its payload length accounts for the datagram.
-    let whole = usize::from(be16(data, 4)?) + 40 == data.len();
+    // One IPv6 packet: version 6, and the datagram holds what its payload length says (bubbles
+    // seen in the wild carry padding after it).
+    let whole = usize::from(be16(data, 4)?) + 40 <= data.len();
     (data.first()? >> 4 == 6 && whole).then_some(Inner::Network {
         ethertype: ETHERTYPE_IPV6,
         data,
@@ -60,9 +61,9 @@ mod tests {
     fn not_teredo() {
         assert_eq!(parse(&[0x45, 0, 0, 20]), None);
         assert_eq!(parse(&[0x60, 0, 0]), None);
-        // A payload length that does not account for the datagram.
+        // A payload length the datagram does not hold.
         let mut long = ipv6();
-        long.push(0);
+        long[5] = 1;
         assert_eq!(parse(&long), None);
         assert_eq!(parse(&[0x00, 0x01, 0xff, 0xff]), None);
     }
