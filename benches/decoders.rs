@@ -40,7 +40,7 @@ use _core::decode::{Decoder, Options};
 use _core::flow::{FlowLimits, FlowTable, PacketMeta};
 use _core::packet::tcp::{ACK, FIN, SYN};
 use _core::packet::{
-    ipv4, ipv6, tcp, udp, Addr, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, IPPROTO_UDP,
+    ipv4, ipv6, tcp, udp, Addr, Tunnel, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, IPPROTO_UDP,
 };
 use _core::proto::dcerpc::{self, Pdu};
 use _core::proto::ndr::Encoding;
@@ -1112,6 +1112,7 @@ impl Traffic {
                     dport,
                     proto: f.proto,
                     vlan: f.vlan,
+                    tunnel: Tunnel::NONE,
                     tcp_flags: p.flags,
                     payload_len: self.msgs.len(p.body) as u32,
                     capture: 0,

@@ -47,6 +47,17 @@ TARGETS = [
     "starttls",
     "pipeline",
     "chunks",
+    "mpls",
+    "ppp",
+    "radiotap",
+    "ieee80211",
+    "gre",
+    "erspan",
+    "vxlan",
+    "geneve",
+    "nflog",
+    "teredo",
+    "smb",
 ]
 CRASH_PREFIXES = ("crash-", "timeout-", "oom-", "leak-")
 # One input taking longer than this (wall clock, so a paused or starved fuzzer counts too) is a hang.

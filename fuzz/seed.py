@@ -14,6 +14,10 @@
 * dns: DNS and mDNS datagrams (ports 53 and 5353) and DNS-over-TCP streams; nbns: UDP 137 datagrams.
 * starttls: each TCP flow's payload segments, framed with their direction (the target writes the
   connection around them).
+* smb: each TCP flow on 139 or 445 (pcaps/smb_pipe.pcap) as its segments.
+* mpls, ppp, radiotap, ieee80211, gre, erspan, vxlan, geneve, nflog, teredo: every frame of
+  pcaps/tunnels.pcapng (which holds each of these headers), from each even offset in its first 64
+  bytes.
 
 The protocol targets read framed inputs (see fuzz/fuzz_targets/common.rs): a sequence of
 `flags: u8, len: u16 BE, bytes`. Seeds are named by their SHA-1, so running again adds nothing new.
@@ -38,7 +42,10 @@ from scapy.utils import rdpcap  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ["pcap", "pcapng", "source", "pipeline", "chunks"]
 PROTOCOLS = ["ip", "tcp_stream", "oncrpc", "portmap", "dcerpc", "epm", "tls", "dns", "nbns", "starttls"]
-TARGETS = CAPTURES + PROTOCOLS
+# The link and tunnel parsers: every frame of pcaps/tunnels.pcapng, from each even offset up to 64
+# bytes in, so that some seeds start at each header (the parsers take any bytes).
+ENCAPS = ["mpls", "ppp", "radiotap", "ieee80211", "gre", "erspan", "vxlan", "geneve", "nflog", "teredo"]
+TARGETS = CAPTURES + PROTOCOLS + ENCAPS + ["smb"]
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 # Link types as the ip target numbers them (its LINKS table), by scapy's first layer.
@@ -380,6 +387,20 @@ def seed_names(seeds: Seeds, f: Flow) -> None:
     seeds.add("dns", seq[:MAX_SEED])
 
 
+def seed_smb(seeds: Seeds, f: Flow) -> None:
+    """The SMB target: the flow's segments as raw stream chunks (flag bit 0: from the server)."""
+    out = b"".join(frame(direction, payload) for direction, _, _, payload in f.pkts if payload)
+    seeds.add("smb", out)
+
+
+def seed_encaps(seeds: Seeds, packets) -> None:
+    for pkt in packets:
+        raw = bytes(pkt)
+        for off in range(0, min(len(raw), 64), 2):
+            for t in ENCAPS:
+                seeds.add(t, raw[off:])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "corpus")
@@ -400,11 +421,16 @@ def main() -> int:
             print(f"seed: skipping {p.relative_to(ROOT)}: {e}")
             continue
         seed_ip(seeds, packets)
+        if p.name == "tunnels.pcapng":
+            seed_encaps(seeds, packets)
         for f in flows_of(packets):
             kind = kind_of(f)
             if f.proto == "tcp":
                 seed_tcp_stream(seeds, f)
                 seed_starttls(seeds, f)
+
+            if f.proto == "tcp" and f.ports() & {139, 445}:
+                seed_smb(seeds, f)
             if kind == "oncrpc":
                 seed_oncrpc(seeds, f)
             elif kind == "dcerpc":

@@ -213,6 +213,11 @@ fn decode(
     stats.set_item("dcerpc_pdus", a.dce.pdus)?;
     stats.set_item("tls_hellos", a.tls.hellos)?;
     stats.set_item("name_messages", a.names.messages)?;
+    stats.set_item("smb_messages", a.smb.messages)?;
+    stats.set_item("smb_signed", a.smb.signed)?;
+    stats.set_item("smb_encrypted", a.smb.encrypted)?;
+    stats.set_item("smb_compressed", a.smb.compressed)?;
+    stats.set_item("smb_pipes", a.smb.pipes)?;
     stats.set_item("stream_gaps", a.stream_gaps)?;
     stats.set_item("stream_overflows", a.stream_overflows)?;
     stats.set_item(

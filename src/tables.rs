@@ -52,6 +52,8 @@ pub fn flows_schema() -> SchemaRef {
         f("payload_c2s", UInt64, false),
         f("payload_s2c", UInt64, false),
         f("vlan", UInt16, true),
+        f("encap", Utf8, true),
+        f("tunnel_id", UInt32, true),
         f("outcome", Utf8, true),
         f("app", Utf8, true),
         f("rpc_program", UInt32, true),
@@ -239,6 +241,8 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
     let mut last = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut counters: [UInt64Builder; 6] = std::array::from_fn(|_| UInt64Builder::with_capacity(n));
     let mut vlan = UInt16Builder::with_capacity(n);
+    let mut encap = StringBuilder::with_capacity(n, 0);
+    let mut tunnel_id = UInt32Builder::with_capacity(n);
     let mut outcome = StringBuilder::with_capacity(n, n * 9);
     let mut nulls_str: [StringBuilder; 5] =
         std::array::from_fn(|_| StringBuilder::with_capacity(n, 0));
@@ -277,6 +281,8 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
             b.append_value(v);
         }
         vlan.append_option(fl.vlan);
+        encap.append_option(fl.encap.name());
+        tunnel_id.append_option(fl.tunnel_id);
         outcome.append_value(fl.outcome().name());
         let [app, iface, tlsv, sni, security] = &mut nulls_str;
         app.append_option(fl.app.map(|a| a.name()));
@@ -314,6 +320,8 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
         lc,
         ls,
         Arc::new(vlan.finish()),
+        Arc::new(encap.finish()),
+        Arc::new(tunnel_id.finish()),
         Arc::new(outcome.finish()),
         app,
         Arc::new(rpc_prog.finish()),
@@ -609,6 +617,7 @@ pub fn dcerpc_calls_batch(rows: &[DceCallRow]) -> Result<RecordBatch, ArrowError
             false,
             strs(rows, |r| Some(if r.le { "little" } else { "big" })),
         ),
+        ("pipe", true, strs(rows, |r| r.pipe.as_deref())),
     ])
 }
 

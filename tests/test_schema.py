@@ -27,6 +27,8 @@ FLOWS = {
     "payload_c2s": pl.UInt64,
     "payload_s2c": pl.UInt64,
     "vlan": pl.UInt16,
+    "encap": pl.String,
+    "tunnel_id": pl.UInt32,
     "outcome": pl.String,
     "app": pl.String,
     "rpc_program": pl.UInt32,
@@ -79,6 +81,7 @@ DCERPC_CALLS = {
     "auth_type": pl.UInt8,
     "auth_level": pl.UInt8,
     "byte_order": pl.String,
+    "pipe": pl.String,
 }
 TLS = {
     "flow_id": pl.UInt64,

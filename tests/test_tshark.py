@@ -1,5 +1,5 @@
 """Differential test: per 5-tuple packet and byte counts agree with tshark's, on every fixture and
-every real capture in shared/captures.
+every real capture in shared/captures (real-networks/ included).
 
 tshark's per-frame fields are aggregated here rather than read from `-z conv`, so that the two
 counting rules portwitness states can be applied on tshark's side too: every fragment of a datagram
@@ -37,7 +37,11 @@ FIELDS = [
     "ipv6.reassembled.in",
     "frame.protocols",
     "frame.interface_id",
+    "vxlan.vni",
+    "geneve.vni",
+    "gre.key",
 ]
+TENANT_FIELDS = {"vxlan": "vxlan.vni", "geneve": "geneve.vni", "gre": "gre.key"}
 
 
 def _tshark() -> str:
@@ -49,6 +53,16 @@ def _tshark() -> str:
 
 def _first(v: str) -> str:
     return v.split(",")[0] if v else ""
+
+
+def _tenant(row: dict) -> int | None:
+    """The id of the innermost tunnel that names a tenant, None outside one (or id 0)."""
+    for proto in reversed(row.get("frame.protocols", "").split(":")):
+        field = TENANT_FIELDS.get(proto)
+        if field and row.get(field):
+            value = _first(row[field])
+            return int(value, 0) or None
+    return None
 
 
 def tshark_conversations(path: Path, *, damaged: bool = False, firsts: dict | None = None) -> dict:
@@ -65,7 +79,7 @@ def tshark_conversations(path: Path, *, damaged: bool = False, firsts: dict | No
         "-E",
         "separator=\t",
         "-E",
-        "occurrence=f",
+        "occurrence=l",
     ]
     for f in FIELDS:
         args += ["-e", f]
@@ -95,12 +109,24 @@ def tshark_conversations(path: Path, *, damaged: bool = False, firsts: dict | No
             # An ICMP error quotes another packet's headers: not a conversation frame. (ICMPv6
             # carried inside UDP, as Teredo does, is that UDP flow's payload.)
             return None
-        src = _first(row.get("ip.src", "")) or _first(row.get("ipv6.src", ""))
-        dst = _first(row.get("ip.dst", "")) or _first(row.get("ipv6.dst", ""))
-        for proto in ("tcp", "udp"):
+        # The innermost IP header (the last of ip and ipv6 in the frame's protocol path) and the
+        # transport header after it, if any (a Teredo bubble is an IPv6 header alone).
+        at = max((i for i, p in enumerate(protos) if p in ("ip", "ipv6")), default=0)
+        family = protos[at] if protos[at : at + 1] == ["ipv6"] else "ip"
+        src = _first(row.get(f"{family}.src", ""))
+        dst = _first(row.get(f"{family}.dst", ""))
+        inner = next((p for p in protos[at:] if p in ("tcp", "udp")), None)
+        for proto in [inner] if inner else []:
             sp, dp = _first(row.get(f"{proto}.srcport", "")), _first(row.get(f"{proto}.dstport", ""))
             if sp and dp and src and dst:
-                return proto, str(ipaddress.ip_address(src)), int(sp), str(ipaddress.ip_address(dst)), int(dp)
+                return (
+                    proto,
+                    str(ipaddress.ip_address(src)),
+                    int(sp),
+                    str(ipaddress.ip_address(dst)),
+                    int(dp),
+                    _tenant(row),
+                )
         return None
 
     for row in frames.values():
@@ -111,9 +137,9 @@ def tshark_conversations(path: Path, *, damaged: bool = False, firsts: dict | No
         t = five_tuple(target)
         if t is None:
             continue
-        proto, src, sp, dst, dp = t
+        proto, src, sp, dst, dp, tenant = t
         a, b = (src, sp), (dst, dp)
-        key = (proto, *min(a, b), *max(a, b))
+        key = (proto, *min(a, b), *max(a, b), tenant)
         forward = a <= b
         if firsts is not None:
             firsts.setdefault(key, record[int(target["frame.number"])])
@@ -127,7 +153,7 @@ def portwitness_conversations(path: Path) -> dict:
     conv: dict = defaultdict(lambda: [0, 0, 0, 0])
     for f in pw.decode(path).flows.iter_rows(named=True):
         c, s = (f["client_ip"], f["client_port"]), (f["server_ip"], f["server_port"])
-        key = (f["transport"], *min(c, s), *max(c, s))
+        key = (f["transport"], *min(c, s), *max(c, s), f["tunnel_id"] or None)
         forward = c <= s
         v = conv[key]
         v[0 if forward else 1] += f["packets_c2s"]
@@ -158,7 +184,8 @@ REAL_NETWORKS = [
 
 def _captures() -> list[Path]:
     real = sorted(SHARED_CAPTURES.glob("*.pcap*")) if SHARED_CAPTURES.is_dir() else []
-    real += [SHARED_CAPTURES / "real-networks" / name for name in REAL_NETWORKS]
+    networks = SHARED_CAPTURES / "real-networks"
+    real += sorted(networks.glob("*.pcap*")) if networks.is_dir() else []
     return fixtures() + real
 
 

@@ -26,8 +26,8 @@ What tshark shows (tshark 4.0.17):
   connections to 1032 (from 192.168.0.129:2482, .141:1734, .168:3647) start before the capture or
   before the ept_map that names 1032, carry no bind, and tshark's heuristic decodes their requests
   (opnum 2 …, ctx 0) and responses; one frame of the .129 flow (frame 2) is a response whose request
-  precedes the capture. LSARPC binds ride on SMB over NetBIOS (port 139, sec_addr "\\PIPE\\lsass"):
-  DCE/RPC inside SMB is out of scope for the core and excluded here by `frame.protocols`.
+  precedes the capture. LSARPC binds ride on SMB over NetBIOS (port 139, sec_addr "\\PIPE\\lsass"),
+  compared like the rest: DCE/RPC over SMB named pipes is keyed by its TCP conversation.
 * zeek-tls13-ech.pcap: a mid-stream connection (application data only: no handshake, no row) and
   two TLS 1.3 handshakes: ClientHello record version 0x0301, legacy version 0x0303,
   supported_versions 0x8a8a/0x3a3a (GREASE), 0x0304, 0x0303, SNI cloudflare-ech.com (the outer
@@ -102,6 +102,8 @@ REAL = [
     "real-networks/attack-zerologon_mimikatz_ntlm_privacy_scan_and_exploit_encrypted.pcapng",
     "real-networks/ndpi-profinet-io-le.pcap",
     "real-networks/mercury-dns_packet.capture2.pcap",
+    "real-networks/zeek-raw_ntlm_in_smb.pcap",
+    "real-networks/attack-Discovery_dcerp_srvsvc_NetShareEnum.pcapng",
 ]
 # tshark finds every STARTTLS switch by itself but RDP's, whose TPKT dissector keeps the port.
 DECODE_AS = {"ndpi-rdp_over_tls.pcap": ["-d", "tcp.port==3389,tls"]}
@@ -156,6 +158,9 @@ class Frame:
     pdus: list[Pdu] = field(default_factory=list)
     seq: int = 0  # relative, as tshark counts: the first byte after the SYN (or seen) is 1
     nxtseq: int = 0
+    # The SMB file id of the named pipe that carried the PDUs (None: TCP or UDP itself, or an
+    # SMB2 read response, which does not name its file).
+    pipe: str | None = None
 
     def key(self, from_client: bool) -> tuple:
         """(transport, client ip, client port, server ip, server port) of the conversation."""
@@ -171,7 +176,8 @@ def _epoch_ns(text: str) -> int:
 
 @functools.cache
 def tshark_frames(path: Path) -> tuple[Frame, ...]:
-    """The frames that carry DCE/RPC directly over TCP/UDP, or a TLS record directly over TCP."""
+    """The frames that carry DCE/RPC over TCP/UDP or an SMB named pipe, or a TLS record directly
+    over TCP."""
     exe = shutil.which("tshark")
     if exe is None:
         pytest.fail("tshark is not installed: apt-get install tshark (.ci/run does)")
@@ -185,7 +191,14 @@ def tshark_frames(path: Path) -> tuple[Frame, ...]:
         "tcp.reassemble_out_of_order:TRUE",
         *DECODE_AS.get(path.name, []),
     ]
-    args += ["-Y", "dcerpc || tls", "-T", "pdml", "-J", "frame ip ipv6 tcp udp dcerpc epm tls"]
+    args += [
+        "-Y",
+        "dcerpc || tls",
+        "-T",
+        "pdml",
+        "-J",
+        "frame ip ipv6 tcp udp smb smb_pipe smb2 dcerpc epm tls",
+    ]
     proc = subprocess.run(args, capture_output=True, check=False, timeout=300)
     if proc.returncode != 0:
         raise AssertionError(f"tshark failed on {path}: {proc.stderr.decode(errors='replace').strip()}")
@@ -202,9 +215,14 @@ def tshark_frames(path: Path) -> tuple[Frame, ...]:
                     info.setdefault(n, show)
                 if name in ("tcp", "udp"):
                     info.setdefault("transport", name)
+            elif name in ("smb", "smb_pipe", "smb2"):
+                fid = next((show for n, show, _ in fields if n in ("smb.fid", "smb2.fid")), None)
+                if fid is not None:
+                    info.setdefault("pipe", fid)
         layers = info.get("frame.protocols", "").split(":")
-        # Only what rides directly on TCP/UDP: DCE/RPC inside SMB named pipes or HTTP is out of scope.
-        pdus = [p for p in pdus if _carrier(layers, p.proto) in ("tcp", "udp")]
+        # What rides on TCP/UDP or in an SMB named pipe (SMB1 TransactNmPipe, SMB2 read, write or
+        # ioctl): DCE/RPC inside HTTP is out of scope.
+        pdus = [p for p in pdus if _carrier(layers, p.proto) in ("tcp", "udp", "smb", "smb2")]
         src = info.get("ip.src") or info.get("ipv6.src")
         if not pdus or src is None or info.get("transport") is None:
             continue
@@ -221,6 +239,7 @@ def tshark_frames(path: Path) -> tuple[Frame, ...]:
                 pdus=pdus,
                 seq=int(info.get("tcp.seq", 0)),
                 nxtseq=int(info.get("tcp.nxtseq", 0)),
+                pipe=info.get("pipe"),
             )
         )
     return tuple(frames)
@@ -292,7 +311,10 @@ class DceView:
     calls: dict = field(default_factory=lambda: defaultdict(list))
     mappings: list = field(default_factory=list)
     binds: dict = field(default_factory=dict)  # (conversation, call_id) -> that bind's item rows
-    contexts: dict = field(default_factory=dict)  # (conversation, context_id) -> accepted (uuid, version)
+    bind_pipes: dict = field(default_factory=dict)  # (conversation, call_id) -> the bind's pipe
+    # (conversation, pipe, context_id) -> accepted (uuid, version): a named pipe is an association
+    # of its own, so the contexts of one pipe do not name the calls on another.
+    contexts: dict = field(default_factory=dict)
     open_calls: dict = field(default_factory=dict)  # (conversation, call_id) -> latest request row
     epm_requests: dict = field(default_factory=dict)  # (conversation, call_id) -> EPM request stub
     cl_calls: dict = field(default_factory=dict)  # (activity, seqnum) -> the CL call's row
@@ -322,6 +344,16 @@ class DceView:
         self.calls[conv].append(row)
         return row
 
+    def context(self, conv: tuple, pipe: str | None, ctx: int | None) -> tuple:
+        """The interface bound to ``ctx`` on the pipe (or connection). A bind written in a
+        compound chain right after its CREATE names the file as all ones (SMB2 related
+        operations): the pipe's first call takes over what such a bind accepted."""
+        if (conv, pipe, ctx) not in self.contexts:
+            related = (conv, "ffffffff-ffff-ffff-ffff-ffffffffffff", ctx)
+            if pipe is not None and related in self.contexts:
+                self.contexts[(conv, pipe, ctx)] = self.contexts.pop(related)
+        return self.contexts.get((conv, pipe, ctx), (None, None, None))
+
     def co(self, fr: Frame, pdu: Pdu) -> tuple:
         ptype, call_id = pdu.int("dcerpc.pkt_type"), pdu.int("dcerpc.cn_call_id")
         conv = fr.key(ptype in (0, 11, 14, 16))
@@ -346,17 +378,22 @@ class DceView:
                 for item in _co_items(pdu)
             ]
             self.binds[(conv, call_id)] = rows
+            self.bind_pipes[(conv, call_id)] = fr.pipe
             self.calls[conv].extend(rows)
         elif ptype in (12, 13, 15) and (conv, call_id) in self.binds:
+            pipe = self.bind_pipes.get((conv, call_id))
             for row in _answer_bind(self, fr, pdu, ptype, self.binds[(conv, call_id)]):
-                bound = (row["interface_uuid"], row["interface_version"], row["transfer_syntax"])
-                self.contexts[(conv, row["context_id"])] = bound
+                self.contexts[(conv, pipe, row["context_id"])] = (
+                    row["interface_uuid"],
+                    row["interface_version"],
+                    row["transfer_syntax"],
+                )
         elif ptype == 0:
             row = self.open_calls.get((conv, call_id))
             first = (pdu.int("dcerpc.cn_flags") or 0) & 0x01
             if row is None or first or row["reply"] is not None:
                 ctx = pdu.int("dcerpc.cn_ctx_id")
-                iface, version, transfer = self.contexts.get((conv, ctx), (None, None, None))
+                iface, version, transfer = self.context(conv, fr.pipe, ctx)
                 row = self.request(
                     conv,
                     call_id,
@@ -374,7 +411,7 @@ class DceView:
             row = self.open_calls.get((conv, call_id))
             if row is None:  # a reply whose request is not in the capture: no opnum
                 ctx = pdu.int("dcerpc.cn_ctx_id")
-                iface, version, transfer = self.contexts.get((conv, ctx), (None, None, None))
+                iface, version, transfer = self.context(conv, fr.pipe, ctx)
                 row = self.request(conv, call_id, pdu, None, context_id=ctx, interface_uuid=iface)
                 row["interface_version"], row["transfer_syntax"] = version, transfer
             row["reply"] = CO_REPLIES[ptype]

@@ -27,11 +27,15 @@ def decode(
     chunk_bytes: int = 0,
     tables: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Decodes the captures in one pass: the tables (`flows`, `anomalies`, `captures`, `rpc_calls`,
-    `mappings`, `dcerpc_calls`, `tls`, `names`) as Arrow streams, and their counters. `flows.security`
-    is `tls`, `starttls` (TLS after a plaintext preamble), `plaintext` or null; `tls.client_offset`
-    is the client bytes before TLS began; `dcerpc_calls.transfer_syntax` the transfer syntax (NDR
-    or NDR64) negotiated for the row's presentation context."""
+    """Decodes the captures in one pass. The dict holds each table as Arrow (`flows`, `anomalies`,
+    `captures`, `rpc_calls`, `mappings`, `dcerpc_calls`, `tls`, `names`; src/tables.rs owns their
+    schemas: `flows` names the encapsulation that carried a flow in `encap` and its tenant in
+    `tunnel_id`, and its `security` is `tls`, `starttls` (TLS after a plaintext preamble),
+    `plaintext` or null; `tls.client_offset` is the client bytes before TLS began;
+    `dcerpc_calls.transfer_syntax` the transfer syntax (NDR or NDR64) negotiated for the row's
+    presentation context and `pipe` the SMB named pipe of a call), `stats` (counters by name, among
+    them `tunnelled`, `encap_undecoded`, `smb_messages`, `smb_signed`, `smb_encrypted`,
+    `smb_compressed`, `smb_pipes`, `name_messages`) and the anomaly counts by kind."""
 
 def first_timestamp(path: str | PathLike[str]) -> int | None: ...
 def write_parquet(table: Any, path: str | PathLike[str]) -> int:

@@ -58,6 +58,8 @@ pub struct DceCallRow {
     pub reject_reason: Option<u16>,
     pub auth: Option<Auth>,
     pub le: bool,
+    /// The SMB named pipe that carried the call (ncacn_np), set by `app::smb`.
+    pub pipe: Option<std::sync::Arc<str>>,
 }
 
 /// Frames PDUs out of one direction's byte stream by frag_length.
@@ -255,6 +257,7 @@ fn row(e: &Ends, sender_is_c2s: bool, call_id: u32, ptype: u8, le: bool) -> DceC
         reject_reason: None,
         auth: None,
         le,
+        pipe: None,
     }
 }
 

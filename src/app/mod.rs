@@ -6,6 +6,7 @@ pub mod dcerpc;
 pub mod names;
 pub mod oncrpc;
 pub mod starttls;
+pub mod smb;
 pub mod tls;
 
 use crate::anomaly::{Anomalies, Position};
@@ -93,6 +94,7 @@ pub enum Parser {
     DceRpc(Box<dcerpc::DceStream>),
     Tls(Box<tls::TlsStream>),
     Dns(Box<names::DnsStream>),
+    Smb(Box<smb::SmbStream>),
 }
 
 impl Parser {
@@ -106,6 +108,7 @@ impl Parser {
             }
             Parser::Tls(_) | Parser::Idle(Kind::Tls, _) => ("tls", "not_tls", "TLS"),
             Parser::Dns(_) | Parser::Idle(Kind::Dns, _) => ("dns", "not_dns", "DNS"),
+            Parser::Smb(_) | Parser::Idle(Kind::Smb, _) => ("smb", "not_smb", "SMB"),
         }
     }
 
@@ -117,6 +120,7 @@ impl Parser {
                 Kind::DceRpc => Parser::DceRpc(Box::new(dcerpc::DceStream::new(midstream))),
                 Kind::Tls => Parser::Tls(Box::default()),
                 Kind::Dns => Parser::Dns(Box::default()),
+                Kind::Smb => Parser::Smb(Box::new(smb::SmbStream::new(midstream))),
             };
         }
     }
@@ -129,13 +133,15 @@ pub enum Kind {
     Tls,
     /// DNS over TCP: read for the names it teaches; the flow's `app` stays unset.
     Dns,
+    /// SMB on 445 or 139, for the DCE/RPC its named pipes carry.
+    Smb,
 }
 
 impl Kind {
     pub fn app(self) -> Option<App> {
         match self {
             Kind::OncRpc => Some(App::OncRpc),
-            Kind::DceRpc => Some(App::DceRpc),
+            Kind::DceRpc | Kind::Smb => Some(App::DceRpc),
             Kind::Tls => Some(App::Tls),
             Kind::Dns => None,
         }
@@ -189,6 +195,7 @@ impl StreamState {
             Parser::DceRpc(s) => s.swap(),
             Parser::Tls(s) => s.swap(),
             Parser::Dns(s) => s.swap(),
+            Parser::Smb(s) => s.swap(),
         }
     }
 }
@@ -213,6 +220,7 @@ pub struct Apps {
     pub dce: DceRpc,
     pub tls: Tls,
     pub names: Names,
+    pub smb: smb::Smb,
     /// Holes skipped in reassembled streams, and times a stream's out-of-order buffer overflowed.
     pub stream_gaps: u64,
     pub stream_overflows: u64,
@@ -250,6 +258,9 @@ impl Apps {
         }
         if port(dcerpc::EPM_PORT) {
             return Some((Kind::DceRpc, false));
+        }
+        if e.proto == IPPROTO_TCP && (port(smb::SMB_PORT) || port(smb::NETBIOS_SSN_PORT)) {
+            return Some((Kind::Smb, false));
         }
         match learned {
             Some(Service::OncRpc { .. }) => return Some((Kind::OncRpc, false)),
@@ -346,6 +357,7 @@ impl Apps {
                     Parser::DceRpc(s) => s.gap(d),
                     Parser::Tls(s) => s.gap(d),
                     Parser::Dns(s) => s.gap(d),
+                    Parser::Smb(s) => s.gap(d),
                 }
                 return Said::default();
             }
@@ -363,6 +375,11 @@ impl Apps {
                 self.names.stream_data(s, e, d, bytes, ts);
                 *done = s.finished();
                 Ok(Said::default())
+            }
+            Parser::Smb(s) => {
+                Ok(self
+                    .smb
+                    .data(&mut self.dce, &mut self.know, s, e, d, bytes, ts, sink))
             }
         };
         r.unwrap_or_else(|detail| {
@@ -432,6 +449,7 @@ impl Apps {
             Parser::Tls(s) => self.tls.close(*s, &ends),
             // A message cut by the end of the stream teaches nothing.
             Parser::Dns(_) => {}
+            Parser::Smb(s) => self.smb.close(&mut self.dce, *s, &ends),
         }
     }
 

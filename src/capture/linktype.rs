@@ -1,6 +1,9 @@
 //! Link-layer types (LINKTYPE_* values of pcap and pcapng) and how to reach the network layer.
 
-use crate::packet::{ethernet, sll, Malformed, ETHERTYPE_IPV4, ETHERTYPE_IPV6, L3};
+use crate::packet::{
+    ethernet, ieee80211, nflog, ppp, radiotap, sll, Encap, Inner, Malformed, ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6, L3,
+};
 
 pub const ETHERNET: u32 = 1;
 pub const NULL: u32 = 0;
@@ -12,9 +15,18 @@ pub const LOOP: u32 = 108;
 pub const IPV4: u32 = 228;
 pub const IPV6: u32 = 229;
 pub const LINUX_SLL2: u32 = 276;
+pub const PPP: u32 = 9;
+pub const PPP_HDLC: u32 = 50;
+pub const PPP_ETHER: u32 = 51;
+pub const IEEE802_11: u32 = 105;
+pub const IEEE802_11_RADIOTAP: u32 = 127;
+pub const NFLOG: u32 = 239;
 
 pub enum Link<'a> {
     L3(L3<'a>),
+    /// A link layer decoded by the encapsulation path (`decode::packets`): what follows it, and
+    /// the encapsulation to name (PPPoE) if any.
+    Inner(Inner<'a>, Encap),
     Unknown,
 }
 
@@ -69,8 +81,25 @@ pub fn network_layer(link: u32, data: &[u8]) -> Result<Link<'_>, Malformed> {
         RAW | RAW_12 | RAW_14 | IPV4 | IPV6 => raw(data),
         NULL => loopback(data, false)?,
         LOOP => loopback(data, true)?,
-        _ => return Ok(Link::Unknown),
+        _ => return other(link, data),
     }))
+}
+
+/// The link types seen on wireless, dial-up and firewall-log captures: rarer than the ones
+/// above, so out of their way.
+#[cold]
+#[inline(never)]
+fn other(link: u32, data: &[u8]) -> Result<Link<'_>, Malformed> {
+    Ok(match link {
+        PPP | PPP_HDLC => Link::Inner(ppp::parse(data)?, Encap::None),
+        PPP_ETHER => Link::Inner(ppp::parse_pppoe(data)?.inner, Encap::Pppoe),
+        IEEE802_11 => Link::Inner(ieee80211::parse(data)?, Encap::None),
+        IEEE802_11_RADIOTAP => {
+            Link::Inner(ieee80211::parse(radiotap::parse(data)?.frame)?, Encap::None)
+        }
+        NFLOG => Link::Inner(nflog::parse(data)?, Encap::None),
+        _ => Link::Unknown,
+    })
 }
 
 #[cfg(test)]
@@ -80,7 +109,7 @@ mod tests {
     fn l3(link: u32, d: &[u8]) -> L3<'_> {
         match network_layer(link, d).unwrap() {
             Link::L3(l) => l,
-            Link::Unknown => panic!("unknown"),
+            Link::Inner(..) | Link::Unknown => panic!("not L3"),
         }
     }
 

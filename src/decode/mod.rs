@@ -83,6 +83,10 @@ pub struct Stats {
     pub other_ip: u64,
     pub non_ip: u64,
     pub unknown_link: u64,
+    /// Encapsulation headers opened (GRE, ERSPAN, VXLAN, Geneve, IP in IP).
+    pub tunnelled: u64,
+    /// Frames whose encapsulation is not decoded (counted by kind in the anomalies).
+    pub encap_undecoded: u64,
     pub malformed: u64,
     pub fragments: u64,
     pub reassembled: u64,
@@ -112,6 +116,8 @@ impl Stats {
             other_ip,
             non_ip,
             unknown_link,
+            tunnelled,
+            encap_undecoded,
             malformed,
             fragments,
             reassembled,
@@ -136,6 +142,8 @@ impl Stats {
         self.other_ip += other_ip;
         self.non_ip += non_ip;
         self.unknown_link += unknown_link;
+        self.tunnelled += tunnelled;
+        self.encap_undecoded += encap_undecoded;
         self.malformed += malformed;
         self.fragments += fragments;
         self.reassembled += reassembled;
@@ -163,6 +171,8 @@ impl Stats {
             ("other_ip", self.other_ip),
             ("non_ip", self.non_ip),
             ("unknown_link", self.unknown_link),
+            ("tunnelled", self.tunnelled),
+            ("encap_undecoded", self.encap_undecoded),
             ("malformed", self.malformed),
             ("fragments", self.fragments),
             ("reassembled", self.reassembled),

@@ -13,8 +13,11 @@ use crate::capture::Record;
 use crate::flow::PacketMeta;
 use crate::packet::frag::{FragKey, Outcome as FragOutcome, Reassembler};
 use crate::packet::{
-    ipv4, ipv6, tcp, udp, IpPacket, Malformed, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+    erspan, ethernet, geneve, gre, ipv4, ipv6, mpls, ppp, tcp, teredo, udp, vxlan, Encap, Inner,
+    IpPacket, Malformed, Tunnel, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS,
+    ETHERTYPE_MPLS_MULTICAST, ETHERTYPE_PPPOE_SESSION, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP, L3, UDP_PORT_GENEVE, UDP_PORT_TEREDO,
+    UDP_PORT_VXLAN,
 };
 
 /// Where transport packets go: the flow table (`State`) directly, or a queue to the thread that
@@ -89,11 +92,52 @@ impl<S: PacketSink> RecordSink for Packets<S> {
     }
 }
 
+/// Encapsulations nested deeper than this are refused (each one is a header to walk).
+pub const MAX_ENCAP_DEPTH: u8 = 8;
+
+/// One record's frame as the layers under it are peeled.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
     ts: i64,
+    /// The innermost VLAN tag so far.
     vlan: Option<u16>,
     capture: u32,
+    orig_len: u32,
+    /// The encapsulation that carries what follows, innermost one.
+    tunnel: Tunnel,
+    depth: u8,
+    /// What the headers around an encapsulated packet added to the counters (IPv4, IPv6, UDP,
+    /// tunnels), taken back when the record is deferred to be decoded again whole.
+    outer: [u8; 4],
+}
+
+impl Frame {
+    /// The frame inside a tunnel whose outer IP (and UDP) headers were counted.
+    #[inline]
+    fn counted(mut self, v6: bool, udp: bool) -> Frame {
+        let [v4c, v6c, udpc, tunnels] = &mut self.outer;
+        if v6 {
+            *v6c = v6c.saturating_add(1);
+        } else {
+            *v4c = v4c.saturating_add(1);
+        }
+        if udp {
+            *udpc = udpc.saturating_add(1);
+        }
+        *tunnels = tunnels.saturating_add(1);
+        self
+    }
+
+    /// The frame as seen inside one more encapsulation; a tunnel without an id of its own keeps
+    /// the tenant of the one around it.
+    #[inline]
+    fn within(self, encap: Encap, id: Option<u32>) -> Frame {
+        Frame {
+            tunnel: Tunnel::new(encap, id.or(self.tunnel.id())),
+            depth: self.depth.saturating_add(1),
+            ..self
+        }
+    }
 }
 
 impl<S: PacketSink> Packets<S> {
@@ -142,8 +186,25 @@ impl<S: PacketSink> Packets<S> {
         if ts >= self.next_sweep {
             self.sweep(ts);
         }
+        let fr = Frame {
+            ts,
+            vlan: None,
+            capture,
+            orig_len,
+            tunnel: Tunnel::NONE,
+            depth: 0,
+            outer: [0; 4],
+        };
         let l3 = match linktype::network_layer(link, data) {
             Ok(Link::L3(l3)) => l3,
+            Ok(Link::Inner(inner, encap)) => {
+                let fr = Frame {
+                    tunnel: Tunnel::new(encap, None),
+                    ..fr
+                };
+                self.inner(inner, fr, Some(block));
+                return true;
+            }
             Ok(Link::Unknown) => {
                 self.stats.unknown_link += 1;
                 return false;
@@ -153,6 +214,14 @@ impl<S: PacketSink> Packets<S> {
                 return true;
             }
         };
+        self.network(l3, fr, Some(block));
+        true
+    }
+
+    /// The network layer under a link layer or an encapsulation; `fr.vlan` is replaced by the
+    /// layer's own tag when it has one.
+    #[inline(always)]
+    fn network(&mut self, l3: L3<'_>, fr: Frame, block: Option<&Arc<Vec<u8>>>) {
         let ip = match l3.ethertype {
             ETHERTYPE_IPV4 => {
                 self.stats.ipv4 += 1;
@@ -162,28 +231,23 @@ impl<S: PacketSink> Packets<S> {
                 self.stats.ipv6 += 1;
                 ipv6::parse(l3.data)
             }
-            _ => {
-                self.stats.non_ip += 1;
-                return true;
-            }
+            _ => return self.shim(l3, fr, block),
         };
         let ip = match ip {
             Ok(ip) => ip,
-            Err(m) => {
-                self.malformed(m);
-                return true;
-            }
+            Err(m) => return self.malformed(m),
         };
         let fr = Frame {
-            ts,
-            vlan: l3.vlan,
-            capture,
+            vlan: l3.vlan.or(fr.vlan),
+            ..fr
         };
+        let orig_len = fr.orig_len;
+        let ts = fr.ts;
         match ip.frag {
             None => self.transport(
                 &ip,
                 ip.payload,
-                Some(block),
+                block,
                 ip.payload_len,
                 fr,
                 (1, u64::from(orig_len), ts),
@@ -197,6 +261,11 @@ impl<S: PacketSink> Packets<S> {
                 } else {
                     self.stats.ipv4 -= 1;
                 }
+                let [v4, v6, udp, tunnels] = fr.outer.map(u64::from);
+                self.stats.ipv4 -= v4;
+                self.stats.ipv6 -= v6;
+                self.stats.udp -= udp;
+                self.stats.tunnelled -= tunnels;
             }
             Some(f) => {
                 self.stats.fragments += 1;
@@ -205,7 +274,7 @@ impl<S: PacketSink> Packets<S> {
                     dst: ip.dst,
                     id: f.id,
                     proto: ip.proto,
-                    vlan: l3.vlan,
+                    vlan: fr.vlan,
                 };
                 match self
                     .frags
@@ -231,10 +300,7 @@ impl<S: PacketSink> Packets<S> {
                                     proto = p;
                                     data = data.get(off..).unwrap_or(&[]);
                                 }
-                                Err(m) => {
-                                    self.malformed(m);
-                                    return true;
-                                }
+                                Err(m) => return self.malformed(m),
                             }
                         }
                         let whole = IpPacket {
@@ -256,6 +322,169 @@ impl<S: PacketSink> Packets<S> {
                 }
             }
         }
+    }
+
+    /// `network` out of line, for the packets an encapsulation carried.
+    #[inline(never)]
+    fn network_nested(&mut self, l3: L3<'_>, fr: Frame, block: Option<&Arc<Vec<u8>>>) {
+        self.network(l3, fr, block);
+    }
+
+    /// A network layer that is not IP: MPLS and PPPoE lead to one, anything else is counted.
+    #[cold]
+    #[inline(never)]
+    fn shim(&mut self, l3: L3<'_>, fr: Frame, block: Option<&Arc<Vec<u8>>>) {
+        let fr = Frame {
+            vlan: l3.vlan.or(fr.vlan),
+            ..fr
+        };
+        let (parsed, encap) = match l3.ethertype {
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
+                (mpls::parse(l3.data).map(|m| m.inner), Encap::Mpls)
+            }
+            ETHERTYPE_PPPOE_SESSION => (ppp::parse_pppoe(l3.data).map(|p| p.inner), Encap::Pppoe),
+            _ => {
+                self.stats.non_ip += 1;
+                return;
+            }
+        };
+        match parsed {
+            Ok(inner) => self.inner(inner, fr.within(encap, None), block),
+            Err(m) => self.malformed(m),
+        }
+    }
+
+    /// What an encapsulation (or a link layer decoded by this path) carries.
+    #[cold]
+    #[inline(never)]
+    fn inner(&mut self, inner: Inner<'_>, fr: Frame, block: Option<&Arc<Vec<u8>>>) {
+        if fr.depth > MAX_ENCAP_DEPTH {
+            return self.malformed(Malformed::new(
+                "encap",
+                "too_many_encapsulations",
+                format!("more than {MAX_ENCAP_DEPTH} encapsulations nested"),
+            ));
+        }
+        let l3 = match inner {
+            Inner::Network { ethertype, data } => L3 {
+                vlan: None,
+                ethertype,
+                data,
+            },
+            // The frame is seen as if captured bare: its own tags, not the carrier's.
+            Inner::Ethernet { frame, vlan } => match ethernet::parse(frame) {
+                Ok(l3) => L3 {
+                    vlan: l3.vlan.or(vlan),
+                    ..l3
+                },
+                Err(m) => return self.malformed(m),
+            },
+            Inner::NotDecoded { layer, kind, what } => {
+                self.stats.encap_undecoded += 1;
+                self.anomalies.push(
+                    self.pos,
+                    layer,
+                    kind,
+                    format!("{layer} payload 0x{what:x} is not decoded; the frame is counted only"),
+                );
+                return;
+            }
+        };
+        let fr = match inner {
+            Inner::Ethernet { .. } => Frame { vlan: None, ..fr },
+            _ => fr,
+        };
+        self.network_nested(l3, fr, block);
+    }
+
+    /// A GRE or IP-in-IP packet: its payload is decoded in its place.
+    #[cold]
+    #[inline(never)]
+    fn ip_tunnel(
+        &mut self,
+        outer_v6: bool,
+        proto: u8,
+        seg: &[u8],
+        fr: Frame,
+        block: Option<&Arc<Vec<u8>>>,
+    ) {
+        let fr = fr.counted(outer_v6, false);
+        let (inner, fr) = match proto {
+            IPPROTO_GRE => {
+                let g = match gre::parse(seg) {
+                    Ok(g) => g,
+                    Err(m) => return self.malformed(m),
+                };
+                match g.protocol {
+                    // Type II carries a sequence number; without one, 0x88be is type I (bare).
+                    gre::PROTO_ERSPAN_II if g.seq.is_some() => match erspan::parse(g.payload, 2) {
+                        Ok(e) => (e.inner, fr.within(Encap::Erspan2, g.key)),
+                        Err(m) => return self.malformed(m),
+                    },
+                    gre::PROTO_ERSPAN_III => match erspan::parse(g.payload, 3) {
+                        Ok(e) => (e.inner, fr.within(Encap::Erspan3, g.key)),
+                        Err(m) => return self.malformed(m),
+                    },
+                    _ => (g.inner(), fr.within(Encap::Gre, g.key)),
+                }
+            }
+            _ => {
+                let ethertype = if proto == IPPROTO_IPV6 {
+                    ETHERTYPE_IPV6
+                } else {
+                    ETHERTYPE_IPV4
+                };
+                (
+                    Inner::Network {
+                        ethertype,
+                        data: seg,
+                    },
+                    fr.within(Encap::IpInIp, None),
+                )
+            }
+        };
+        if !matches!(inner, Inner::NotDecoded { .. }) {
+            self.stats.tunnelled += 1;
+        }
+        self.inner(inner, fr, block);
+    }
+
+    /// A datagram to the VXLAN or Geneve port: false when it is not one (an ordinary datagram).
+    #[cold]
+    #[inline(never)]
+    fn udp_tunnel(
+        &mut self,
+        outer_v6: bool,
+        dport: u16,
+        payload: &[u8],
+        fr: Frame,
+        block: Option<&Arc<Vec<u8>>>,
+    ) -> bool {
+        let fr = fr.counted(outer_v6, true);
+        let (inner, fr) = if dport == UDP_PORT_VXLAN {
+            let Some(v) = vxlan::parse(payload) else {
+                return false;
+            };
+            (v.inner, fr.within(Encap::Vxlan, Some(v.vni)))
+        } else if dport != UDP_PORT_GENEVE {
+            let Some(inner) = teredo::parse(payload) else {
+                return false;
+            };
+            (inner, fr.within(Encap::Teredo, None))
+        } else {
+            match geneve::parse(payload) {
+                None => return false,
+                Some(Err(m)) => {
+                    self.malformed(m);
+                    return true;
+                }
+                Some(Ok(g)) => (g.inner, fr.within(Encap::Geneve, Some(g.vni))),
+            }
+        };
+        if !matches!(inner, Inner::NotDecoded { .. }) {
+            self.stats.tunnelled += 1;
+        }
+        self.inner(inner, fr, block);
         true
     }
 
@@ -300,6 +529,14 @@ impl<S: PacketSink> Packets<S> {
                     } else {
                         &[]
                     };
+                    if (u.dport == UDP_PORT_VXLAN
+                        || u.dport == UDP_PORT_GENEVE
+                        || u.dport == UDP_PORT_TEREDO
+                        || u.sport == UDP_PORT_TEREDO)
+                        && self.udp_tunnel(ip.src.v6, u.dport, whole, fr, block)
+                    {
+                        return;
+                    }
                     (u.sport, u.dport, 0, u.payload_len, 0, whole)
                 }
                 Err(m) => return self.malformed(m),
@@ -311,6 +548,9 @@ impl<S: PacketSink> Packets<S> {
             IPPROTO_ICMPV6 => {
                 self.stats.icmpv6 += 1;
                 return;
+            }
+            IPPROTO_GRE | IPPROTO_IPIP | IPPROTO_IPV6 => {
+                return self.ip_tunnel(ip.src.v6, ip.proto, seg, fr, block);
             }
             _ => {
                 self.stats.other_ip += 1;
@@ -328,6 +568,7 @@ impl<S: PacketSink> Packets<S> {
             dport,
             proto: ip.proto,
             vlan: fr.vlan,
+            tunnel: fr.tunnel,
             tcp_flags: flags,
             payload_len,
             capture: fr.capture,

@@ -10,7 +10,7 @@ use crate::anomaly::{Anomalies, Position};
 use crate::app::{names, starttls, Apps, Ends, Kind, Said, Sink, StreamState};
 use crate::flow::{App, Flow, FlowKey, FlowTable, Orientation, PacketMeta};
 use crate::learn::Service;
-use crate::packet::{tcp, IPPROTO_TCP, IPPROTO_UDP};
+use crate::packet::{tcp, Tunnel, IPPROTO_TCP, IPPROTO_UDP};
 use crate::proto::tls as tls_wire;
 
 /// The flow table and the application decoders.
@@ -158,7 +158,7 @@ impl State {
                     if turn {
                         f.swap(match kind {
                             Kind::Tls => Orientation::Tls,
-                            Kind::DceRpc => Orientation::DceRpc,
+                            Kind::DceRpc | Kind::Smb => Orientation::DceRpc,
                             Kind::OncRpc => Orientation::Rpc,
                             // Never turned: DNS is judged on its port alone.
                             Kind::Dns => Orientation::WellKnown,
@@ -253,7 +253,8 @@ impl State {
                 server_port,
                 IPPROTO_UDP,
                 f.vlan,
-            );
+            )
+            .within(Tunnel::new(f.encap, f.tunnel_id).key());
             if let Some(call_flow) = self.flows.slot_of(&key).and_then(|s| self.flows.get_mut(s)) {
                 call_flow.answered_elsewhere();
             }

@@ -12,6 +12,9 @@ pub struct FlowKey {
     pub hi_port: u16,
     pub proto: u8,
     pub vlan: Option<u16>,
+    /// The tunnel's kind and tenant id (`Tunnel::key`), zero outside a tenant's tunnel.
+    pub tunnel_kind: u8,
+    pub tunnel_id: u32,
 }
 
 /// `(addr, port)` as integers, ordered as the derived order of `(Addr, u16)` (family, then the
@@ -33,6 +36,8 @@ impl FlowKey {
                 hi_port: dport,
                 proto,
                 vlan,
+                tunnel_kind: 0,
+                tunnel_id: 0,
             }
         } else {
             FlowKey {
@@ -42,7 +47,19 @@ impl FlowKey {
                 hi_port: sport,
                 proto,
                 vlan,
+                tunnel_kind: 0,
+                tunnel_id: 0,
             }
+        }
+    }
+
+    /// The key inside a tenant's tunnel (`Tunnel::key`).
+    #[inline]
+    pub fn within(self, (tunnel_kind, tunnel_id): (u8, u32)) -> Self {
+        FlowKey {
+            tunnel_kind,
+            tunnel_id,
+            ..self
         }
     }
 }
@@ -63,6 +80,10 @@ impl Hash for FlowKey {
                 | u64::from(self.hi.v6) << 41
                 | vlan << 42,
         );
+        // Only tunnelled keys write a fourth word: equal keys still write equal words.
+        if self.tunnel_kind != 0 {
+            h.write_u64(u64::from(self.tunnel_id) | u64::from(self.tunnel_kind) << 32);
+        }
     }
 }
 
@@ -104,6 +125,20 @@ mod tests {
         assert_ne!(
             FlowKey::new(a, 40000, b, 111, 6, None),
             FlowKey::new(a, 40000, b, 111, 6, Some(1))
+        );
+    }
+
+    #[test]
+    fn tenants_never_merge() {
+        let a = Addr::v4([10, 0, 0, 1]);
+        let b = Addr::v4([10, 0, 0, 2]);
+        let k = FlowKey::new(a, 40000, b, 443, 6, None);
+        assert_ne!(k.within((6, 1111)), k.within((6, 1112)));
+        assert_ne!(k.within((6, 1111)), k.within((3, 1111)));
+        assert_ne!(k.within((6, 1111)), k);
+        assert_eq!(
+            FlowKey::new(b, 443, a, 40000, 6, None).within((6, 1111)),
+            k.within((6, 1111))
         );
     }
 }

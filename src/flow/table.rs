@@ -7,7 +7,7 @@ use hashbrown::HashTable;
 
 use super::key::FlowKey;
 use crate::packet::tcp::{ACK, FIN, RST, SYN};
-use crate::packet::{Addr, IPPROTO_TCP};
+use crate::packet::{Addr, Encap, Tunnel, IPPROTO_TCP};
 
 /// Ports that identify the server side of a conversation whose handshake was not seen, beyond the
 /// privileged range: Arcserve's and the RPC stacks' well-known service ports.
@@ -88,6 +88,10 @@ pub struct Flow {
     pub capture: u32,
     pub proto: u8,
     pub vlan: Option<u16>,
+    /// The encapsulation that carried the flow's packets (the first one seen when its two
+    /// directions travel differently) and the tenant id of the tunnel.
+    pub encap: Encap,
+    pub tunnel_id: Option<u32>,
     pub client: Addr,
     pub client_port: u16,
     pub server: Addr,
@@ -226,6 +230,8 @@ pub struct PacketMeta {
     pub dport: u16,
     pub proto: u8,
     pub vlan: Option<u16>,
+    /// The encapsulation that carried the packet, and its tenant id.
+    pub tunnel: Tunnel,
     pub tcp_flags: u8,
     pub payload_len: u32,
     pub capture: u32,
@@ -316,7 +322,8 @@ impl FlowTable {
     /// The flow of packet `p` (found or created), and whether `p` goes client to server.
     /// `record`: the index of `p`'s record in its capture file.
     pub fn update_at(&mut self, p: &PacketMeta, record: u64) -> (u32, bool) {
-        let key = FlowKey::new(p.src, p.sport, p.dst, p.dport, p.proto, p.vlan);
+        let key =
+            FlowKey::new(p.src, p.sport, p.dst, p.dport, p.proto, p.vlan).within(p.tunnel.key());
         let hash = self.hasher.hash_one(key);
         let found = self
             .map
@@ -365,6 +372,10 @@ impl FlowTable {
         }
         f.first_ts = f.first_ts.min(p.first_ts);
         f.last_ts = f.last_ts.max(p.ts);
+        if f.encap == Encap::None && p.tunnel.encap != Encap::None {
+            f.encap = p.tunnel.encap;
+            f.tunnel_id = p.tunnel.id();
+        }
         if p.proto == IPPROTO_TCP {
             let fl = p.tcp_flags;
             if fl & SYN != 0 {
@@ -402,6 +413,8 @@ impl FlowTable {
             capture: p.capture,
             proto: p.proto,
             vlan: p.vlan,
+            encap: p.tunnel.encap,
+            tunnel_id: p.tunnel.id(),
             client,
             client_port,
             server,
@@ -577,6 +590,7 @@ mod tests {
             dport,
             proto: IPPROTO_TCP,
             vlan: None,
+            tunnel: Tunnel::NONE,
             tcp_flags: flags,
             payload_len: 0,
             capture: 0,

@@ -1,12 +1,22 @@
 //! Link, network and transport headers: checked views over borrowed bytes, one file per protocol.
 
+pub mod erspan;
 pub mod ethernet;
 pub mod frag;
+pub mod geneve;
+pub mod gre;
+pub mod ieee80211;
 pub mod ipv4;
 pub mod ipv6;
+pub mod mpls;
+pub mod nflog;
+pub mod ppp;
+pub mod radiotap;
 pub mod sll;
 pub mod tcp;
+pub mod teredo;
 pub mod udp;
+pub mod vxlan;
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86DD;
@@ -14,6 +24,109 @@ pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_IPIP: u8 = 4;
+pub const IPPROTO_IPV6: u8 = 41;
+pub const IPPROTO_GRE: u8 = 47;
+pub const ETHERTYPE_MPLS: u16 = 0x8847;
+pub const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+pub const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+/// Transparent Ethernet bridging: an Ethernet frame follows (GRE, Geneve).
+pub const ETHERTYPE_TEB: u16 = 0x6558;
+pub const UDP_PORT_VXLAN: u16 = 4789;
+pub const UDP_PORT_GENEVE: u16 = 6081;
+pub const UDP_PORT_TEREDO: u16 = 3544;
+
+/// The encapsulation that carried a packet to the capture point, innermost one when nested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[repr(u8)]
+pub enum Encap {
+    #[default]
+    None = 0,
+    Mpls,
+    Pppoe,
+    Gre,
+    Erspan2,
+    Erspan3,
+    Vxlan,
+    Geneve,
+    IpInIp,
+    Teredo,
+}
+
+impl Encap {
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Encap::None => return None,
+            Encap::Mpls => "mpls",
+            Encap::Pppoe => "pppoe",
+            Encap::Gre => "gre",
+            Encap::Erspan2 => "erspan2",
+            Encap::Erspan3 => "erspan3",
+            Encap::Vxlan => "vxlan",
+            Encap::Geneve => "geneve",
+            Encap::IpInIp => "ipip",
+            Encap::Teredo => "teredo",
+        })
+    }
+}
+
+/// Which encapsulation carried a packet and the tenant it names (VXLAN or Geneve VNI, GRE key).
+/// Eight bytes: it travels in every packet's metadata between threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tunnel {
+    pub encap: Encap,
+    has_id: bool,
+    raw_id: u32,
+}
+
+impl Tunnel {
+    pub const NONE: Tunnel = Tunnel {
+        encap: Encap::None,
+        has_id: false,
+        raw_id: 0,
+    };
+
+    #[inline]
+    pub fn new(encap: Encap, id: Option<u32>) -> Tunnel {
+        Tunnel {
+            encap,
+            has_id: id.is_some(),
+            raw_id: id.unwrap_or(0),
+        }
+    }
+
+    #[inline]
+    pub fn id(self) -> Option<u32> {
+        self.has_id.then_some(self.raw_id)
+    }
+
+    /// What the flow key holds: the tenant, so that two tenants' flows never merge. Id 0 (VNI 0,
+    /// GRE key 0) is the default segment and joins traffic seen without a tunnel: a load
+    /// balancer that tunnels one direction only (AWS GWLB, VNI 0) leaves one conversation.
+    #[inline]
+    pub fn key(self) -> (u8, u32) {
+        match self.id() {
+            Some(id) if id != 0 => (self.encap as u8, id),
+            _ => (0, 0),
+        }
+    }
+}
+
+/// What an encapsulation header says follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inner<'a> {
+    /// An Ethernet frame; `vlan` is the VLAN the tunnel header names for it, used when the frame
+    /// carries no tag of its own (ERSPAN).
+    Ethernet { frame: &'a [u8], vlan: Option<u16> },
+    /// A network-layer packet of this ethertype (IPv4, IPv6, MPLS, ...).
+    Network { ethertype: u16, data: &'a [u8] },
+    /// A payload this decoder does not open, named for the anomaly that counts it.
+    NotDecoded {
+        layer: &'static str,
+        kind: &'static str,
+        what: u32,
+    },
+}
 
 /// Something in a packet that is not what its headers promise.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,5 +7,6 @@ pub mod nbns;
 pub mod ndr;
 pub mod oncrpc;
 pub mod portmap;
+pub mod smb;
 pub mod tls;
 pub mod xdr;

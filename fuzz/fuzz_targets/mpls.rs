@@ -1,0 +1,18 @@
+//! MPLS label stacks and what the bottom of the stack carries.
+//!
+//! Input: any bytes. The parser must not panic, overflow or read out of bounds; what it says is
+//! not checked here (the unit tests beside it do that).
+
+#![no_main]
+
+mod common;
+
+use std::hint::black_box;
+
+use _core::packet::mpls;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    common::catch_stack_overflow();
+    let _ = black_box(mpls::parse(data));
+});
