@@ -5,8 +5,8 @@
 pub mod dcerpc;
 pub mod names;
 pub mod oncrpc;
-pub mod starttls;
 pub mod smb;
+pub mod starttls;
 pub mod tls;
 
 use crate::anomaly::{Anomalies, Position};
