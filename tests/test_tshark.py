@@ -205,10 +205,11 @@ def test_first_record_is_tsharks_first_frame(capture):
     flows = pw.decode(capture).flows
     for f in flows.iter_rows(named=True):
         c, s = (f["client_ip"], f["client_port"]), (f["server_ip"], f["server_port"])
-        key = (f["transport"], *min(c, s), *max(c, s))
+        key = (f["transport"], *min(c, s), *max(c, s), f["tunnel_id"] or None)
         ours[key] = min(ours.get(key, f["first_record"] + 1), f["first_record"] + 1)
     assert ours == {k: v for k, v in firsts.items() if k in ours}
-    assert flows["first_record"].max() < pw.decode(capture).stats["records"]
+    if flows.height:
+        assert flows["first_record"].max() < pw.decode(capture).stats["records"]
 
 
 def test_real_captures_present(shared_captures):

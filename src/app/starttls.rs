@@ -63,6 +63,7 @@ mod tests {
             tcp_flags: SYN,
             payload_len: 0,
             capture: 0,
+            tunnel: crate::packet::Tunnel::NONE,
         };
         let mut table = FlowTable::new(FlowLimits::default());
         let (slot, _) = table.update(&p);
