@@ -510,6 +510,20 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_record_whose_owner_loops_does_not_end_the_message() {
+        let b = hex("
+            0000 8180 0000 0002 0000 0000
+            c00c 0001 0001 00000001 0004 0a000001   # 12: owner points to itself, A 10.0.0.1
+            01 78 00 0001 0001 00000001 0004 0a000002   # x A 10.0.0.2
+        ");
+        let m = Message::parse(&b).unwrap();
+        assert!(m.complete && m.records.len() == 2);
+        assert_eq!(m.text(m.records[0].name_at), None);
+        assert_eq!(m.text(m.records[1].name_at).as_deref(), Some("x"));
+        assert_eq!(m.records[1].address(), Some("10.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
     fn overlong_names_and_labels_are_refused() {
         let mut b = hex("0000 8000 0001 0000 0000 0000");
         for _ in 0..5 {
