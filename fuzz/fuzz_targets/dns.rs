@@ -18,10 +18,10 @@ use libfuzzer_sys::fuzz_target;
 fn stateless(b: &[u8]) {
     if let Some(m) = Message::parse(b) {
         for q in &m.questions {
-            std::hint::black_box(q.name.text());
+            std::hint::black_box((m.text(q.name_at), m.name(q.name_at)));
         }
         for r in &m.records {
-            std::hint::black_box((r.name.text(), r.address(), dns::type_name(r.rtype)));
+            std::hint::black_box((m.text(r.name_at), r.address(), dns::type_name(r.rtype)));
             if let Some(t) = m.cname_target(r) {
                 std::hint::black_box(t.text());
             }
@@ -30,6 +30,7 @@ fn stateless(b: &[u8]) {
     // A name at every offset of a short message, as a pointer may lead anywhere.
     for at in 0..b.len().min(64) {
         std::hint::black_box(dns::read_name(b, at).map(|(n, end)| (n.text(), end)));
+        std::hint::black_box(dns::name_text(b, at));
     }
 }
 

@@ -24,10 +24,10 @@ fuzz_target!(|data: &[u8]| {
         ts += i64::from(flags >> 1) * 1_000_000;
         if let Some(m) = Message::parse(chunk) {
             for r in &m.records {
-                std::hint::black_box(nbns::decode_name(&r.name));
+                std::hint::black_box(m.name(r.name_at).map(|n| nbns::decode_name(&n)));
             }
             for q in &m.questions {
-                std::hint::black_box(nbns::decode_name(&q.name));
+                std::hint::black_box(m.name(q.name_at).map(|n| nbns::decode_name(&n)));
             }
             std::hint::black_box(nbns::bindings(&m).len());
         }

@@ -188,12 +188,16 @@ impl Names {
     fn answers(&mut self, at: &Origin, m: &Message<'_>) -> usize {
         let mut addrs = Vec::new();
         let mut cnames: Vec<(String, String, u32)> = Vec::new();
+        // Names are read only for the records that bind: most of a message is other records.
         for r in &m.records {
             if let Some(ip) = r.address() {
-                let record = dns::type_name(r.rtype);
-                addrs.push((r.name.text(), addr_of(ip), record, r.ttl));
+                if let Some(owner) = m.text(r.name_at) {
+                    addrs.push((owner, addr_of(ip), dns::type_name(r.rtype), r.ttl));
+                }
             } else if let Some(target) = m.cname_target(r) {
-                cnames.push((r.name.text(), target.text(), r.ttl));
+                if let Some(alias) = m.text(r.name_at) {
+                    cnames.push((alias, target.text(), r.ttl));
+                }
             }
         }
         let mut seen = Taught::default();

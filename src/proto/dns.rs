@@ -140,28 +140,46 @@ impl<'a> Iterator for Labels<'a> {
 /// the message, is longer than `MAX_NAME`, uses a label type other than plain and pointer, or
 /// follows more than `MAX_POINTERS` pointers.
 pub fn read_name(msg: &[u8], at: usize) -> Option<(Name, usize)> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(64);
+    let end = walk_name(msg, at, |label| {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    })?;
+    Some((Name(out), end))
+}
+
+/// The name at `at` as `Name::text` writes it, read straight from the message.
+pub fn name_text(msg: &[u8], at: usize) -> Option<String> {
+    let mut out = String::with_capacity(48);
+    walk_name(msg, at, |label| {
+        if !out.is_empty() {
+            out.push('.');
+        }
+        push_label(label, &mut out);
+    })?;
+    Some(out)
+}
+
+/// Hands each label of the name at `at` to `label`, following pointers within the bounds
+/// `read_name` states; returns the offset just past the name where it is written.
+fn walk_name(msg: &[u8], at: usize, mut label: impl FnMut(&[u8])) -> Option<usize> {
     let mut pos = at;
     let mut end = None;
     let mut jumps = 0usize;
+    let mut octets = 1usize; // the root's
     loop {
         let len = *msg.get(pos)?;
         match len & 0xc0 {
-            0x00 if len == 0 => {
-                let after = pos.checked_add(1)?;
-                return Some((Name(out), end.unwrap_or(after)));
-            }
+            0x00 if len == 0 => return Some(end.unwrap_or(pos.checked_add(1)?)),
             0x00 => {
                 let n = usize::from(len);
                 let start = pos.checked_add(1)?;
                 let stop = start.checked_add(n)?;
-                let label = msg.get(start..stop)?;
-                // The label, its length byte and the root's byte must fit.
-                if n > MAX_LABEL || out.len() + n + 2 > MAX_NAME {
+                octets = octets.checked_add(n + 1)?;
+                if n > MAX_LABEL || octets > MAX_NAME {
                     return None;
                 }
-                out.push(len);
-                out.extend_from_slice(label);
+                label(msg.get(start..stop)?);
                 pos = stop;
             }
             0xc0 => {
@@ -181,9 +199,28 @@ pub fn read_name(msg: &[u8], at: usize) -> Option<(Name, usize)> {
     }
 }
 
+/// The offset just past the name written at `at`, without following its pointer: enough to
+/// step over a name whose value is not needed (most are not).
+fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
+    let mut pos = at;
+    loop {
+        let len = *msg.get(pos)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => return pos.checked_add(1),
+            0x00 => pos = pos.checked_add(1 + usize::from(len))?,
+            0xc0 => {
+                let after = pos.checked_add(2)?;
+                return (after <= msg.len()).then_some(after);
+            }
+            _ => return None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
-    pub name: Name,
+    /// Where the name is written (`Message::name`, `Message::text`).
+    pub name_at: usize,
     pub qtype: u16,
     pub class: u16,
 }
@@ -199,7 +236,8 @@ pub enum Section {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {
     pub section: Section,
-    pub name: Name,
+    /// Where the owner's name is written (`Message::name`, `Message::text`).
+    pub name_at: usize,
     pub rtype: u16,
     /// The class without mDNS's cache-flush bit.
     pub class: u16,
@@ -275,8 +313,19 @@ impl<'a> Message<'a> {
                 m.records.push(r.0);
             }
         }
-        m.complete = m.records.len() == header.records();
+        m.complete = m.questions.len() == usize::from(header.questions)
+            && m.records.len() == header.records();
         Some(m)
+    }
+
+    /// The name written at `at` (a question's or record's `name_at`).
+    pub fn name(&self, at: usize) -> Option<Name> {
+        read_name(self.bytes, at).map(|(n, _)| n)
+    }
+
+    /// The name written at `at` as text (`Name::text`).
+    pub fn text(&self, at: usize) -> Option<String> {
+        name_text(self.bytes, at)
     }
 
     /// The name a CNAME record points to.
@@ -295,14 +344,19 @@ fn u16_at(b: &[u8], i: usize) -> Option<u16> {
 }
 
 fn question(b: &[u8], at: usize) -> Option<(Question, usize)> {
-    let (name, pos) = read_name(b, at)?;
+    let pos = skip_name(b, at)?;
     let qtype = u16_at(b, pos)?;
     let class = u16_at(b, pos.checked_add(2)?)? & CLASS_MASK;
-    Some((Question { name, qtype, class }, pos.checked_add(4)?))
+    let q = Question {
+        name_at: at,
+        qtype,
+        class,
+    };
+    Some((q, pos.checked_add(4)?))
 }
 
 fn record(b: &[u8], at: usize, section: Section) -> Option<(Record<'_>, usize)> {
-    let (name, pos) = read_name(b, at)?;
+    let pos = skip_name(b, at)?;
     let rtype = u16_at(b, pos)?;
     let class = u16_at(b, pos.checked_add(2)?)? & CLASS_MASK;
     let ttl_at = pos.checked_add(4)?;
@@ -313,7 +367,7 @@ fn record(b: &[u8], at: usize, section: Section) -> Option<(Record<'_>, usize)> 
     let rdata = b.get(rdata_at..end)?;
     let r = Record {
         section,
-        name,
+        name_at: at,
         rtype,
         class,
         ttl,
@@ -374,9 +428,19 @@ pub(crate) mod tests {
         assert!(m.complete && m.header.is_response() && m.header.rcode() == 0);
         assert_eq!(m.header.id, 0x1234);
         assert_eq!(m.questions.len(), 1);
-        assert_eq!(m.questions[0].name.text(), "www.example.com");
+        assert_eq!(m.text(m.questions[0].name_at).unwrap(), "www.example.com");
         assert_eq!(m.questions[0].qtype, TYPE_A);
-        let names: Vec<String> = m.records.iter().map(|r| r.name.text()).collect();
+        let names: Vec<String> = m
+            .records
+            .iter()
+            .map(|r| m.text(r.name_at).unwrap())
+            .collect();
+        let read: Vec<String> = m
+            .records
+            .iter()
+            .map(|r| m.name(r.name_at).unwrap().text())
+            .collect();
+        assert_eq!(names, read);
         assert_eq!(
             names,
             [
@@ -417,7 +481,7 @@ pub(crate) mod tests {
         assert!(m.complete);
         let r = &m.records[0];
         assert_eq!(
-            (r.name.text(), r.class, r.ttl),
+            (m.text(r.name_at).unwrap(), r.class, r.ttl),
             ("host.local".into(), 1, 120)
         );
         assert_eq!(r.address(), Some("fe80::1".parse().unwrap()));
@@ -430,17 +494,33 @@ pub(crate) mod tests {
             04 412e5c20 03 434f4d 00 0001 0001   # 'A.\\ ' . COM
         ");
         let m = Message::parse(&b).unwrap();
-        assert_eq!(m.questions[0].name.text(), "a\\.\\\\\\032.com");
+        assert_eq!(m.text(m.questions[0].name_at).unwrap(), "a\\.\\\\\\032.com");
     }
 
     #[test]
     fn pointer_loops_end() {
         // The name at 12 points to itself; the one at 14 is a label, then a pointer to itself.
+        // The question is stepped over; its name is not a name.
         let b = hex("0000 8000 0001 0000 0000 0000 c00c 0001 0001");
         let m = Message::parse(&b).unwrap();
-        assert!(m.questions.is_empty() && !m.complete);
+        assert!(m.complete && m.questions[0].qtype == TYPE_A);
+        assert_eq!((m.name(12), m.text(12)), (None, None));
         let b = hex("0000 8000 0000 0000 0000 0000 01 61 c00e");
         assert_eq!(read_name(&b, 12), None);
+    }
+
+    #[test]
+    fn a_record_whose_owner_loops_does_not_end_the_message() {
+        let b = hex("
+            0000 8180 0000 0002 0000 0000
+            c00c 0001 0001 00000001 0004 0a000001   # 12: owner points to itself, A 10.0.0.1
+            01 78 00 0001 0001 00000001 0004 0a000002   # x A 10.0.0.2
+        ");
+        let m = Message::parse(&b).unwrap();
+        assert!(m.complete && m.records.len() == 2);
+        assert_eq!(m.text(m.records[0].name_at), None);
+        assert_eq!(m.text(m.records[1].name_at).as_deref(), Some("x"));
+        assert_eq!(m.records[1].address(), Some("10.0.0.2".parse().unwrap()));
     }
 
     #[test]

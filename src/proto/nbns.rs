@@ -100,7 +100,7 @@ pub fn bindings(m: &Message<'_>) -> Vec<Binding> {
         r.rtype == dns::TYPE_NB && r.class == dns::CLASS_IN && r.rdata.len() % ENTRY_LEN == 0
     });
     for r in records {
-        let Some(name) = decode_name(&r.name) else {
+        let Some(name) = m.name(r.name_at).and_then(|n| decode_name(&n)) else {
             continue;
         };
         for entry in r.rdata.chunks_exact(ENTRY_LEN).take(MAX_ADDRESSES) {
