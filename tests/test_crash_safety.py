@@ -66,7 +66,6 @@ def pw_start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in (CRASH_ENV, PAUSE_ENV)}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), env.get("PYTHONPATH", "")])
     env.update(extra or {})
     return env
 

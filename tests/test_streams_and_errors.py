@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 import portwitness as pw
-from conftest import PCAPS, ROOT
+from conftest import PCAPS
 from portwitness._core import PortwitnessError
 from portwitness.cli import main
 
@@ -32,7 +32,6 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), env.get("PYTHONPATH", "")])
     return env
 
 
@@ -47,6 +46,26 @@ def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 # --- FIFOs, symlinks, empty paths ----------------------------------------------------------------
+
+
+def _feed(fifo, data: bytes, reader: subprocess.Popen, timeout: float = 60) -> None:
+    """Write the capture into the pipe once the reader has opened it. A plain open for writing would
+    wait for ever if the reader died first; opening without blocking fails (ENXIO) until it is there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            if reader.poll() is not None:
+                pytest.fail(f"the run ended before it opened the pipe: {reader.communicate()[1]}")
+            if time.monotonic() > deadline:
+                reader.kill()
+                pytest.fail("the run never opened the pipe")
+            time.sleep(0.01)
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "wb") as w:
+        w.write(data)
 
 
 @pytest.mark.parametrize("threads", ["1", "2", "4"])
@@ -77,8 +96,7 @@ def test_a_fifo_is_read_once_as_a_stream(tmp_path, threads):
             stderr=subprocess.PIPE,
             text=True,
         )
-        with open(fifo, "wb") as w:  # blocks until the decode opens the pipe
-            w.write(data)
+        _feed(fifo, data, proc)
         try:
             _, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
