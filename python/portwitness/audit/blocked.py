@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .groups import EVIDENCE_SCHEMA, group_flows, largest_first
+from .groups import EVIDENCE_SCHEMA, Groups, largest_first
 
 SCHEMA = {
     "outcome": pl.String,
@@ -18,19 +18,34 @@ SCHEMA = {
 }
 
 
-def blocked(flows: pl.DataFrame) -> pl.DataFrame:
+class Blocked:
     """TCP attempts refused or unanswered; UDP requests never answered, for known services only
     (an unanswered datagram to an unknown port is as likely a one-way protocol as a firewall).
-    One row per (outcome, service, transport, port), largest first."""
-    attempts = flows.filter(
-        pl.col("outcome").is_in(["refused", "unanswered"])
-        & ((pl.col("transport") == "tcp") | pl.col("service").is_not_null())
-    ).with_columns(pl.col("service").fill_null("unknown"))
-    if attempts.is_empty():
-        return pl.DataFrame(schema=SCHEMA)
-    out = group_flows(
-        attempts,
-        ["outcome", "service", "transport", pl.col("server_port").alias("port")],
-        [pl.col("evidence").mode().sort().first().alias("evidence")],
-    ).rename({"flows": "attempts"})
-    return largest_first(out.select(list(SCHEMA)).cast(SCHEMA), "attempts")
+    One row per (outcome, service, transport, port), largest first; fed flows a batch at a time."""
+
+    def __init__(self) -> None:
+        self.groups = Groups(
+            ["outcome", "service", "transport", "port"], modes={"evidence": pl.col("evidence")}
+        )
+
+    def add(self, flows: pl.DataFrame) -> None:
+        attempts = flows.filter(
+            pl.col("outcome").is_in(["refused", "unanswered"])
+            & ((pl.col("transport") == "tcp") | pl.col("service").is_not_null())
+        )
+        self.groups.add(
+            attempts.with_columns(pl.col("service").fill_null("unknown"), pl.col("server_port").alias("port"))
+        )
+
+    def result(self) -> pl.DataFrame:
+        out = self.groups.result()
+        if out is None:
+            return pl.DataFrame(schema=SCHEMA)
+        out = out.rename({"flows": "attempts"})
+        return largest_first(out.select(list(SCHEMA)).cast(SCHEMA), "attempts")
+
+
+def blocked(flows: pl.DataFrame) -> pl.DataFrame:
+    b = Blocked()
+    b.add(flows)
+    return b.result()

@@ -13,7 +13,7 @@ import polars as pl
 
 from portwitness.names import DCERPC_INTERFACES, RPC_PROGRAMS
 
-from .groups import EVIDENCE_SCHEMA, group_flows, largest_first
+from .groups import EVIDENCE_SCHEMA, Groups, largest_first
 
 SCHEMA = {
     "server_ip": pl.String,
@@ -57,25 +57,38 @@ def _payload() -> pl.Expr:
     )
 
 
+class Uncovered:
+    """Fed attributed flows (service, evidence) a batch at a time; `known_services`: the names the
+    configuration and the catalog give. A flow named only by its own payload (an RPC program no
+    rule knows) is as unexplained as one nothing named."""
+
+    def __init__(self, known_services: Iterable[str]) -> None:
+        self.known = sorted(set(known_services))
+        self.groups = Groups(
+            ["server_ip", "transport", "port"],
+            modes={"payload": _payload()},
+            sums={"bytes": pl.col("bytes_c2s") + pl.col("bytes_s2c")},
+        )
+
+    def add(self, flows: pl.DataFrame) -> None:
+        accepted = ((pl.col("transport") == "tcp") & pl.col("outcome").is_in(ACCEPTED_TCP)) | (
+            (pl.col("transport") == "udp") & (pl.col("outcome") == "completed")
+        )
+        unexplained = (pl.col("evidence") == "unknown") | (
+            (pl.col("evidence") == "payload") & ~pl.col("service").is_in(self.known)
+        )
+        self.groups.add(
+            flows.filter(accepted & unexplained).with_columns(pl.col("server_port").alias("port"))
+        )
+
+    def result(self) -> pl.DataFrame:
+        out = self.groups.result()
+        if out is None:
+            return pl.DataFrame(schema=SCHEMA)
+        return largest_first(out.select(list(SCHEMA)).cast(SCHEMA))
+
+
 def uncovered(flows: pl.DataFrame, known_services: Iterable[str]) -> pl.DataFrame:
-    """`flows` attributed (service, evidence); `known_services`: the names the configuration and
-    the catalog give. A flow named only by its own payload (an RPC program no rule knows) is as
-    unexplained as one nothing named."""
-    accepted = ((pl.col("transport") == "tcp") & pl.col("outcome").is_in(ACCEPTED_TCP)) | (
-        (pl.col("transport") == "udp") & (pl.col("outcome") == "completed")
-    )
-    unexplained = (pl.col("evidence") == "unknown") | (
-        (pl.col("evidence") == "payload") & ~pl.col("service").is_in(list(set(known_services)))
-    )
-    hits = flows.filter(accepted & unexplained)
-    if hits.is_empty():
-        return pl.DataFrame(schema=SCHEMA)
-    out = group_flows(
-        hits.with_columns(_payload().alias("payload_seen")),
-        ["server_ip", "transport", pl.col("server_port").alias("port")],
-        [
-            pl.col("payload_seen").mode().sort().first().alias("payload"),
-            (pl.col("bytes_c2s") + pl.col("bytes_s2c")).sum().cast(pl.UInt64).alias("bytes"),
-        ],
-    )
-    return largest_first(out.select(list(SCHEMA)).cast(SCHEMA))
+    u = Uncovered(known_services)
+    u.add(flows)
+    return u.result()

@@ -25,7 +25,7 @@ import polars as pl
 from portwitness.config.model import KIND_CALLBACK, KIND_RECONNECTION, KIND_SERVICE, Policy, Rule
 
 from .dynamic import learned_for, ranged_dynamic
-from .groups import EVIDENCE_SCHEMA, EXAMPLES, group_flows, largest_first
+from .groups import EVIDENCE_SCHEMA, EXAMPLES, Groups, largest_first
 from .hosts import ByHost, by_key, on_host
 from .ranges import outside, range_rules
 from .services import on_configured
@@ -43,95 +43,101 @@ SCHEMA = {
 }
 
 
+# A grouped violation's identity; `_svc` is the flows' own service where the row names another.
+KEYS = ["type", "service", "_svc", "transport", "port", "configured", "detail", "origin"]
+
+
 def _grouped(df: pl.DataFrame, type_: str, configured: str, detail: str, origin: str) -> pl.DataFrame:
-    if df.is_empty():
-        return pl.DataFrame(schema=SCHEMA)
-    out = group_flows(
-        df,
-        ["service", "transport", pl.col("server_port").alias("port")],
-        [pl.col("evidence").mode().sort().first().alias("evidence")],
-    )
-    return (
-        out.with_columns(
-            pl.lit(type_).alias("type"),
-            pl.lit(configured).alias("configured"),
-            pl.lit(detail).alias("detail"),
-            pl.lit(origin).alias("origin"),
-        )
-        .select(list(SCHEMA))
-        .cast(SCHEMA)
-    )
-
-
-def _answers(hits: pl.DataFrame, flows: pl.DataFrame, type_: str, r: Rule, why: pl.Expr) -> pl.DataFrame:
-    """Mapper answers grouped by (server side) transport and port, with the flows that went to the
-    port afterwards as the evidence, and the first answer as what taught it."""
-    keys = ["transport", "port"]
-    to_port = flows.select(
-        "flow_id",
-        "capture",
-        "client_ip",
-        "first_ts",
-        "last_ts",
-        "server_ip",
-        "transport",
+    """The flows of one violation, labelled with its identity (grouped by `Violations`)."""
+    return df.with_columns(
+        pl.lit(type_).alias("type"),
+        pl.col("service").alias("_svc"),
         pl.col("server_port").alias("port"),
-        *([pl.col("first_record")] if "first_record" in flows.columns else []),
-    ).join(hits.select("server_ip", "transport", "port").unique(), on=["server_ip", "transport", "port"])
-    first = (
-        hits.sort("ts")
-        .group_by(keys, maintain_order=True)
-        .agg(
-            pl.col("server_ip").n_unique().cast(pl.UInt32).alias("servers"),
-            pl.col("server_ip").unique().sort().head(EXAMPLES).alias("server_ips"),
-            pl.col("ts").min().alias("first_seen"),
-            pl.col("ts").max().alias("last_seen"),
-            pl.format(
-                "{} answer at {} in flow {}",
-                pl.col("source"),
-                pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ"),
-                pl.col("flow_id").cast(pl.String),
+        pl.lit(configured).alias("configured"),
+        pl.lit(detail).alias("detail"),
+        pl.lit(origin).alias("origin"),
+    )
+
+
+class _Answers:
+    """Mapper answers grouped by (server side) transport and port, with the flows that went to the
+    port afterwards as the evidence (fed a batch at a time), and the first answer as what taught it."""
+
+    KEYS = ["transport", "port"]
+
+    def __init__(
+        self, hits: pl.DataFrame, type_: str, r: Rule, why: pl.Expr, service: str | None = None
+    ) -> None:
+        self.type, self.rule, self.service = type_, r, service or r.service
+        self.endpoints = hits.select("server_ip", "transport", "port").unique()
+        self.first = (
+            hits.sort("ts")
+            .group_by(self.KEYS, maintain_order=True)
+            .agg(
+                pl.col("server_ip").n_unique().cast(pl.UInt32).alias("servers"),
+                pl.col("server_ip").unique().sort().head(EXAMPLES).alias("server_ips"),
+                pl.col("ts").min().alias("first_seen"),
+                pl.col("ts").max().alias("last_seen"),
+                pl.format(
+                    "{} answer at {} in flow {}",
+                    pl.col("source"),
+                    pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ"),
+                    pl.col("flow_id").cast(pl.String),
+                )
+                .first()
+                .alias("learned_from"),
+                why.first().alias("detail"),
             )
-            .first()
-            .alias("learned_from"),
-            why.first().alias("detail"),
         )
-    )
-    used = (
-        to_port.group_by(keys).agg(
-            pl.len().cast(pl.UInt32).alias("flows"),
-            pl.col("client_ip").n_unique().cast(pl.UInt32).alias("clients"),
-            pl.col("client_ip").unique().sort().head(EXAMPLES).alias("client_ips"),
-            pl.col("flow_id").sort_by("first_ts").head(EXAMPLES).alias("example_flows"),
-            pl.col("flow_id").sort_by("first_ts").first().alias("first_flow"),
-            pl.col("capture").sort_by("first_ts").first().alias("first_capture"),
-            (
-                pl.col("first_record").sort_by("first_ts").first()
-                if "first_record" in to_port.columns
-                else pl.lit(None, pl.UInt64)
-            ).alias("first_record"),
+        self.used = Groups(self.KEYS)
+
+    def add(self, flows: pl.DataFrame) -> None:
+        to_port = flows.select(
+            "flow_id",
+            *([pl.col("capture")] if "capture" in flows.columns else []),
+            "client_ip",
+            "first_ts",
+            "last_ts",
+            "server_ip",
+            "transport",
+            pl.col("server_port").alias("port"),
+            *([pl.col("first_record")] if "first_record" in flows.columns else []),
+        ).join(self.endpoints, on=["server_ip", "transport", "port"])
+        self.used.add(to_port)
+
+    def result(self) -> pl.DataFrame:
+        used = self.used.result()
+        out = self.first
+        if used is not None:
+            used = used.select(
+                *self.KEYS,
+                "flows",
+                "clients",
+                "client_ips",
+                "example_flows",
+                "first_flow",
+                "first_capture",
+                "first_record",
+            )
+            out = out.join(used, on=self.KEYS, how="left")
+        return (
+            out.with_columns(
+                pl.lit(self.type).alias("type"),
+                pl.lit(self.service).alias("service"),
+                pl.lit(self.rule.ports_text).alias("configured"),
+                pl.lit("learned").alias("evidence"),
+                pl.lit(str(self.rule.origin)).alias("origin"),
+                *[
+                    pl.lit(None, t).alias(c)
+                    for c, t in SCHEMA.items()
+                    if c not in out.columns
+                    and c not in ("type", "service", "configured", "evidence", "origin")
+                ],
+            )
+            .with_columns(pl.col("flows").fill_null(0), pl.col("clients").fill_null(0))
+            .select(list(SCHEMA))
+            .cast(SCHEMA)
         )
-        if not to_port.is_empty()
-        else None
-    )
-    out = first.join(used, on=keys, how="left") if used is not None else first
-    return (
-        out.with_columns(
-            pl.lit(type_).alias("type"),
-            pl.lit(r.service).alias("service"),
-            pl.lit(r.ports_text).alias("configured"),
-            pl.lit("learned").alias("evidence"),
-            pl.lit(str(r.origin)).alias("origin"),
-            *[
-                pl.lit(None, t).alias(c)
-                for c, t in SCHEMA.items()
-                if c not in out.columns and c not in ("type", "service", "configured", "evidence", "origin")
-            ],
-        )
-        .with_columns(pl.col("flows").fill_null(0), pl.col("clients").fill_null(0))
-        .select(list(SCHEMA))
-        .cast(SCHEMA)
-    )
 
 
 def _pinned(rules: list[Rule]) -> list[Rule]:
@@ -159,9 +165,9 @@ def service_port(flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
     return out
 
 
-def pinned_dynamic(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
+def pinned_dynamic(mappings: pl.DataFrame, rules: list[Rule]) -> list[_Answers]:
     """Mapping facts that hand a pinned service a port outside its configured set."""
-    out: list[pl.DataFrame] = []
+    out: list[_Answers] = []
     facts = mappings.filter(pl.col("registered") & pl.col("port").is_not_null())
     if facts.is_empty():
         return out
@@ -200,11 +206,11 @@ def pinned_dynamic(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rule
             pl.lit(str(r.origin)),
             pl.lit(r.ports_text),
         )
-        out.append(_answers(hits, flows, "pinned-dynamic", r, why))
+        out.append(_Answers(hits, "pinned-dynamic", r, why))
     return out
 
 
-def dynamic_outside(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rule]) -> list[pl.DataFrame]:
+def dynamic_outside(mappings: pl.DataFrame, rules: list[Rule]) -> list[_Answers]:
     """Ports a mapper handed out outside a configured dynamic range, on the hosts it covers."""
     out = []
     for r in rules:
@@ -231,9 +237,8 @@ def dynamic_outside(mappings: pl.DataFrame, flows: pl.DataFrame, rules: list[Rul
         )
         # One row per interface or program and port: which RPC service strayed is the finding.
         for _, part in hits.group_by(["rpc_program", "interface_uuid"], maintain_order=True):
-            row = _answers(part, flows, "dynamic-outside", r, why)
             name = part.select(what.first()).item()
-            out.append(row.with_columns(pl.lit(f"{r.service} ({name})").alias("service")))
+            out.append(_Answers(part, "dynamic-outside", r, why, service=f"{r.service} ({name})"))
     return out
 
 
@@ -361,6 +366,41 @@ def reconnections_outside(reconnections: pl.DataFrame, rules: list[Rule]) -> lis
     ]
 
 
+class Violations:
+    """The violations of `policy`, fed attributed flows a batch at a time; the callbacks and the
+    reconnections (gathered over every batch) come with `result`."""
+
+    def __init__(self, mappings: pl.DataFrame, policy: Policy, catalog: list[Rule]) -> None:
+        self.rules, self.catalog, self.usessl = policy.rules, catalog, policy.usessl
+        self.groups = Groups(KEYS, modes={"evidence": pl.col("evidence")})
+        self.answers = [*pinned_dynamic(mappings, self.rules), *dynamic_outside(mappings, self.rules)]
+
+    def add(self, flows: pl.DataFrame) -> None:
+        for part in (
+            *service_port(flows, self.rules),
+            *moved_port(flows, self.rules, self.catalog),
+            *security(flows, self.rules, self.usessl),
+        ):
+            self.groups.add(part)
+        for a in self.answers:
+            a.add(flows)
+
+    def result(self, callbacks: pl.DataFrame, reconnections: pl.DataFrame) -> pl.DataFrame:
+        for part in (
+            *callbacks_outside(callbacks, self.rules),
+            *reconnections_outside(reconnections, self.rules),
+        ):
+            self.groups.add(part)
+        grouped = self.groups.result()
+        parts = [a.result() for a in self.answers]
+        if grouped is not None:
+            parts.append(grouped.select(list(SCHEMA)).cast(SCHEMA))
+        parts = [p for p in parts if not p.is_empty()]
+        if not parts:
+            return pl.DataFrame(schema=SCHEMA)
+        return largest_first(pl.concat(parts))
+
+
 def violations(
     flows: pl.DataFrame,
     mappings: pl.DataFrame,
@@ -369,17 +409,6 @@ def violations(
     policy: Policy,
     catalog: list[Rule],
 ) -> pl.DataFrame:
-    rules = policy.rules
-    parts = [
-        *service_port(flows, rules),
-        *pinned_dynamic(mappings, flows, rules),
-        *dynamic_outside(mappings, flows, rules),
-        *moved_port(flows, rules, catalog),
-        *security(flows, rules, policy.usessl),
-        *callbacks_outside(callbacks, rules),
-        *reconnections_outside(reconnections, rules),
-    ]
-    parts = [p for p in parts if not p.is_empty()]
-    if not parts:
-        return pl.DataFrame(schema=SCHEMA)
-    return largest_first(pl.concat(parts))
+    v = Violations(mappings, policy, catalog)
+    v.add(flows)
+    return v.result(callbacks, reconnections)
