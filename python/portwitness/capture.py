@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 # Rows of finished flows the core hands a `flow_sink` at a time: about 50 MB as Arrow, and few
 # enough parts for the merge (`portwitness.spill`).
 SPILL_ROWS = 262_144
+# Rows of flows a reader of flows kept on disk holds at a time (`Capture.flow_batches`).
+BATCH_ROWS = 262_144
 
 
 def expand_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -88,9 +90,58 @@ class Capture:
             ended = set(rows["capture"].to_list())
         return [i for i in self.inputs if i.status == READ and (i.cut_short or i.path in ended)]
 
+    def keep_flows_on_disk(self, spill: Any) -> Capture:
+        """This capture with the flows its decode handed `spill` (a `portwitness.spill.FlowSpill`)
+        as part of its flows: `flow_batches` reads them back a batch at a time, and `flows` (when
+        asked for) holds them all."""
+        rest = self.flows
+        del self.__dict__["flows"]
+        object.__setattr__(self, "_flow_rest", rest)
+        object.__setattr__(self, "_flow_spill", spill)
+        return self
+
+    def flow_batches(self, rows: int | None = None) -> Iterator[pl.DataFrame]:
+        """The flows in flow order, in frames of at most `rows` rows; at least one frame (empty
+        when there is no flow), so that a reader always learns the columns. Memory holds one
+        batch at a time when the flows were kept on disk."""
+        rows = rows or BATCH_ROWS
+        spill = self.__dict__.get("_flow_spill")
+        if spill is None:
+            rest = self.flows
+            frames: Iterable[pl.DataFrame] = [rest]
+        else:
+            from portwitness.spill import merged
+
+            rest = self.__dict__["_flow_rest"]
+            frames = merged(spill.parts, rest)
+        any_rows = False
+        for frame in frames:
+            for at in range(0, frame.height, rows):
+                any_rows = True
+                yield frame.slice(at, rows)
+        if not any_rows:
+            yield rest.clear()
+
+    @property
+    def flows_on_disk(self) -> bool:
+        return "_flow_spill" in self.__dict__
+
+    @property
+    def flow_schema(self) -> pl.Schema:
+        """The flows' columns (without reading flows kept on disk back)."""
+        rest = self.__dict__.get("_flow_rest")
+        return rest.schema if rest is not None else self.flows.schema
+
     def __getattr__(self, name: str) -> Any:
         # Reached only for an attribute the instance does not hold yet: a table `from_core` left
         # as Arrow is converted here, once.
+        if name == "flows" and "_flow_spill" in self.__dict__:
+            import polars as pl
+
+            with self.__dict__["_lock"]:
+                if "flows" not in self.__dict__:
+                    object.__setattr__(self, "flows", pl.concat(list(self.flow_batches())))
+            return self.__dict__["flows"]
         pending = self.__dict__.get("_arrow")
         if pending is None or name not in TABLES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -115,6 +166,8 @@ class Capture:
     def __getstate__(self) -> dict[str, Any]:
         # Pickled as frames: Arrow tables of the core do not pickle. Tables not decoded stay out.
         pending = self.__dict__.get("_arrow") or {}
+        if self.flows_on_disk:
+            self.flows  # noqa: B018 (read back whole: the spill is this process's)
         return {
             f.name: getattr(self, f.name)
             for f in fields(self)
@@ -293,3 +346,23 @@ def decode_files(
         tables=None if tables is None else list(tables),
     )
     return Capture.from_core(raw), dict(raw["border"])
+
+
+def flow_batches(cap: Any) -> Iterator[pl.DataFrame]:
+    """The flows of `cap` a batch at a time (`Capture.flow_batches`; anything else with `flows`:
+    them whole)."""
+    batches = getattr(cap, "flow_batches", None)
+    if batches is not None:
+        yield from batches()
+    else:
+        yield cap.flows
+
+
+def flow_addresses(cap: Any) -> list[str]:
+    """Every address a flow of `cap` has at either end, once each."""
+    import polars as pl
+
+    seen = pl.Series("ip", [], pl.String)
+    for batch in flow_batches(cap):
+        seen = pl.concat([seen, batch["client_ip"].alias("ip"), batch["server_ip"].alias("ip")]).unique()
+    return seen.to_list()

@@ -7,11 +7,13 @@ Data goes to stdout, warnings and errors to stderr, each error as one line. Exit
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -467,12 +469,15 @@ def flows(
             raise click.UsageError(
                 "a dataset holds every flow: filter when reading it (report --from-dataset DIR --host ...)"
             )
-        cap = _decode(captures, max_flows, idle_timeout)
-        _warn_anomalies(cap)
         from portwitness.dataset import write_dataset
         from portwitness.render import write_frame
 
-        run = write_dataset(cap, output or ".")
+        # Finished flows wait beside the dataset's directory (where its space will go anyway).
+        root = Path(output or ".")
+        beside = str(root) if root.resolve().parent.is_dir() else None
+        with _spilled_decode(captures, max_flows, idle_timeout, beside) as cap:
+            _warn_anomalies(cap)
+            run = write_dataset(cap, output or ".")
         click.echo(
             f"portwitness: dataset {output}: run {run['run']} added {run['rows']['flows']} flows of "
             f"{len(run['captures'])} {'capture' if len(run['captures']) == 1 else 'captures'}",
@@ -482,21 +487,24 @@ def flows(
             write_frame(cap.anomalies, anomalies_out, an_fmt)
         return
     fmt = _output_format("flows", FLOW_FORMATS, fmt, output)
-    if fmt in ("table", "zeek", "zeek-json"):
+    if fmt == "table":
+        from portwitness.render import flows_table
+
+        with _spilled_decode(captures, max_flows, idle_timeout, output) as cap:
+            _warn_anomalies(cap)
+            top, total = _top_flows(cap, filt, limit)
+        _to_text(
+            output,
+            lambda console: flows_table(top, limit=limit, stats=cap.stats, console=console, total=total),
+        )
+    elif fmt in ("zeek", "zeek-json"):
         cap = _decode(captures, max_flows, idle_timeout)
         _warn_anomalies(cap)
         shown = _filtered_flows(cap, filt)
-        if fmt == "table":
-            from portwitness.render import flows_table
+        from portwitness.render.zeek import write_conn_log, write_json_log
 
-            _to_text(
-                output, lambda console: flows_table(shown, limit=limit, stats=cap.stats, console=console)
-            )
-        else:
-            from portwitness.render.zeek import write_conn_log, write_json_log
-
-            writer = write_conn_log if fmt == "zeek" else write_json_log
-            _to_text(output, lambda console: writer(shown, console.file))
+        writer = write_conn_log if fmt == "zeek" else write_json_log
+        _to_text(output, lambda console: writer(shown, console.file))
     else:
         cap = _spilled_flows(
             captures, max_flows, idle_timeout, output or "-", fmt, spill_rows, bool(anomalies_out), filt
@@ -527,6 +535,33 @@ def _to_text(output: str | None, write: Any) -> None:
         from portwitness.spill import output_error
 
         raise output_error(e, str(output)) from None
+
+
+def _top_flows(cap: Capture, filt: Filters, limit: int) -> tuple[pl.DataFrame, int]:
+    """The `limit` flows (0: all) with the most bytes that the filters select, and how many they
+    select, read a batch at a time; refuses filters that leave none (exit 1)."""
+    import polars as pl
+
+    keep = None
+    if filt:
+        filt.check_where(cap.flow_schema)
+        keep = filt.flows(cap)
+    order = {"by": ["_bytes", "flow_id"], "descending": [True, False]}
+    top: pl.DataFrame | None = None
+    total = seen = 0
+    for batch in cap.flow_batches():
+        seen += batch.height
+        if keep is not None:
+            batch = batch.filter(keep)
+        total += batch.height
+        batch = batch.with_columns((pl.col("bytes_c2s") + pl.col("bytes_s2c")).alias("_bytes"))
+        top = batch if top is None else pl.concat([top, batch])
+        if limit:
+            top = top.sort(**order).head(limit)
+    if not total and seen:
+        raise NothingMatches(f"no flow matches the filters given ({filt.names()}): nothing to show")
+    assert top is not None
+    return top.sort(**order).drop("_bytes"), total
 
 
 def _filtered_flows(cap: Capture, filt: Filters) -> pl.DataFrame:
@@ -591,15 +626,18 @@ def _spilled_flows(
             spill_rows=spill_rows,
             tables=_tables_for(anomalies, filt),
         )
+        rest = cap.flows
         if spill.parts:
             # Only a merge of parts adds much to what is in use (5 ms on a 2 GB decode otherwise).
             release_free_memory()
+            # Filters (a --host of any flow's address) read every flow, a batch at a time.
+            cap = cap.keep_flows_on_disk(spill)
         _warn_anomalies(cap)
-        keep = _flow_filter(cap, filt, spill.parts)
+        keep = _flow_filter(cap, filt, spill.parts, rest)
         if fmt == "parquet" and not spill.parts:
-            write_parquet(cap.flows if keep is None else cap.flows.filter(keep), output)
+            write_parquet(rest if keep is None else rest.filter(keep), output)
             return cap
-        write_flows(_as_written(merged(spill.parts, cap.flows), keep, fmt), cap.flows.schema, output, fmt)
+        write_flows(_as_written(merged(spill.parts, rest), keep, fmt), rest.schema, output, fmt)
     finally:
         sink.close()
     return cap
@@ -612,23 +650,25 @@ def _tables_for(anomalies: bool, filt: Filters | None) -> tuple[str, ...]:
     return out + (("rpc_calls", "tls", "names") if filt is not None and filt.hosts else ())
 
 
-def _flow_filter(cap: Capture, filt: Filters | None, parts: list[tuple[Path, int]]) -> pl.Expr | None:
-    """The filters' row filter on the flows, once it is known that some flow passes it (exit 1
-    otherwise, before the output is opened)."""
+def _flow_filter(
+    cap: Capture, filt: Filters | None, parts: list[tuple[Path, int]], rest: pl.DataFrame
+) -> pl.Expr | None:
+    """The filters' row filter on the flows (`rest` in memory, `parts` on disk), once it is known
+    that some flow passes it (exit 1 otherwise, before the output is opened)."""
     if not filt:
         return None
     import polars as pl
 
-    filt.check_where(cap.flows.schema)
+    filt.check_where(rest.schema)
     keep = filt.flows(cap)
     if keep is None:
         return None
-    found = cap.flows.filter(keep).height
+    found = rest.filter(keep).height
     for path, _ in parts:
         if found:
             break
         found = pl.scan_parquet(path).filter(keep).select(pl.len()).collect().item()
-    total = cap.flows.height + sum(n for _, n in parts)
+    total = rest.height + sum(n for _, n in parts)
     if not found and total:
         raise NothingMatches(f"no flow matches the filters given ({filt.names()}): nothing to show")
     return keep
@@ -693,9 +733,9 @@ def rpcinfo(
     from portwitness.rpcinfo import views as rpcinfo_views
 
     _will_write(output)
-    cap = _decode(captures, max_flows, idle_timeout)
-    _warn_anomalies(cap)
-    oncrpc, msrpc = rpcinfo_views(cap, filt)
+    with _spilled_decode(captures, max_flows, idle_timeout, output) as cap:
+        _warn_anomalies(cap)
+        oncrpc, msrpc = rpcinfo_views(cap, filt)
     if fmt == "table":
         _to_text(output, lambda console: rpcinfo_table(oncrpc, msrpc, console=console))
     elif fmt == "json":
@@ -798,17 +838,56 @@ def from_dataset_option(f):  # type: ignore[no-untyped-def]
     )(f)
 
 
-def _load(captures: tuple[str, ...], dataset: str | None, max_flows: int, idle_timeout: float) -> Capture:
-    """The captures decoded, or the dataset read: exactly one of the two."""
+@contextlib.contextmanager
+def _load(
+    captures: tuple[str, ...],
+    dataset: str | None,
+    max_flows: int,
+    idle_timeout: float,
+    output: str | None = None,
+    **decode_args: Any,
+) -> Iterator[Capture]:
+    """The captures decoded, or the dataset read: exactly one of the two. The flows a decode
+    finishes go to disk while it runs (beside `output` when there is one, else in the temporary
+    directory) and are read back a batch at a time: memory holds the live flows, not every flow."""
     if dataset is not None:
         if captures:
             raise click.UsageError("give CAPTURES or --from-dataset, not both")
         from portwitness.dataset import read_dataset
 
-        return read_dataset(dataset)
+        yield read_dataset(dataset)
+        return
     if not captures:
         raise click.UsageError("missing CAPTURES (or --from-dataset DIR)")
-    return _decode(captures, max_flows, idle_timeout)
+    with _spilled_decode(captures, max_flows, idle_timeout, output, **decode_args) as cap:
+        yield cap
+
+
+@contextlib.contextmanager
+def _spilled_decode(
+    captures: tuple[str, ...], max_flows: int, idle_timeout: float, output: str | None, **decode_args: Any
+) -> Iterator[Capture]:
+    """The captures decoded with their finished flows kept on disk (`Capture.keep_flows_on_disk`)
+    until the block ends."""
+    from portwitness.spill import FlowSpill, release_free_memory
+
+    beside = None if to_stdout(output) else Path(str(output)).parent
+    try:
+        spill = FlowSpill(beside, None if beside is None else output)
+    except OSError as e:
+        if beside is None:
+            raise
+        # The spill's directory goes beside the output: its error is the output's.
+        raise OSError(e.errno, e.strerror, output) from None
+    sink = _GuardedSink(spill)
+    try:
+        cap = _decode(captures, max_flows, idle_timeout, flow_sink=sink, **decode_args)
+        if spill.parts:
+            release_free_memory()
+            cap = cap.keep_flows_on_disk(spill)
+        yield cap
+    finally:
+        sink.close()
 
 
 REPORT_FORMATS = ("table", "json", "csv", "markdown", "html")
@@ -866,20 +945,28 @@ def report(
     fmt = _output_format("report", REPORT_FORMATS, fmt, output)
     _will_write(output)
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
-    cap = _load(captures, dataset, max_flows, idle_timeout)
-    _warn_anomalies(cap)
-    a = _audit(cap, pol, filt=filt)
-    _write_report(a, fmt, output, limit)
+    with _load(captures, dataset, max_flows, idle_timeout, output) as cap:
+        _warn_anomalies(cap)
+        a = _audit(cap, pol, filt=filt, spill_dir=_spill_dir(output))
+        try:
+            _write_report(a, fmt, output, limit)
+        finally:
+            a.close()
     return _findings_exit(a, fail_on)
 
 
-def _audit(cap: Capture, pol, window=(None, None), hosts=(), filt: Filters | None = None):  # type: ignore[no-untyped-def]
+def _spill_dir(output: str | None) -> Path | None:
+    """Where a command keeps what grows with the flows: beside its output, else the temporary directory."""
+    return None if to_stdout(output) else Path(str(output)).parent
+
+
+def _audit(cap: Capture, pol, window=(None, None), hosts=(), filt: Filters | None = None, spill_dir=None):  # type: ignore[no-untyped-def]
     """The audit of `cap` under the filters (`window` and `hosts`: the time and host filters alone,
     for callers that have no others)."""
     from portwitness.audit import audit
 
     filt = filt or Filters(hosts=tuple(hosts), since=window[0], until=window[1])
-    filt.check_where(cap.flows.schema)
+    filt.check_where(cap.flow_schema)
     return audit(
         cap,
         pol,
@@ -888,6 +975,7 @@ def _audit(cap: Capture, pol, window=(None, None), hosts=(), filt: Filters | Non
         hosts=filt.hosts,
         where=filt.flow_expr(),
         filters_named=filt.names() or None,
+        spill_dir=spill_dir,
     )
 
 
@@ -974,15 +1062,18 @@ def usage(
     clients, first/last seen, outcome counts and the evidence of attribution."""
     filt = _filters(**filters)
     fmt = _output_format("usage", USAGE_FORMATS, fmt, output)
-    from portwitness.audit.usage import usage as build
     from portwitness.formats import listed
     from portwitness.render import write_frame
 
     _will_write(output)
     pol = _policy(config, mgmt_config, policy, pipe_pair_is_range)
-    cap = _load(captures, dataset, max_flows, idle_timeout)
-    _warn_anomalies(cap)
-    df = listed(build(_audit(cap, pol, filt=filt).flows, by), ports=";", evidence=",")
+    with _load(captures, dataset, max_flows, idle_timeout, output) as cap:
+        _warn_anomalies(cap)
+        a = _audit(cap, pol, filt=filt, spill_dir=_spill_dir(output))
+        try:
+            df = listed(a.usage(by), ports=";", evidence=",")
+        finally:
+            a.close()
     if fmt == "table":
         from portwitness.render.terminal import print_frame
 

@@ -45,7 +45,7 @@ from typing import IO
 import polars as pl
 
 from portwitness._core import PortwitnessError
-from portwitness.capture import Capture
+from portwitness.capture import Capture, flow_batches
 from portwitness.outputs import TEMP_PREFIX, crash_point, fsync_dir, open_output, sweep
 
 FORMAT = "portwitness.dataset/1"
@@ -87,7 +87,7 @@ FINGERPRINT_BLOCK = 64 << 10
 # variable overrides it (0: fail at once).
 LOCK_TIMEOUT = 120.0
 LOCK_TIMEOUT_ENV = "PORTWITNESS_DATASET_LOCK_TIMEOUT"
-_PART = re.compile(r"^run-(\d+)\.parquet$")
+_PART = re.compile(r"^run-(\d+)(?:-\d+)?\.parquet$")
 
 
 class DatasetError(PortwitnessError):
@@ -366,6 +366,10 @@ def _identities(cap: Capture) -> dict[str, dict]:
     return out
 
 
+def _later(a: int | None, b: int | None) -> int | None:
+    return b if a is None or (b is not None and b > a) else a
+
+
 def _write_part(frame: pl.DataFrame, path: Path) -> None:
     """A part, flushed to disk before the manifest may name it."""
     frame.write_parquet(path)
@@ -408,10 +412,7 @@ def _write_run(cap: Capture, root: Path, m: dict) -> dict:
     base = int(m["next_flow_id"])
     ids = _identities(cap)
     keys_of = {p: i["key"] for p, i in ids.items()}
-    flows = cap.flows.with_columns(pl.col("flow_id") + base)
-    keys = flows.select("flow_id", _key=_key_of(keys_of))
     tables = {
-        "flows": flows,
         "rpc_calls": cap.rpc_calls.with_columns(pl.col("flow_id") + base),
         "mappings": cap.mappings.with_columns(pl.col("flow_id") + base),
         "dcerpc_calls": cap.dcerpc_calls.with_columns(pl.col("flow_id") + base),
@@ -420,9 +421,41 @@ def _write_run(cap: Capture, root: Path, m: dict) -> dict:
         "anomalies": cap.anomalies,
         "captures": cap.captures,
     }
+    # The capture key of the flows the other tables' rows belong to (those flows only: the
+    # flows themselves are written a batch at a time, never held whole).
+    wanted = pl.concat([tables[n]["flow_id"] for n in BY_FLOW]).unique().implode()
     (root / "_schema").mkdir(exist_ok=True)
     rows: dict[str, int] = {}
     parts: dict[str, int] = {}
+    names_taken: dict[Path, int] = {}
+
+    def write(name: str, keyed: pl.DataFrame) -> None:
+        for (key, hour), part in keyed.group_by("_key", "_hour", maintain_order=True):
+            d = root / name / f"capture={key}" / f"hour={hour}"
+            d.mkdir(parents=True, exist_ok=True)
+            # One part per directory and batch: run-N.parquet, then run-N-1.parquet, ...
+            n = names_taken.get(d, 0)
+            names_taken[d] = n + 1
+            path = d / (f"run-{run}.parquet" if n == 0 else f"run-{run}-{n}.parquet")
+            _write_part(part.drop("_key", "_hour"), path)
+            parts[_rel(root, path)] = part.height
+            crash_point("dataset-part")
+
+    key_rows = []
+    top = None
+    rows["flows"] = 0
+    for i, batch in enumerate(flow_batches(cap)):
+        flows = batch.with_columns(pl.col("flow_id") + base)
+        if i == 0:
+            with open_output(root / "_schema" / "flows.parquet") as f:
+                flows.clear().write_parquet(f)
+        keys = flows.select("flow_id", _key=_key_of(keys_of))
+        key_rows.append(keys.filter(pl.col("flow_id").is_in(wanted)))
+        keyed = _with_keys("flows", flows.with_row_index("_row", offset=rows["flows"]), keys, keys_of)
+        rows["flows"] += keyed.height
+        top = _later(top, flows["flow_id"].max())
+        write("flows", keyed.with_columns(pl.col("_row").cast(pl.UInt64) + (run << 40)))
+    keys = pl.concat(key_rows)
     for name, frame in tables.items():
         with open_output(root / "_schema" / f"{name}.parquet") as f:
             frame.clear().write_parquet(f)
@@ -430,13 +463,7 @@ def _write_run(cap: Capture, root: Path, m: dict) -> dict:
             pl.col("_row").cast(pl.UInt64) + (run << 40)
         )
         rows[name] = keyed.height
-        for (key, hour), part in keyed.group_by("_key", "_hour", maintain_order=True):
-            d = root / name / f"capture={key}" / f"hour={hour}"
-            d.mkdir(parents=True, exist_ok=True)
-            path = d / f"run-{run}.parquet"
-            _write_part(part.drop("_key", "_hour"), path)
-            parts[_rel(root, path)] = part.height
-            crash_point("dataset-part")
+        write(name, keyed)
     for d in {(root / rel).parent for rel in parts}:
         fsync_dir(d)
     # An older entry of the same file (same resolved path) without a fingerprint was keyed by
@@ -462,7 +489,6 @@ def _write_run(cap: Capture, root: Path, m: dict) -> dict:
         }
     )
     m["next_run"] = run + 1
-    top = flows["flow_id"].max()
     m["next_flow_id"] = max(base, int(top) + 1) if top is not None else base
     crash_point("dataset-before-commit")
     with open_output(root / MANIFEST, "w", encoding="utf-8") as f:

@@ -154,12 +154,11 @@ class Filters:
         """The addresses `--host` selects among the flows' (None without `--host`)."""
         if not self.hosts:
             return None
-        import polars as pl
 
         from portwitness.audit.hosts import host_filter, names_seen
+        from portwitness.capture import flow_addresses
 
-        every = pl.concat([cap.flows["client_ip"], cap.flows["server_ip"]]).unique().to_list()
-        found = host_filter(self.hosts, every, names_seen(cap))
+        found = host_filter(self.hosts, flow_addresses(cap), names_seen(cap))
         if not found:
             raise NothingMatches(f"no flow to or from {', '.join(self.hosts)}: nothing to show")
         return found

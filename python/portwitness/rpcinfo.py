@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from portwitness.capture import Capture
+from portwitness.capture import Capture, flow_batches
 from portwitness.filters import Filters, NothingMatches
 from portwitness.names import DCERPC_INTERFACES, RPC_PROGRAMS
 
@@ -27,15 +27,19 @@ def _learned(cap: Capture, m: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         pl.col("ts").max().alias("last_seen"),
     )
     on = ["server_ip", "transport", "port", "first_seen"]
-    flows = cap.flows.select("server_ip", "transport", pl.col("server_port").alias("port"), "first_ts")
-    used = (
-        rows.select(on)
-        .unique()
-        .join(flows, on=on[:3], how="inner")
+    learned = rows.select(on).unique()
+    counts = [
+        learned.join(
+            batch.select("server_ip", "transport", pl.col("server_port").alias("port"), "first_ts"),
+            on=on[:3],
+            how="inner",
+        )
         .filter(pl.col("first_ts") >= pl.col("first_seen"))
         .group_by(on)
         .agg(pl.len().cast(pl.UInt32).alias("flows_after"))
-    )
+        for batch in flow_batches(cap)
+    ]
+    used = pl.concat(counts).group_by(on).agg(pl.col("flows_after").sum())
     return rows.join(used, on=on, how="left").with_columns(pl.col("flows_after").fill_null(0))
 
 
@@ -119,10 +123,13 @@ def views(cap: Capture, filt: Filters) -> tuple[pl.DataFrame, pl.DataFrame]:
     if filt.where is not None:
         from types import SimpleNamespace
 
-        filt.check_where(cap.flows.schema)
-        carried = cap.flows.filter(filt._where)["flow_id"].to_list()
+        carried = []
+        for batch in flow_batches(cap):
+            filt.check_where(batch.schema)
+            carried.append(batch.filter(filt._where)["flow_id"])
         source = SimpleNamespace(
-            flows=cap.flows, mappings=cap.mappings.filter(pl.col("flow_id").is_in(carried))
+            flow_batches=lambda: flow_batches(cap),
+            mappings=cap.mappings.filter(pl.col("flow_id").is_in(pl.concat(carried).implode())),
         )
     oncrpc, msrpc = rpcinfo(source), msrpc_endpoints(source)
     if not filt:

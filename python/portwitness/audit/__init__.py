@@ -6,27 +6,32 @@ line (the command line's exit 1, or 2 for a value that is no address, network or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import polars as pl
 
+from portwitness import capture as capture_module
 from portwitness._core import PortwitnessError
 from portwitness.capture import Capture
+from portwitness.capture import flow_batches as cap_batches
 from portwitness.config import catalog_rules
 from portwitness.config.model import KIND_SERVICE, Policy, Rule
 from portwitness.inputs import InputStatus, after_decode
 from portwitness.rpcinfo import msrpc_endpoints, rpcinfo
 
-from .attribute import CALLBACK_SERVICE, CALLBACK_WINDOW, attribute
-from .blocked import blocked
+from .attribute import CALLBACK_SERVICE, CALLBACK_WINDOW, attribute, sessions
+from .blocked import Blocked
 from .hosts import MATCH_SCHEMA, HostFilterError, host_filter, match_hosts, names_seen
 from .ranges import ranges
-from .reconnections import reconnections
-from .services import services
-from .uncovered import uncovered
-from .violations import violations
+from .reconnections import Reconnections
+from .services import Services
+from .store import AttributedFlows
+from .uncovered import Uncovered
+from .usage import Usage
+from .violations import Violations
 
 __all__ = ["Audit", "AuditError", "HostFilterError", "audit"]
 
@@ -46,8 +51,47 @@ UNMATCHED_SCHEMA = {
 
 
 @dataclass
+class FlowStats:
+    """What the verdict and the summaries say of the audited flows, gathered batch by batch."""
+
+    flows: int = 0
+    attributed: int = 0
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    # First and last start of an attributed flow (the timeline's span).
+    attributed_first: datetime | None = None
+    attributed_last: datetime | None = None
+    evidence: dict[str, int] = field(default_factory=dict)
+    services: set[str] = field(default_factory=set)
+
+    def add(self, f: pl.DataFrame) -> None:
+        if f.is_empty():
+            return
+        self.flows += f.height
+        self.first_ts = _earlier(self.first_ts, f["first_ts"].min())
+        self.last_ts = _later(self.last_ts, f["last_ts"].max())
+        named = f.filter(pl.col("service").is_not_null())
+        self.attributed += named.height
+        if named.height:
+            self.attributed_first = _earlier(self.attributed_first, named["first_ts"].min())
+            self.attributed_last = _later(self.attributed_last, named["first_ts"].max())
+            self.services.update(named["service"].unique().to_list())
+        for k, n in f.group_by("evidence").len().iter_rows():
+            self.evidence[k] = self.evidence.get(k, 0) + n
+
+
+def _earlier(a, b):  # type: ignore[no-untyped-def]
+    return b if a is None or (b is not None and b < a) else a
+
+
+def _later(a, b):  # type: ignore[no-untyped-def]
+    return b if a is None or (b is not None and b > a) else a
+
+
+@dataclass
 class Audit:
-    flows: pl.DataFrame  # every flow with service, evidence, evidence_detail
+    attributed: AttributedFlows  # every flow with service, evidence, evidence_detail, by batch
+    stats: FlowStats
     services: pl.DataFrame
     ranges: pl.DataFrame
     violations: pl.DataFrame
@@ -66,6 +110,26 @@ class Audit:
     # lines whose host the captures never named.
     host_matches: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=MATCH_SCHEMA))
     unmatched_hosts: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=UNMATCHED_SCHEMA))
+
+    @property
+    def flows(self) -> pl.DataFrame:
+        """Every attributed flow in one frame (read back whole when the audit kept them on disk)."""
+        return self.attributed.frame()
+
+    def flow_batches(self) -> Iterator[pl.DataFrame]:
+        """The attributed flows a batch at a time, in flow order."""
+        return iter(self.attributed)
+
+    def usage(self, by: str = "port") -> pl.DataFrame:
+        """The `usage` view (`audit.usage`) of the attributed flows."""
+        u = Usage(by)
+        for batch in self.attributed:
+            u.add(batch)
+        return u.result()
+
+    def close(self) -> None:
+        """Removes the attributed flows kept on disk (also done when the audit is collected)."""
+        self.attributed.close()
 
     @property
     def unused(self) -> pl.DataFrame:
@@ -115,38 +179,36 @@ class Audit:
         return verdict(self)
 
 
-def _span(flows: pl.DataFrame) -> tuple[datetime, datetime] | None:
-    if flows.is_empty():
-        return None
-    return flows["first_ts"].min(), flows["last_ts"].max()  # type: ignore[return-value]
-
-
 def _fmt(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _window(
+def _check_window(
+    span: tuple[datetime, datetime] | None, since: datetime | None, until: datetime | None
+) -> None:
+    """Refuses a window outside the captures with one line (an empty audit would read as a clean one)."""
+    if span is None:
+        return
+    if since is not None and since > span[1]:
+        raise AuditError(
+            f"--since {_fmt(since)} is after the captures end ({_fmt(span[1])}): nothing to audit"
+        )
+    if until is not None and until < span[0]:
+        raise AuditError(
+            f"--until {_fmt(until)} is before the captures begin ({_fmt(span[0])}): nothing to audit"
+        )
+    if since is not None and until is not None and since > until:
+        raise AuditError(f"--since {_fmt(since)} is after --until {_fmt(until)}: nothing to audit")
+
+
+def _selected(
     flows: pl.DataFrame,
     since: datetime | None,
     until: datetime | None,
     hosts: Sequence[str],
-    where: pl.Expr | None = None,
-    named: str = "--host, --since, --until",
+    where: pl.Expr | None,
 ) -> pl.DataFrame:
-    """The flows the filters select; refuses a window outside the captures, or filters that leave
-    no flow, with one line (an empty audit would read as a clean one)."""
-    span = _span(flows)
-    if span is not None:
-        if since is not None and since > span[1]:
-            raise AuditError(
-                f"--since {_fmt(since)} is after the captures end ({_fmt(span[1])}): nothing to audit"
-            )
-        if until is not None and until < span[0]:
-            raise AuditError(
-                f"--until {_fmt(until)} is before the captures begin ({_fmt(span[0])}): nothing to audit"
-            )
-        if since is not None and until is not None and since > until:
-            raise AuditError(f"--since {_fmt(since)} is after --until {_fmt(until)}: nothing to audit")
+    """The flows the filters select."""
     out = flows
     if since is not None:
         out = out.filter(pl.col("last_ts") >= since)
@@ -156,9 +218,22 @@ def _window(
         out = out.filter(pl.col("client_ip").is_in(list(hosts)) | pl.col("server_ip").is_in(list(hosts)))
     if where is not None:
         out = out.filter(where)
-    if out.is_empty() and not flows.is_empty():
-        raise AuditError(f"no flow matches the filters given ({named}): nothing to audit")
     return out
+
+
+def _scan(cap: Capture, hosts: bool) -> tuple[tuple[datetime, datetime] | None, list[str]]:
+    """The captures' span, and (when `hosts`) every address of a flow: one pass over the flows."""
+    first = last = None
+    seen = pl.Series("ip", [], pl.String)
+    for batch in cap_batches(cap):
+        if batch.is_empty():
+            continue
+        first = _earlier(first, batch["first_ts"].min())
+        last = _later(last, batch["last_ts"].max())
+        if hosts:
+            seen = pl.concat([seen, batch["client_ip"].alias("ip"), batch["server_ip"].alias("ip")]).unique()
+    span = (first, last) if first is not None and last is not None else None
+    return span, seen.to_list()
 
 
 def audit(
@@ -171,31 +246,60 @@ def audit(
     where: pl.Expr | None = None,
     filters_named: str | None = None,
     callback_window: timedelta = CALLBACK_WINDOW,
+    spill_dir: str | Path | None = None,
 ) -> Audit:
     """Audits decoded captures against a configuration (None: the built-in catalog alone).
 
     `hosts`: IP addresses, networks in CIDR form, or host names the captures taught (DNS, NetBIOS,
     AUTH_UNIX machine names, TLS SNI); a value that is none of these raises HostFilterError.
     `where`: a row filter on the flows (ports, transports, a SQL predicate). Filters that leave
-    no flow raise AuditError, naming them (`filters_named`, else the arguments given)."""
+    no flow raise AuditError, naming them (`filters_named`, else the arguments given).
+    A capture whose flows were kept on disk (`Capture.keep_flows_on_disk`) is audited a batch at
+    a time, its attributed flows kept on disk under `spill_dir` (default: the temporary directory)
+    until the audit is closed: memory holds the findings and one batch, not every flow."""
     catalog = catalog_rules()
     configured = policy is not None and bool(policy.rules)
     policy = policy if policy is not None else Policy()
     names = names_seen(cap)
+    on_disk = bool(getattr(cap, "flows_on_disk", False))
+    span, every = _scan(cap, bool(hosts))
     addresses: list[str] = []
     if hosts:
-        every = pl.concat([cap.flows["client_ip"], cap.flows["server_ip"]]).unique().to_list()
         addresses = host_filter(hosts, every, names)
         if not addresses:
             raise AuditError(f"no flow to or from {', '.join(hosts)}: nothing to audit")
-    flows = _window(
-        cap.flows, since, until, addresses, where, filters_named or _named(since, until, hosts, where)
-    )
+    _check_window(span, since, until)
     rules, matches, unmatched = match_hosts(_distinct(policy.rules), names)
     bound = Policy(rules=rules, usessl=policy.usessl)
-    attributed = attribute(cap, bound, catalog, flows=flows, callback_window=callback_window)
-    callbacks = attributed.filter(pl.col("service") == CALLBACK_SERVICE)
-    recon = reconnections(attributed)
+
+    def selected() -> Iterator[pl.DataFrame]:
+        for batch in cap_batches(cap):
+            yield _selected(batch, since, until, addresses, where)
+
+    # A callback may come in a later batch than its session: with more than one batch, the
+    # sessions of every batch are gathered first.
+    session_flows = None
+    if on_disk or cap.flows.height > capture_module.BATCH_ROWS:
+        session_flows = pl.concat([sessions(cap, bound, catalog, f) for f in selected()])
+    attributed = AttributedFlows(spill_dir, on_disk=on_disk)
+    stats = FlowStats()
+    recon = Reconnections()
+    callback_parts = []
+    for f in selected():
+        a = attribute(
+            cap, bound, catalog, flows=f, callback_window=callback_window, session_flows=session_flows
+        )
+        attributed.add(a)
+        stats.add(a)
+        recon.add_broken(a)
+        callback_parts.append(a.filter(pl.col("service") == CALLBACK_SERVICE))
+    if stats.flows == 0 and span is not None:
+        attributed.close()
+        raise AuditError(
+            f"no flow matches the filters given ({filters_named or _named(since, until, hosts, where)}): "
+            "nothing to audit"
+        )
+    callbacks = pl.concat(callback_parts)
     mappings = cap.mappings
     if since is not None:
         mappings = mappings.filter(pl.col("ts") >= since)
@@ -205,15 +309,25 @@ def audit(
         mappings = mappings.filter(pl.col("server_ip").is_in(addresses))
     # Without a configuration, the catalog's services that the traffic shows stand in for one.
     if not configured:
-        seen = set(attributed["service"].drop_nulls().to_list())
-        rules = [r for r in catalog if r.kind != KIND_SERVICE or r.service in seen]
+        rules = [r for r in catalog if r.kind != KIND_SERVICE or r.service in stats.services]
     view = Policy(rules=rules, usessl=policy.usessl)
+    known = {r.service for r in [*rules, *catalog]}
+    found_services = Services(rules, mappings)
+    found_violations = Violations(mappings, view, catalog)
+    found_blocked = Blocked()
+    found_uncovered = Uncovered(known)
+    for a in attributed:
+        found_services.add(a)
+        found_violations.add(a)
+        found_blocked.add(a)
+        found_uncovered.add(a)
+        recon.add_candidates(a)
+    reconnected = recon.result()
     info = rpcinfo(cap)
     msrpc = msrpc_endpoints(cap)
     if addresses:
         info = info.filter(pl.col("server").is_in(addresses))
         msrpc = msrpc.filter(pl.col("server").is_in(addresses))
-    known = {r.service for r in [*rules, *catalog]}
     inputs = tuple(cap.inputs)
     if not inputs and cap.captures.height:
         # A dataset or a merge of decodes done elsewhere: its captures table tells what was read.
@@ -222,12 +336,13 @@ def audit(
         inputs = (*read_rows, *bad_rows)
     read = [i for i in inputs if i.status == "read"]
     return Audit(
-        flows=attributed,
-        services=services(attributed, rules, mappings),
-        ranges=ranges(callbacks, recon, rules),
-        violations=violations(attributed, mappings, callbacks, recon, view, catalog),
-        blocked=blocked(attributed),
-        uncovered=uncovered(attributed, known),
+        attributed=attributed,
+        stats=stats,
+        services=found_services.result(),
+        ranges=ranges(callbacks, reconnected, rules),
+        violations=found_violations.result(callbacks, reconnected),
+        blocked=found_blocked.result(),
+        uncovered=found_uncovered.result(),
         rpcinfo=info,
         msrpc=msrpc,
         policy=policy,
@@ -291,13 +406,12 @@ def verdict(a: Audit) -> str:
             f"{_plural(len(a.cut_short), 'capture')} cut short (read up to where {'it' if len(a.cut_short) == 1 else 'each'} ends): "
             f"{', '.join(a.cut_short)}."
         )
-    f = a.flows
-    if f.is_empty():
+    st = a.stats
+    if not st.flows or st.first_ts is None or st.last_ts is None:
         parts.append("No flows in the captures: nothing to audit.")
         return " ".join(parts)
-    span = f"{_fmt(f['first_ts'].min())} to {_fmt(f['last_ts'].max())}"  # type: ignore[arg-type]
-    attributed = f.filter(pl.col("service").is_not_null()).height
-    parts.append(f"{_plural(f.height, 'flow')} from {span}; {attributed} attributed to a service.")
+    span = f"{_fmt(st.first_ts)} to {_fmt(st.last_ts)}"
+    parts.append(f"{_plural(st.flows, 'flow')} from {span}; {st.attributed} attributed to a service.")
     if a.configured:
         used = a.services.filter(pl.col("used")).height
         parts.append(

@@ -176,22 +176,11 @@ def _callbacks(flows: pl.DataFrame, sessions: pl.DataFrame, window: timedelta) -
     )
 
 
-def attribute(
-    cap: Capture,
-    policy: Policy,
-    catalog: list[Rule],
-    *,
-    flows: pl.DataFrame | None = None,
-    callback_window: timedelta = CALLBACK_WINDOW,
-) -> pl.DataFrame:
-    """The flows with `service`, `evidence` (one of EVIDENCE) and `evidence_detail` (the mapping
-    source, program or interface, rule origin or session flow that decided it)."""
-    flows = cap.flows if flows is None else flows
-    rules = list(policy.rules)
+def _early(cap: Capture, flows: pl.DataFrame, rules: list[Rule], catalog: list[Rule]) -> pl.DataFrame:
+    """The flows with what steps 1, 2, 4 and 5 say of them (learned, payload, config, catalog)."""
     progs = _program_services([*rules, *catalog])
     ifaces = _interface_services([*rules, *catalog])
-
-    out = (
+    return (
         flows.join(_learned(cap, flows), on="flow_id", how="left")
         .join(_payload(cap), on="flow_id", how="left")
         .join(_port_rules(flows, rules, "config"), on="flow_id", how="left")
@@ -201,12 +190,43 @@ def attribute(
             _named(pl.col("p_program"), pl.col("p_interface"), progs, ifaces).alias("payload_service"),
         )
     )
+
+
+def _sessions_of(early: pl.DataFrame) -> pl.DataFrame:
     # Sessions are flows the earlier steps put on the management service's ports.
-    early = pl.coalesce("learned_service", "payload_service", "config_service", "catalog_service")
-    sessions = out.filter(early.is_in(SESSION_SERVICES))
+    service = pl.coalesce("learned_service", "payload_service", "config_service", "catalog_service")
+    return early.filter(service.is_in(SESSION_SERVICES)).select(
+        "flow_id", "client_ip", "server_ip", "first_ts", "last_ts"
+    )
+
+
+def sessions(cap: Capture, policy: Policy, catalog: list[Rule], flows: pl.DataFrame) -> pl.DataFrame:
+    """The management-service sessions among `flows` (flow_id, client_ip, server_ip, first_ts,
+    last_ts): what callbacks come back to. Gathered over every batch of a capture's flows before
+    any batch is attributed, since a callback may come in a batch after its session's."""
+    return _sessions_of(_early(cap, flows, list(policy.rules), catalog))
+
+
+def attribute(
+    cap: Capture,
+    policy: Policy,
+    catalog: list[Rule],
+    *,
+    flows: pl.DataFrame | None = None,
+    callback_window: timedelta = CALLBACK_WINDOW,
+    session_flows: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """The flows with `service`, `evidence` (one of EVIDENCE) and `evidence_detail` (the mapping
+    source, program or interface, rule origin or session flow that decided it). `session_flows`:
+    the sessions of every flow of the capture (`sessions`), when `flows` is one batch of them;
+    by default those among `flows`."""
+    flows = cap.flows if flows is None else flows
+    out = _early(cap, flows, list(policy.rules), catalog)
+    if session_flows is None:
+        session_flows = _sessions_of(out)
     cb = _callbacks(
         out.filter(pl.col("learned_service").is_null() & pl.col("payload_service").is_null()),
-        sessions,
+        session_flows,
         callback_window,
     )
     out = out.join(cb, on="flow_id", how="left")

@@ -186,7 +186,7 @@ class Groups:
             self.rows = self.parts[0].height
 
     def _merged(self) -> pl.DataFrame:
-        df = pl.concat(self.parts, how="vertical_relaxed") if len(self.parts) > 1 else self.parts[0]
+        df = pl.concat(self.parts, how="diagonal_relaxed") if len(self.parts) > 1 else self.parts[0]
         out = df.group_by(self.keys, maintain_order=True).agg(
             *_merge_state(),
             *[pl.col(f"_sum_{n}").sum() for n in self.sums],
@@ -195,7 +195,9 @@ class Groups:
         for n in self.modes:
             col, value = f"_m_{n}", f"_mv_{n}"
             counts = (
-                df.select(*self.keys, pl.col(col).explode(keep_nulls=False, empty_as_null=False))
+                df.select(*self.keys, col)
+                .explode(col)
+                .filter(pl.col(col).is_not_null())
                 .unnest(col)
                 .group_by(*self.keys, value, maintain_order=True)
                 .agg(pl.col("n").sum())

@@ -59,7 +59,7 @@ class Usage:
 
     def _merged(self) -> pl.DataFrame:
         return (
-            pl.concat(self.parts)
+            pl.concat(self.parts, how="diagonal_relaxed")
             .group_by(self.keys)
             .agg(
                 *[pl.col(c).sum() for c in SUMS],
@@ -70,7 +70,11 @@ class Usage:
         )
 
     def _merged_evidence(self) -> pl.DataFrame:
-        return pl.concat(self.evidence).group_by(*self.keys, "evidence").agg(pl.col("n").sum())
+        return (
+            pl.concat(self.evidence, how="diagonal_relaxed")
+            .group_by(*self.keys, "evidence")
+            .agg(pl.col("n").sum())
+        )
 
     def result(self) -> pl.DataFrame:
         keys = self.keys

@@ -93,9 +93,11 @@ def group(base: ModuleType) -> click.Group:
         pol = base._policy(config, mgmt_config, policy, pipe_pair_is_range)
         flows = None
         if captures or dataset:
-            cap = base._load(captures, dataset, max_flows, idle_timeout)
-            base._warn_anomalies(cap)
-            flows = base._audit(cap, pol, (None, None), ()).flows
+            with base._load(captures, dataset, max_flows, idle_timeout) as cap:
+                base._warn_anomalies(cap)
+                a = base._audit(cap, pol, (None, None), ())
+                flows = a.flows
+                a.close()
         al = allow_list(pol, flows, observed_only=observed_only, target=target)
         if (
             fmt == "firewalld"
@@ -197,9 +199,11 @@ def group(base: ModuleType) -> click.Group:
             raise RulesetUnusable(str(e)) from None
         rs.profile, rs.default_inbound = profile, default_inbound
         pol = base._policy(config, mgmt_config, policy, pipe_pair_is_range)
-        cap = base._load(captures, dataset, max_flows, idle_timeout)
-        base._warn_anomalies(cap)
-        flows = base._audit(cap, pol, (None, None), ()).flows.to_dicts()
+        with base._load(captures, dataset, max_flows, idle_timeout) as cap:
+            base._warn_anomalies(cap)
+            a = base._audit(cap, pol, (None, None), ())
+            flows = a.flows.to_dicts()
+            a.close()
         configured = allow_list(pol, None).allows if pol is not None else None
         try:
             res = run_check(rs, flows, configured, host=this_host, iif=iif)

@@ -71,15 +71,23 @@ FLOW_COLUMNS = [
 
 
 def flows_table(
-    flows: pl.DataFrame, *, limit: int, stats: dict[str, int], console: Console | None = None
+    flows: pl.DataFrame,
+    *,
+    limit: int,
+    stats: dict[str, int],
+    console: Console | None = None,
+    total: int | None = None,
 ) -> None:
+    """The `limit` flows (0: all) with the most bytes. `total`: how many flows there were in all
+    when `flows` holds only those already chosen (read a batch at a time)."""
     console = console or _console()
     top = flows.with_columns((pl.col("bytes_c2s") + pl.col("bytes_s2c")).alias("_bytes")).sort(
         ["_bytes", "flow_id"], descending=[True, False]
     )
     if limit:
         top = top.head(limit)
-    title = f"{flows.height} flows" + (f", top {top.height} by bytes" if top.height < flows.height else "")
+    total = flows.height if total is None else total
+    title = f"{total} flows" + (f", top {top.height} by bytes" if top.height < total else "")
     rows = []
     for r in top.iter_rows(named=True):
         dur = (r["last_ts"] - r["first_ts"]).total_seconds()

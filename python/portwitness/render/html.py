@@ -105,20 +105,23 @@ def range_chart(row: dict[str, Any]) -> str:
     return f"<figure>{svg}<figcaption>{caption}</figcaption></figure>"
 
 
-def timeline(flows: pl.DataFrame) -> str:
+def timeline(a: Audit) -> str:
     """One row per service: a cell per time bin, darker with more flows starting in it."""
-    f = flows.filter(pl.col("service").is_not_null())
-    if f.is_empty():
+    st = a.stats
+    if not st.attributed or st.attributed_first is None or st.attributed_last is None:
         return "<p>No attributed flows.</p>"
-    t0, t1 = f["first_ts"].min(), f["first_ts"].max()
+    t0, t1 = st.attributed_first, st.attributed_last
     span = max((t1 - t0).total_seconds(), 1e-9)
-    f = f.with_columns(
-        ((pl.col("first_ts") - pl.lit(t0)).dt.total_nanoseconds() / 1e9 / span * (BINS - 1))
-        .floor()
-        .cast(pl.Int32)
-        .alias("bin")
-    )
-    counts = f.group_by("service", "bin").agg(pl.len().alias("n")).sort("service", "bin")
+    parts_ = []
+    for batch in a.flow_batches():
+        f = batch.filter(pl.col("service").is_not_null()).with_columns(
+            ((pl.col("first_ts") - pl.lit(t0)).dt.total_nanoseconds() / 1e9 / span * (BINS - 1))
+            .floor()
+            .cast(pl.Int32)
+            .alias("bin")
+        )
+        parts_.append(f.group_by("service", "bin").agg(pl.len().alias("n")))
+    counts = pl.concat(parts_).group_by("service", "bin").agg(pl.col("n").sum()).sort("service", "bin")
     services = sorted(set(counts["service"].to_list()))
     label_w, row_h = 150, 16
     w = (STRIP_W - label_w) / BINS
@@ -187,8 +190,8 @@ def status(a: Audit) -> tuple[bool, str, str]:
 
 
 def _meta(a: Audit) -> str:
-    f = a.flows
-    span = f"{rfc3339(f['first_ts'].min())} to {rfc3339(f['last_ts'].max())}" if f.height else "no flows"
+    st = a.stats
+    span = f"{rfc3339(st.first_ts)} to {rfc3339(st.last_ts)}" if st.flows else "no flows"
     inputs = ", ".join(
         f"{i.path}" + ("" if i.status == "read" else f" (skipped: {i.reason})") for i in a.inputs
     ) or ", ".join(a.captures)
@@ -197,7 +200,7 @@ def _meta(a: Audit) -> str:
         window = f" · <b>window</b> {esc(a.window[0] or '…')} to {esc(a.window[1] or '…')}"
     config = ", ".join(a.policy.files) if a.configured else "none (Arcserve's default ports)"
     return (
-        f'<p class="meta"><b>Capture</b> {esc(span)} · {esc(f.height)} flows{window} · '
+        f'<p class="meta"><b>Capture</b> {esc(span)} · {esc(st.flows)} flows{window} · '
         f"<b>inputs</b> {esc(inputs)} · <b>configuration</b> {esc(config)}</p>"
     )
 
@@ -234,7 +237,7 @@ def report_html(a: Audit, limit: int = DEFAULT_LIMIT) -> str:
     if a.ranges.height:
         body.append("<h2>Callback and reconnection range usage</h2>")
         body += [range_chart(r) for r in a.ranges.iter_rows(named=True)]
-    body += ["<h2>Flows per service over time</h2>", timeline(a.flows)]
+    body += ["<h2>Flows per service over time</h2>", timeline(a)]
     emit(inventories, False)
     body.append(f"<footer><small>{esc(f'portwitness {__version__}')}</small></footer>")
     return (

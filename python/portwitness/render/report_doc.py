@@ -44,8 +44,7 @@ def records(df: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def document(a: Audit) -> dict[str, Any]:
-    f = a.flows
-    evidence = f.group_by("evidence").agg(pl.len()).sort("evidence")
+    st = a.stats
     return {
         "schema": SCHEMA,
         "generator": f"portwitness {__version__}",
@@ -57,11 +56,11 @@ def document(a: Audit) -> dict[str, Any]:
         "warnings": [str(w) for w in a.policy.warnings],
         "verdict": a.verdict,
         "summary": {
-            "flows": f.height,
-            "first_ts": _iso(f["first_ts"].min()) if f.height else None,
-            "last_ts": _iso(f["last_ts"].max()) if f.height else None,
-            "attributed": f.filter(pl.col("service").is_not_null()).height,
-            "evidence": {k: n for k, n in evidence.iter_rows()},
+            "flows": st.flows,
+            "first_ts": _iso(st.first_ts) if st.flows else None,
+            "last_ts": _iso(st.last_ts) if st.flows else None,
+            "attributed": st.attributed,
+            "evidence": dict(sorted(st.evidence.items())),
             "violations": a.violations.height,
             "blocked_attempts": int(a.blocked["attempts"].sum()) if a.blocked.height else 0,
             "unused": a.unused.height if a.configured else 0,
