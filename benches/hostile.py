@@ -4,6 +4,7 @@ portwitness on them (issue item 3: peak RSS below 1 GiB with default settings on
 
     python benches/hostile.py OUTDIR [--only synflood,fragments,...]      # write the captures
     python benches/hostile.py --measure OUTDIR [--only ...]               # run and tabulate
+    python benches/hostile.py --commands OUTDIR                           # every command on the flood
 
 The captures (the generated files are large: keep them out of the repository):
 
@@ -29,6 +30,11 @@ timestamps from 2026-03-01T02:00:00Z, IP and TCP checksums left 0), deterministi
 ``--measure`` runs ``portwitness flows FILE -o FILE.parquet`` under ``/usr/bin/time -f %M`` (peak
 RSS) and, separately, ``portwitness.decode`` for the statistics, and prints one row per capture:
 size, packets, wall seconds, peak RSS MiB, flows, flows evicted, anomalies by kind.
+
+``--commands`` runs every command that reads the flows on ``synflood.pcap`` (10 million flows),
+each under ``/usr/bin/time``: ``flows -o FILE``, the terminal table, ``flows -o DIR/``, ``report``,
+``report --from-dataset``, ``usage`` and ``rpcinfo``, and prints each one's wall time and peak RSS
+(the bound: 1 GiB each). The outputs go to a scratch directory in OUTDIR, removed afterwards.
 """
 
 from __future__ import annotations
@@ -568,11 +574,61 @@ def measure(outdir: Path, names: list[str]) -> list[dict]:
     return rows
 
 
+def commands(flood: Path, scratch: Path) -> list[tuple[str, list[str]]]:
+    """Every command that reads the flows, on `flood`, writing into `scratch`."""
+    f = str(flood)
+    return [
+        ("flows -o FILE.parquet", ["flows", f, "-o", str(scratch / "flows.parquet")]),
+        ("flows (terminal table)", ["flows", f, "-o", str(scratch / "flows.txt")]),
+        ("flows -o DIR/", ["flows", f, "-o", str(scratch / "ds") + "/"]),
+        ("report -o r.json", ["report", f, "-o", str(scratch / "r.json")]),
+        (
+            "report --from-dataset",
+            ["report", "--from-dataset", str(scratch / "ds"), "-o", str(scratch / "r2.json")],
+        ),
+        ("usage -o u.csv", ["usage", f, "-o", str(scratch / "u.csv")]),
+        ("rpcinfo -o ri.csv", ["rpcinfo", f, "-o", str(scratch / "ri.csv")]),
+    ]
+
+
+def measure_commands(outdir: Path) -> list[dict]:
+    exe = shutil.which("portwitness")
+    if exe is None:
+        sys.exit("portwitness is not on PATH")
+    flood = outdir / CAPTURES["synflood"][0]
+    if not flood.exists():
+        sys.exit(f"{flood} is missing: run benches/hostile.py {outdir} --only synflood")
+    scratch = outdir / "commands"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    rows = []
+    print(f"{'command':26} {'exit':>4} {'wall s':>7} {'peak RSS MiB':>13}")
+    try:
+        for name, args in commands(flood, scratch):
+            t = time.perf_counter()
+            p = subprocess.run(["/usr/bin/time", "-f", "%M", exe, *args], capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            lines = p.stderr.strip().splitlines()
+            rss = int(lines[-1]) / 1024 if lines and lines[-1].isdigit() else -1.0
+            rows.append({"command": name, "exit": p.returncode, "wall_s": wall, "rss_mib": rss})
+            flag = "  OVER 1 GiB" if rss > RSS_LIMIT_MIB else ""
+            print(f"{name:26} {p.returncode:>4} {wall:7.1f} {rss:13.0f}{flag}", flush=True)
+            if p.returncode not in (0, 3):
+                print(f"    {lines[:-1]}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    (outdir / "commands.json").write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir", type=Path)
     ap.add_argument("--only", help="comma-separated subset of: " + ", ".join(CAPTURES))
     ap.add_argument("--measure", action="store_true", help="measure portwitness on the captures in OUTDIR")
+    ap.add_argument(
+        "--commands", action="store_true", help="measure every command that reads flows on the SYN flood"
+    )
     a = ap.parse_args(argv)
     names = list(CAPTURES)
     if a.only:
@@ -580,6 +636,9 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in names if n not in CAPTURES]
         if unknown:
             ap.error(f"unknown capture(s) {', '.join(unknown)}; choose from {', '.join(CAPTURES)}")
+    if a.commands:
+        rows = measure_commands(a.outdir)
+        return 1 if any(r["rss_mib"] > RSS_LIMIT_MIB or r["exit"] not in (0, 3) for r in rows) else 0
     if a.measure:
         rows = measure(a.outdir, names)
         return 1 if any(r["rss_mib"] > RSS_LIMIT_MIB or r["exit"] != 0 for r in rows) else 0

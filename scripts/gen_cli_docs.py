@@ -109,6 +109,9 @@ def _body(help_text: str | None) -> list[str]:
 def _options(ctx: click.Context) -> list[str]:
     out = []
     for param in ctx.command.get_params(ctx):
+        # Arguments are in the usage line; click lists them as records only from 8.5 on.
+        if isinstance(param, click.Argument):
+            continue
         record = param.get_help_record(ctx)
         if record is None:
             continue

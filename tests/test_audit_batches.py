@@ -166,3 +166,22 @@ def test_a_dataset_written_a_batch_at_a_time_reads_back_as_one_written_whole(tmp
     a, b = read_dataset(tmp_path / "parts"), read_dataset(tmp_path / "whole")
     for name in capture_mod.TABLES:
         _same(getattr(a, name), getattr(b, name), name)
+
+
+def test_a_dataset_audits_the_same_read_a_batch_at_a_time(tmp_path, monkeypatch):
+    from portwitness.dataset import read_dataset, write_dataset
+
+    policy = load_config(config=DEMO / "PortsConfig.cfg", mgmt=DEMO / "mgmt.properties")
+    write_dataset(pw.decode(DEMO / "demo.pcap", **SMALL), tmp_path / "ds")
+    write_dataset(pw.decode(PCAPS / "sample.pcap"), tmp_path / "ds")
+    whole = read_dataset(tmp_path / "ds")
+    expected = document(audit(whole, policy))
+    monkeypatch.setattr(capture_mod, "BATCH_ROWS", 5)
+    lazy = read_dataset(tmp_path / "ds", flows_on_disk=True)
+    assert lazy.flows_on_disk and lazy.flow_schema == whole.flows.schema
+    _same(pl.concat(list(lazy.flow_batches())), whole.flows, "flows")
+    a = audit(lazy, policy, spill_dir=tmp_path)
+    try:
+        assert document(a) == expected
+    finally:
+        a.close()

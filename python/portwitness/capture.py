@@ -116,6 +116,8 @@ class Capture:
             frames = merged(spill.parts, rest)
         any_rows = False
         for frame in frames:
+            if "_row" in frame.columns:  # a dataset's part: its row number is the dataset's own
+                frame = frame.drop("_row")
             for at in range(0, frame.height, rows):
                 any_rows = True
                 yield frame.slice(at, rows)
@@ -138,7 +140,7 @@ class Capture:
         if name == "flows" and "_flow_spill" in self.__dict__:
             import polars as pl
 
-            with self.__dict__["_lock"]:
+            with self.__dict__.get("_lock") or _CONVERT:
                 if "flows" not in self.__dict__:
                     object.__setattr__(self, "flows", pl.concat(list(self.flow_batches())))
             return self.__dict__["flows"]

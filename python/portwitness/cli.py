@@ -855,7 +855,7 @@ def _load(
             raise click.UsageError("give CAPTURES or --from-dataset, not both")
         from portwitness.dataset import read_dataset
 
-        yield read_dataset(dataset)
+        yield read_dataset(dataset, flows_on_disk=True)
         return
     if not captures:
         raise click.UsageError("missing CAPTURES (or --from-dataset DIR)")
@@ -1304,7 +1304,7 @@ def _main(argv: list[str] | None) -> int:
         return e.exit_code
     except SystemExit:
         # click ends a write to a closed pipe with exit 1, having wrapped stdout to stay quiet.
-        if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+        if _pacified(sys.stdout):
             return _closed_pipe()
         raise
     except click.UsageError as e:
@@ -1381,11 +1381,19 @@ EXIT_INTERRUPTED = 130
 EXIT_CLOSED_PIPE = 128 + 13
 
 
+def _pacified(stream: Any) -> bool:
+    """Whether click wrapped `stream` after a closed pipe (its wrapper class is public before click
+    8.5, private and the public name deprecated since: told by name, not imported)."""
+    return type(stream).__name__ in ("PacifyFlushWrapper", "_PacifyFlushWrapper") and hasattr(
+        stream, "wrapped"
+    )
+
+
 def _quiet_stdout() -> None:
     """Points stdout at /dev/null: what is still buffered for a reader that is gone (a closed
     pipe, an interrupted run) is dropped instead of failing again at the exit's flush."""
-    if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
-        sys.stdout = sys.stdout.wrapped
+    if _pacified(sys.stdout):
+        sys.stdout = sys.stdout.wrapped  # type: ignore[attr-defined]
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -511,17 +511,27 @@ def _require(root: Path) -> None:
         )
 
 
-def read_dataset(root: str | Path) -> Capture:
+class _FlowParts:
+    """The committed parts of a dataset's flows table, as `Capture.keep_flows_on_disk` takes a
+    spill: sorted runs of flows (each part in flow order, ids unique across parts)."""
+
+    def __init__(self, root: Path, parts: list[tuple[Path, int]]) -> None:
+        self.root, self.parts = root, parts
+
+
+def read_dataset(root: str | Path, flows_on_disk: bool = False) -> Capture:
     """The tables of every committed capture in the dataset at `root`, as one `Capture` (as the
     decode returned them, runs in the order written). Parts no committed run holds are ignored.
     Read without the lock: a writer that commits meanwhile may remove the parts of a capture it
-    replaced, and the read then starts again from the new manifest."""
+    replaced, and the read then starts again from the new manifest. `flows_on_disk`: the flows
+    stay in their parts and are read a batch at a time (`Capture.flow_batches`); a part that a
+    writer removes meanwhile then fails the read with a DatasetError."""
     root = Path(root)
     _require(root)
     for _ in range(5):
         m = _manifest(root)
         try:
-            frames = _read_parts(root, m)
+            frames = _read_parts(root, m, skip=("flows",) if flows_on_disk else ())
             break
         except DatasetError:
             if _manifest(root) == m:
@@ -538,15 +548,28 @@ def read_dataset(root: str | Path) -> Capture:
                 stats[k] = stats.get(k, 0) + int(v)
             for k, v in r["anomaly_counts"].items():
                 kinds[k] = kinds.get(k, 0) + int(v)
-    return Capture(stats=stats, anomaly_kinds=kinds, **frames)
+    if not flows_on_disk:
+        return Capture(stats=stats, anomaly_kinds=kinds, **frames)
+    parts = [
+        (
+            root / rel,
+            int(rows) if rows is not None else pl.scan_parquet(root / rel).select(pl.len()).collect().item(),
+        )
+        for rel, rows in sorted(committed_parts(root, m).items())
+        if rel.startswith("flows/")
+    ]
+    cap = Capture(stats=stats, anomaly_kinds=kinds, **frames)
+    return cap.keep_flows_on_disk(_FlowParts(root, parts))
 
 
-def _read_parts(root: Path, m: dict) -> dict[str, pl.DataFrame]:
+def _read_parts(root: Path, m: dict, skip: tuple[str, ...] = ()) -> dict[str, pl.DataFrame]:
     keep = sorted(committed_parts(root, m))
     frames = {}
     for name in TABLES:
         files = [root / rel for rel in keep if rel.startswith(f"{name}/")]
-        if files:
+        if name in skip:
+            df = pl.DataFrame(schema=pl.read_parquet_schema(root / "_schema" / f"{name}.parquet"))
+        elif files:
             try:
                 df = pl.read_parquet(files).sort("_row").drop("_row")
             except (OSError, pl.exceptions.PolarsError) as e:
