@@ -14,7 +14,8 @@
 * dns: DNS and mDNS datagrams (ports 53 and 5353) and DNS-over-TCP streams; nbns: UDP 137 datagrams.
 * starttls: each TCP flow's payload segments, framed with their direction (the target writes the
   connection around them).
-* smb: each TCP flow on 139 or 445 (pcaps/smb_pipe.pcap) as its segments.
+* smb: each TCP flow on 139 or 445 (pcaps/smb_pipe.pcap on SMB2, pcaps/smb1_pipe.pcap on SMB1:
+  Write AndX, Read AndX, AndX chains, raw-mode pipe writes) as its segments.
 * mpls, ppp, radiotap, ieee80211, gre, erspan, vxlan, geneve, nflog, teredo: every frame of
   pcaps/tunnels.pcapng (which holds each of these headers), from each even offset in its first 64
   bytes.

@@ -3320,6 +3320,10 @@ def build_starttls():
     startup = struct.pack(">II", 8 + len(params), 196608) + params
     error = b"E" + struct.pack(">I", 31) + b"SFATAL\x00C28000\x00Mno SSL off\x00\x00"
     run(call_steps(plain, Msg(startup), Msg(error)) + plain.t.close())
+    return cap, log
+
+
+# --------------------------------------------------------------------------
 # DCE/RPC over SMB2 named pipes (MS-SMB2, written with struct)
 # --------------------------------------------------------------------------
 
@@ -3473,6 +3477,150 @@ def build_smb_pipe():
     return cap, log
 
 
+# --------------------------------------------------------------------------
+# DCE/RPC over SMB1 named pipes (MS-CIFS, written with struct)
+# --------------------------------------------------------------------------
+
+SMB1_CLOSE, SMB1_READ_ANDX, SMB1_WRITE_ANDX, SMB1_NT_CREATE_ANDX = 0x04, 0x2E, 0x2F, 0xA2
+SMB1_TID, SMB1_UID = 0x0801, 0x0064
+WRITE_MSG_START, WRITE_RAW_MODE = 0x0008, 0x0004
+
+
+def smb1(mid: int, blocks, response=False, status=0, pid=0xFEFF) -> bytes:
+    """One SMB1 message: the 32-byte header, then the command blocks of an AndX chain. Each block
+    is (command, build) where ``build(at)`` gives the words after the AndX prefix (AndX commands)
+    or all of them, and the bytes, for a block whose word count is at offset ``at``."""
+    flags = 0x98 if response else 0x18  # case-insensitive, canonical paths, (reply)
+    head = struct.pack(
+        "<4sBIBHH8sHHHHH", b"\xffSMB", blocks[0][0], status, flags, 0xC807, 0, b"", 0, SMB1_TID, pid, SMB1_UID, mid
+    )
+    out, at = b"", 32
+    for i, (command, build) in enumerate(blocks):
+        andx = command != SMB1_CLOSE
+        words, data = build(at)
+        if andx:
+            nxt = blocks[i + 1][0] if i + 1 < len(blocks) else 0xFF
+            after = at + 1 + 4 + len(words) + 2 + len(data)
+            words = struct.pack("<BBH", nxt, 0, after if nxt != 0xFF else 0) + words
+        block = bytes([len(words) // 2]) + words + struct.pack("<H", len(data)) + data
+        out, at = out + block, at + len(block)
+    return head + out
+
+
+def nt_create_andx_req(name: str):
+    raw = name.encode("utf-16-le")
+
+    def build(at):
+        words = struct.pack("<BHIIIQIIIIIB", 0, len(raw), 0x16, 0, 0x2019F, 0, 0, 3, 1, 0, 2, 0)
+        pad = b"\x00" * ((at + 1 + 48 + 2) % 2)  # Unicode text starts at an even offset
+        return words, pad + raw + b"\x00\x00"
+
+    return (SMB1_NT_CREATE_ANDX, build)
+
+
+def nt_create_andx_resp(fid: int):
+    words = struct.pack("<BHI4QIQQHHB", 0, fid, 1, 0, 0, 0, 0, 0x80, 4096, 0, 2, 0x05FF, 0)
+    return (SMB1_NT_CREATE_ANDX, lambda at: (words, b""))
+
+
+def write_andx_req(fid: int, data: bytes, mode=WRITE_MSG_START):
+    """Write AndX; in raw mode the message's length goes before it, as a named pipe wants."""
+    if mode & WRITE_RAW_MODE:
+        data = struct.pack("<H", len(data)) + data
+
+    def build(at):
+        offset = at + 1 + 28 + 2 + 1  # after the words, the byte count and one pad byte
+        words = struct.pack("<HIIHHHHHI", fid, 0, 0, mode, len(data), 0, len(data), offset, 0)
+        return words, b"\x00" + data
+
+    return (SMB1_WRITE_ANDX, build)
+
+
+def write_andx_resp(n: int):
+    return (SMB1_WRITE_ANDX, lambda at: (struct.pack("<HHHH", n, 0xFFFF, 0, 0), b""))
+
+
+def read_andx_req(fid: int, n: int):
+    return (SMB1_READ_ANDX, lambda at: (struct.pack("<HIHHIHI", fid, 0, n, n, 0, n, 0), b""))
+
+
+def read_andx_resp(data: bytes):
+    def build(at):
+        offset = at + 1 + 24 + 2 + 1
+        return struct.pack("<HHHHHH8s", 0xFFFF, 0, 0, len(data), offset, 0, b""), b"\x00" + data
+
+    return (SMB1_READ_ANDX, build)
+
+
+def close1_req(fid: int):
+    return (SMB1_CLOSE, lambda at: (struct.pack("<HI", fid, 0xFFFFFFFF), b""))
+
+
+def close1_resp():
+    return (SMB1_CLOSE, lambda at: (b"", b""))
+
+
+def build_smb1_pipe():
+    """The endpoint mapper over \\epmapper on SMB1, as Windows XP-era clients and Samba's rpcclient
+    under `client ipc max protocol = NT1` speak it: NT Create AndX opens the pipe; the bind is
+    written with Write AndX (message start) and its bind_ack read with Read AndX; ept_map is
+    written in raw mode (a 2-byte message length before the PDU) by a Write AndX chained to a Read
+    AndX, whose response (STATUS_BUFFER_OVERFLOW) holds the answer's first 40 bytes and a second
+    Read AndX the rest. Then LSARPC on \\lsarpc, a request in two fragments (two Write AndX), its
+    response read whole; both pipes closed; then the tape engine on the port ept_map gave."""
+    cap, log = Capture(), DceLog()
+    conv = SmbConv(cap, GUI, 49871, ARCSRV, 445, isn_c=0x37000000, isn_s=0xB7000000, app="dcerpc")
+    epm_fid, lsa_fid = 0x4000, 0x4001
+    a = Assoc(conv)
+    conv.smb(True, smb1(10, [nt_create_andx_req("\\epmapper")]))
+    conv.smb(False, smb1(10, [nt_create_andx_resp(epm_fid)], response=True))
+    conv.ack()
+    bind = log.bind(a, 1, [(0, EPM, [NDR])])
+    conv.smb(True, smb1(11, [write_andx_req(epm_fid, bind.data)]), [bind])
+    conv.smb(False, smb1(11, [write_andx_resp(len(bind.data))], response=True))
+    ack = log.bind_ack(a, 1, [ACCEPT], "")
+    conv.smb(True, smb1(12, [read_andx_req(epm_fid, 1024)]))
+    conv.smb(False, smb1(12, [read_andx_resp(ack.data)], response=True), [ack])
+    request, reply = log.ept_map(a, 2, 0, TAPE_ENGINE, [Endpoint("ncacn_ip_tcp", 6502, ARCSRV)])
+    req = pdu_bytes(request)
+    raw = WRITE_MSG_START | WRITE_RAW_MODE
+    conv.smb(True, smb1(13, [write_andx_req(epm_fid, req, raw), read_andx_req(epm_fid, 40)]), as_list(request))
+    out = pdu_bytes(reply)
+    chained = [write_andx_resp(len(req) + 2), read_andx_resp(out[:40])]
+    conv.smb(False, smb1(13, chained, response=True, status=STATUS_BUFFER_OVERFLOW))
+    conv.smb(True, smb1(14, [read_andx_req(epm_fid, 1024)]))
+    conv.smb(False, smb1(14, [read_andx_resp(out[40:])], response=True), as_list(reply))
+    conv.ack()
+    for row in log.calls:
+        row["pipe"] = "epmapper"
+    b = Assoc(conv)
+    conv.smb(True, smb1(15, [nt_create_andx_req("\\lsarpc")]))
+    conv.smb(False, smb1(15, [nt_create_andx_resp(lsa_fid)], response=True))
+    lbind = log.bind(b, 1, [(0, LSARPC, [NDR])])
+    conv.smb(True, smb1(16, [write_andx_req(lsa_fid, lbind.data)]), [lbind])
+    conv.smb(False, smb1(16, [write_andx_resp(len(lbind.data))], response=True))
+    lack = log.bind_ack(b, 1, [ACCEPT], "")
+    conv.smb(True, smb1(17, [read_andx_req(lsa_fid, 1024)]))
+    conv.smb(False, smb1(17, [read_andx_resp(lack.data)], response=True), [lack])
+    first, last = log.request(b, 2, 0, 14, noise(96, "lsa-lookupnames"), frags=2)
+    conv.smb(True, smb1(18, [write_andx_req(lsa_fid, first.data)]), [first])
+    conv.smb(False, smb1(18, [write_andx_resp(len(first.data))], response=True))
+    conv.smb(True, smb1(19, [write_andx_req(lsa_fid, last.data)]), [last])
+    conv.smb(False, smb1(19, [write_andx_resp(len(last.data))], response=True))
+    lreply = log.response(b, 2, noise(40, "lsa-sids"))
+    conv.smb(True, smb1(20, [read_andx_req(lsa_fid, 1024)]))
+    conv.smb(False, smb1(20, [read_andx_resp(pdu_bytes(lreply))], response=True), as_list(lreply))
+    for row in log.calls:
+        row.setdefault("pipe", "lsarpc")
+    conv.smb(True, smb1(21, [close1_req(epm_fid)]))
+    conv.smb(False, smb1(21, [close1_resp()], response=True))
+    conv.smb(True, smb1(22, [close1_req(lsa_fid)]))
+    conv.smb(False, smb1(22, [close1_resp()], response=True))
+    conv.close()
+    use_interface(log, cap, 49872, 0x37100000, TAPE_ENGINE, 6502, 43)
+    return cap, log
+
+
 APP_FIXTURES = [
     ("epm_tape_engine.pcap", build_epm_tape_engine),
     ("epm_dynamic.pcap", build_epm_dynamic),
@@ -3484,6 +3632,7 @@ APP_FIXTURES = [
     ("names.pcap", build_names),
     ("starttls.pcap", build_starttls),
     ("smb_pipe.pcap", build_smb_pipe),
+    ("smb1_pipe.pcap", build_smb1_pipe),
 ]
 
 
@@ -3843,7 +3992,7 @@ def main() -> None:
     dump_json(HERE / "manifest.json", {"fixtures": manifest, "broken": broken_manifest})
 
     for p in sorted(HERE.rglob("*")):
-        if p.is_file() and p.suffix != ".py":
+        if p.is_file() and p.suffix not in (".py", ".md"):
             # The manifest grows by a few hundred bytes with each fixture it lists.
             bound = 32 if p.name == "manifest.json" else 20
             assert p.stat().st_size < bound * 1024, f"{p} too large"

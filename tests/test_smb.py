@@ -1,6 +1,7 @@
 """DCE/RPC over SMB named pipes (ncacn_np): the pipe each call rode on, the calls and binds, the
 flow's interface and the endpoint mapper's answers over \\pipe\\epmapper, on the real captures of
-shared/captures/real-networks and the generated smb_pipe.pcap (tshark's frame numbers below)."""
+shared/captures/real-networks and the generated smb_pipe.pcap and smb1_pipe.pcap (tshark's frame
+numbers below)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,47 @@ def test_endpoint_mapper_over_a_pipe_is_learned():
     tape = cap.flows.filter(server_port=6502).row(0, named=True)
     assert (tape["app"], tape["dcerpc_interface"]) == ("dcerpc", TAPE_ENGINE)
     assert cap.dcerpc_calls.filter(pl.col("server_port") == 6502)["pipe"].null_count() == 2
+
+
+def test_smb1_write_andx_and_read_andx():
+    cap = pw.decode(PCAPS / "smb1_pipe.pcap")
+    # NT Create AndX \epmapper -> FID 0x4000 (frames 4/5); Write AndX (WriteMode 0x0008) carries the
+    # bind (7), Read AndX its bind_ack (9/10); ept_map written in raw mode (0x000c: a 2-byte length
+    # first) by a Write AndX chained to a Read AndX (11), whose response (12, STATUS_BUFFER_OVERFLOW)
+    # holds the answer's first 40 bytes, a second Read AndX the rest (13/14).
+    epm = calls(cap, pipe="epmapper")
+    assert epm.select("ptype", "call_id", "interface_uuid", "opnum", "reply").rows() == [
+        ("bind", 1, EPM, None, "bind_ack"),
+        ("request", 2, EPM, 3, "response"),
+    ]
+    learned = cap.mappings.filter(source="epm.map").row(0, named=True)
+    assert (learned["server_ip"], learned["port"], learned["interface_uuid"]) == (
+        "10.20.0.20",
+        6502,
+        TAPE_ENGINE,
+    )
+    # \lsarpc -> FID 0x4001 (16/17): bind (18, 20/21), lsa_LookupNames in two Write AndX (22, 24),
+    # its response read whole (26/27).
+    lsa = calls(cap, pipe="lsarpc")
+    assert lsa.select("ptype", "interface_uuid", "opnum", "fragments", "reply").rows() == [
+        ("bind", LSARPC, None, 1, "bind_ack"),
+        ("request", LSARPC, 14, 2, "response"),
+    ]
+    smb = cap.flows.filter(server_port=445).row(0, named=True)
+    assert (smb["app"], smb["dcerpc_interface"], smb["orientation"]) == ("dcerpc", EPM, "syn")
+    assert learned["flow_id"] == smb["flow_id"]
+    tape = cap.flows.filter(server_port=6502).row(0, named=True)
+    assert (tape["app"], tape["dcerpc_interface"]) == ("dcerpc", TAPE_ENGINE)
+    assert cap.stats["smb_pipes"] == 2 and cap.anomaly_counts() == {}
+
+
+def test_smb1_read_of_a_file_is_not_a_pipe():
+    # zeek-raw_ntlm_in_smb.pcap frame 158: NT Create AndX of a file chained to a Read AndX; what
+    # is read from files is not awaited, and no pipe or anomaly comes of it.
+    cap = pw.decode(NETWORKS / "zeek-raw_ntlm_in_smb.pcap")
+    assert cap.stats["smb_pipes"] == 2
+    assert set(cap.dcerpc_calls["pipe"]) == {"srvsvc", "lsarpc"}
+    assert cap.anomaly_counts() == {}
 
 
 def _pcap(segments: list[bytes]) -> bytes:

@@ -1,6 +1,7 @@
 //! SMB as far as it leads to named pipes: the NetBIOS framer (overlong messages skipped,
 //! resynchronisation mid-stream), SMB2 headers and compound chains, CREATE/CLOSE/READ/WRITE/IOCTL
-//! bodies, SMB1 NT Create AndX, Close and TransactNmPipe, and the DCE/RPC decoder fed per pipe.
+//! bodies, SMB1 AndX chains, NT Create AndX, Close, TransactNmPipe, Write AndX and Read AndX, and
+//! the DCE/RPC decoder fed per pipe.
 //!
 //! Input: framed chunks (see `common::frames`). Flags: bit 0 sent by the server, bit 1 bytes were
 //! lost before this chunk, bit 2 the chunk is one SMB message to wrap in a NetBIOS header (else raw
@@ -32,13 +33,17 @@ fn stateless(m: &[u8]) {
             smb::ioctl(part, h.response),
         ));
     }
-    if let Some(s) = smb::smb1(m) {
+    for s in smb::smb1_chain(m) {
         std::hint::black_box((
+            s.key(),
             smb::nt_create_request_name(&s),
             smb::nt_create_response_fid(&s),
             smb::close1_fid(&s),
             smb::transact_nm_pipe_request(&s),
             smb::transaction_response_data(&s),
+            smb::write_andx_request(&s),
+            smb::read_andx_request_fid(&s),
+            smb::read_andx_response_data(&s),
         ));
     }
 }

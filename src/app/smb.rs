@@ -1,7 +1,8 @@
 //! DCE/RPC over SMB named pipes (ncacn_np), beside the TCP streams: SMB messages framed out of
 //! the reassembled stream of TCP 445 or 139, the pipes their CREATEs open, and the bytes written
-//! to and read from each pipe (WRITE/READ, IOCTL FSCTL_PIPE_TRANSCEIVE, SMB1 TransactNmPipe)
-//! reassembled per file id and handed to the DCE/RPC decoder as if they were a TCP stream.
+//! to and read from each pipe (WRITE/READ, IOCTL FSCTL_PIPE_TRANSCEIVE; SMB1 TransactNmPipe,
+//! Write AndX and Read AndX, down AndX chains) reassembled per file id and handed to the DCE/RPC
+//! decoder as if they were a TCP stream.
 //! Encrypted SMB3 is counted, never guessed at; signed messages are read (signing hides nothing).
 
 use std::collections::HashMap;
@@ -103,9 +104,10 @@ struct Pipe {
 #[derive(Debug)]
 pub struct SmbStream {
     framers: [Framer; 2],
-    /// CREATE requests by message id (SMB1: MID): the name asked for.
+    /// CREATE requests by message id (SMB1: `Smb1::key`): the name asked for.
     creating: HashMap<u64, Arc<str>>,
-    /// READ and IOCTL requests by message id: the file they read.
+    /// READ and IOCTL requests by message id (SMB1: Read AndX and Transaction by `Smb1::key`): the
+    /// file they read.
     reading: HashMap<u64, FileId>,
     /// Opened files by id: the name they were opened with.
     names: HashMap<FileId, Arc<str>>,
@@ -409,43 +411,75 @@ fn close_pipe(dce: &mut DceRpc, pipe: Pipe, e: &Ends) {
     name_rows(dce, before, pipe.name.as_ref());
 }
 
-/// SMB1: NT Create AndX, Close and Transaction (TransactNmPipe).
+/// SMB1, every command of the message's AndX chain: NT Create AndX, Close, Transaction
+/// (TransactNmPipe), Write AndX and Read AndX.
 fn smb1<'m>(st: &mut SmbStream, m: &'m [u8], out: &mut Vec<PipeData<'m>>) {
-    let Some(s) = wire::smb1(m) else {
-        return;
-    };
-    let mid = u64::from(s.mid);
+    for s in wire::smb1_chain(m) {
+        smb1_command(st, &s, out);
+    }
+}
+
+fn smb1_command<'m>(st: &mut SmbStream, s: &wire::Smb1<'m>, out: &mut Vec<PipeData<'m>>) {
+    // A response names neither its request nor (Read AndX, Transaction) its file: the MID with
+    // the PID, TID and UID around it pairs them.
+    let key = s.key();
+    let ok = s.status == 0 || s.status == wire::STATUS_BUFFER_OVERFLOW;
     match (s.command, s.response) {
         (wire::SMB1_NT_CREATE_ANDX, false) => {
-            if let Some(name) = wire::nt_create_request_name(&s) {
+            if let Some(name) = wire::nt_create_request_name(s) {
                 let name: Arc<str> = wire::pipe_name(&name).into();
-                bounded_insert(&mut st.creating, mid, name, MAX_PENDING);
+                bounded_insert(&mut st.creating, key, name, MAX_PENDING);
             }
         }
         (wire::SMB1_NT_CREATE_ANDX, true) => {
-            let name = st.creating.remove(&mid);
-            if let (Some(name), Some(f), 0) = (name, wire::nt_create_response_fid(&s), s.status) {
+            let name = st.creating.remove(&key);
+            if let (Some(name), Some(f), 0) = (name, wire::nt_create_response_fid(s), s.status) {
                 bounded_insert(&mut st.names, f, name, MAX_FILES);
             }
         }
         (wire::SMB1_CLOSE, false) => {
-            if let Some(f) = wire::close1_fid(&s) {
+            if let Some(f) = wire::close1_fid(s) {
                 st.names.remove(&f);
                 out.push(PipeData::close(f));
             }
         }
         (wire::SMB1_TRANSACTION, false) => {
-            if let Some((f, data)) = wire::transact_nm_pipe_request(&s) {
-                bounded_insert(&mut st.reading, mid, f, MAX_PENDING);
+            if let Some((f, data)) = wire::transact_nm_pipe_request(s) {
+                bounded_insert(&mut st.reading, key, f, MAX_PENDING);
                 out.push(PipeData::data(f, true, data));
             }
         }
         (wire::SMB1_TRANSACTION, true) => {
-            let Some(f) = st.reading.remove(&mid) else {
+            let Some(f) = st.reading.remove(&key) else {
                 return;
             };
-            if s.status == 0 || s.status == wire::STATUS_BUFFER_OVERFLOW {
-                if let Some(data) = wire::transaction_response_data(&s) {
+            if ok {
+                if let Some(data) = wire::transaction_response_data(s) {
+                    out.push(PipeData::data(f, false, data));
+                }
+            }
+        }
+        (wire::SMB1_WRITE_ANDX, false) => {
+            if let Some((f, data)) = wire::write_andx_request(s) {
+                out.push(PipeData::data(f, true, data));
+            }
+        }
+        (wire::SMB1_READ_ANDX, false) => {
+            if let Some(f) = wire::read_andx_request_fid(s) {
+                // Reads of files are no business of ours: only those of pipes are awaited, or of a
+                // file written earlier in this chain (its first PDU may make it a pipe).
+                let written = out.iter().any(|p| p.fid == f && !p.close);
+                if written || st.pipes.contains_key(&f) || st.names.contains_key(&f) {
+                    bounded_insert(&mut st.reading, key, f, MAX_PENDING);
+                }
+            }
+        }
+        (wire::SMB1_READ_ANDX, true) => {
+            let Some(f) = st.reading.remove(&key) else {
+                return;
+            };
+            if ok {
+                if let Some(data) = wire::read_andx_response_data(s) {
                     out.push(PipeData::data(f, false, data));
                 }
             }
@@ -470,6 +504,122 @@ mod tests {
         let mut v = vec![0, (n >> 16) as u8, (n >> 8) as u8, n as u8];
         v.extend(m);
         v
+    }
+
+    /// An SMB1 message: header (TID 1, UID 2), then blocks of (command, words after the AndX
+    /// prefix or all of them, bytes), chained; `data_at` puts a block's data offset (from the
+    /// header) into its words at that index, the data being its bytes after one pad byte.
+    fn smb1_msg(mid: u16, pid: u16, response: bool, blocks: &[(u8, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+        let mut m = b"\xffSMB".to_vec();
+        m.push(blocks[0].0);
+        m.extend([0; 4]); // status
+        m.push(if response { 0x98 } else { 0x18 });
+        m.extend(0xc807u16.to_le_bytes());
+        m.extend([0; 12]);
+        for v in [1u16, pid, 2, mid] {
+            m.extend(v.to_le_bytes());
+        }
+        for (i, (command, words, bytes)) in blocks.iter().enumerate() {
+            let next = blocks.get(i + 1).map_or(0xff, |b| b.0);
+            let at = m.len();
+            let len = 1 + 4 + words.len() + 2 + bytes.len();
+            let off = if next == 0xff { 0 } else { (at + len) as u16 };
+            assert_ne!(*command, wire::SMB1_CLOSE);
+            m.push(((4 + words.len()) / 2) as u8);
+            m.extend([next, 0]);
+            m.extend(off.to_le_bytes());
+            m.extend(words);
+            m.extend((bytes.len() as u16).to_le_bytes());
+            m.extend(bytes);
+        }
+        m
+    }
+
+    fn write_andx(fid: u16, at: usize, data: &[u8]) -> (u8, Vec<u8>, Vec<u8>) {
+        let off = (at + 1 + 28 + 2 + 1) as u16;
+        let mut w = fid.to_le_bytes().to_vec();
+        w.extend([0; 8]); // offset, timeout
+        w.extend(8u16.to_le_bytes()); // WriteMode: start of a message
+        w.extend([0; 4]); // remaining, DataLengthHigh
+        w.extend((data.len() as u16).to_le_bytes());
+        w.extend(off.to_le_bytes());
+        w.extend([0; 4]);
+        let mut b = vec![0];
+        b.extend(data);
+        (wire::SMB1_WRITE_ANDX, w, b)
+    }
+
+    fn read_andx(fid: u16) -> (u8, Vec<u8>, Vec<u8>) {
+        let mut w = fid.to_le_bytes().to_vec();
+        w.extend([0; 4]);
+        w.extend(1024u16.to_le_bytes());
+        w.extend([0; 12]);
+        (wire::SMB1_READ_ANDX, w, vec![])
+    }
+
+    fn read_andx_response(at: usize, data: &[u8]) -> (u8, Vec<u8>, Vec<u8>) {
+        let mut w = vec![0; 6];
+        w.extend((data.len() as u16).to_le_bytes());
+        w.extend(((at + 1 + 24 + 2 + 1) as u16).to_le_bytes());
+        w.extend([0; 10]);
+        let mut b = vec![0];
+        b.extend(data);
+        (wire::SMB1_READ_ANDX, w, b)
+    }
+
+    /// Samba 4.17's rpcclient binding LSARPC on `\lsarpc`, and smbd's bind_ack (sec_addr
+    /// `\pipe\lsass`), as captured.
+    const LSA_BIND: &str = "05000b03100000004800000001000000b810b810000000000100000000000100785734123412cdabef000123456789ab00000000045d888aeb1cc9119fe808002b10486002000000";
+    const LSA_BIND_ACK: &str = "05000c03100000004400000001000000b810b810045d00000c005c706970655c6c736173730000000100000000000000045d888aeb1cc9119fe808002b10486002000000";
+
+    #[test]
+    fn smb1_write_andx_chained_to_read_andx_and_the_read_matched_by_pid() {
+        use crate::anomaly::{Anomalies, Position};
+        use crate::packet::Addr;
+        use crate::proto::epm::tests::hex;
+        let e = Ends {
+            flow_id: 1,
+            client: Addr::v4([10, 0, 0, 1]),
+            client_port: 50000,
+            server: Addr::v4([10, 0, 0, 2]),
+            server_port: SMB_PORT,
+            proto: 6,
+        };
+        let (bind, ack) = (hex(LSA_BIND), hex(LSA_BIND_ACK));
+        let mut apps = crate::app::Apps::default();
+        let mut an = Anomalies::default();
+        let mut st = SmbStream::new(false);
+        let mut feed = |apps: &mut crate::app::Apps, st: &mut SmbStream, d: usize, m: Vec<u8>| {
+            let mut sink = Sink {
+                an: &mut an,
+                at: Position::default(),
+            };
+            let (smb, dce, know) = (&mut apps.smb, &mut apps.dce, &mut apps.know);
+            smb.data(dce, know, st, &e, d, &nb(&m), 0, &mut sink);
+        };
+        // A pipe opened before the capture: the bind written by a Write AndX (at 32) chained to a
+        // Read AndX (after it) of MID 9, PID 23.
+        let w = write_andx(0x4000, 32, &bind);
+        let w_len = 1 + 4 + w.1.len() + 2 + w.2.len();
+        let req = smb1_msg(9, 23, false, &[w, read_andx(0x4000)]);
+        assert_eq!(wire::smb1_chain(&req).len(), 2);
+        assert_eq!(32 + w_len + 1 + 24 + 2, req.len());
+        feed(&mut apps, &mut st, 0, req);
+        // The same MID from another process reads nothing of this pipe.
+        let other = smb1_msg(9, 24, true, &[read_andx_response(32, &ack)]);
+        feed(&mut apps, &mut st, 1, other);
+        assert!(apps.dce.calls.iter().all(|r| r.reply.is_none()));
+        assert_eq!(st.reading.len(), 1);
+        let answer = smb1_msg(9, 23, true, &[read_andx_response(32, &ack)]);
+        feed(&mut apps, &mut st, 1, answer);
+        assert!(st.reading.is_empty());
+        assert_eq!(apps.smb.pipes, 1);
+        let row = &apps.dce.calls[0];
+        assert_eq!(
+            (row.ptype, row.reply, row.call_id),
+            ("bind", Some("bind_ack"), 1)
+        );
+        assert_eq!(row.pipe, None);
     }
 
     #[test]

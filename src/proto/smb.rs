@@ -1,7 +1,8 @@
 //! SMB as far as it leads to named pipes: the NetBIOS session framing of TCP 139 and 445, SMB2
 //! headers and compound chains, the SMB2 CREATE, CLOSE, READ, WRITE and IOCTL
-//! (FSCTL_PIPE_TRANSCEIVE) bodies, and SMB1's NT Create AndX, Close and Transaction
-//! (TransactNmPipe). Nothing about files, shares or authentication beyond that.
+//! (FSCTL_PIPE_TRANSCEIVE) bodies, and SMB1's AndX chains, NT Create AndX, Close, Transaction
+//! (TransactNmPipe), Write AndX and Read AndX. Nothing about files, shares or authentication
+//! beyond that.
 
 use super::ndr::Uuid;
 
@@ -28,7 +29,18 @@ pub const STATUS_BUFFER_OVERFLOW: u32 = 0x8000_0005;
 
 pub const SMB1_CLOSE: u8 = 0x04;
 pub const SMB1_TRANSACTION: u8 = 0x25;
+pub const SMB1_READ_ANDX: u8 = 0x2e;
+pub const SMB1_WRITE_ANDX: u8 = 0x2f;
 pub const SMB1_NT_CREATE_ANDX: u8 = 0xa2;
+/// Commands followed in one SMB1 AndX chain.
+pub const MAX_ANDX: usize = 16;
+/// The commands whose parameter words begin with an AndX block (command, reserved, offset).
+const SMB1_ANDX: [u8; 8] = [0x24, 0x2d, 0x2e, 0x2f, 0x73, 0x74, 0x75, 0xa2];
+const SMB1_ANDX_NONE: u8 = 0xff;
+/// Write AndX to a named pipe: raw mode and the start of a message. With both set, the data
+/// begins with the message's 2-byte length, which is not part of the message.
+const WRITE_RAW_MODE: u16 = 0x0004;
+const WRITE_MSG_START: u16 = 0x0008;
 const SMB1_TRANSACT_NM_PIPE: u16 = 0x0026;
 const SMB1_FLAGS_REPLY: u8 = 0x80;
 const SMB1_FLAGS2_UNICODE: u16 = 0x8000;
@@ -234,42 +246,107 @@ pub fn ioctl(m: &[u8], response: bool) -> Option<(u32, FileId, &[u8])> {
     Some((ctl, fid, data_at(m, off as usize, len as usize)?))
 }
 
+/// One command of an SMB1 message (the first, or one further down its AndX chain) with the
+/// header's fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Smb1<'a> {
     pub command: u8,
     pub status: u32,
     pub response: bool,
     pub unicode: bool,
+    pub tid: u16,
+    pub pid: u16,
+    pub uid: u16,
     pub mid: u16,
-    /// The parameter words and the data bytes after the 32-byte header.
+    /// The parameter words and the data bytes of this command.
     pub words: &'a [u8],
     pub bytes: &'a [u8],
     /// Offset of `bytes` from the header's start (data offsets are counted from there).
     pub bytes_at: usize,
+    /// The whole message, header included.
     pub message: &'a [u8],
 }
 
+impl Smb1<'_> {
+    /// What pairs a response with its request: the MID, with the PID, TID and UID that scope it
+    /// (a Read AndX response does not name its file).
+    pub fn key(&self) -> u64 {
+        u64::from(self.uid) << 48
+            | u64::from(self.tid) << 32
+            | u64::from(self.pid) << 16
+            | u64::from(self.mid)
+    }
+}
+
+/// The word count, words, byte count and bytes of a command block at `at`: (words, bytes,
+/// offset of the bytes). Bytes beyond the message are cut, as a short capture may have cut them.
+fn smb1_block(m: &[u8], at: usize) -> Option<(&[u8], &[u8], usize)> {
+    let wc = usize::from(*m.get(at)?);
+    let words = m.get(at + 1..at + 1 + 2 * wc)?;
+    let bc_at = at + 1 + 2 * wc;
+    let bc = usize::from(le16(m, bc_at)?);
+    let bytes_at = bc_at + 2;
+    let bytes = m.get(bytes_at..).map(|b| b.get(..bc).unwrap_or(b))?;
+    Some((words, bytes, bytes_at))
+}
+
+/// The first command of an SMB1 message.
 pub fn smb1(m: &[u8]) -> Option<Smb1<'_>> {
     if m.get(..4)? != b"\xffSMB" {
         return None;
     }
-    let wc = usize::from(*m.get(32)?);
-    let words = m.get(33..33 + 2 * wc)?;
-    let bc_at = 33 + 2 * wc;
-    let bc = usize::from(le16(m, bc_at)?);
-    let bytes_at = bc_at + 2;
-    let bytes = m.get(bytes_at..).map(|b| b.get(..bc).unwrap_or(b))?;
+    let (words, bytes, bytes_at) = smb1_block(m, 32)?;
     Some(Smb1 {
         command: *m.get(4)?,
         status: le32(m, 5)?,
         response: m.get(9)? & SMB1_FLAGS_REPLY != 0,
         unicode: le16(m, 10)? & SMB1_FLAGS2_UNICODE != 0,
+        tid: le16(m, 24)?,
+        pid: le16(m, 26)?,
+        uid: le16(m, 28)?,
         mid: le16(m, 30)?,
         words,
         bytes,
         bytes_at,
         message: m,
     })
+}
+
+/// Every command of an SMB1 message: the first, then those its AndX blocks chain to. Each next
+/// block must lie past the one before (no loops), at most `MAX_ANDX` of them.
+pub fn smb1_chain(m: &[u8]) -> Vec<Smb1<'_>> {
+    let mut out = Vec::new();
+    let Some(mut s) = smb1(m) else {
+        return out;
+    };
+    let mut at = 32;
+    loop {
+        let next = s.words.first().copied();
+        let off = le16(s.words, 2).map(usize::from);
+        let andx = SMB1_ANDX.contains(&s.command);
+        out.push(s);
+        if out.len() >= MAX_ANDX || !andx {
+            break;
+        }
+        let (Some(next), Some(off)) = (next, off) else {
+            break;
+        };
+        if next == SMB1_ANDX_NONE || off <= at {
+            break;
+        }
+        let Some((words, bytes, bytes_at)) = smb1_block(m, off) else {
+            break;
+        };
+        s = Smb1 {
+            command: next,
+            words,
+            bytes,
+            bytes_at,
+            ..s
+        };
+        at = off;
+    }
+    out
 }
 
 /// The 2-byte FID as a `FileId`.
@@ -320,6 +397,42 @@ pub fn transaction_response_data<'a>(s: &Smb1<'a>) -> Option<&'a [u8]> {
     let count = usize::from(le16(s.words, 12)?);
     let off = usize::from(le16(s.words, 14)?);
     data_at(s.message, off, count)
+}
+
+/// DataLength with its high 16 bits, or alone when the pair overruns the message: the high
+/// word counts only for clients of large reads and writes, and older ones leave it as they like.
+fn data_long(m: &[u8], off: usize, low: u16, high: u16) -> Option<&[u8]> {
+    let long = usize::from(low) | usize::from(high) << 16;
+    data_at(m, off, long).or_else(|| data_at(m, off, usize::from(low)))
+}
+
+/// Write AndX request: the FID and the data written (without the 2-byte message length a named
+/// pipe's raw-mode write puts before a message's start).
+pub fn write_andx_request<'a>(s: &Smb1<'a>) -> Option<(FileId, &'a [u8])> {
+    let fid = fid1(le16(s.words, 4)?);
+    let mode = le16(s.words, 14)?;
+    let high = le16(s.words, 18)?;
+    let low = le16(s.words, 20)?;
+    let off = usize::from(le16(s.words, 22)?);
+    let data = data_long(s.message, off, low, high)?;
+    let raw_start = WRITE_RAW_MODE | WRITE_MSG_START;
+    if mode & raw_start == raw_start {
+        return Some((fid, data.get(2..)?));
+    }
+    Some((fid, data))
+}
+
+/// Read AndX request: the FID read from (its response does not name it).
+pub fn read_andx_request_fid(s: &Smb1<'_>) -> Option<FileId> {
+    le16(s.words, 4).map(fid1)
+}
+
+/// Read AndX response: the data read.
+pub fn read_andx_response_data<'a>(s: &Smb1<'a>) -> Option<&'a [u8]> {
+    let low = le16(s.words, 10)?;
+    let off = usize::from(le16(s.words, 12)?);
+    let high = le16(s.words, 14)?;
+    data_long(s.message, off, low, high)
 }
 
 /// Does `b` begin a connection-oriented DCE/RPC PDU (version 5.0 or 5.1, a known type)?
@@ -471,6 +584,115 @@ mod tests {
             ("\\srvsvc", "srvsvc")
         );
         assert_eq!(pipe_name("\\PIPE\\lsarpc"), "lsarpc");
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        crate::proto::dns::tests::hex(s)
+    }
+
+    /// A Samba 4.17 rpcclient (`client ipc max protocol = NT1`) writing lsa_LookupNames to
+    /// `\lsarpc` (FID 0xddac) in Write AndX, the first fragment of call 3: the header, words and
+    /// byte count as captured, the data its first 24 bytes (the PDU's header) then zeros.
+    fn samba_write_andx() -> Vec<u8> {
+        let mut m = hex(concat!(
+            "ff534d422f000000001857c80000000000000000000000001ae81700532607000e",
+            "ff000000acdd0000000000000000080000000000b810400000000000",
+            "b91000",
+            "0500000110000000b8100000030000008c54000000000e00"
+        ));
+        m.resize(64 + 4280, 0);
+        m
+    }
+
+    #[test]
+    fn write_andx_from_samba() {
+        let m = samba_write_andx();
+        let s = smb1(&m).unwrap();
+        assert_eq!(
+            (s.command, s.response, s.tid, s.pid, s.uid, s.mid),
+            (SMB1_WRITE_ANDX, false, 0xe81a, 0x0017, 0x2653, 7)
+        );
+        let (fid, data) = write_andx_request(&s).unwrap();
+        assert_eq!(fid, fid1(0xddac));
+        // DataOffset 64 from the header's start, DataLength 4280: a request PDU (type 0), first
+        // fragment (flags 1), frag_length 4280, call id 3; WriteMode 0x0008 alone keeps it whole.
+        assert_eq!(data.len(), 4280);
+        assert_eq!(&data[..4], &[5, 0, 0, 1]);
+        assert_eq!(u16::from_le_bytes([data[8], data[9]]), 4280);
+        assert_eq!(data[12], 3);
+        // Raw mode with the start of a message: the 2-byte message length first, then the PDU.
+        let mut raw = m.clone();
+        raw[33 + 14] = 0x0c;
+        let (_, data) = write_andx_request(&smb1(&raw).unwrap()).unwrap();
+        assert_eq!((data.len(), &data[..2]), (4278, &[0u8, 1][..]));
+    }
+
+    #[test]
+    fn read_andx_from_samba() {
+        // The Read AndX request (MID 13, FID 0xddac, 4280 bytes) and its response: the last
+        // fragment of call 3's response, 3004 bytes at DataOffset 60.
+        let q = hex(concat!(
+            "ff534d422e000000001857c80000000000000000000000001ae8170053260d000c",
+            "ff000000acdd00000000b810b810000000000000000000000000"
+        ));
+        let q = smb1(&q).unwrap();
+        assert_eq!(read_andx_request_fid(&q), Some(fid1(0xddac)));
+        let mut r = hex(concat!(
+            "ff534d422e000000008817c80000000000000000000000001ae8170053260d000c",
+            "ff000000000000000000bc0b3c0000000000000000000000",
+            "bd0b00",
+            "0500020210000000bc0b000003000000a40b000000000000"
+        ));
+        r.resize(60 + 3004, 0);
+        let s = smb1(&r).unwrap();
+        assert!(s.response);
+        assert_eq!(s.key(), q.key());
+        let data = read_andx_response_data(&s).unwrap();
+        assert_eq!((data.len(), &data[..4]), (3004, &[5u8, 0, 2, 2][..]));
+        // DataLengthHigh that would overrun the message is a client's leftover: the low word counts.
+        r[33 + 14] = 7;
+        assert_eq!(
+            read_andx_response_data(&smb1(&r).unwrap()).map(<[u8]>::len),
+            Some(3004)
+        );
+        // A DataOffset past the message is refused, not read.
+        r[33 + 12] = 0xff;
+        r[33 + 13] = 0xff;
+        assert_eq!(read_andx_response_data(&smb1(&r).unwrap()), None);
+        r.truncate(40);
+        assert_eq!(smb1(&r), None);
+    }
+
+    #[test]
+    fn andx_chain_from_a_mac() {
+        // zeek-raw_ntlm_in_smb.pcap frame 158: NT Create AndX chained to Read AndX at 194.
+        let m = hex(concat!(
+            "ff534d42a2000000000801c80000000000000000000000000108010000082f0018",
+            "2e00c200006c0000000000000000000100000000000000000000008000000007000000",
+            "010000000000000002000000006f00005c00530061006d0070006c006500200050006900",
+            "6300740075007200650073002e006c006e006b003a0063006f006d002e00610070007000",
+            "6c0065002e004c00610075006e0063006800530065007200760069006300650073002e00",
+            "4f00700065006e00570069007400680000000cff000000000000000000001000100000",
+            "00000010000000000000"
+        ));
+        let chain = smb1_chain(&m);
+        assert_eq!(
+            chain.iter().map(|s| s.command).collect::<Vec<_>>(),
+            [SMB1_NT_CREATE_ANDX, SMB1_READ_ANDX]
+        );
+        assert_eq!(
+            nt_create_request_name(&chain[0]).as_deref(),
+            Some("\\Sample Pictures.lnk:com.apple.LaunchServices.OpenWith")
+        );
+        assert_eq!(read_andx_request_fid(&chain[1]), Some(fid1(0)));
+        assert_eq!((chain[1].mid, chain[1].words.len()), (chain[0].mid, 24));
+        // An AndX offset pointing back (here: at the first block) ends the chain.
+        let mut back = m.clone();
+        back[35..37].copy_from_slice(&32u16.to_le_bytes());
+        assert_eq!(smb1_chain(&back).len(), 1);
+        // An offset past the message ends it too.
+        back[35..37].copy_from_slice(&0xfff0u16.to_le_bytes());
+        assert_eq!(smb1_chain(&back).len(), 1);
     }
 
     #[test]
