@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -11,9 +11,6 @@ from portwitness.commands.context import will_write
 from portwitness.commands.load import spilled_decode
 from portwitness.commands.options import decode_options, filter_options, read_filters
 from portwitness.commands.output import emit, output_format, to_text, warn_anomalies
-
-if TYPE_CHECKING:
-    import polars as pl
 
 RPCINFO_FORMATS = ("table", "json", "csv", "ndjson")
 
@@ -62,6 +59,7 @@ def rpcinfo(
     fmt = output_format("rpcinfo", RPCINFO_FORMATS, fmt, output)
     from portwitness.formats import listed
     from portwitness.render import rpcinfo_table, write_frame
+    from portwitness.rpcinfo import one_table
     from portwitness.rpcinfo import views as rpcinfo_views
 
     will_write(output)
@@ -79,21 +77,4 @@ def rpcinfo(
         }
         emit(json.dumps(doc, indent=None) + "\n", output)
     else:
-        write_frame(listed(_csv_frame(oncrpc, msrpc), source=","), output or "-", fmt)
-
-
-def _csv_frame(oncrpc: pl.DataFrame, msrpc: pl.DataFrame) -> pl.DataFrame:
-    """Both rpcinfo views as one table, told apart by `kind` (see `rpcinfo --help`)."""
-    import polars as pl
-
-    columns = ["kind", "server", "program", "interface", "version", "name", "proto", "port"]
-    columns += ["source", "first_seen", "last_seen", "flows_after"]
-    onc = oncrpc.with_columns(
-        pl.lit("oncrpc").alias("kind"),
-        pl.lit(None, pl.String).alias("interface"),
-        pl.col("version").cast(pl.String),
-    )
-    ms = msrpc.rename({"protocol": "proto"}).with_columns(
-        pl.lit("msrpc").alias("kind"), pl.lit(None, pl.UInt32).alias("program")
-    )
-    return pl.concat([onc.select(columns), ms.select(columns)])
+        write_frame(listed(one_table(oncrpc, msrpc), source=","), output or "-", fmt)
