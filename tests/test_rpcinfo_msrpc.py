@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from test_schema import MAPPINGS as MAPPINGS_SCHEMA
 
-import portwitness.cli as cli_module
+import portwitness.commands.load as load_module
 from portwitness.capture import Capture
 from portwitness.cli import main
 from portwitness.names import DCERPC_INTERFACES, TLS_CIPHERS, cipher_name, interface_name
@@ -216,7 +216,7 @@ def test_protocol_from_transport_when_the_core_names_none():
 @pytest.fixture
 def patched_decode(monkeypatch):
     cap = _capture(MAPPINGS)
-    monkeypatch.setattr(cli_module, "_decode", lambda *args, **kwargs: cap)
+    monkeypatch.setattr(load_module, "decode_captures", lambda *args, **kwargs: cap)
     return cap
 
 

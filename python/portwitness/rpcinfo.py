@@ -156,3 +156,19 @@ def views(cap: Capture, filt: Filters) -> tuple[pl.DataFrame, pl.DataFrame]:
             f"no RPC registration matches the filters given ({filt.names()}): nothing to show"
         )
     return views[0], views[1]
+
+
+def one_table(oncrpc: pl.DataFrame, msrpc: pl.DataFrame) -> pl.DataFrame:
+    """Both views as one table, told apart by `kind`, as `portwitness rpcinfo` writes CSV and NDJSON
+    (see its --help)."""
+    columns = ["kind", "server", "program", "interface", "version", "name", "proto", "port"]
+    columns += ["source", "first_seen", "last_seen", "flows_after"]
+    onc = oncrpc.with_columns(
+        pl.lit("oncrpc").alias("kind"),
+        pl.lit(None, pl.String).alias("interface"),
+        pl.col("version").cast(pl.String),
+    )
+    ms = msrpc.rename({"protocol": "proto"}).with_columns(
+        pl.lit("msrpc").alias("kind"), pl.lit(None, pl.UInt32).alias("program")
+    )
+    return pl.concat([onc.select(columns), ms.select(columns)])
