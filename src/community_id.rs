@@ -1,7 +1,9 @@
 //! The Community ID v1 flow hash (corelight/community-id-spec): the string Zeek, Suricata, Elastic
 //! and Security Onion give a conversation, so a flow found in one is found in the others.
 //!
-//!     "1:" + base64(SHA1(seed | lower address | higher address | protocol | 0 | their ports))
+//! ```text
+//! "1:" + base64(SHA1(seed | lower address | higher address | protocol | 0 | their ports))
+//! ```
 //!
 //! The endpoints are put in order (the smaller address first, in network byte order; on equal
 //! addresses the smaller port), so both directions of a conversation hash the same. ICMP and
@@ -144,7 +146,16 @@ mod tests {
     /// both directions of the conversation.
     #[test]
     fn the_spec_examples() {
-        let cases: &[(u16, u8, &str, &str, (u16, u16), &str)] = &[
+        // (seed, protocol, source, destination, ports or ICMP type and code, ID)
+        type Case = (
+            u16,
+            u8,
+            &'static str,
+            &'static str,
+            (u16, u16),
+            &'static str,
+        );
+        let cases: &[Case] = &[
             (
                 0,
                 TCP,
