@@ -104,7 +104,7 @@ def measure(capture: Path, config: Path, form: str) -> dict:
 
     t = time.perf_counter()
     cap = portwitness.decode(str(capture), max_flows=4_000_000)
-    flows = cap.flows.height  # the flows table is converted (community ids) on first use: part of decoding
+    flows = cap.flows.height  # the flows table is converted to a frame on first use: part of decoding
     decoded = time.perf_counter() - t
     decode_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     t = time.perf_counter()

@@ -16,6 +16,7 @@
 pub mod anomaly;
 pub mod app;
 pub mod capture;
+pub mod community_id;
 pub mod decode;
 pub mod error;
 pub mod flow;

@@ -306,6 +306,36 @@ fn first_timestamp(py: Python<'_>, path: PathBuf) -> PyResult<Option<i64>> {
     found.map_err(to_py)
 }
 
+/// The Community ID v1 of one TCP or UDP conversation (`crate::community_id`), given as text;
+/// None when the tuple is not one (another transport, an address that does not parse, addresses
+/// of two families, a port out of range).
+#[pyfunction]
+#[pyo3(signature = (transport, client_ip, client_port, server_ip, server_port, seed=0))]
+fn community_id(
+    transport: Option<&str>,
+    client_ip: Option<&str>,
+    client_port: Option<i64>,
+    server_ip: Option<&str>,
+    server_port: Option<i64>,
+    seed: u16,
+) -> Option<String> {
+    let proto = match transport? {
+        "tcp" => crate::packet::IPPROTO_TCP,
+        "udp" => crate::packet::IPPROTO_UDP,
+        _ => return None,
+    };
+    let addr = |s: &str| {
+        s.parse::<std::net::IpAddr>().ok().map(|ip| match ip {
+            std::net::IpAddr::V4(a) => crate::packet::Addr::v4(a.octets()),
+            std::net::IpAddr::V6(a) => crate::packet::Addr::v6(a.octets()),
+        })
+    };
+    let port = |p: i64| u16::try_from(p).ok();
+    let (a, b) = (addr(client_ip?)?, addr(server_ip?)?);
+    let ports = (port(client_port?)?, port(server_port?)?);
+    crate::community_id::v1(seed, proto, &a, &b, Some(ports)).map(|c| c.as_str().to_owned())
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -323,6 +353,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(first_timestamp, m)?)?;
     m.add_function(wrap_pyfunction!(write_parquet, m)?)?;
+    m.add_function(wrap_pyfunction!(community_id, m)?)?;
     m.add_class::<Progress>()?;
     Ok(())
 }

@@ -62,6 +62,7 @@ pub fn flows_schema() -> SchemaRef {
         f("tls_version", Utf8, true),
         f("tls_sni", Utf8, true),
         f("security", Utf8, true),
+        f("community_id", Utf8, true),
     ]))
 }
 
@@ -248,6 +249,7 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
         std::array::from_fn(|_| StringBuilder::with_capacity(n, 0));
     let mut rpc_prog = UInt32Builder::with_capacity(n);
     let mut rpc_vers = UInt32Builder::with_capacity(n);
+    let mut community = StringBuilder::with_capacity(n, n * 30);
     let mut ipbuf = String::with_capacity(48);
     for fl in flows {
         id.append_value(fl.id);
@@ -298,6 +300,15 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
         });
         rpc_prog.append_option(fl.rpc_program);
         rpc_vers.append_option(fl.rpc_version);
+        // Of the conversation inside any tunnel, VLAN or not: as every other tool hashes it.
+        let id = crate::community_id::v1(
+            0,
+            fl.proto,
+            &fl.client,
+            &fl.server,
+            Some((fl.client_port, fl.server_port)),
+        );
+        community.append_option(id.as_ref().map(|c| c.as_str()));
     }
     let [pc, ps, bc, bs, lc, ls] = counters.map(|mut b| Arc::new(b.finish()) as ArrayRef);
     let [app, iface, tlsv, sni, security] = nulls_str.map(|mut b| Arc::new(b.finish()) as ArrayRef);
@@ -330,6 +341,7 @@ pub fn flows_batch(flows: &[Flow], names: &[String]) -> Result<RecordBatch, Arro
         tlsv,
         sni,
         security,
+        Arc::new(community.finish()),
     ];
     RecordBatch::try_new(flows_schema(), cols)
 }

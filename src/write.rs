@@ -82,12 +82,14 @@ fn write_all(
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(group_rows));
     // Numbers and times are nearly all distinct (ids, counters, timestamps): a dictionary for them
-    // is built only to be abandoned, and was a third of the write.
+    // is built only to be abandoned, and was a third of the write. So is a flow's Community ID, a
+    // hash of what tells the flows apart.
     for field in schema.fields() {
-        if !matches!(
+        if (!matches!(
             field.data_type(),
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)
-        ) && !field.data_type().is_nested()
+        ) && !field.data_type().is_nested())
+            || field.name() == "community_id"
         {
             props =
                 props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
@@ -326,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn dictionaries_only_for_text_columns() {
+    fn dictionaries_only_for_text_columns_but_the_community_id() {
         let dir = tempfile_dir("dictionaries");
         let path = dir.join("flows.parquet");
         let flows = sample_flows();
@@ -335,6 +337,7 @@ mod tests {
         let group = builder.metadata().row_group(0);
         for (i, field) in flows.schema().fields().iter().enumerate() {
             let text = matches!(field.data_type(), DataType::Utf8);
+            let text = text && field.name() != "community_id";
             let dict = group.column(i).dictionary_page_offset().is_some();
             assert_eq!(dict, text, "{}", field.name());
         }

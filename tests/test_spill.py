@@ -8,6 +8,7 @@ import errno
 import os
 import pickle
 import random
+import subprocess
 import sys
 
 import polars as pl
@@ -184,13 +185,27 @@ def test_parquet_of_flows_held_in_memory_is_written_by_the_core_as_polars_writes
 
 
 def test_flows_to_parquet_holds_the_community_ids(tmp_path):
-    # The core still writes the Parquet file of flows that stayed in memory; their Community IDs
-    # are added in Python first, so every flows output has the column.
+    # The core writes the Parquet file of flows that stayed in memory, Community IDs included.
     out = tmp_path / "flows.parquet"
     assert main(["flows", str(PCAPS / "sample.pcap"), "-o", str(out)]) == 0
     back = pl.read_parquet(out)
     assert back.columns[-1] == "community_id" and back["community_id"].null_count() == 0
     assert back.equals(pw.decode(PCAPS / "sample.pcap").flows)
+
+
+def test_flows_to_parquet_never_loads_polars(tmp_path):
+    # The Community IDs come from the core with the rest of the table, which the core writes: a
+    # flows output of a capture that does not spill needs no dataframe library at all.
+    out = tmp_path / "flows.parquet"
+    probe = (
+        "import sys\n"
+        "from portwitness.cli import main\n"
+        f"code = main(['flows', {str(PCAPS / 'sample.pcap')!r}, '-o', {str(out)!r}])\n"
+        "assert code == 0, code\n"
+        "assert 'polars' not in sys.modules, 'polars was loaded'\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True)
+    assert pl.read_parquet(out).equals(pw.decode(PCAPS / "sample.pcap").flows)
 
 
 def test_the_core_writer_names_an_unwritable_output(tmp_path):
@@ -212,7 +227,7 @@ def test_a_capture_converts_each_table_once_and_pickles_as_frames():
     assert hasattr(arrow, "__arrow_c_stream__") and not isinstance(arrow, pl.DataFrame)
     flows = cap.flows
     assert cap.flows is flows and cap.arrow("flows") is flows
-    assert flows.drop("community_id").equals(pl.DataFrame(arrow))
+    assert flows.columns[-1] == "community_id" and flows.equals(pl.DataFrame(arrow))
     again = pickle.loads(pickle.dumps(cap))
     for name in TABLES:
         assert getattr(again, name).equals(getattr(cap, name), null_equal=True)

@@ -9,8 +9,9 @@
 
 mod common;
 
+use _core::anomaly::{Anomalies, Position};
 use _core::app::tls::TlsStream;
-use _core::app::Apps;
+use _core::app::{Apps, Sink};
 use _core::packet::IPPROTO_TCP;
 use _core::proto::tls;
 use libfuzzer_sys::fuzz_target;
@@ -57,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
     let e = common::ends(IPPROTO_TCP, 50_000, 443);
     let mut apps = Apps::default();
     let mut stream = TlsStream::default();
+    let mut an = Anomalies::default();
     let mut ts = 0i64;
     for (flags, chunk) in common::frames(data) {
         let d = usize::from(flags & 1);
@@ -65,12 +67,16 @@ fuzz_target!(|data: &[u8]| {
         if flags & 2 != 0 {
             stream.gap(d);
         }
-        std::hint::black_box(apps.tls.data(&mut stream, &e, d, chunk, ts));
+        let mut sink = Sink {
+            an: &mut an,
+            at: Position::default(),
+        };
+        std::hint::black_box(apps.tls.data(&mut stream, &e, d, chunk, ts, &mut sink));
         if stream.finished() {
             apps.tls.close(std::mem::take(&mut stream), &e);
         }
     }
     apps.tls.close(stream, &e);
     apps.finish();
-    std::hint::black_box(apps.tls.rows.len());
+    std::hint::black_box((apps.tls.rows.len(), an.total()));
 });

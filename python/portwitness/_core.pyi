@@ -31,7 +31,7 @@ def decode(
     `captures`, `rpc_calls`, `mappings`, `dcerpc_calls`, `tls`, `names`; src/tables.rs owns their
     schemas: `flows` names the encapsulation that carried a flow in `encap` and its tenant in
     `tunnel_id`, and its `security` is `tls`, `starttls` (TLS after a plaintext preamble),
-    `plaintext` or null; `tls.client_offset` is the client bytes before TLS began;
+    `plaintext` or null, its `community_id` the Community ID v1; `tls.client_offset` is the client bytes before TLS began;
     `dcerpc_calls.transfer_syntax` the transfer syntax (NDR or NDR64) negotiated for the row's
     presentation context and `pipe` the SMB named pipe of a call), `stats` (counters by name, among
     them `tunnelled`, `encap_undecoded`, `smb_messages`, `smb_signed`, `smb_encrypted`,
@@ -41,6 +41,17 @@ def first_timestamp(path: str | PathLike[str]) -> int | None: ...
 def write_parquet(table: Any, path: str | PathLike[str]) -> int:
     """Writes an Arrow table (anything with `__arrow_c_stream__`) as one zstd Parquet file; returns
     the rows written. OSError when the file cannot be written."""
+
+def community_id(
+    transport: str | None,
+    client_ip: str | None,
+    client_port: int | None,
+    server_ip: str | None,
+    server_port: int | None,
+    seed: int = 0,
+) -> str | None:
+    """The Community ID v1 of one TCP or UDP conversation, as the flows table's `community_id`
+    has it; None when the tuple is not one."""
 
 class Progress:
     """Bytes read so far by a decode running on another thread."""

@@ -157,10 +157,6 @@ class Capture:
             import polars as pl
 
             frame = pl.DataFrame(pending[name])
-            if name == "flows":
-                from portwitness.communityid import with_community_id
-
-                frame = with_community_id(frame)
             object.__setattr__(self, name, frame)
             del pending[name]
             return frame
@@ -178,8 +174,7 @@ class Capture:
 
     def arrow(self, name: str) -> Any:
         """Table `name` as an Arrow stream (an object with `__arrow_c_stream__`), without
-        converting it when the decode left it as Arrow (the flows as the core made them, then:
-        without the `community_id` that `flows` adds)."""
+        converting it when the decode left it as Arrow."""
         pending = self.__dict__.get("_arrow") or {}
         with self.__dict__.get("_lock") or _CONVERT:
             if name in pending:
@@ -230,7 +225,7 @@ def decode(
     `client`: a `distributed.Client` (or any `concurrent.futures.Executor`; a process pool should
     spawn, not fork) to decode the files on, each alone where that gives exactly the one-pass
     result (see `portwitness.cluster`). `flow_sink`: a callable given the flows finished while
-    decoding, as polars frames (with their `community_id`, as `flows` has it) of at least
+    decoding, as polars frames (with the columns `flows` has) of at least
     `spill_rows` rows, each in flow order; the `flows` of the
     result then hold only the rest (`portwitness.spill` writes them to disk and merges them back;
     not with `client`). An exception it raises ends the decode and is raised here. `tables`: the
@@ -267,20 +262,18 @@ def decode(
         cap = decode_in_parallel(files, options)
         if cap is not None:
             return _checked(cap, skipped, skip_unreadable)
-    sink = None if flow_sink is None else _with_community_ids(flow_sink)
+    sink = None if flow_sink is None else _as_frames(flow_sink)
     cap = decode_files(files, options, progress, sink, spill_rows, tables)[0]
     return _checked(cap, skipped, skip_unreadable)
 
 
-def _with_community_ids(sink: Callable[[Any], None]) -> Callable[[Any], None]:
-    """`sink` given each batch of flows as `Capture.flows` has them: a frame with `community_id`."""
+def _as_frames(sink: Callable[[Any], None]) -> Callable[[Any], None]:
+    """`sink` given each batch of flows as `Capture.flows` has them: a polars frame."""
 
     def call(table: Any) -> None:
         import polars as pl
 
-        from portwitness.communityid import with_community_id
-
-        sink(with_community_id(pl.DataFrame(table)))
+        sink(pl.DataFrame(table))
 
     return call
 

@@ -367,7 +367,7 @@ impl Apps {
             Parser::OncRpc(s) => self.rpc.data(&mut self.know, s, e, d, bytes, ts, sink),
             Parser::DceRpc(s) => self.dce.data(&mut self.know, s, e, d, bytes, ts, sink),
             Parser::Tls(s) => {
-                let said = self.tls.data(s, e, d, bytes, ts);
+                let said = self.tls.data(s, e, d, bytes, ts, sink);
                 *done = s.finished();
                 Ok(said)
             }

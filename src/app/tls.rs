@@ -3,7 +3,7 @@
 //! `starttls`), gathered across records and segments (post-quantum key shares make ClientHellos
 //! larger than a segment), into the `tls` table.
 
-use super::{Ends, Said};
+use super::{Ends, Said, Sink};
 use crate::flow::table::App;
 use crate::learn::MAX_ROWS;
 use crate::packet::Addr;
@@ -12,6 +12,24 @@ use crate::proto::tls::{self, ClientHello, ServerHello};
 /// Bytes buffered per direction while a hello is incomplete: the largest handshake message
 /// decoded plus the headers of the records it may span.
 const MAX_BUFFER: usize = tls::MAX_HANDSHAKE + 5 * 8 + 4;
+
+/// The anomaly of a hello longer than what is reassembled to decode it.
+pub const TOO_LONG: &str = "tls_hello_too_long";
+
+fn too_long(e: &Ends, t: u8, len: usize) -> String {
+    let what = match t {
+        tls::CLIENT_HELLO => "ClientHello".to_owned(),
+        tls::SERVER_HELLO => "ServerHello".to_owned(),
+        t => format!("handshake message of type {t}"),
+    };
+    format!(
+        "flow {} on port {}: {what} of {len} bytes, longer than the {} bytes reassembled to \
+         decode it; its SNI, versions and cipher are not read",
+        e.flow_id,
+        e.server_port,
+        tls::MAX_HANDSHAKE - 4
+    )
+}
 
 #[derive(Debug, Default)]
 pub struct TlsStream {
@@ -83,7 +101,15 @@ fn sslv2_version(b: &[u8]) -> Option<u16> {
 
 impl Tls {
     /// Reassembled bytes of one direction.
-    pub fn data(&mut self, st: &mut TlsStream, e: &Ends, d: usize, bytes: &[u8], ts: i64) -> Said {
+    pub fn data(
+        &mut self,
+        st: &mut TlsStream,
+        e: &Ends,
+        d: usize,
+        bytes: &[u8],
+        ts: i64,
+        sink: &mut Sink<'_>,
+    ) -> Said {
         let mut said = Said::default();
         let (Some(buf), Some(&done)) = (st.bufs.get_mut(d), st.finished.get(d)) else {
             return said;
@@ -122,8 +148,17 @@ impl Tls {
                 None => self.finish_direction(st, d),
                 Some((rv, hs)) => match tls::handshake_message(&hs) {
                     Some((t, body)) => self.hello(st, d, rv, t, body, ts),
-                    None if full => self.finish_direction(st, d),
-                    None => said.app = Some(App::Tls),
+                    None => match tls::handshake_header(&hs) {
+                        // Said as soon as its header is read: it can never be whole, and nothing
+                        // after it in this direction is read, so the flow's SNI would be lost
+                        // without a word.
+                        Some((t, len)) if 4 + len > tls::MAX_HANDSHAKE => {
+                            sink.push("tls", TOO_LONG, too_long(e, t, len));
+                            self.finish_direction(st, d);
+                        }
+                        _ if full => self.finish_direction(st, d),
+                        _ => said.app = Some(App::Tls),
+                    },
                 },
             }
         }
@@ -198,5 +233,101 @@ impl Tls {
 
     pub fn finish(&mut self) {
         crate::order::sort_rows_by_key(&mut self.rows, |r| (r.ts.or(r.server_ts), r.flow_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anomaly::{Anomalies, Position};
+    use crate::packet::IPPROTO_TCP;
+
+    /// A ClientHello naming `sni` whose body is `body_len` bytes (padded by cipher suites and a
+    /// padding extension, as a hello with a large post-quantum key share is), as TLS records of at
+    /// most 16 KiB.
+    fn records(sni: &str, body_len: usize) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([0x11; 32]);
+        body.push(0);
+        // Cipher suites: as many as it takes past 64 KiB (one extensions block holds at most
+        // 65535 bytes).
+        let suites = 8000;
+        body.extend(u16::try_from(suites).unwrap().to_be_bytes());
+        body.extend(std::iter::repeat_n([0x13, 0x01], suites / 2).flatten());
+        body.extend([1, 0]);
+        let name = [&[0][..], &(sni.len() as u16).to_be_bytes(), sni.as_bytes()].concat();
+        let sni_ext = [&(name.len() as u16).to_be_bytes()[..], &name].concat();
+        let mut exts = [&[0, 0][..], &(sni_ext.len() as u16).to_be_bytes(), &sni_ext].concat();
+        let pad = body_len - body.len() - 2 - exts.len() - 4;
+        exts.extend([0, 21]);
+        exts.extend(u16::try_from(pad).unwrap().to_be_bytes());
+        exts.extend(std::iter::repeat_n(0, pad));
+        body.extend(u16::try_from(exts.len()).unwrap().to_be_bytes());
+        body.extend(exts);
+        assert_eq!(body.len(), body_len);
+        let len = u32::try_from(body_len).unwrap().to_be_bytes();
+        let hs = [&[tls::CLIENT_HELLO, len[1], len[2], len[3]][..], &body].concat();
+        let mut out = Vec::new();
+        for rec in hs.chunks(1 << 14) {
+            out.extend([tls::CONTENT_HANDSHAKE, 3, 1]);
+            out.extend(u16::try_from(rec.len()).unwrap().to_be_bytes());
+            out.extend(rec);
+        }
+        out
+    }
+
+    /// The hello fed to a stream in segments of 1460 bytes: the flow's SNI and the anomalies.
+    fn decode(stream: &[u8]) -> (Option<String>, Anomalies, u64) {
+        let mut tls = Tls::default();
+        let mut st = TlsStream::default();
+        let mut an = Anomalies::default();
+        let e = Ends {
+            flow_id: 7,
+            client: Addr::v4([10, 0, 0, 1]),
+            client_port: 40000,
+            server: Addr::v4([10, 0, 0, 2]),
+            server_port: 443,
+            proto: IPPROTO_TCP,
+        };
+        let mut sni = None;
+        for (i, seg) in stream.chunks(1460).enumerate() {
+            let at = Position {
+                capture: 0,
+                record_index: i as u64 + 3,
+                byte_offset: 0,
+            };
+            let mut sink = Sink { an: &mut an, at };
+            let said = tls.data(&mut st, &e, 0, seg, 0, &mut sink);
+            if i == 0 {
+                assert_eq!(said.app, Some(App::Tls));
+            }
+            sni = sni.or(said.tls_sni);
+        }
+        (sni, an, tls.hellos)
+    }
+
+    #[test]
+    fn a_hello_longer_than_the_bound_is_an_anomaly_naming_its_flow() {
+        let (sni, an, hellos) = decode(&records("big.example", 70_000));
+        assert_eq!((sni, hellos), (None, 0));
+        let [row] = an.rows.as_slice() else {
+            panic!("{:?}", an.rows)
+        };
+        assert_eq!(
+            (row.layer, row.kind, row.record_index),
+            ("tls", TOO_LONG, 3)
+        );
+        assert_eq!(
+            row.detail,
+            "flow 7 on port 443: ClientHello of 70000 bytes, longer than the 65532 bytes \
+             reassembled to decode it; its SNI, versions and cipher are not read"
+        );
+    }
+
+    #[test]
+    fn a_hello_just_under_the_bound_is_decoded() {
+        let (sni, an, hellos) = decode(&records("under.example", tls::MAX_HANDSHAKE - 4));
+        assert_eq!((sni.as_deref(), hellos), (Some("under.example"), 1));
+        assert!(an.rows.is_empty(), "{:?}", an.rows);
     }
 }

@@ -167,6 +167,15 @@ pub fn first_message(b: &[u8]) -> Option<(u16, u8, &[u8])> {
     Some((u16::from_be_bytes([3, *minor]), t, body))
 }
 
+/// The type and declared body length of the handshake message `hs` starts with, complete or not.
+pub fn handshake_header(hs: &[u8]) -> Option<(u8, usize)> {
+    let [t, a, b, c, ..] = *hs else { return None };
+    Some((
+        t,
+        usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c),
+    ))
+}
+
 /// The first handshake message of `hs` if it is complete: (type, body).
 pub fn handshake_message(hs: &[u8]) -> Option<(u8, &[u8])> {
     let (&t, len) = (hs.first()?, hs.get(1..4)?);

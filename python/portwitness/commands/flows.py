@@ -193,15 +193,23 @@ def _spilled_flows(
         # The spill's directory goes beside the output: its error is the output's.
         raise OSError(e.errno, e.strerror, output) from None
     sink = GuardedSink(spill)
+    # Parquet of every flow is written by the core from its Arrow table: polars is needed only if
+    # the flows spill (loaded then).
+    whole_parquet = fmt == "parquet" and not filt
     try:
         cap = decode_captures(
             captures,
             max_flows,
             idle_timeout,
+            polars=not whole_parquet,
             flow_sink=sink,
             spill_rows=spill_rows,
             tables=_tables_for(anomalies, filt),
         )
+        if whole_parquet and not spill.parts:
+            warn_anomalies(cap)
+            write_parquet(cap.arrow("flows"), output)
+            return cap
         rest = cap.flows
         if spill.parts:
             # Only a merge of parts adds much to what is in use (5 ms on a 2 GB decode otherwise).

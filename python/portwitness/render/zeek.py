@@ -19,8 +19,6 @@ from typing import IO, Any
 
 import polars as pl
 
-from portwitness.communityid import with_community_id
-
 FIELDS = [
     ("ts", "time"),
     ("uid", "string"),
@@ -83,7 +81,7 @@ def _epoch(t: datetime) -> float:
 def records(flows: pl.DataFrame) -> list[dict[str, Any]]:
     """One dict per flow with Zeek's field names; None for unset fields."""
     out = []
-    for r in with_community_id(flows).iter_rows(named=True):
+    for r in flows.iter_rows(named=True):
         duration = (r["last_ts"] - r["first_ts"]).total_seconds()
         out.append(
             {
