@@ -73,7 +73,8 @@ def build_walks(tmp: str) -> tuple[str | None, str | None, str]:
             capture_output=True,
             text=True,
         )
-        exe = os.path.join(ROOT, "target", "release", "examples", "walk")
+        target = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
+        exe = os.path.join(target, "release", "examples", "walk")
         if r.returncode == 0 and os.path.exists(exe):
             rust = exe
         else:

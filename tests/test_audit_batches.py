@@ -155,7 +155,6 @@ def test_a_dataset_written_a_batch_at_a_time_reads_back_as_one_written_whole(tmp
     whole_cap = pw.decode(DEMO / "demo.pcap", **SMALL)
     write_dataset(whole_cap, tmp_path / "whole")
     monkeypatch.setattr(capture_mod, "BATCH_ROWS", 5)
-    monkeypatch.setattr(importlib.import_module("portwitness.dataset"), "PART_ROWS", 7)
     cap, spill = _on_disk(DEMO / "demo.pcap", tmp_path)
     try:
         run = write_dataset(cap, tmp_path / "parts")

@@ -79,8 +79,8 @@ ADDED_LATER = {
 }
 # Tables that say which capture a row came from through its flow.
 BY_FLOW = ("rpc_calls", "mappings", "dcerpc_calls", "tls", "names")
-# Rows of flows per part at least (the last part of a run excepted), and per row group.
-PART_ROWS = 262_144
+# Rows per row group of a part: a reader taking the flows back a slice at a time decodes little
+# more than the slice.
 ROW_GROUP = 16_384
 # Rows whose capture is none of the run's (kept with the run, never replaced).
 UNKNOWN = "unknown"
@@ -373,23 +373,6 @@ def _later(a: int | None, b: int | None) -> int | None:
     return b if a is None or (b is not None and b > a) else a
 
 
-def _coalesced(batches: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-    """The batches joined into frames of at least `PART_ROWS` rows (the last may be smaller): a
-    flood read back in many small batches becomes a few parts, not hundreds."""
-    rows = PART_ROWS
-    held: list[pl.DataFrame] = []
-    count = 0
-    for b in batches:
-        held.append(b)
-        count += b.height
-        if count >= rows:
-            yield pl.concat(held)
-            held, count = [], 0
-    if held:
-        # The rest; or the one empty batch of a capture without flows (its columns).
-        yield pl.concat(held)
-
-
 def _write_part(frame: pl.DataFrame, path: Path) -> None:
     """A part, flushed to disk before the manifest may name it. Row groups of 16,384 rows: a
     reader that takes a flows table back a slice at a time decodes little more than the slice."""
@@ -465,7 +448,7 @@ def _write_run(cap: Capture, root: Path, m: dict) -> dict:
     key_rows = []
     top = None
     rows["flows"] = 0
-    for i, batch in enumerate(_coalesced(flow_batches(cap))):
+    for i, batch in enumerate(flow_batches(cap)):
         flows = batch.with_columns(pl.col("flow_id") + base)
         if i == 0:
             with open_output(root / "_schema" / "flows.parquet") as f:
