@@ -15,7 +15,7 @@ import pytest
 
 import portwitness
 from conftest import PCAPS, ROOT, SHARED_CAPTURES, generate_capture, requires
-from portwitness import _core, cluster
+from portwitness import _core, cluster, parallel
 from portwitness.capture import Options
 from portwitness.cli import main
 
@@ -212,9 +212,9 @@ def test_files_in_parallel_on_threads(days, nights):
     """More than 2 threads: files that can be decoded apart are, one per thread, in this process."""
     for paths in (days, nights):
         one = portwitness.decode(paths, threads=1)
-        parallel = cluster.decode_in_parallel([str(p) for p in paths], Options(threads=3))
-        assert parallel is not None
-        assert_same(one, parallel)
+        apart = parallel.decode_in_parallel([str(p) for p in paths], Options(threads=3))
+        assert apart is not None
+        assert_same(one, apart)
         assert_same(one, portwitness.decode(paths, threads=4))
     with ThreadPoolExecutor(2) as pool:
         assert_same(portwitness.decode(days, threads=1), portwitness.decode(days, client=pool))
@@ -223,20 +223,20 @@ def test_files_in_parallel_on_threads(days, nights):
 def test_files_in_parallel_only_where_it_pays(nights, tmp_path):
     paths = [str(p) for p in nights]
     # Two threads: the one-pass pipeline keeps both busy. Rotated files: one run. Stdin: unknown.
-    assert cluster.decode_in_parallel(paths, Options(threads=2)) is None
-    assert cluster.decode_in_parallel(paths[3:], Options(threads=4)) is None
-    assert cluster.decode_in_parallel([*paths, "-"], Options(threads=4)) is None
+    assert parallel.decode_in_parallel(paths, Options(threads=2)) is None
+    assert parallel.decode_in_parallel(paths[3:], Options(threads=4)) is None
+    assert parallel.decode_in_parallel([*paths, "-"], Options(threads=4)) is None
     missing = str(tmp_path / "missing.pcap")
-    assert cluster.decode_in_parallel([*paths, missing], Options(threads=4)) is None
+    assert parallel.decode_in_parallel([*paths, missing], Options(threads=4)) is None
     with pytest.raises(_core.CaptureFormatError, match="missing.pcap: no such file"):
         portwitness.decode([*paths, missing], threads=4)
 
 
 def test_first_timestamps_plan_rotated_files_before_decoding(nights):
-    firsts = cluster.first_timestamps([str(p) for p in nights] + [str(PCAPS / "broken" / "zeros.pcap")])
+    firsts = parallel.first_timestamps([str(p) for p in nights] + [str(PCAPS / "broken" / "zeros.pcap")])
     assert firsts[0] == 1_700_000_000 * 10**9
     assert firsts[-1] is None
-    assert cluster._preplan(firsts, Options()) == [(0,), (1,), (2,), (3, 4, 5, 6)]
+    assert parallel._preplan(firsts, Options()) == [(0,), (1,), (2,), (3, 4, 5, 6)]
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -14,7 +14,7 @@ import pytest
 from conftest import PCAPS, SHARED_CAPTURES, generate_capture
 from portwitness import _core
 
-TABLES = ["flows", "anomalies", "captures", "rpc_calls", "mappings", "dcerpc_calls", "tls", "names"]
+TABLES = _core.TABLES
 
 
 def _inputs() -> list[Path]:
@@ -24,7 +24,7 @@ def _inputs() -> list[Path]:
     return found
 
 
-def _decode(paths: list[Path], threads: int, chunk_bytes: int = 0) -> dict | str:
+def _decode(paths: list[Path], threads: int, chunk_bytes: int = 0) -> _core.DecodeResult | str:
     try:
         return _core.decode(
             [str(p) for p in paths], threads=threads, idle_timeout=600.0, chunk_bytes=chunk_bytes
@@ -39,20 +39,20 @@ def _decode(paths: list[Path], threads: int, chunk_bytes: int = 0) -> dict | str
 WAYS = [(2, 0), (2, 512), (3, 4096)]
 
 
-def _same(one: dict | str, many: dict | str, way: tuple[int, int]) -> None:
+def _same(one: _core.DecodeResult | str, many: _core.DecodeResult | str, way: tuple[int, int]) -> None:
     if isinstance(one, str) or isinstance(many, str):
         assert one == many, way
         return
     for name in TABLES:
-        a = pl.DataFrame(one[name])
-        b = pl.DataFrame(many[name])
+        a = pl.DataFrame(getattr(one, name))
+        b = pl.DataFrame(getattr(many, name))
         assert a.height == b.height, (name, way)
         assert a.equals(b, null_equal=True), f"{name} differs between 1 thread and {way}"
-    assert one["stats"] == many["stats"], way
-    assert one["anomaly_counts"] == many["anomaly_counts"], way
+    assert one.stats == many.stats, way
+    assert one.anomaly_counts == many.anomaly_counts, way
 
 
-def assert_same(paths: list[Path], ways=WAYS) -> dict | str:
+def assert_same(paths: list[Path], ways=WAYS) -> _core.DecodeResult | str:
     one = _decode(paths, 1)
     for threads, chunk in ways:
         _same(one, _decode(paths, threads, chunk), (threads, chunk))
@@ -73,7 +73,7 @@ def test_every_fixture_at_once():
     """All inputs as one run: flows and learned ports carry across files, broken files between."""
     out = assert_same(_inputs())
     assert not isinstance(out, str)
-    assert out["stats"]["records"] > 1000
+    assert out.stats["records"] > 1000
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,8 @@ def test_generated_capture(generated):
     out = assert_same(generated[:1])
     assert not isinstance(out, str)
     # Many batches of packets, many read buffers, and the protocols decoded.
-    assert out["stats"]["records"] > 40_000
-    assert pl.DataFrame(out["mappings"]).height > 0 and pl.DataFrame(out["tls"]).height > 0
+    assert out.stats["records"] > 40_000
+    assert pl.DataFrame(out.mappings).height > 0 and pl.DataFrame(out.tls).height > 0
 
 
 def test_generated_pcapng_and_rotation(generated):
@@ -110,10 +110,12 @@ def test_tiny_flow_table_evicts_the_same(generated, way):
     threads, chunk = way
     one = _core.decode([str(generated[0])], threads=1, max_flows=64)
     two = _core.decode([str(generated[0])], threads=threads, max_flows=64, chunk_bytes=chunk)
-    assert one["stats"]["flows_evicted"] > 0
-    assert one["stats"] == two["stats"]
+    assert one.stats["flows_evicted"] > 0
+    assert one.stats == two.stats
     for name in TABLES:
-        assert pl.DataFrame(one[name]).equals(pl.DataFrame(two[name]), null_equal=True), name
+        assert pl.DataFrame(getattr(one, name)).equals(pl.DataFrame(getattr(two, name)), null_equal=True), (
+            name
+        )
 
 
 def test_threads_must_not_be_negative():

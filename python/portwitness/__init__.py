@@ -14,7 +14,14 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from portwitness._core import CaptureFormatError, InternalError, PortwitnessError, __version__
+from portwitness._core import __version__
+from portwitness.errors import (
+    ArgumentError,
+    CaptureFormatError,
+    InternalError,
+    PortwitnessError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from portwitness.audit import Audit, audit
@@ -70,9 +77,11 @@ __all__ = [
     "audit",
     "load_config",
     "names_seen",
+    "ArgumentError",
     "CaptureFormatError",
     "InternalError",
     "PortwitnessError",
+    "UsageError",
     "__version__",
     "decode",
     "expand_paths",

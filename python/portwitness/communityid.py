@@ -38,5 +38,5 @@ def community_ids(flows: pl.DataFrame, seed: int = 0) -> pl.Series:
     import polars as pl
 
     cols = [flows[c].to_list() for c in ("transport", "client_ip", "client_port", "server_ip", "server_port")]
-    out = [_core.community_id(*row, seed) for row in zip(*cols, strict=True)]
+    out = [_core.community_id(t, c, cp, s, sp, seed) for t, c, cp, s, sp in zip(*cols, strict=True)]
     return pl.Series(COLUMN, out, pl.String)

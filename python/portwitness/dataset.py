@@ -40,18 +40,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import polars as pl
 
-from portwitness._core import PortwitnessError
+from portwitness import _core
 from portwitness.capture import Capture, flow_batches
+from portwitness.errors import PortwitnessError
 from portwitness.outputs import TEMP_PREFIX, crash_point, fsync_dir, open_output, sweep
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 FORMAT = "portwitness.dataset/1"
 MANIFEST = "portwitness-dataset.json"
 LOCK = "portwitness-dataset.lock"
-TABLES = ("flows", "rpc_calls", "mappings", "dcerpc_calls", "tls", "names", "anomalies", "captures")
+TABLES = _core.TABLES
 # The time a row is filed under, per table.
 TIME_COLUMN = {
     "flows": "first_ts",
@@ -64,7 +68,7 @@ TIME_COLUMN = {
 }
 # The schema of each table added after the dataset format, for datasets written before it (a test
 # holds them equal to the core's).
-ADDED_LATER = {
+ADDED_LATER: dict[str, dict[str, PolarsDataType]] = {
     "names": {
         "ts": pl.Datetime("ns", "UTC"),
         "flow_id": pl.UInt64,
@@ -369,7 +373,7 @@ def _identities(cap: Capture) -> dict[str, dict]:
     return out
 
 
-def _later(a: int | None, b: int | None) -> int | None:
+def _later(a: int | None, b: Any) -> int | None:
     return b if a is None or (b is not None and b > a) else a
 
 
@@ -552,8 +556,10 @@ def read_dataset(root: str | Path, flows_on_disk: bool = False) -> Capture:
                 stats[k] = stats.get(k, 0) + int(v)
             for k, v in r["anomaly_counts"].items():
                 kinds[k] = kinds.get(k, 0) + int(v)
+    # Any: the frames fill `Capture`'s tables by their names.
+    tables: dict[str, Any] = dict(frames)
     if not flows_on_disk:
-        return Capture(stats=stats, anomaly_kinds=kinds, **frames)
+        return Capture(stats=stats, anomaly_kinds=kinds, **tables)
     parts = [
         (
             root / rel,
@@ -562,7 +568,7 @@ def read_dataset(root: str | Path, flows_on_disk: bool = False) -> Capture:
         for rel, rows in sorted(committed_parts(root, m).items())
         if rel.startswith("flows/")
     ]
-    cap = Capture(stats=stats, anomaly_kinds=kinds, **frames)
+    cap = Capture(stats=stats, anomaly_kinds=kinds, **tables)
     return cap.keep_flows_on_disk(_FlowParts(root, parts))
 
 
@@ -663,7 +669,7 @@ def check(root: str | Path) -> Checked:
                 more = ", ..." if dup.len() > 5 else ""
                 out.problems.append(f"{root}: {dup.len()} flow ids appear more than once ({shown}{more})")
             top = ids.max()
-            if top is not None and int(top) >= int(m["next_flow_id"]):
+            if isinstance(top, int) and top >= int(m["next_flow_id"]):
                 out.problems.append(
                     f"{root}: flow id {top} is not below the manifest's next_flow_id {m['next_flow_id']}"
                 )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from portwitness._core import PortwitnessError
+from portwitness.errors import PortwitnessError, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from portwitness.capture import Capture
 
 
-class FilterError(PortwitnessError):
+class FilterError(UsageError):
     """A filter value that cannot be read (exit 2)."""
 
 

@@ -14,11 +14,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from portwitness.errors import ArgumentError
+
 if TYPE_CHECKING:
     import polars as pl
 
 
-class FormatError(ValueError):
+class FormatError(ArgumentError):
     """A format that cannot be told, or that the command cannot write (exit 2)."""
 
 

@@ -14,14 +14,17 @@ Four kinds of evidence, each a column value of `source`:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
     from portwitness.capture import Capture
 
-SCHEMA = {
+# Any names: polars types a schema's names as str for a new frame and as str or selector for a cast.
+SCHEMA: dict[Any, PolarsDataType] = {
     "name": pl.String,
     "ip": pl.String,
     "source": pl.String,
@@ -61,7 +64,7 @@ def names_seen(cap: Capture) -> pl.DataFrame:
     )
     sni = sni.filter(~_ip_literal(pl.col("name")))
     every = pl.concat(
-        [f.cast(SCHEMA) for f in (wire, machines, sni)],  # type: ignore[arg-type]
+        [f.cast(SCHEMA) for f in (wire, machines, sni)],
         how="vertical",
     ).filter(pl.col("name") != "")
     return (

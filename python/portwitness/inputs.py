@@ -132,17 +132,17 @@ def _walk(top: Path) -> tuple[list[Path], str | None]:
             entries = sorted(os.scandir(d), key=lambda e: e.name)
         except OSError:
             return None
-        for e in entries:
-            q = Path(e.path)
+        for entry in entries:
+            q = Path(entry.path)
             try:
-                is_dir = e.is_dir()
+                is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
                 why = visit(q, (*above, ident))
                 if why is not None:
                     return why
-            elif e.is_symlink() and not q.exists():
+            elif entry.is_symlink() and not q.exists():
                 try:
                     q.stat()
                 except OSError as err:

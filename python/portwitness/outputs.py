@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from portwitness._core import PortwitnessError
+from portwitness.errors import UsageError
 
 # Names of what a run leaves beside its outputs while it writes: temporary files, spill and dataset
 # run directories. The pid tells whether their writer is still alive.
@@ -44,10 +44,8 @@ CRASH_ENV = "PORTWITNESS_CRASH_AT"
 PAUSE_ENV = "PORTWITNESS_PAUSE_AT"
 
 
-class OutputIsInputError(PortwitnessError):
+class OutputIsInputError(UsageError):
     """An output that names one of the run's inputs: refused before anything is written."""
-
-    exit_code = 2
 
     def __init__(self, output: str, given: str) -> None:
         same = "" if os.path.abspath(output) == os.path.abspath(given) else f" (the same file as {given})"

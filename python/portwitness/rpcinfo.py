@@ -4,13 +4,16 @@ the Microsoft RPC endpoints that its endpoint mapper handed out or its bind_acks
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from portwitness.capture import Capture, flow_batches
 from portwitness.filters import Filters, NothingMatches
 from portwitness.names import DCERPC_INTERFACES, RPC_PROGRAMS
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 # The sources of DCE/RPC endpoint facts, and the protocol sequence of a row that does not name one.
 MSRPC_SOURCES = ("epm.map", "epm.lookup", "dcerpc.bind_ack")
@@ -47,7 +50,7 @@ def rpcinfo(cap: Capture) -> pl.DataFrame:
     """One row per (server, program, version, transport, port) that a portmapper or rpcbind reply
     revealed: its name, the sources that revealed it, first and last seen, and the number of flows
     that later used that port on that server."""
-    schema = {
+    schema: dict[str, PolarsDataType] = {
         "server": pl.String,
         "program": pl.UInt32,
         "version": pl.UInt32,
@@ -82,7 +85,7 @@ def msrpc_endpoints(cap: Capture) -> pl.DataFrame:
     endpoint mapper reply (ept_map, ept_lookup) or a bind_ack's secondary address revealed: the
     interface's name, the sources (`map`, `lookup`, `bind_ack`), first and last seen, and the
     number of flows that later went to that port on that server."""
-    schema = {
+    schema: dict[str, PolarsDataType] = {
         "server": pl.String,
         "interface": pl.String,
         "version": pl.String,

@@ -184,7 +184,7 @@ def write_parquet(table: Any, output: str) -> int:
             raise output_error(e, output) from None
 
 
-def output_error(e: OSError, output: str) -> OSError:
+def output_error(e: BaseException, output: str) -> OSError:
     """`e`, a failed write of `output`, named as every failed write is (`outputs.output_error`)."""
     from portwitness.outputs import output_error as named
 

@@ -10,15 +10,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from portwitness import capture as capture_module
-from portwitness._core import PortwitnessError
 from portwitness.capture import Capture
 from portwitness.capture import flow_batches as cap_batches
 from portwitness.config import catalog_rules
 from portwitness.config.model import KIND_SERVICE, Policy, Rule
+from portwitness.errors import PortwitnessError
 from portwitness.inputs import InputStatus, after_decode
 from portwitness.rpcinfo import msrpc_endpoints, rpcinfo
 
@@ -80,11 +81,12 @@ class FlowStats:
             self.evidence[k] = self.evidence.get(k, 0) + n
 
 
-def _earlier(a, b):  # type: ignore[no-untyped-def]
+# Any: polars gives a column's min and max as any of its scalar types (here datetimes).
+def _earlier(a: Any, b: Any) -> Any:
     return b if a is None or (b is not None and b < a) else a
 
 
-def _later(a, b):  # type: ignore[no-untyped-def]
+def _later(a: Any, b: Any) -> Any:
     return b if a is None or (b is not None and b > a) else a
 
 
@@ -356,7 +358,9 @@ def audit(
     )
 
 
-def _named(since, until, hosts, where) -> str:  # type: ignore[no-untyped-def]
+def _named(
+    since: datetime | None, until: datetime | None, hosts: Sequence[str], where: pl.Expr | None
+) -> str:
     given = [("hosts", hosts), ("since", since), ("until", until), ("where", where)]
     return ", ".join(n for n, v in given if v is not None and not (isinstance(v, (tuple, list)) and not v))
 
@@ -381,7 +385,7 @@ def _distinct(rules: list[Rule]) -> list[Rule]:
     """The rules without repeats of the same service, ports, hosts and TLS setting (the management
     service's two scenarios share their ports; several files may say the same thing): the first
     one stays, so findings name the line that said it first."""
-    seen: set[tuple] = set()
+    seen: set[tuple[object, ...]] = set()
     out = []
     for r in rules:
         key = (r.service, r.kind, r.ports, r.dynamic, r.host, r.ip, r.transports, r.tls)
@@ -465,7 +469,7 @@ def verdict(a: Audit) -> str:
     return " ".join(parts)
 
 
-def _servers(row: dict) -> str:
+def _servers(row: dict[str, Any]) -> str:
     ips = row.get("server_ips") or []
     if row.get("servers", 0) == 1 and ips:
         return str(ips[0])

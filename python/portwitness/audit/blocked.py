@@ -3,11 +3,17 @@ and the service they were meant for — a firewall's fingerprints."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import polars as pl
 
 from .groups import EVIDENCE_SCHEMA, Groups, largest_first
 
-SCHEMA = {
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
+# Any names: polars types a schema's names as str for a new frame and as str or selector for a cast.
+SCHEMA: dict[Any, PolarsDataType] = {
     "outcome": pl.String,
     "service": pl.String,
     "transport": pl.String,

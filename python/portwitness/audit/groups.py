@@ -11,15 +11,19 @@ earliest examples of both stay), so that its result is that of one group_by over
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 EXAMPLES = 100
 
 TS = pl.Datetime("ns", "UTC")
 
 # The columns every grouped finding carries, after its own.
-EVIDENCE_SCHEMA = {
+EVIDENCE_SCHEMA: dict[str, PolarsDataType] = {
     "flows": pl.UInt32,
     "servers": pl.UInt32,
     "clients": pl.UInt32,
@@ -118,7 +122,7 @@ def _earliest_learned(items: pl.Expr) -> pl.Expr:
     return items.sort_by(items.struct.field("ts")).head(1)
 
 
-def _finish_state() -> list[pl.Expr]:
+def _finish_state() -> list[pl.Expr | str]:
     """The evidence columns from a merged state (no flow: the flows' columns are null)."""
     flowed = pl.col("_n") > 0
     first = pl.col("_examples").list.first()
@@ -228,7 +232,12 @@ class Groups:
         )
 
 
-def group_flows(df: pl.DataFrame, keys: list[str | pl.Expr], extra_modes=None, sums=None) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+def group_flows(
+    df: pl.DataFrame,
+    keys: list[str | pl.Expr],
+    extra_modes: Mapping[str, pl.Expr] | None = None,
+    sums: Mapping[str, pl.Expr] | None = None,
+) -> pl.DataFrame:
     """`df`'s flows grouped by `keys` in one go (the same as a `Groups` fed one batch)."""
     named = [k if isinstance(k, str) else k.meta.output_name() for k in keys]
     g = Groups(named, extra_modes, sums)

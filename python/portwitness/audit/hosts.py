@@ -13,14 +13,18 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from portwitness._core import PortwitnessError
 from portwitness.capture import Capture
 from portwitness.config.model import Rule
+from portwitness.errors import UsageError
 
-MATCH_SCHEMA = {
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
+MATCH_SCHEMA: dict[str, PolarsDataType] = {
     "host": pl.String,
     "ip": pl.String,
     "evidence": pl.String,
@@ -60,11 +64,11 @@ def match_hosts(rules: Sequence[Rule], names: pl.DataFrame) -> tuple[list[Rule],
     told which addresses they no longer govern; how each name was matched; and the host-specific
     lines whose host the captures never named (they govern nothing the audit can see)."""
     bound: list[Rule] = []
-    matches: list[dict] = []
+    matches: list[dict[str, Any]] = []
     unmatched: list[Rule] = []
     # The names indexed by first label once (in the frame's order): thousands of host lines would
     # each filter the whole frame otherwise. The same rows addresses_of() gives.
-    by_label: dict[str, list[dict]] = {}
+    by_label: dict[str, list[dict[str, Any]]] = {}
     if any(r.ip is None and r.host is not None for r in rules) and not names.is_empty():
         for row in names.iter_rows(named=True):
             if row["name"] is not None:
@@ -139,7 +143,7 @@ def by_key(df: pl.DataFrame, column: str, column_on_host: str = "server_ip") -> 
     return {k[0]: ByHost(v, column_on_host) for k, v in df.partition_by(column, as_dict=True).items()}
 
 
-class HostFilterError(PortwitnessError):
+class HostFilterError(UsageError):
     """A --host value that is no address, no network and no name the captures taught (exit 2)."""
 
 

@@ -49,9 +49,11 @@ def paint(ranges: Iterable[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     return out
 
 
-def _segments(rows: dict[tuple, list[tuple[int, int, int]]], key_names: Sequence[str]) -> pl.DataFrame:
+def _segments(
+    rows: dict[tuple[str, ...], list[tuple[int, int, int]]], key_names: Sequence[str]
+) -> pl.DataFrame:
     schema = {**{k: pl.String for k in key_names}, **_SEGMENT}
-    data: dict[str, list] = {k: [] for k in schema}
+    data: dict[str, list[object]] = {k: [] for k in schema}
     for key, ranges in rows.items():
         for lo, hi, prio in paint(ranges):
             for name, value in zip(key_names, key, strict=True):
@@ -77,11 +79,12 @@ def first_rule(keys: pl.DataFrame, rules: Sequence[Rule], eligible: Iterable[int
     """For (server_ip, transport, port: Int32) keys, in their order, `prio`: the index in `rules` of the
     first eligible rule whose ports, transports and address cover the key (null: none)."""
     keys = keys.with_row_index("k").sort("port")
-    bound: dict[tuple, list[tuple[int, int, int]]] = {}
-    general: dict[tuple, list[tuple[int, int, int]]] = {}
-    excluding: dict[tuple[str, ...], dict[tuple, list[tuple[int, int, int]]]] = {}
+    bound: dict[tuple[str, ...], list[tuple[int, int, int]]] = {}
+    general: dict[tuple[str, ...], list[tuple[int, int, int]]] = {}
+    excluding: dict[tuple[str, ...], dict[tuple[str, ...], list[tuple[int, int, int]]]] = {}
     for i in eligible:
         r = rules[i]
+        key: tuple[str, ...]
         if r.ip is not None:
             group, key = bound, (r.ip,)
         elif r.exclude_ips:

@@ -3,11 +3,16 @@ inside it, its utilisation, and the ports the same traffic used outside it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from portwitness.config.model import KIND_CALLBACK, KIND_RECONNECTION, Rule
 
-SCHEMA = {
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
+SCHEMA: dict[str, PolarsDataType] = {
     "service": pl.String,
     "kind": pl.String,
     "scenario": pl.String,
@@ -51,7 +56,8 @@ def in_ranges(ports: pl.Series, ranges: list[tuple[int, int]]) -> pl.Series:
     at = los.search_sorted(values.fill_null(0), side="right").cast(pl.Int64) - 1
     frame = pl.DataFrame({"v": values, "at": at})
     hi_at = his.gather(frame["at"].clip(0, None))
-    return ((frame["at"] >= 0) & (values <= hi_at)).fill_null(False).alias(ports.name)
+    inside: pl.Series = ((frame["at"] >= 0) & (values <= hi_at)).fill_null(False)
+    return inside.alias(ports.name)
 
 
 def outside(traffic: pl.DataFrame, rules: list[Rule], kind: str) -> pl.DataFrame:
@@ -69,7 +75,7 @@ def ranges(callbacks: pl.DataFrame, reconnections: pl.DataFrame, rules: list[Rul
     rows = []
     rr = range_rules(rules)
     # The ports outside every range of one kind and service: computed once per pair, not per rule.
-    outside_of: dict[tuple[str, str], list] = {}
+    outside_of: dict[tuple[str, str], list[int]] = {}
     for r in rr:
         traffic = callbacks if r.kind == KIND_CALLBACK else reconnections
         key = (r.kind, r.service)

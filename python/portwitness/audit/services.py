@@ -3,13 +3,18 @@ traffic used it, on which ports, how much, with whom, and when."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import polars as pl
 
 from portwitness.config.model import KIND_SERVICE, Rule
 
 from .dynamic import learned_for, ranged_dynamic
 
-SCHEMA = {
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
+SCHEMA: dict[str, PolarsDataType] = {
     "service": pl.String,
     "host": pl.String,
     "ip": pl.String,
@@ -54,9 +59,9 @@ def _port_in(r: Rule) -> pl.Expr:
 def _rule_table(rules: list[tuple[int, Rule]]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(rule, service, transport, ip) per rule and transport (ip null: every address), (rule, lo, hi)
     per port range, and (rule, server_ip) per address a general rule does not govern."""
-    each: dict[str, list] = {"rule": [], "service": [], "transport": [], "ip": []}
-    spans: dict[str, list] = {"rule": [], "lo": [], "hi": []}
-    excluded: dict[str, list] = {"rule": [], "server_ip": []}
+    each: dict[str, list[Any]] = {"rule": [], "service": [], "transport": [], "ip": []}
+    spans: dict[str, list[Any]] = {"rule": [], "lo": [], "hi": []}
+    excluded: dict[str, list[Any]] = {"rule": [], "server_ip": []}
     for i, r in rules:
         for t in r.transports:
             each["rule"].append(i)
@@ -214,7 +219,7 @@ class Services:
         )
 
     def result(self) -> pl.DataFrame:
-        by_rule: dict[int, dict] = {}
+        by_rule: dict[int, dict[str, Any]] = {}
         if self.parts:
             merged = self._merged().select(
                 "rule",

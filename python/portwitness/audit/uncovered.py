@@ -8,6 +8,7 @@ section is where it shows."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -15,7 +16,11 @@ from portwitness.names import DCERPC_INTERFACES, RPC_PROGRAMS
 
 from .groups import EVIDENCE_SCHEMA, Groups, largest_first
 
-SCHEMA = {
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
+# Any names: polars types a schema's names as str for a new frame and as str or selector for a cast.
+SCHEMA: dict[Any, PolarsDataType] = {
     "server_ip": pl.String,
     "transport": pl.String,
     "port": pl.UInt16,

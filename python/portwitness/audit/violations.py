@@ -20,6 +20,8 @@ with the evidence of `groups.py`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import polars as pl
 
 from portwitness.config.model import KIND_CALLBACK, KIND_RECONNECTION, KIND_SERVICE, Policy, Rule
@@ -30,7 +32,11 @@ from .hosts import ByHost, by_key, on_host
 from .ranges import outside, range_rules
 from .services import on_configured
 
-SCHEMA = {
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
+# Any names: polars types a schema's names as str for a new frame and as str or selector for a cast.
+SCHEMA: dict[Any, PolarsDataType] = {
     "type": pl.String,
     "service": pl.String,
     "transport": pl.String,
@@ -285,7 +291,8 @@ def moved_port(flows: pl.DataFrame, rules: list[Rule], catalog: list[Rule]) -> l
 
 def _tls_rules(rules: list[Rule], usessl: bool | None) -> tuple[list[Rule], list[Rule]]:
     """Rules whose ports must carry TLS, and rules whose ports must carry plaintext."""
-    must_tls, must_plain = [], []
+    must_tls: list[Rule] = []
+    must_plain: list[Rule] = []
     for r in rules:
         if r.kind != KIND_SERVICE or not r.ports:
             continue

@@ -3,18 +3,26 @@ written as a report, its findings turned into the exit code --fail-on asks for."
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portwitness.capture import Capture
 from portwitness.commands.errors import EXIT_FINDINGS
-from portwitness.commands.output import emit, output_format, to_text, warn
+from portwitness.commands.load import load
+from portwitness.commands.output import emit, output_format, spill_dir, to_text, warn, warn_anomalies
 from portwitness.filters import Filters
+
+if TYPE_CHECKING:
+    from portwitness.audit import Audit
+    from portwitness.config.model import Policy
 
 REPORT_FORMATS = ("table", "json", "csv", "markdown", "html")
 
 
-def run_audit(  # type: ignore[no-untyped-def]
+def run_audit(
     cap: Capture,
     pol,
     window=(None, None),
@@ -40,12 +48,33 @@ def run_audit(  # type: ignore[no-untyped-def]
     )
 
 
+@contextlib.contextmanager
+def audited(
+    captures: tuple[str, ...],
+    dataset: str | None,
+    pol: Policy,
+    filt: Filters,
+    max_flows: int,
+    idle_timeout: float,
+    output: str | None,
+) -> Iterator[Audit]:
+    """The audit of CAPTURES (or of `--from-dataset`) under the filters, its anomalies warned of;
+    closed (what it kept on disk removed) when the block ends, its findings still readable."""
+    with load(captures, dataset, max_flows, idle_timeout, output) as cap:
+        warn_anomalies(cap)
+        a = run_audit(cap, pol, filt=filt, spill_dir=spill_dir(output))
+        try:
+            yield a
+        finally:
+            a.close()
+
+
 def report_format(output: str | None) -> str:
     """A report's format from `-o`'s extension alone (the one resolver, with the report's formats)."""
     return output_format("report", REPORT_FORMATS, None, output)
 
 
-def write_report(a, fmt: str, output: str | None, limit: int = 20) -> None:  # type: ignore[no-untyped-def]
+def write_report(a, fmt: str, output: str | None, limit: int = 20) -> None:
     from portwitness.render import write_frame
     from portwitness.render.html import report_html
     from portwitness.render.markdown import markdown
@@ -64,7 +93,7 @@ def write_report(a, fmt: str, output: str | None, limit: int = 20) -> None:  # t
         emit(report_html(a, limit), output)
 
 
-def findings_exit(a, fail_on: tuple[str, ...]) -> int:  # type: ignore[no-untyped-def]
+def findings_exit(a, fail_on: tuple[str, ...]) -> int:
     hit = [k for k in fail_on if a.findings(k)]
     if hit:
         warn(f"failing on {', '.join(f'{a.findings(k)} {k}' for k in hit)}")

@@ -55,9 +55,9 @@ def config_check(
         warn(str(w))
     plan = port_plan(pol, include_catalog=with_catalog)
     if fmt == "table":
-        from portwitness.render.terminal import print_frame
+        from portwitness.render.terminal import print_plan
 
-        to_text(output, lambda console: print_frame(console, f"Port plan: {plan.height} rules", plan))
+        to_text(output, lambda console: print_plan(console, plan))
     elif fmt == "json":
         emit(
             json.dumps({"schema": "portwitness.plan/1", "rules": plan.to_dicts()}, indent=2, default=str)

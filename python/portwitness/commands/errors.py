@@ -8,13 +8,12 @@ import errno
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, cast
 
 import click
 
-from portwitness._core import CaptureFormatError, PortwitnessError
-from portwitness.filters import FilterError
-from portwitness.outputs import OutputIsInputError, Terminated
+from portwitness.errors import PortwitnessError, UsageError
+from portwitness.outputs import Terminated
 
 EXIT_UNREADABLE = 1
 EXIT_USAGE = 2
@@ -25,7 +24,15 @@ EXIT_CLOSED_PIPE = 128 + 13
 EXIT_TERMINATED = 143
 
 
-class Interrupted(Exception):
+# The system's words for the commonest failures to open an input, shorter than its own.
+_OS_WORDS = (
+    (FileNotFoundError, "no such file"),
+    (IsADirectoryError, "is a directory"),
+    (PermissionError, "permission denied"),
+)
+
+
+class Interrupted(PortwitnessError):
     """Ctrl-C during a command (exit 130)."""
 
 
@@ -64,41 +71,20 @@ def run(group: click.Group, argv: list[str] | None) -> int:
             return EXIT_TERMINATED
         click.echo("portwitness: error: aborted", err=True)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return closed_pipe()
-    except FileNotFoundError as e:
-        click.echo(f"portwitness: error: {e.filename}: no such file", err=True)
-        return EXIT_UNREADABLE
-    except IsADirectoryError as e:
-        click.echo(f"portwitness: error: {e.filename}: is a directory", err=True)
-        return EXIT_UNREADABLE
-    except PermissionError as e:
-        click.echo(f"portwitness: error: {e.filename}: permission denied", err=True)
-        return EXIT_UNREADABLE
     except OSError as e:
         if e.errno == errno.EPIPE or "os error 32" in str(e):
             return closed_pipe()
-        where = f"{e.filename}: " if e.filename else ""
-        click.echo(f"portwitness: error: {where}{e.strerror or e}", err=True)
+        words = next((w for kind, w in _OS_WORDS if isinstance(e, kind)), None)
+        if words is not None:
+            click.echo(f"portwitness: error: {e.filename}: {words}", err=True)
+        else:
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"portwitness: error: {where}{e.strerror or e}", err=True)
         return EXIT_UNREADABLE
-    except CaptureFormatError as e:
-        click.echo(f"portwitness: error: {e}", err=True)
-        return EXIT_UNREADABLE
-    except OutputIsInputError as e:
-        click.echo(f"portwitness: error: {e}", err=True)
-        return EXIT_USAGE
     except PortwitnessError as e:
         click.echo(f"portwitness: error: {e}", err=True)
-        # A configuration's error can only come once its model was loaded (5 ms, on demand); a
-        # --host value that names nothing is a usage error too.
-        model = sys.modules.get("portwitness.config.model")
-        hosts = sys.modules.get("portwitness.audit.hosts")
-        usage = (
-            (model is not None and isinstance(e, model.ConfigError))
-            or (hosts is not None and isinstance(e, hosts.HostFilterError))
-            or isinstance(e, FilterError)
-        )
-        return EXIT_USAGE if usage else EXIT_UNREADABLE
+        # A bad argument, configuration, filter, --host or output (`portwitness.errors`).
+        return EXIT_USAGE if isinstance(e, UsageError) else EXIT_UNREADABLE
     except Exception as e:
         # Errors of modules loaded on demand: when they were not loaded, they were not raised.
         polars = sys.modules.get("polars")
@@ -122,7 +108,7 @@ def _quiet_stdout() -> None:
     """Points stdout at /dev/null: what is still buffered for a reader that is gone (a closed
     pipe, an interrupted run) is dropped instead of failing again at the exit's flush."""
     if _pacified(sys.stdout):
-        sys.stdout = sys.stdout.wrapped  # type: ignore[attr-defined]
+        sys.stdout = cast(Any, sys.stdout).wrapped
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -142,7 +142,7 @@ def _top_flows(cap: Capture, filt: Filters, limit: int) -> tuple[pl.DataFrame, i
     if filt:
         filt.check_where(cap.flow_schema)
         keep = filt.flows(cap)
-    order = {"by": ["_bytes", "flow_id"], "descending": [True, False]}
+    by, descending = ["_bytes", "flow_id"], [True, False]
     top: pl.DataFrame | None = None
     total = seen = 0
     for batch in cap.flow_batches():
@@ -153,11 +153,11 @@ def _top_flows(cap: Capture, filt: Filters, limit: int) -> tuple[pl.DataFrame, i
         batch = batch.with_columns((pl.col("bytes_c2s") + pl.col("bytes_s2c")).alias("_bytes"))
         top = batch if top is None else pl.concat([top, batch])
         if limit:
-            top = top.sort(**order).head(limit)
+            top = top.sort(by, descending=descending).head(limit)
     if not total and seen:
         raise NothingMatches(f"no flow matches the filters given ({filt.names()}): nothing to show")
     assert top is not None
-    return top.sort(**order).drop("_bytes"), total
+    return top.sort(by, descending=descending).drop("_bytes"), total
 
 
 def _filtered_flows(cap: Capture, filt: Filters) -> pl.DataFrame:

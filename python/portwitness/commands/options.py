@@ -8,12 +8,13 @@ from datetime import datetime, timezone
 
 import click
 
+from portwitness import _core
 from portwitness.commands.context import keep_scheduler, keep_skip, keep_threads, reads
 from portwitness.commands.output import warn
 from portwitness.filters import FilterError, Filters
 
 
-def decode_options(f):  # type: ignore[no-untyped-def]
+def decode_options(f):
     f = click.option(
         "--skip-unreadable",
         is_flag=True,
@@ -45,21 +46,21 @@ def decode_options(f):  # type: ignore[no-untyped-def]
     f = click.option(
         "--idle-timeout",
         type=click.FloatRange(min=0.001),
-        default=600.0,
+        default=_core.DECODE_DEFAULTS.idle_timeout,
         show_default=True,
         help="Seconds of silence after which a conversation on the same ports starts a new flow.",
     )(f)
     f = click.option(
         "--max-flows",
         type=click.IntRange(min=1),
-        default=1_000_000,
+        default=_core.DECODE_DEFAULTS.max_flows,
         show_default=True,
         help="Live flows held at once; past it the least recently active are emitted early.",
     )(f)
     return f
 
 
-def filter_options(f):  # type: ignore[no-untyped-def]
+def filter_options(f):
     f = click.option(
         "--where",
         metavar="SQL",
@@ -98,7 +99,7 @@ def filter_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
-def config_options(f):  # type: ignore[no-untyped-def]
+def config_options(f):
     f = click.option(
         "--pipe-pair-is-range",
         is_flag=True,
@@ -114,7 +115,7 @@ def config_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
-def from_dataset_option(f):  # type: ignore[no-untyped-def]
+def from_dataset_option(f):
     return click.option(
         "--from-dataset",
         "dataset",
@@ -151,7 +152,7 @@ def _when(value: str | None, flag: str) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def load_policy(config: str | None, mgmt: str | None, policy: str | None, pipe_pair_is_range: bool):  # type: ignore[no-untyped-def]
+def load_policy(config: str | None, mgmt: str | None, policy: str | None, pipe_pair_is_range: bool):
     """The configuration options' files read as one policy (None without any)."""
     from portwitness.config import load_config
 

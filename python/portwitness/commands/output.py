@@ -46,9 +46,7 @@ def output_format(command: str, formats: tuple[str, ...], fmt: str | None, outpu
 def to_text(output: str | None, write: Any) -> None:
     """Calls `write(console)` with a console on stdout or on the file `output` (a file is no
     terminal: its tables are plain text, never cut)."""
-    from rich.console import Console
-
-    from portwitness.render import _console
+    from portwitness.render import _console, file_console
 
     if to_stdout(output):
         write(_console())
@@ -58,7 +56,7 @@ def to_text(output: str | None, write: Any) -> None:
     try:
         # Whole or not at all, as every output (`outputs.atomic_output`).
         with open_output(str(output), "w", encoding="utf-8") as fh:
-            write(Console(file=fh, soft_wrap=False, width=200))
+            write(file_console(fh))
     except OSError as e:
         from portwitness.spill import output_error
 

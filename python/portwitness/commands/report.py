@@ -6,9 +6,8 @@ from typing import Any
 
 import click
 
-from portwitness.commands.audit import REPORT_FORMATS, findings_exit, run_audit, write_report
+from portwitness.commands.audit import REPORT_FORMATS, audited, findings_exit, write_report
 from portwitness.commands.context import will_write
-from portwitness.commands.load import load
 from portwitness.commands.options import (
     config_options,
     decode_options,
@@ -17,7 +16,7 @@ from portwitness.commands.options import (
     load_policy,
     read_filters,
 )
-from portwitness.commands.output import output_format, spill_dir, warn_anomalies
+from portwitness.commands.output import output_format
 
 
 @click.command()
@@ -72,11 +71,6 @@ def report(
     fmt = output_format("report", REPORT_FORMATS, fmt, output)
     will_write(output)
     pol = load_policy(config, mgmt_config, policy, pipe_pair_is_range)
-    with load(captures, dataset, max_flows, idle_timeout, output) as cap:
-        warn_anomalies(cap)
-        a = run_audit(cap, pol, filt=filt, spill_dir=spill_dir(output))
-        try:
-            write_report(a, fmt, output, limit)
-        finally:
-            a.close()
+    with audited(captures, dataset, pol, filt, max_flows, idle_timeout, output) as a:
+        write_report(a, fmt, output, limit)
     return findings_exit(a, fail_on)

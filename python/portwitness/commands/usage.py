@@ -6,9 +6,8 @@ from typing import Any
 
 import click
 
-from portwitness.commands.audit import run_audit
+from portwitness.commands.audit import audited
 from portwitness.commands.context import will_write
-from portwitness.commands.load import load
 from portwitness.commands.options import (
     config_options,
     decode_options,
@@ -17,7 +16,7 @@ from portwitness.commands.options import (
     load_policy,
     read_filters,
 )
-from portwitness.commands.output import output_format, spill_dir, to_text, warn_anomalies
+from portwitness.commands.output import output_format, to_text
 
 USAGE_FORMATS = ("table", "csv", "json", "ndjson", "parquet")
 
@@ -75,20 +74,11 @@ def usage(
 
     will_write(output)
     pol = load_policy(config, mgmt_config, policy, pipe_pair_is_range)
-    with load(captures, dataset, max_flows, idle_timeout, output) as cap:
-        warn_anomalies(cap)
-        a = run_audit(cap, pol, filt=filt, spill_dir=spill_dir(output))
-        try:
-            df = listed(a.usage(by), ports=";", evidence=",")
-        finally:
-            a.close()
+    with audited(captures, dataset, pol, filt, max_flows, idle_timeout, output) as a:
+        df = listed(a.usage(by), ports=";", evidence=",")
     if fmt == "table":
-        from portwitness.render.terminal import print_frame
+        from portwitness.render.terminal import print_usage
 
-        shown = df if limit == 0 else df.head(limit)
-        title = f"Usage by {by}: {df.height} rows" + (
-            f", first {shown.height}" if shown.height < df.height else ""
-        )
-        to_text(output, lambda console: print_frame(console, title, shown))
+        to_text(output, lambda console: print_usage(console, df, by, limit))
     else:
         write_frame(df, output or "-", fmt)

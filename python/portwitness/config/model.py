@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from portwitness._core import PortwitnessError
+from portwitness.errors import UsageError
 
 # What a rule is about.
 KIND_SERVICE = "service"  # clients connect to the host on these ports
@@ -20,7 +20,7 @@ FAMILY_TCP = "tcp"
 FAMILY_UDP = "udp"
 
 
-class ConfigError(PortwitnessError):
+class ConfigError(UsageError):
     """A configuration file that cannot be used: names the file, line and column."""
 
     def __init__(self, file: str, line: int, column: int, message: str) -> None:

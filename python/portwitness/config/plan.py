@@ -65,7 +65,7 @@ class _Row:
     scenario: str
     origin: str
 
-    def merge_key(self) -> tuple:
+    def merge_key(self) -> tuple[object, ...]:
         return (
             self.scope,
             self.service,
@@ -99,7 +99,7 @@ class _Row:
             "note": self.note,
         }
 
-    def order(self) -> tuple:
+    def order(self) -> tuple[object, ...]:
         host, ip = self.scope
         first = self.ranges[0].lo if self.ranges else 65536
         return (
@@ -274,7 +274,7 @@ def _transports(rules: list[Rule]) -> tuple[str, ...]:
 def _merged(rows: list[_Row]) -> list[_Row]:
     """Rows equal but for scenario and origin (the management service's two scenarios share their
     SSL port by default) become one, listing both."""
-    groups: dict[tuple, list[_Row]] = {}
+    groups: dict[tuple[object, ...], list[_Row]] = {}
     for row in rows:
         groups.setdefault(row.merge_key(), []).append(row)
     out = []

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import uuid
 from typing import TypeVar
 
@@ -57,10 +58,10 @@ from portwitness.config.ports import PortSyntaxError, parse_port_item
 from portwitness.config.portsconfig import parse_ip
 from portwitness.config.source import read_source
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: the same parser, published as tomli
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10: the same parser, published as tomli
+    import tomli as tomllib
 
 TOP_KEYS = ("policy", "service")
 POLICY_KEYS = ("name", "usessl", "rpc_services_dynamic", "switches")

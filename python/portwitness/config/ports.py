@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from portwitness._core import PortwitnessError
 from portwitness.config.model import PortRange
+from portwitness.errors import ArgumentError
 
 # ASCII digits only: `\d` and int() also take fullwidth and other scripts' digits.
 _ITEM = re.compile(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?")
@@ -20,7 +20,7 @@ def shown(text: str, limit: int = 40) -> str:
     return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
-class PortSyntaxError(PortwitnessError, ValueError):
+class PortSyntaxError(ArgumentError):
     """A port item that cannot be read; `offset` is 0-based within the text handed to the parser."""
 
     def __init__(self, offset: int, message: str) -> None:

@@ -14,12 +14,13 @@ from portwitness.commands.errors import EXIT_FINDINGS
 from portwitness.commands.load import load
 from portwitness.commands.options import config_options, decode_options, from_dataset_option, load_policy
 from portwitness.commands.output import emit, warn, warn_anomalies
+from portwitness.errors import PortwitnessError
 
 RULE_FORMATS = ("nftables", "iptables", "ip6tables", "firewalld", "powershell", "netsh", "json")
 FAIL_ON = ("blocked-needed", "closed-configured", "not-evaluated")
 
 
-class RulesetUnusable(click.ClickException):
+class RulesetUnusable(click.ClickException, PortwitnessError):
     """A ruleset that cannot be parsed: usage/config error, exit 2."""
 
     exit_code = 2

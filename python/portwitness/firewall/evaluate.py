@@ -13,8 +13,8 @@ Windows Defender Firewall: see `windows.evaluate`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from portwitness.firewall import windows
+from portwitness.firewall.decision import ALLOWED, DROPPED, REJECTED, UNDECIDED, Decision
 from portwitness.firewall.ruleset import (
     ACCEPT,
     DROP,
@@ -29,24 +29,14 @@ from portwitness.firewall.ruleset import (
     Ruleset,
 )
 
-ALLOWED, DROPPED, REJECTED, UNDECIDED = "allowed", "dropped", "rejected", "not evaluated"
+__all__ = ["ALLOWED", "DROPPED", "REJECTED", "UNDECIDED", "Decision", "evaluate"]
+
 _OUTCOME = {ACCEPT: ALLOWED, DROP: DROPPED, REJECT: REJECTED}
-
-
-@dataclass
-class Decision:
-    verdict: str  # allowed | dropped | rejected | not evaluated
-    rule: Rule | None  # the rule that decided (None: a policy or the default action)
-    by: str  # how the report names what decided: the rule's location and text, or the policy
-    # Every rule whose conditions all held on the way (rules no traffic matches are reported).
-    hits: list[Rule] = field(default_factory=list)
 
 
 def evaluate(ruleset: Ruleset, packet: Packet, hook: str = "input") -> Decision:
     if ruleset.source.startswith("windows"):
-        from portwitness.firewall.windows import evaluate as windows
-
-        return windows(ruleset, packet, hook)
+        return windows.evaluate(ruleset, packet, hook)
     if packet.family not in ruleset.families:
         return Decision(UNDECIDED, None, f"the ruleset has no IPv{packet.family} rules")
     hits: list[Rule] = []

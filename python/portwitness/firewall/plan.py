@@ -103,7 +103,9 @@ def allow_list(
     from portwitness.config import port_plan
 
     configured = policy is not None and bool(policy.rules)
-    plan = port_plan(policy if configured else Policy(), include_catalog=not configured)
+    plan = port_plan(
+        policy if policy is not None and configured else Policy(), include_catalog=not configured
+    )
     out = AllowList(sources=list(policy.files) if configured and policy is not None else ["catalog"])
     unopened: list[tuple[str, str]] = []
     handed_out = {

@@ -137,7 +137,7 @@ def _says_v6(rule: Rule) -> bool:
     return any(isinstance(c, Addr) and any(_version(n) == 6 for n in c.nets) for c in rule.conds)
 
 
-def _version(n) -> int:  # type: ignore[no-untyped-def]
+def _version(n) -> int:
     return n[0].version if isinstance(n, tuple) else n.version
 
 
@@ -154,7 +154,7 @@ def _check_targets(rs: Ruleset) -> None:
     _refuse_loops(rs, graph)
 
 
-def _refuse_loops(rs: Ruleset, graph) -> None:  # type: ignore[no-untyped-def]
+def _refuse_loops(rs: Ruleset, graph) -> None:
     """An iterative depth-first search (a deep chain of jumps must not exhaust Python's stack)."""
     state: dict = {}
     for start in graph:

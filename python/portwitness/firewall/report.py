@@ -151,7 +151,7 @@ def to_html(res: CheckResult) -> str:
     )
 
 
-def print_table(res: CheckResult, console=None) -> None:  # type: ignore[no-untyped-def]
+def print_table(res: CheckResult, console=None) -> None:
     from rich.table import Table
 
     from portwitness.render import _console

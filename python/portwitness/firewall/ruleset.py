@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from portwitness._core import PortwitnessError
+from portwitness.errors import UsageError
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -24,7 +24,7 @@ MAX_RULES = 2_000_000
 MAX_NESTING = 64  # JSON nesting, and chains jumping into chains
 
 
-class RulesetError(PortwitnessError):
+class RulesetError(UsageError):
     """A ruleset that cannot be read: names the file and line (exit 2)."""
 
     def __init__(self, file: str, line: int, message: str) -> None:
@@ -85,6 +85,7 @@ class Addr:
         for n in self.nets:
             if isinstance(n, tuple):
                 lo, hi = n
+                # Addresses of two families do not compare: the version test comes first.
                 hit = lo.version == a.version and lo <= a <= hi  # type: ignore[operator]
             else:
                 hit = n.version == a.version and a in n

@@ -13,9 +13,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from portwitness.firewall.decision import ALLOWED, DROPPED, UNDECIDED, Decision
 from portwitness.firewall.ruleset import (
     MAX_NESTING,
     MAX_RULES,
@@ -80,14 +82,14 @@ class WinRule:
             return False
         return None if undecided else True
 
-    def ports(self):  # type: ignore[no-untyped-def]
+    def ports(self) -> Iterator[int]:
         for lo, hi in self.local_ports or ():
             yield lo
             if hi < 65535:
                 yield hi + 1
 
 
-def _in(a, nets) -> bool:  # type: ignore[no-untyped-def]
+def _in(a: Any, nets: Iterable[Any]) -> bool:
     for n in nets:
         if isinstance(n, tuple):
             if n[0].version == a.version and n[0] <= a <= n[1]:
@@ -97,11 +99,13 @@ def _in(a, nets) -> bool:  # type: ignore[no-untyped-def]
     return False
 
 
-def evaluate(rs: Ruleset, p: Packet, hook: str):  # type: ignore[no-untyped-def]
-    from portwitness.firewall.evaluate import ALLOWED, DROPPED, UNDECIDED, Decision
-
+def evaluate(rs: Ruleset, p: Packet, hook: str) -> Decision:
     profile = rs.profile
-    blocks, allows, maybe_block, maybe_allow = [], [], [], []
+    # Decision names netfilter rules; a Windows rule stands in with the attributes it reads.
+    blocks: list[Any] = []
+    allows: list[Any] = []
+    maybe_block: list[Any] = []
+    maybe_allow: list[Any] = []
     for r in rs.windows:
         m = r.matches(p, hook, profile)
         if m is False:

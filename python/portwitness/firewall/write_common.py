@@ -38,7 +38,7 @@ def families(a: Allow) -> list[tuple[int | None, list[str], list[str]]]:
     dsts, peers = by_family(a.dsts), by_family(a.peers)
     if not dsts and not peers:
         return [(None, [], [])]
-    out = []
+    out: list[tuple[int | None, list[str], list[str]]] = []
     for v in (4, 6):
         if (a.dsts and v not in dsts) or (a.peers and v not in peers):
             continue

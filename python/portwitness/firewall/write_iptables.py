@@ -36,8 +36,11 @@ def iptables(al: AllowList, version: int = 4) -> str:
                 f"# bound to host {hash_comment(a.host)} by name: generate with --target {hash_comment(a.host)} to use it"
             )
         for _, dsts, peers in written:
-            for src in peers or [None]:
-                for dst in dsts or [None]:
+            # None: no address given, so any peer (any destination).
+            srcs: list[str | None] = [*peers] if peers else [None]
+            dsts_or_any: list[str | None] = [*dsts] if dsts else [None]
+            for src in srcs:
+                for dst in dsts_or_any:
                     for r in a.ports:
                         words = ["-A INPUT"]
                         if src:

@@ -5,7 +5,9 @@ markup escaping and with control characters neutralised."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import IO, Any
 
 import polars as pl
 from rich.console import Console
@@ -42,6 +44,11 @@ class _Console(Console):
 def _console() -> Console:
     # Off a terminal (pipes, files, CI logs) the tables are plain aligned text, never cut (fit.py).
     return _Console(file=sys.stdout, soft_wrap=False)
+
+
+def file_console(fh: IO[str]) -> Console:
+    """A console writing to the file `fh`: no terminal, so its tables are plain text, never cut."""
+    return Console(file=fh, soft_wrap=False, width=200)
 
 
 def rfc3339(t: datetime | None, digits: int = 0) -> str:
@@ -128,7 +135,7 @@ def write_frame(df: pl.DataFrame, output: str, fmt: str) -> None:
         fmt = "csv"
     if fmt in TEXT_FORMATS:
         df = text_frame(df, fmt)
-    writers = {
+    writers: dict[str, Callable[[Any], object]] = {
         "parquet": df.write_parquet,
         "csv": df.write_csv,
         "json": df.write_json,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -29,7 +29,7 @@ ID, COUNT, TIME, TEXT = "id", "count", "time", "text"
 class Col:
     header: str
     kind: str = TEXT
-    justify: str = "left"
+    justify: JustifyMethod = "left"
 
 
 def visible(value: object) -> str:
@@ -55,9 +55,9 @@ def _rich_table(
     for i, c in enumerate(cols):
         natural = max([len(c.header), *(len(r[i]) for r in rows)])
         if c.kind == TEXT:
-            t.add_column(c.header, justify=c.justify, overflow="fold", min_width=min(natural, 10))  # type: ignore[arg-type]
+            t.add_column(c.header, justify=c.justify, overflow="fold", min_width=min(natural, 10))
         else:
-            t.add_column(c.header, justify=c.justify, no_wrap=True, min_width=natural)  # type: ignore[arg-type]
+            t.add_column(c.header, justify=c.justify, no_wrap=True, min_width=natural)
     for r in rows:
         t.add_row(*(Text(v) for v in r))
     return t

@@ -6,12 +6,15 @@ escapes them; the HTML and terminal forms escape for their own medium)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from portwitness import __version__
 from portwitness.audit import Audit
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 SCHEMA = "portwitness.report/2"
 
@@ -80,7 +83,8 @@ def document(a: Audit) -> dict[str, Any]:
     }
 
 
-FINDINGS_SCHEMA = {
+# Any names: polars types a schema's names as str for a new frame and as str or selector for a cast.
+FINDINGS_SCHEMA: dict[Any, PolarsDataType] = {
     "finding": pl.String,
     "type": pl.String,
     "service": pl.String,
@@ -104,7 +108,7 @@ def _joined(col: str) -> pl.Expr:
     return pl.col(col).cast(pl.List(pl.String)).list.join(";")
 
 
-def _evidence() -> list[pl.Expr]:
+def _evidence() -> list[pl.Expr | str]:
     return [
         _joined("server_ips").alias("servers"),
         _joined("client_ips").alias("clients"),
@@ -113,7 +117,7 @@ def _evidence() -> list[pl.Expr]:
     ]
 
 
-def _where() -> list[pl.Expr]:
+def _where() -> list[pl.Expr | str]:
     return [_joined("example_flows").alias("example_flows"), "first_capture", "first_record"]
 
 

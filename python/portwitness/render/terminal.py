@@ -78,6 +78,18 @@ def print_frame(
     print_table(console, title, cols, rows)
 
 
+def print_usage(console: Console, df: pl.DataFrame, by: str, limit: int) -> None:
+    """The `usage` frame grouped `by` port, service or host: its first `limit` rows (0: all)."""
+    shown = df if limit == 0 else df.head(limit)
+    more = f", first {shown.height}" if shown.height < df.height else ""
+    print_frame(console, f"Usage by {by}: {df.height} rows{more}", shown)
+
+
+def print_plan(console: Console, plan: pl.DataFrame) -> None:
+    """The effective port plan of a configuration, one rule a row."""
+    print_frame(console, f"Port plan: {plan.height} rules", plan)
+
+
 def _spaced(text: str, kind: str) -> str:
     # A `;`-joined list wraps between its items, never inside one.
     return text.replace(";", "; ") if kind == TEXT else text

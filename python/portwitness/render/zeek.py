@@ -128,7 +128,8 @@ def _tsv_value(v: Any, kind: str) -> str:
     return "".join(c if c.isprintable() and c != "\t" else f"\\x{ord(c):02x}" for c in text)
 
 
-def _stamp(t: datetime) -> str:
+def _stamp(t: Any) -> str:
+    """`t`: a datetime (Any: polars gives a column's min and max as any of its scalar types)."""
     return t.astimezone(timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
 
 
@@ -140,12 +141,12 @@ def write_conn_log(flows: pl.DataFrame, f: IO[str], now: datetime | None = None)
     first = flows["first_ts"].min() if flows.height else now or datetime.now(timezone.utc)
     last = flows["last_ts"].max() if flows.height else first
     f.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n")
-    f.write(f"#open\t{_stamp(first)}\n")  # type: ignore[arg-type]
+    f.write(f"#open\t{_stamp(first)}\n")
     f.write("#fields\t" + "\t".join(k for k, _ in FIELDS) + "\n")
     f.write("#types\t" + "\t".join(t for _, t in FIELDS) + "\n")
     for r in rows:
         f.write("\t".join(_tsv_value(r[k], t) for k, t in FIELDS) + "\n")
-    f.write(f"#close\t{_stamp(last)}\n")  # type: ignore[arg-type]
+    f.write(f"#close\t{_stamp(last)}\n")
     return len(rows)
 
 
