@@ -222,11 +222,11 @@ fn decode(
     stats.set_item("stream_overflows", a.stream_overflows)?;
     stats.set_item(
         "rows_dropped",
-        a.rpc.rows_dropped
-            + a.dce.rows_dropped
-            + a.tls.rows_dropped
-            + a.names.rows_dropped
-            + a.know.rows_dropped,
+        a.rpc.calls.dropped()
+            + a.dce.calls.dropped()
+            + a.tls.rows.dropped()
+            + a.names.rows.dropped()
+            + a.know.mappings.dropped(),
     )?;
     stats.set_item("learned_ports", a.know.learn.len() as u64)?;
     d.set_item("stats", stats)?;
