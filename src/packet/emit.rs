@@ -108,7 +108,7 @@ impl<'a> Ipv4Repr<'a> {
         out.extend_from_slice(&((hlen + self.payload_len) as u16).to_be_bytes());
         out.extend_from_slice(&self.id.to_be_bytes());
         let flags = u16::from(self.dont_frag) << 14 | u16::from(self.more_frags) << 13;
-        out.extend_from_slice(&(flags | (self.frag_offset / 8 & 0x1fff)).to_be_bytes());
+        out.extend_from_slice(&(flags | ((self.frag_offset / 8) & 0x1fff)).to_be_bytes());
         out.extend_from_slice(&[self.ttl, self.proto, 0, 0]);
         out.extend_from_slice(&self.src);
         out.extend_from_slice(&self.dst);
