@@ -17,7 +17,8 @@
 //! `--no-default-features` leaves the Python bindings (pyo3) out; the benches never need them
 //! (they build and run with the default features too, only compiling more).
 //!
-//! Every input is built here, deterministically (a fixed-seed generator), by the small
+//! Every input is built here, deterministically (a fixed-seed generator): the link to transport
+//! headers by the library's emit side (`packet::emit`, checksums included), the rest by the small
 //! wire-format writers below, so the benches need no capture files and document the formats
 //! they feed. Each input is decoded once before it is timed, and what the decoders say of it is
 //! checked, so a bench never measures the fast path of a rejection.
@@ -38,6 +39,9 @@ use _core::capture::linktype::{self, Link};
 use _core::capture::{CaptureReader, Compression, Source};
 use _core::decode::{Decoder, Options};
 use _core::flow::{FlowLimits, FlowTable, PacketMeta};
+use _core::packet::emit::{
+    ethernet_frame, EthernetRepr, IpRepr, Ipv4Repr, Ipv6Repr, TcpRepr, UdpRepr, L4,
+};
 use _core::packet::tcp::{ACK, FIN, SYN};
 use _core::packet::{
     ipv4, ipv6, tcp, udp, Addr, Tunnel, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, IPPROTO_UDP,
@@ -125,69 +129,39 @@ const ETH: usize = 14;
 const VLAN_TAG: usize = 4;
 const IPV4_HEADER: usize = 20;
 const IPV6_HEADER: usize = 40;
-/// 20 bytes and the timestamps option (NOP, NOP, kind 8 length 10), as Linux sends.
+/// 20 bytes and the timestamps option (`tcp_timestamps`).
 const TCP_HEADER: usize = 32;
 const UDP_HEADER: usize = 8;
 const PSH: u8 = 0x08;
 
-/// Ethernet II: destination and source MAC, an optional 802.1Q tag, the ethertype.
-fn ethernet(f: &mut Vec<u8>, vlan: Option<u16>, ethertype: u16) {
-    f.extend([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
-    f.extend([0x52, 0x54, 0x00, 0xab, 0xcd, 0xef]);
-    if let Some(id) = vlan {
-        f.extend(0x8100u16.to_be_bytes());
-        f.extend(id.to_be_bytes()); // PCP 0, DEI 0, VID
+/// Ethernet II between two QEMU-style MACs; `vlans` holds the one 802.1Q tag, if any.
+fn eth(vlans: &[u16]) -> EthernetRepr<'_> {
+    EthernetRepr {
+        dst: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
+        src: [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef],
+        vlans,
+        ..EthernetRepr::default()
     }
-    f.extend(ethertype.to_be_bytes());
 }
 
-/// IPv4 (RFC 791) without options: DF set, TTL 64, checksum left 0 (nothing verifies it).
-fn ipv4_header(f: &mut Vec<u8>, src: &Addr, dst: &Addr, proto: u8, l4_len: usize, id: u16) {
-    f.extend([0x45, 0]);
-    f.extend(((IPV4_HEADER + l4_len) as u16).to_be_bytes());
-    f.extend(id.to_be_bytes());
-    f.extend([0x40, 0, 64, proto, 0, 0]);
-    f.extend(&src.bytes[..4]);
-    f.extend(&dst.bytes[..4]);
+/// IPv4 without options (DF set, TTL 64) or IPv6 without extension headers.
+fn ip_repr(src: &Addr, dst: &Addr, id: u16) -> IpRepr<'static> {
+    if src.v6 {
+        IpRepr::V6(Ipv6Repr::new(src.bytes, dst.bytes, 0, 0))
+    } else {
+        let v4 = |a: &Addr| [a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]];
+        IpRepr::V4(Ipv4Repr {
+            id,
+            ..Ipv4Repr::new(v4(src), v4(dst), 0, 0)
+        })
+    }
 }
 
-/// IPv6 (RFC 8200) without extension headers.
-fn ipv6_header(f: &mut Vec<u8>, src: &Addr, dst: &Addr, next: u8, l4_len: usize) {
-    f.extend([0x60, 0, 0, 0]);
-    f.extend((l4_len as u16).to_be_bytes());
-    f.extend([next, 64]);
-    f.extend(src.bytes);
-    f.extend(dst.bytes);
-}
-
-struct TcpFields {
-    sport: u16,
-    dport: u16,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-}
-
-/// TCP (RFC 9293): ports, seq, ack, data offset 8 words, flags, window, checksum 0, urgent 0,
-/// then NOP NOP and the timestamps option.
-fn tcp_header(f: &mut Vec<u8>, t: &TcpFields, ts_val: u32) {
-    f.extend(t.sport.to_be_bytes());
-    f.extend(t.dport.to_be_bytes());
-    f.extend(t.seq.to_be_bytes());
-    f.extend(t.ack.to_be_bytes());
-    f.extend([((TCP_HEADER / 4) as u8) << 4, t.flags]);
-    f.extend([0xfa, 0xf0, 0, 0, 0, 0]); // window 64240, checksum, urgent pointer
-    f.extend([1, 1, 8, 10]);
-    f.extend(ts_val.to_be_bytes());
-    f.extend(0u32.to_be_bytes());
-}
-
-/// UDP (RFC 768): ports, length, checksum 0.
-fn udp_header(f: &mut Vec<u8>, sport: u16, dport: u16, payload_len: usize) {
-    f.extend(sport.to_be_bytes());
-    f.extend(dport.to_be_bytes());
-    f.extend(((UDP_HEADER + payload_len) as u16).to_be_bytes());
-    f.extend([0, 0]);
+/// NOP, NOP and the timestamps option (kind 8, length 10: TSval, TSecr 0), as Linux sends.
+fn tcp_timestamps(ts_val: u32) -> [u8; TCP_HEADER - 20] {
+    let mut o = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+    o[4..8].copy_from_slice(&ts_val.to_be_bytes());
+    o
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1053,38 +1027,23 @@ impl Traffic {
 
     fn frame(&self, p: &Pkt, n: usize) -> Vec<u8> {
         let (f, src, dst, sport, dport) = self.ends(p);
-        let body_len = self.msgs.len(p.body);
-        let l4_len = body_len
-            + if f.proto == IPPROTO_TCP {
-                TCP_HEADER
-            } else {
-                UDP_HEADER
-            };
-        let mut v = Vec::with_capacity(self.frame_len(p));
-        if src.v6 {
-            ethernet(&mut v, f.vlan, ETHERTYPE_IPV6);
-            ipv6_header(&mut v, &src, &dst, f.proto, l4_len);
+        let body: Vec<u8> = match p.body {
+            Body::Empty => Vec::new(),
+            Body::Filler(n) => filler(usize::from(n)).collect(),
+            Body::Msg(i) => self.msgs.0[usize::from(i)].clone(),
+        };
+        let options = tcp_timestamps((p.ts / 1_000_000) as u32);
+        let l4 = if f.proto == IPPROTO_TCP {
+            L4::Tcp(TcpRepr {
+                options: &options,
+                ..TcpRepr::new(sport, dport, p.seq, p.ack, p.flags)
+            })
         } else {
-            ethernet(&mut v, f.vlan, ETHERTYPE_IPV4);
-            ipv4_header(&mut v, &src, &dst, f.proto, l4_len, n as u16);
-        }
-        if f.proto == IPPROTO_TCP {
-            let t = TcpFields {
-                sport,
-                dport,
-                seq: p.seq,
-                ack: p.ack,
-                flags: p.flags,
-            };
-            tcp_header(&mut v, &t, (p.ts / 1_000_000) as u32);
-        } else {
-            udp_header(&mut v, sport, dport, body_len);
-        }
-        match p.body {
-            Body::Empty => {}
-            Body::Filler(n) => v.extend(filler(usize::from(n))),
-            Body::Msg(i) => v.extend(&self.msgs.0[usize::from(i)]),
-        }
+            L4::Udp(UdpRepr { sport, dport })
+        };
+        let vlans = f.vlan.as_slice();
+        let v = ethernet_frame(&eth(vlans), ip_repr(&src, &dst, n as u16), &l4, &body);
+        debug_assert_eq!(v.len(), self.frame_len(p));
         v
     }
 

@@ -6,12 +6,12 @@ use std::net::IpAddr;
 
 use hashbrown::HashMap;
 
+use crate::bounded::BoundedRows;
 use crate::packet::Addr;
 use crate::proto::ndr::SyntaxId;
 
 pub const MAX_LEARNED: usize = 1 << 20;
-/// Rows kept in each output table; past it only counted.
-pub const MAX_ROWS: usize = 10_000_000;
+pub use crate::bounded::MAX_ROWS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -113,8 +113,7 @@ impl Serves {
 #[derive(Debug, Default)]
 pub struct Knowledge {
     pub learn: LearnTable,
-    pub mappings: Vec<MappingRow>,
-    pub rows_dropped: u64,
+    pub mappings: BoundedRows<MappingRow>,
     /// Rows `finish` withdrew: what they taught was learned all the same while decoding.
     pub withdrawn: u64,
     /// Version ranges programs reported at their endpoints, bounded like the learned table.
@@ -155,10 +154,6 @@ impl Knowledge {
             } else if row.source.ends_with(".unset") {
                 self.learn.remove(server, proto, port);
             }
-        }
-        if self.mappings.len() >= MAX_ROWS {
-            self.rows_dropped += 1;
-            return;
         }
         self.mappings.push(row);
     }

@@ -15,6 +15,7 @@
 
 pub mod anomaly;
 pub mod app;
+pub mod bounded;
 pub mod capture;
 pub mod community_id;
 pub mod decode;
@@ -23,6 +24,7 @@ pub mod flow;
 pub mod learn;
 pub mod order;
 pub mod packet;
+pub mod pending;
 pub mod proto;
 pub mod tables;
 pub mod write;

@@ -443,11 +443,11 @@ fn decode(
         ("stream_overflows", a.stream_overflows),
         (
             "rows_dropped",
-            a.rpc.rows_dropped
-                + a.dce.rows_dropped
-                + a.tls.rows_dropped
-                + a.names.rows_dropped
-                + a.know.rows_dropped,
+            a.rpc.calls.dropped()
+                + a.dce.calls.dropped()
+                + a.tls.rows.dropped()
+                + a.names.rows.dropped()
+                + a.know.mappings.dropped(),
         ),
         ("learned_ports", a.know.learn.len() as u64),
     ]);

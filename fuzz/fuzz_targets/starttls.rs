@@ -15,6 +15,7 @@ use std::io::Cursor;
 
 use _core::capture::Source;
 use _core::decode::{Decoder, Options};
+use _core::packet::emit::{ethernet_frame, EthernetRepr, IpRepr, Ipv4Repr, TcpRepr, L4};
 use _core::tables;
 use libfuzzer_sys::fuzz_target;
 
@@ -29,31 +30,12 @@ fn segment(out: &mut Vec<u8>, n: u32, from_server: bool, seq: u32, flags: u8, pa
         (CLIENT, SERVER, PORTS.0, PORTS.1)
     };
     let payload = &payload[..payload.len().min(1400)];
-    let total = 20 + 20 + payload.len();
-    let mut f = Vec::with_capacity(14 + total);
-    f.extend([0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
-    f.extend([
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        0,
-        0x40,
-        0,
-        64,
-        6,
-        0,
-        0,
-    ]);
-    f.extend(src);
-    f.extend(dst);
-    f.extend(sport.to_be_bytes());
-    f.extend(dport.to_be_bytes());
-    f.extend(seq.to_be_bytes());
-    f.extend(0u32.to_be_bytes());
-    f.extend([0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    f.extend(payload);
+    let ip = IpRepr::V4(Ipv4Repr::new(src, dst, 0, 0));
+    let seg = TcpRepr {
+        window: 0xffff,
+        ..TcpRepr::new(sport, dport, seq, 0, flags)
+    };
+    let f = ethernet_frame(&EthernetRepr::default(), ip, &L4::Tcp(seg), payload);
     out.extend(n.to_le_bytes()); // seconds
     out.extend(0u32.to_le_bytes());
     out.extend((f.len() as u32).to_le_bytes());

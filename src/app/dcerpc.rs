@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::{Ends, Said, Sink};
+use crate::bounded::BoundedRows;
 use crate::flow::table::{App, Orientation};
-use crate::learn::{Knowledge, MappingRow, MAX_ROWS};
+use crate::learn::{Knowledge, MappingRow};
 use crate::packet::Addr;
+use crate::pending::PendingCalls;
 use crate::proto::dcerpc::{self as wire, Auth, ClHeader, CoHeader, Context, Pdu};
 use crate::proto::epm;
 use crate::proto::ndr::{Encoding, SyntaxId, Uuid, NDR64};
@@ -183,8 +185,8 @@ pub struct DceStream {
     framers: [Framer; 2],
     /// Accepted presentation contexts: the interface and the transfer syntax negotiated for it.
     contexts: HashMap<u16, (SyntaxId, SyntaxId)>,
-    binds: HashMap<u32, PendingBind>,
-    calls: HashMap<u32, PendingCall>,
+    binds: PendingCalls<u32, PendingBind, MAX_PENDING>,
+    calls: PendingCalls<u32, PendingCall, MAX_PENDING>,
 }
 
 impl DceStream {
@@ -196,8 +198,8 @@ impl DceStream {
         DceStream {
             framers: [f(), f()],
             contexts: HashMap::new(),
-            binds: HashMap::new(),
-            calls: HashMap::new(),
+            binds: PendingCalls::new(),
+            calls: PendingCalls::new(),
         }
     }
 
@@ -218,15 +220,14 @@ type ClKey = (Uuid, u32);
 
 #[derive(Debug, Default)]
 pub struct DceRpc {
-    pub calls: Vec<DceCallRow>,
-    cl_pending: HashMap<ClKey, PendingCall>,
+    pub calls: BoundedRows<DceCallRow>,
+    cl_pending: PendingCalls<ClKey, PendingCall, MAX_PENDING_CL>,
     /// Connectionless calls answered, with the flow that carried the call: a copy of their
     /// datagrams (two taps, a SPAN of both directions) is not a new call.
-    cl_answered: HashMap<ClKey, u64>,
+    cl_answered: PendingCalls<ClKey, u64, MAX_PENDING_CL>,
     /// The call flow (client, client port, server, server port) of the connectionless reply
     /// just decoded, when the reply came from another endpoint than the call went to.
     pub answered_elsewhere: Option<(Addr, u16, Addr, u16)>,
-    pub rows_dropped: u64,
     pub pdus: u64,
 }
 
@@ -323,20 +324,17 @@ impl DceRpc {
         let last = h.flags & wire::PFC_LAST_FRAG != 0;
         match pdu {
             Pdu::Bind { contexts } => {
-                if st.binds.len() >= MAX_PENDING {
-                    self.drain_binds(st, e);
+                let bind = PendingBind {
+                    ts,
+                    c2s,
+                    ptype: h.ptype,
+                    contexts,
+                    auth,
+                    le: h.le,
+                };
+                if let Some(old) = st.binds.insert(h.call_id, bind) {
+                    self.unanswered_bind(e, h.call_id, &old);
                 }
-                st.binds.insert(
-                    h.call_id,
-                    PendingBind {
-                        ts,
-                        c2s,
-                        ptype: h.ptype,
-                        contexts,
-                        auth,
-                        le: h.le,
-                    },
-                );
             }
             Pdu::BindAck { sec_addr, results } => {
                 let Some(b) = st.binds.remove(&h.call_id) else {
@@ -398,9 +396,6 @@ impl DceRpc {
             } => {
                 let existing = st.calls.contains_key(&h.call_id);
                 if first || !existing {
-                    if st.calls.len() >= MAX_PENDING {
-                        self.drain_calls(st);
-                    }
                     let mut r = row(e, c2s, h.call_id, wire::REQUEST, h.le);
                     r.ts = Some(ts);
                     r.context_id = Some(context_id);
@@ -463,32 +458,37 @@ impl DceRpc {
         context_id: u16,
         _ts: i64,
     ) -> &'s mut PendingCall {
-        if !st.calls.contains_key(&h.call_id) && st.calls.len() >= MAX_PENDING {
-            self.drain_calls(st);
-        }
         let bound = st.contexts.get(&context_id).copied();
-        st.calls.entry(h.call_id).or_insert_with(|| {
+        let (c, pushed_out) = st.calls.get_or_insert_with(h.call_id, || {
             let mut r = row(e, !c2s, h.call_id, wire::REQUEST, h.le);
             r.context_id = Some(context_id);
             r.interface = bound.map(|(i, _)| i);
             r.negotiated = bound.map(|(_, t)| t);
             PendingCall::new(r)
-        })
+        });
+        if let Some(old) = pushed_out {
+            self.push(old.row);
+        }
+        c
     }
 
     /// Binds never answered become rows without a reply.
     fn drain_binds(&mut self, st: &mut DceStream, e: &Ends) {
-        let mut left: Vec<(u32, PendingBind)> = st.binds.drain().collect();
+        let mut left = st.binds.drain();
         left.sort_by_key(|(id, b)| (b.ts, *id));
         for (id, b) in left {
-            for c in &b.contexts {
-                self.push(bind_row(e, id, &b, c));
-            }
+            self.unanswered_bind(e, id, &b);
+        }
+    }
+
+    fn unanswered_bind(&mut self, e: &Ends, id: u32, b: &PendingBind) {
+        for c in &b.contexts {
+            self.push(bind_row(e, id, b, c));
         }
     }
 
     fn drain_calls(&mut self, st: &mut DceStream) {
-        let mut left: Vec<PendingCall> = st.calls.drain().map(|(_, c)| c).collect();
+        let mut left: Vec<PendingCall> = st.calls.drain().into_iter().map(|(_, c)| c).collect();
         left.sort_by_key(|c| (c.row.ts, c.row.call_id));
         for c in left {
             self.push(c.row);
@@ -496,11 +496,7 @@ impl DceRpc {
     }
 
     fn push(&mut self, r: DceCallRow) {
-        if self.calls.len() >= MAX_ROWS {
-            self.rows_dropped += 1;
-        } else {
-            self.calls.push(r);
-        }
+        self.calls.push(r);
     }
 
     /// A call answered: the row, and for the endpoint mapper the facts its answer holds.
@@ -589,16 +585,16 @@ impl DceRpc {
                         self.push(old.row);
                     }
                 }
-                if self.cl_pending.len() >= MAX_PENDING_CL && !self.cl_pending.contains_key(&key) {
-                    self.drain_cl();
-                }
-                let c = self.cl_pending.entry(key).or_insert_with(|| {
+                let (c, pushed_out) = self.cl_pending.get_or_insert_with(key, || {
                     let mut r = cl_row(e, c2s, &h);
                     r.ts = Some(ts);
                     let mut c = PendingCall::new(r);
                     c.client_port = if c2s { e.client_port } else { e.server_port };
                     c
                 });
+                if let Some(old) = pushed_out {
+                    self.calls.push(old.row);
+                }
                 if c.row.reply.is_none() && first_copy(&mut c.fragnums[0], h.fragnum) {
                     c.row.fragments += 1;
                     c.row.stub_bytes += body.len() as u64;
@@ -616,11 +612,14 @@ impl DceRpc {
                     // A copy of an answer already matched to its call.
                     return Some(said);
                 }
-                let c = self.cl_pending.entry(key).or_insert_with(|| {
+                let (c, pushed_out) = self.cl_pending.get_or_insert_with(key, || {
                     let mut c = PendingCall::new(cl_row(e, !c2s, &h));
                     c.client_port = if c2s { e.server_port } else { e.client_port };
                     c
                 });
+                if let Some(old) = pushed_out {
+                    self.calls.push(old.row);
+                }
                 c.row.reply_ts = c.row.reply_ts.or(Some(ts));
                 c.resp_le = h.le;
                 if c.row.flow_id != e.flow_id {
@@ -645,10 +644,7 @@ impl DceRpc {
                     c.row.fault_status = wire::cl_status(&h, body);
                 }
                 if let Some(c) = self.cl_pending.remove(&key) {
-                    if self.cl_answered.len() >= MAX_PENDING_CL {
-                        // Bounded: the oldest copies are the least likely to come again.
-                        self.cl_answered.clear();
-                    }
+                    // Bounded: the oldest copies are the least likely to come again.
                     self.cl_answered.insert(key, c.row.flow_id);
                     self.finish_call(know, c, e, c2s, ts, sink);
                 }
@@ -659,7 +655,7 @@ impl DceRpc {
     }
 
     fn drain_cl(&mut self) {
-        let mut left: Vec<(ClKey, PendingCall)> = self.cl_pending.drain().collect();
+        let mut left = self.cl_pending.drain();
         // The key breaks ties: two activities may share a call's time and number, and the map's
         // order differs from run to run.
         left.sort_by_key(|(key, c)| (c.row.ts, c.row.call_id, *key));

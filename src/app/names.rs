@@ -5,7 +5,7 @@
 //! addresses it was given.
 
 use super::Ends;
-use crate::learn::MAX_ROWS;
+use crate::bounded::BoundedRows;
 use crate::packet::Addr;
 use crate::proto::dns::{self, Message};
 use crate::proto::nbns;
@@ -74,8 +74,7 @@ pub struct NameRow {
 
 #[derive(Debug, Default)]
 pub struct Names {
-    pub rows: Vec<NameRow>,
-    pub rows_dropped: u64,
+    pub rows: BoundedRows<NameRow>,
     /// Messages that taught at least one binding.
     pub messages: u64,
 }
@@ -250,10 +249,6 @@ impl Names {
         ttl: u32,
         canonical: Option<&str>,
     ) {
-        if self.rows.len() >= MAX_ROWS {
-            self.rows_dropped += 1;
-            return;
-        }
         self.rows.push(NameRow {
             ts: at.ts,
             flow_id: at.flow_id,
@@ -474,7 +469,7 @@ mod tests {
         let mut n = Names::default();
         n.udp_datagram(&ends(IPPROTO_UDP), false, &b, 5, Source::Dns);
         assert_eq!(n.rows.len(), MAX_BINDINGS);
-        assert_eq!((n.rows_dropped, n.messages), (0, 1));
+        assert_eq!((n.rows.dropped(), n.messages), (0, 1));
     }
 
     #[test]

@@ -1,19 +1,21 @@
 //! ONC RPC over flows: record marking on reassembled TCP streams, calls matched to replies, and
 //! the portmapper / rpcbind facts that fill `rpc_calls`, `mappings` and the learned-port table.
 
-use std::collections::HashMap;
-
 use super::{Ends, Said, Sink};
 use crate::anomaly::{Anomalies, Position};
+use crate::bounded::BoundedRows;
 use crate::flow::table::Orientation;
-use crate::learn::{Knowledge, MappingRow, MAX_ROWS};
+use crate::learn::{Knowledge, MappingRow};
 use crate::packet::{Addr, IPPROTO_TCP, IPPROTO_UDP};
+use crate::pending::PendingCalls;
 use crate::proto::oncrpc::{self, CallHeader, Message, RecordEvent, RecordMarking, ReplyStatus};
 use crate::proto::portmap::{self, Query};
 
 /// Calls awaiting their reply, per TCP flow and across all UDP flows.
 pub const MAX_PENDING_CALLS: usize = 4096;
 pub const MAX_PENDING_UDP: usize = 65_536;
+type TcpPending = PendingCalls<u32, PendingCall, MAX_PENDING_CALLS>;
+type UdpPending = PendingCalls<(Addr, u16, u32), PendingCall, MAX_PENDING_UDP>;
 /// Well-known ports of the portmapper / rpcbind.
 pub const PORTMAP_PORT: u16 = 111;
 
@@ -34,7 +36,7 @@ pub struct PendingCall {
 #[derive(Debug)]
 pub struct OncStream {
     records: [RecordMarking; 2],
-    pending: HashMap<u32, PendingCall>,
+    pending: TcpPending,
     /// A message was decoded: from then on a bad record mark is damage, not proof of another protocol.
     established: bool,
 }
@@ -50,7 +52,7 @@ impl OncStream {
         };
         OncStream {
             records: [rm(), rm()],
-            pending: HashMap::new(),
+            pending: TcpPending::new(),
             established: false,
         }
     }
@@ -104,9 +106,8 @@ impl RpcCallRow {
 
 #[derive(Debug, Default)]
 pub struct Rpc {
-    pub calls: Vec<RpcCallRow>,
-    udp_pending: HashMap<(Addr, u16, u32), PendingCall>,
-    pub rows_dropped: u64,
+    pub calls: BoundedRows<RpcCallRow>,
+    udp_pending: UdpPending,
     pub messages: u64,
     /// The call flow (client, client port, server, server port) of the UDP reply just decoded,
     /// when the reply came from another endpoint than the call went to.
@@ -204,7 +205,7 @@ impl Rpc {
         an: &mut Anomalies,
         at: Position,
     ) -> Option<Said> {
-        let mut unused = HashMap::new();
+        let mut unused = TcpPending::new();
         self.message(know, e, &mut unused, c2s, payload, ts)
             .map(said)
             .map_err(|detail| {
@@ -239,7 +240,7 @@ impl Rpc {
         &mut self,
         know: &mut Knowledge,
         e: &Ends,
-        pending: &mut HashMap<u32, PendingCall>,
+        pending: &mut TcpPending,
         c2s: bool,
         b: &[u8],
         ts: i64,
@@ -275,26 +276,15 @@ impl Rpc {
                     header: c.header,
                     query,
                 };
-                if udp {
-                    if self.udp_pending.len() >= MAX_PENDING_UDP {
-                        self.flush_udp_oldest();
-                    }
-                    if let Some(old) = self.udp_pending.insert((client, client_port, c.xid), call) {
-                        self.unanswered(old);
-                    }
+                // A call pushed out (its XID reused, or the oldest of a full table) went
+                // unanswered.
+                let pushed_out = if udp {
+                    self.udp_pending.insert((client, client_port, c.xid), call)
                 } else {
-                    if pending.len() >= MAX_PENDING_CALLS {
-                        // The key breaks ties in time: the map's order differs between runs.
-                        let oldest = pending.iter().min_by_key(|(k, p)| (p.ts, **k));
-                        if let Some(k) = oldest.map(|(k, _)| *k) {
-                            if let Some(old) = pending.remove(&k) {
-                                self.unanswered(old);
-                            }
-                        }
-                    }
-                    if let Some(old) = pending.insert(c.xid, call) {
-                        self.unanswered(old);
-                    }
+                    pending.insert(c.xid, call)
+                };
+                if let Some(old) = pushed_out {
+                    self.unanswered(old);
                 }
                 Ok(program)
             }
@@ -365,33 +355,16 @@ impl Rpc {
     }
 
     fn push_call(&mut self, row: RpcCallRow) {
-        if self.calls.len() >= MAX_ROWS {
-            self.rows_dropped += 1;
-        } else {
-            self.calls.push(row);
-        }
+        self.calls.push(row);
     }
 
     fn unanswered(&mut self, c: PendingCall) {
         self.push_call(RpcCallRow::of_call(c, None, "none", None, None));
     }
 
-    fn flush_udp_oldest(&mut self) {
-        if let Some(k) = self
-            .udp_pending
-            .iter()
-            .min_by_key(|(k, p)| (p.ts, **k))
-            .map(|(k, _)| *k)
-        {
-            if let Some(c) = self.udp_pending.remove(&k) {
-                self.unanswered(c);
-            }
-        }
-    }
-
     /// A TCP flow ended: calls never answered become rows with reply "none".
-    pub fn close(&mut self, st: OncStream) {
-        let mut left: Vec<PendingCall> = st.pending.into_values().collect();
+    pub fn close(&mut self, mut st: OncStream) {
+        let mut left: Vec<PendingCall> = st.pending.drain().into_iter().map(|(_, c)| c).collect();
         left.sort_by_key(|c| (c.ts, c.xid));
         for c in left {
             self.unanswered(c);
@@ -400,7 +373,7 @@ impl Rpc {
 
     /// The end of the decode: UDP calls never answered.
     pub fn finish(&mut self) {
-        let mut left: Vec<_> = self.udp_pending.drain().collect();
+        let mut left = self.udp_pending.drain();
         // The client breaks ties: two clients may use one XID at one time.
         left.sort_by_key(|(key, c)| (c.ts, c.xid, *key));
         for (_, c) in left {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::dcerpc::{DceRpc, DceStream};
 use super::{Ends, Said, Sink};
 use crate::learn::Knowledge;
+use crate::pending::PendingCalls;
 use crate::proto::smb::{self as wire, FileId, Message};
 
 pub const SMB_PORT: u16 = 445;
@@ -105,12 +106,12 @@ struct Pipe {
 pub struct SmbStream {
     framers: [Framer; 2],
     /// CREATE requests by message id (SMB1: `Smb1::key`): the name asked for.
-    creating: HashMap<u64, Arc<str>>,
+    creating: PendingCalls<u64, Arc<str>, MAX_PENDING>,
     /// READ and IOCTL requests by message id (SMB1: Read AndX and Transaction by `Smb1::key`): the
     /// file they read.
-    reading: HashMap<u64, FileId>,
+    reading: PendingCalls<u64, FileId, MAX_PENDING>,
     /// Opened files by id: the name they were opened with.
-    names: HashMap<FileId, Arc<str>>,
+    names: PendingCalls<FileId, Arc<str>, MAX_FILES>,
     pipes: HashMap<FileId, Pipe>,
     /// The file id the last CREATE of a compound chain returned (related requests use it).
     last_created: Option<FileId>,
@@ -124,9 +125,9 @@ impl SmbStream {
         };
         SmbStream {
             framers: [f(), f()],
-            creating: HashMap::new(),
-            reading: HashMap::new(),
-            names: HashMap::new(),
+            creating: PendingCalls::new(),
+            reading: PendingCalls::new(),
+            names: PendingCalls::new(),
             pipes: HashMap::new(),
             last_created: None,
         }
@@ -189,13 +190,6 @@ fn provisional(mid: u64) -> FileId {
     let mut f = [0xfe; 16];
     f[8..].copy_from_slice(&mid.to_le_bytes());
     f
-}
-
-fn bounded_insert<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>, k: K, v: V, max: usize) {
-    if m.len() >= max {
-        m.clear();
-    }
-    m.insert(k, v);
 }
 
 impl Smb {
@@ -268,8 +262,8 @@ impl Smb {
                         let name: Arc<str> = wire::pipe_name(&name).into();
                         chain_create = Some(h.message_id);
                         let p = provisional(h.message_id);
-                        bounded_insert(&mut st.names, p, name.clone(), MAX_FILES);
-                        bounded_insert(&mut st.creating, h.message_id, name, MAX_PENDING);
+                        st.names.insert(p, name.clone());
+                        st.creating.insert(h.message_id, name);
                     }
                 }
                 (wire::SMB2_CREATE, true) => {
@@ -281,7 +275,7 @@ impl Smb {
                         (name, wire::create_response_file_id(m), h.status)
                     {
                         st.last_created = Some(f);
-                        bounded_insert(&mut st.names, f, name, MAX_FILES);
+                        st.names.insert(f, name);
                         // What the chain wrote before the file had its id goes on with it.
                         if let Some(pipe) = early {
                             st.pipes.insert(f, pipe);
@@ -304,7 +298,7 @@ impl Smb {
                     if let Some(f) = wire::read_request_file_id(m) {
                         let f = fid(f);
                         if st.pipes.contains_key(&f) || st.names.contains_key(&f) {
-                            bounded_insert(&mut st.reading, h.message_id, f, MAX_PENDING);
+                            st.reading.insert(h.message_id, f);
                         }
                     }
                 }
@@ -428,13 +422,13 @@ fn smb1_command<'m>(st: &mut SmbStream, s: &wire::Smb1<'m>, out: &mut Vec<PipeDa
         (wire::SMB1_NT_CREATE_ANDX, false) => {
             if let Some(name) = wire::nt_create_request_name(s) {
                 let name: Arc<str> = wire::pipe_name(&name).into();
-                bounded_insert(&mut st.creating, key, name, MAX_PENDING);
+                st.creating.insert(key, name);
             }
         }
         (wire::SMB1_NT_CREATE_ANDX, true) => {
             let name = st.creating.remove(&key);
             if let (Some(name), Some(f), 0) = (name, wire::nt_create_response_fid(s), s.status) {
-                bounded_insert(&mut st.names, f, name, MAX_FILES);
+                st.names.insert(f, name);
             }
         }
         (wire::SMB1_CLOSE, false) => {
@@ -445,7 +439,7 @@ fn smb1_command<'m>(st: &mut SmbStream, s: &wire::Smb1<'m>, out: &mut Vec<PipeDa
         }
         (wire::SMB1_TRANSACTION, false) => {
             if let Some((f, data)) = wire::transact_nm_pipe_request(s) {
-                bounded_insert(&mut st.reading, key, f, MAX_PENDING);
+                st.reading.insert(key, f);
                 out.push(PipeData::data(f, true, data));
             }
         }
@@ -470,7 +464,7 @@ fn smb1_command<'m>(st: &mut SmbStream, s: &wire::Smb1<'m>, out: &mut Vec<PipeDa
                 // file written earlier in this chain (its first PDU may make it a pipe).
                 let written = out.iter().any(|p| p.fid == f && !p.close);
                 if written || st.pipes.contains_key(&f) || st.names.contains_key(&f) {
-                    bounded_insert(&mut st.reading, key, f, MAX_PENDING);
+                    st.reading.insert(key, f);
                 }
             }
         }

@@ -4,8 +4,8 @@
 //! larger than a segment), into the `tls` table.
 
 use super::{Ends, Said, Sink};
+use crate::bounded::BoundedRows;
 use crate::flow::table::App;
-use crate::learn::MAX_ROWS;
 use crate::packet::Addr;
 use crate::proto::tls::{self, ClientHello, ServerHello};
 
@@ -89,8 +89,7 @@ pub struct TlsRow {
 
 #[derive(Debug, Default)]
 pub struct Tls {
-    pub rows: Vec<TlsRow>,
-    pub rows_dropped: u64,
+    pub rows: BoundedRows<TlsRow>,
     pub hellos: u64,
 }
 
@@ -209,10 +208,6 @@ impl Tls {
             return;
         }
         st.emitted = true;
-        if self.rows.len() >= MAX_ROWS {
-            self.rows_dropped += 1;
-            return;
-        }
         self.rows.push(TlsRow {
             flow_id: e.flow_id,
             ts: st.ts,

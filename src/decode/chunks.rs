@@ -836,6 +836,7 @@ pub fn decode_paths(paths: &[PathBuf], opts: Options) -> Result<Output> {
 pub(super) mod tests {
     use super::*;
     use crate::flow::FlowLimits;
+    use crate::packet::emit::{ethernet_frame, EthernetRepr, IpRepr, Ipv4Repr, UdpRepr, L4};
     use std::sync::atomic::AtomicU64;
 
     /// Tests make whichever thread frames the record at this offset panic.
@@ -854,24 +855,31 @@ pub(super) mod tests {
         }
     }
 
-    fn ipv4(src: u8, dst: u8, id: u16, frag: u16, proto: u8, body: &[u8]) -> Vec<u8> {
-        let mut f = vec![2, 0, 0, 0, 0, dst, 2, 0, 0, 0, 0, src, 0x08, 0x00];
-        f.extend([0x45, 0]);
-        f.extend(((20 + body.len()) as u16).to_be_bytes());
-        f.extend(id.to_be_bytes());
-        f.extend(frag.to_be_bytes());
-        f.extend([64, proto, 0, 0, 10, 0, 0, src, 10, 0, 0, dst]);
-        f.extend_from_slice(body);
-        f
+    fn ip_repr(src: u8, dst: u8, id: u16, frag: u16) -> IpRepr<'static> {
+        IpRepr::V4(Ipv4Repr {
+            id,
+            dont_frag: false,
+            more_frags: frag & 0x2000 != 0,
+            frag_offset: (frag & 0x1fff) * 8,
+            ..Ipv4Repr::new([10, 0, 0, src], [10, 0, 0, dst], 0, 0)
+        })
     }
 
-    fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    /// A frame from 10.0.0.`src` to 10.0.0.`dst` of `body` (a whole datagram or a fragment's
+    /// piece); `frag` as the header's flags and offset field.
+    fn ipv4(src: u8, dst: u8, id: u16, frag: u16, proto: u8, body: &[u8]) -> Vec<u8> {
+        let eth = EthernetRepr {
+            dst: [2, 0, 0, 0, 0, dst],
+            src: [2, 0, 0, 0, 0, src],
+            ..EthernetRepr::default()
+        };
+        ethernet_frame(&eth, ip_repr(src, dst, id, frag), &L4::Raw(proto), body)
+    }
+
+    /// A UDP datagram from 10.0.0.`src` to 10.0.0.`dst`, to be sent whole or in pieces.
+    fn udp(src: u8, dst: u8, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
         let mut u = Vec::new();
-        u.extend(sport.to_be_bytes());
-        u.extend(dport.to_be_bytes());
-        u.extend(((8 + payload.len()) as u16).to_be_bytes());
-        u.extend([0, 0]);
-        u.extend_from_slice(payload);
+        UdpRepr { sport, dport }.emit(&mut u, &ip_repr(src, dst, 0, 0), payload);
         u
     }
 
@@ -907,7 +915,7 @@ pub(super) mod tests {
                     f.extend(record(us, &arp));
                 }
                 10..=14 => {
-                    let body = udp(port, 53, &[i as u8; 40]);
+                    let body = udp(a, b, port, 53, &[i as u8; 40]);
                     let id = i as u16;
                     f.extend(record(us, &ipv4(a, b, id, 0x2000, 17, &body[..24])));
                     us += r.next(3000);
@@ -915,14 +923,17 @@ pub(super) mod tests {
                 }
                 15 => f.extend(record(
                     us,
-                    &ipv4(a, b, 1, 0, 17, &udp(port, 2049, &[7; 3000])),
+                    &ipv4(a, b, 1, 0, 17, &udp(a, b, port, 2049, &[7; 3000])),
                 )),
                 16..=18 => {
                     let mut fake = Vec::new();
                     for k in 0..5 {
                         fake.extend(record(us + k, &[0x45; 8]));
                     }
-                    f.extend(record(us, &ipv4(a, b, 1, 0, 17, &udp(port, 111, &fake))));
+                    f.extend(record(
+                        us,
+                        &ipv4(a, b, 1, 0, 17, &udp(a, b, port, 111, &fake)),
+                    ));
                 }
                 _ => {
                     let len = r.next(600) as usize;
@@ -933,7 +944,7 @@ pub(super) mod tests {
                     };
                     f.extend(record(
                         us,
-                        &ipv4(s, d, 1, 0, 17, &udp(sp, dp, &vec![9; len])),
+                        &ipv4(s, d, 1, 0, 17, &udp(s, d, sp, dp, &vec![9; len])),
                     ));
                 }
             }

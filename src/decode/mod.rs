@@ -434,19 +434,14 @@ mod tests {
 
     use super::*;
 
-    fn eth_ipv4_udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 12];
-        f.extend([0x08, 0x00]);
-        let total = (20 + 8 + payload.len()) as u16;
-        f.extend([0x45, 0]);
-        f.extend(total.to_be_bytes());
-        f.extend([0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
-        f.extend(sport.to_be_bytes());
-        f.extend(dport.to_be_bytes());
-        f.extend(((8 + payload.len()) as u16).to_be_bytes());
-        f.extend([0, 0]);
-        f.extend_from_slice(payload);
-        f
+    fn eth_ipv4_udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+        use crate::packet::emit::{ethernet_frame, IpRepr, Ipv4Repr, UdpRepr, L4};
+        let ip = Ipv4Repr {
+            id: 1,
+            ..Ipv4Repr::new(src, dst, 0, 0)
+        };
+        let udp = L4::Udp(UdpRepr { sport, dport });
+        ethernet_frame(&Default::default(), IpRepr::V4(ip), &udp, data)
     }
 
     fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
@@ -465,12 +460,9 @@ mod tests {
 
     #[test]
     fn udp_exchange_is_one_flow() {
-        let mut req = eth_ipv4_udp(700, 514, &[1; 40]);
-        let mut rep = eth_ipv4_udp(514, 700, &[2; 28]);
-        // the reply goes the other way
-        rep[26..30].copy_from_slice(&[10, 0, 0, 2]);
-        rep[30..34].copy_from_slice(&[10, 0, 0, 1]);
-        req.truncate(req.len());
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let req = eth_ipv4_udp(a, b, 700, 514, &[1; 40]);
+        let rep = eth_ipv4_udp(b, a, 514, 700, &[2; 28]);
         let mut src = Source::from_bytes(pcap(&[req, rep]));
         let mut d = Decoder::new(Options::default());
         d.decode_source(&mut src, "mem").unwrap();

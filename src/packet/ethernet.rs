@@ -69,10 +69,18 @@ mod tests {
 
     #[test]
     fn qinq_keeps_inner_vlan() {
-        let mut f = vec![0u8; 12];
-        f.extend([0x88, 0xa8, 0x00, 0xc8]); // S-tag 200
-        f.extend([0x81, 0x00, 0x01, 0x2c]); // C-tag 300
-        f.extend([0x08, 0x00, 0x45]);
+        // S-tag 200 (0x88a8), C-tag 300 (0x8100), IPv4.
+        let eth = crate::packet::emit::EthernetRepr {
+            vlans: &[200, 300],
+            ..Default::default()
+        };
+        let mut f = Vec::new();
+        eth.emit(&mut f);
+        assert_eq!(
+            &f[12..20],
+            &[0x88, 0xa8, 0x00, 0xc8, 0x81, 0x00, 0x01, 0x2c]
+        );
+        f.push(0x45);
         let l3 = parse(&f).unwrap();
         assert_eq!(
             (l3.vlan, l3.ethertype, l3.data),

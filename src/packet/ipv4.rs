@@ -75,11 +75,18 @@ mod tests {
 
     #[test]
     fn options_and_fragment_fields() {
-        // version 4, IHL 6 (one 4-byte option), total 28, id 0x1234, MF + offset 185*8, proto UDP
-        let mut p = vec![
-            0x46, 0, 0, 28, 0x12, 0x34, 0x20, 185, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
-        p.extend([7, 4, 0, 0]); // option: record route (truncated, but skipped by IHL)
+        // IHL 6: one option, record route (truncated, but skipped by IHL); MF, offset 185*8.
+        let repr = crate::packet::emit::Ipv4Repr {
+            id: 0x1234,
+            dont_frag: false,
+            more_frags: true,
+            frag_offset: 1480,
+            options: &[7, 4, 0, 0],
+            ..crate::packet::emit::Ipv4Repr::new([10, 0, 0, 1], [10, 0, 0, 2], 17, 4)
+        };
+        let mut p = Vec::new();
+        repr.emit(&mut p);
+        assert_eq!(&p[..8], &[0x46, 0, 0, 28, 0x12, 0x34, 0x20, 185]);
         p.extend([1, 2, 3, 4]);
         let ip = parse(&p).unwrap();
         assert_eq!(ip.src.to_string(), "10.0.0.1");

@@ -1,5 +1,6 @@
 //! Link, network and transport headers: checked views over borrowed bytes, one file per protocol.
 
+pub mod emit;
 pub mod erspan;
 pub mod ethernet;
 pub mod frag;

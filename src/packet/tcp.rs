@@ -81,11 +81,15 @@ mod tests {
 
     #[test]
     fn syn_with_options_and_payload() {
-        let mut s = vec![
-            0x9c, 0x40, 0x00, 0x6f, 0, 0, 0, 1, 0, 0, 0, 0, 0x60, SYN, 0xff, 0xff, 0, 0, 0, 0,
-        ];
-        s.extend([2, 4, 5, 0xb4]); // MSS option
-        s.extend(b"hi");
+        use crate::packet::emit::{IpRepr, Ipv4Repr, TcpRepr};
+        let syn = TcpRepr {
+            options: &[2, 4, 5, 0xb4], // MSS 1460
+            ..TcpRepr::new(40000, 111, 1, 0, SYN)
+        };
+        let ip = IpRepr::V4(Ipv4Repr::new([10, 0, 0, 1], [10, 0, 0, 2], 6, 26));
+        let mut s = Vec::new();
+        syn.emit(&mut s, &ip, b"hi");
+        assert_eq!(s[12], 0x60, "data offset 6 words");
         let t = parse(&s, 26).unwrap();
         assert_eq!(
             (t.sport, t.dport, t.seq, t.flags, t.payload_len, t.payload),

@@ -60,7 +60,18 @@ mod tests {
 
     #[test]
     fn lengths() {
-        let u = parse(&[0x02, 0xbc, 0x00, 0x6f, 0, 12, 0, 0, 1, 2, 3, 4, 0, 0], 14).unwrap();
+        use crate::packet::emit::{IpRepr, Ipv4Repr, UdpRepr};
+        let ip = IpRepr::V4(Ipv4Repr::new([10, 0, 0, 1], [10, 0, 0, 2], 17, 12));
+        let mut d = Vec::new();
+        UdpRepr {
+            sport: 700,
+            dport: 111,
+        }
+        .emit(&mut d, &ip, &[1, 2, 3, 4]);
+        assert_eq!(&d[4..6], &[0, 12], "UDP length");
+        // Two bytes past the datagram (Ethernet padding) are not payload.
+        d.extend([0, 0]);
+        let u = parse(&d, 14).unwrap();
         assert_eq!(
             (u.sport, u.dport, u.payload_len, u.payload),
             (700, 111, 4, &[1, 2, 3, 4][..])
