@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 
 use std::sync::Arc;
 
+use super::options::{Options, SWEEP_NS};
+use super::output::Stats;
 use super::records::RecordSink;
-use super::{Options, Stats, SWEEP_NS};
 use crate::anomaly::{Anomalies, Position};
 use crate::capture::linktype::{self, Link};
 use crate::capture::Record;
@@ -592,20 +593,47 @@ impl<S: PacketSink> Packets<S> {
         self.next_sweep = now.saturating_add(SWEEP_NS);
     }
 
-    /// The end of the input: datagrams never completed are reported (charged to `at`, the last
-    /// record, in `an`: the anomalies of the whole pass, merged in record order).
-    pub fn finish(mut self, an: &mut Anomalies, at: Position) -> (Stats, S) {
-        let pending = self.frags.pending() as u64;
-        if pending > 0 {
+    /// The end of the input, before it is reported: the counters and what the reassembler
+    /// still holds, the anomalies so far, and the sink.
+    pub fn end(self) -> (HeadersEnd, Anomalies, S) {
+        let end = HeadersEnd {
+            stats: self.stats,
+            pending: self.frags.pending() as u64,
+            evicted: self.frags.evicted,
+            expired: self.frags.expired,
+        };
+        (end, self.anomalies, self.sink)
+    }
+}
+
+/// The header stage at the end of the input (`Packets::end`).
+#[derive(Debug, Default)]
+pub struct HeadersEnd {
+    stats: Stats,
+    pending: u64,
+    evicted: u64,
+    expired: u64,
+}
+
+impl HeadersEnd {
+    /// Adds the counters of headers decoded elsewhere (chunks).
+    pub fn add(&mut self, stats: &Stats) {
+        self.stats.add(stats);
+    }
+
+    /// Datagrams never completed are reported (charged to `at`, the last record, in `an`: the
+    /// anomalies of the whole pass, merged in record order); the counters.
+    pub fn report(mut self, an: &mut Anomalies, at: Position) -> Stats {
+        if self.pending > 0 {
             an.push(
                 at,
                 "ip",
                 "incomplete_fragments",
-                format!("{pending} datagrams never completed"),
+                format!("{} datagrams never completed", self.pending),
             );
         }
-        self.stats.fragments_evicted = self.frags.evicted;
-        self.stats.fragments_expired = self.frags.expired + pending;
-        (self.stats, self.sink)
+        self.stats.fragments_evicted = self.evicted;
+        self.stats.fragments_expired = self.expired + self.pending;
+        self.stats
     }
 }
