@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use super::boundary::WHERE;
 use super::options::Options;
-use super::output::{Border, Output, Stats};
-use super::packets::{HeadersEnd, Packets};
+use super::output::{Border, HeadersEnd, Output, Stats};
+use super::packets::Packets;
 use super::records::Records;
 use super::state::State;
 use crate::anomaly::Anomalies;

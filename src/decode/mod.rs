@@ -9,6 +9,7 @@
 mod boundary;
 mod chunks;
 mod driver;
+mod frame;
 mod options;
 mod output;
 mod packets;
@@ -26,8 +27,8 @@ use crate::error::Result;
 use boundary::{internal, panic_message, WHERE};
 
 pub use options::{threads_for, FlowSink, FlowSpill, Options, SWEEP_NS};
-pub use output::{Border, CaptureInfo, Output, Stats};
-pub use packets::{HeadersEnd, PacketSink, Packets};
+pub use output::{Border, CaptureInfo, HeadersEnd, Output, Stats};
+pub use packets::{PacketSink, Packets};
 pub use records::{first_timestamp, RecordSink, Records};
 pub use state::State;
 

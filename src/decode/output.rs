@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::anomaly::Anomalies;
+use crate::anomaly::{Anomalies, Position};
 use crate::app::Apps;
 use crate::flow::Flow;
 
@@ -168,4 +168,36 @@ pub struct Border {
     /// Mapping rows withdrawn at the end (any-version answers the input contradicts): the
     /// endpoints they taught were learned while decoding, but the table no longer names them.
     pub withdrawn_mappings: u64,
+}
+
+/// The header stage at the end of the input (`Packets::end`).
+#[derive(Debug, Default)]
+pub struct HeadersEnd {
+    pub(super) stats: Stats,
+    pub(super) pending: u64,
+    pub(super) evicted: u64,
+    pub(super) expired: u64,
+}
+
+impl HeadersEnd {
+    /// Adds the counters of headers decoded elsewhere (chunks).
+    pub fn add(&mut self, stats: &Stats) {
+        self.stats.add(stats);
+    }
+
+    /// Datagrams never completed are reported (charged to `at`, the last record, in `an`: the
+    /// anomalies of the whole pass, merged in record order); the counters.
+    pub fn report(mut self, an: &mut Anomalies, at: Position) -> Stats {
+        if self.pending > 0 {
+            an.push(
+                at,
+                "ip",
+                "incomplete_fragments",
+                format!("{} datagrams never completed", self.pending),
+            );
+        }
+        self.stats.fragments_evicted = self.evicted;
+        self.stats.fragments_expired = self.expired + self.pending;
+        self.stats
+    }
 }

@@ -5,7 +5,7 @@
 //! or interface, a simple packet block that takes the previous packet's time, a block the careful
 //! reader reports) is left to the careful reader, resumed with the state it would have had there.
 
-use super::{Interface, PcapngReader, TsResol, BOM, CUSTOM, CUSTOM_NOCOPY, DSB, EPB, ISB, NRB};
+use super::{Interface, PcapngReader, BOM, CUSTOM, CUSTOM_NOCOPY, DSB, EPB, ISB, NRB};
 use super::{IDB, OPB, SHB, SPB};
 use crate::anomaly::{Anomalies, Position};
 use crate::capture::pcap::Chain;
@@ -177,7 +177,7 @@ impl Preamble {
 
     /// The time resolutions of its interfaces (tests).
     #[cfg(test)]
-    pub fn resolutions(&self) -> Vec<TsResol> {
+    pub fn resolutions(&self) -> Vec<super::TsResol> {
         self.ifaces.iter().map(|i| i.resol).collect()
     }
 }

@@ -2,9 +2,7 @@
 //! timestamp resolution; enhanced, simple and obsolete packet blocks; every other block skipped by
 //! its length.
 
-mod framing;
-
-pub use framing::{Framed, Preamble};
+pub mod framing;
 
 use super::{
     begin_record, note_stream_end, u16_at, u32_at, Record, Source, MAX_RECORD, MAX_RESYNC_SCAN,

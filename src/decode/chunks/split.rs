@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::reads::read_at;
 use crate::capture::linktype::{self, Link};
 use crate::capture::pcap::PcapReader;
-use crate::capture::pcapng::Preamble;
+use crate::capture::pcapng::framing::Preamble;
 use crate::decode::options::Options;
 
 /// Bytes per chunk: large enough that claiming, checking and handing over cost nothing per

@@ -474,7 +474,7 @@ fn a_pcapng_preamble_carries_byte_order_and_resolutions() {
         sections: false,
     };
     let f = capture_ng(4, false, style);
-    let pre = crate::capture::pcapng::Preamble::read(&f).unwrap();
+    let pre = crate::capture::pcapng::framing::Preamble::read(&f).unwrap();
     use crate::capture::pcapng::TsResol;
     assert_eq!(pre.resolutions(), [TsResol::Pow10(6), TsResol::Pow2(20)]);
     let at = pre.len as usize;
@@ -489,8 +489,8 @@ fn a_pcapng_preamble_carries_byte_order_and_resolutions() {
         );
     }
     // A file cut inside its preamble, or not starting with one, is read by the careful reader.
-    assert!(crate::capture::pcapng::Preamble::read(&f[..at - 4]).is_none());
-    assert!(crate::capture::pcapng::Preamble::read(&capture(1, false)).is_none());
+    assert!(crate::capture::pcapng::framing::Preamble::read(&f[..at - 4]).is_none());
+    assert!(crate::capture::pcapng::framing::Preamble::read(&capture(1, false)).is_none());
 }
 
 #[cfg(unix)]
