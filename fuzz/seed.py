@@ -4,7 +4,7 @@
     python3 fuzz/seed.py [--out fuzz/corpus] [--clean]
 
 * pcap, pcapng, source, pipeline, chunks: whole files from pcaps/*.pcap*, pcaps/broken/* and the demo
-  capture (pcap and chunks: classic pcap files; pcapng: pcapng files; source and pipeline: all, including the
+  capture (pcap: classic pcap files; pcapng: pcapng files; chunks: both; source and pipeline: all, including the
   gzip and zstd ones).
 * ip: the IP packets of each capture (and their link-layer frames), framed.
 * tcp_stream: each TCP flow as a segment sequence.
@@ -107,6 +107,7 @@ def whole_files(seeds: Seeds, files: list[Path]) -> None:
             seeds.add("chunks", b)
         if b[:4] == PCAPNG_MAGIC:
             seeds.add("pcapng", b)
+            seeds.add("chunks", b)
 
 
 # --------------------------------------------------------------------------------------------

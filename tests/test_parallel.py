@@ -6,6 +6,7 @@ files that share conversations."""
 from __future__ import annotations
 
 import gzip
+import subprocess
 from pathlib import Path
 
 import polars as pl
@@ -123,3 +124,23 @@ def test_threads_must_not_be_negative():
 
     with pytest.raises(ValueError, match="threads must be 0"):
         portwitness.decode(PCAPS / "sample.pcap", threads=-1)
+
+
+def test_pcapng_in_chunks_equals_one_pass(generated, tmp_path):
+    """pcapng split across threads: alone, as two sections one after the other (the second
+    section's interfaces are read by the careful reader), and with chunks of one record or less."""
+    assert_same(generated[1:], ways=[(2, 0), (2, 1 << 20), (3, 300)])
+    two = tmp_path / "two-sections.pcapng"
+    two.write_bytes(generated[1].read_bytes() + generated[1].read_bytes())
+    assert_same([two], ways=[(2, 1 << 20), (3, 4096)])
+
+
+def test_pcapng_and_pcap_of_the_same_packets_decode_alike(generated, tmp_path):
+    """editcap's pcapng of a pcap file: the same flows and counters, on one thread and in chunks."""
+    ng = tmp_path / "part0.pcapng"
+    subprocess.run(["editcap", "-F", "pcapng", str(generated[0]), str(ng)], check=True)
+    pcap = _decode(generated[:1], 1)
+    one = assert_same([ng], ways=[(2, 0), (2, 1 << 20)])
+    assert not isinstance(one, str) and not isinstance(pcap, str)
+    assert one["stats"] == pcap["stats"]
+    assert pl.DataFrame(one["flows"]).equals(pl.DataFrame(pcap["flows"]), null_equal=True)

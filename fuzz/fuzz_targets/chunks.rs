@@ -1,7 +1,8 @@
-//! Differential: raw bytes written as a capture file, decoded on one thread and split into
-//! chunks of 64 bytes on two and three threads (each thread guessing where its chunk's first
-//! record starts; corrupt records handed to the careful reader). Every table, counter and anomaly
-//! must be the same: a difference is a crash here.
+//! Differential: raw bytes written as a capture file (classic pcap or pcapng, told by its magic),
+//! decoded on one thread and split into chunks of 64 and 200 bytes on two and three threads (each
+//! thread guessing where its chunk's first record or block starts; corrupt records, new pcapng
+//! sections and interfaces handed to the careful reader). Every table, counter and anomaly must be
+//! the same: a difference is a crash here.
 
 #![no_main]
 
@@ -28,7 +29,7 @@ fn decoded(paths: &[PathBuf], threads: usize, chunk_bytes: u64) -> String {
 
 fuzz_target!(|data: &[u8]| {
     common::catch_stack_overflow();
-    let path = std::env::temp_dir().join(format!("pw-fuzz-chunks-{}.pcap", std::process::id()));
+    let path = std::env::temp_dir().join(format!("pw-fuzz-chunks-{}.cap", std::process::id()));
     let written = std::fs::File::create(&path).and_then(|mut f| f.write_all(data));
     if written.is_err() {
         return;

@@ -5,8 +5,10 @@ use std::collections::BTreeSet;
 
 use std::sync::Arc;
 
+use super::frame::Frame;
+use super::options::{Options, SWEEP_NS};
+use super::output::{HeadersEnd, Stats};
 use super::records::RecordSink;
-use super::{Options, Stats, SWEEP_NS};
 use crate::anomaly::{Anomalies, Position};
 use crate::capture::linktype::{self, Link};
 use crate::capture::Record;
@@ -94,51 +96,6 @@ impl<S: PacketSink> RecordSink for Packets<S> {
 
 /// Encapsulations nested deeper than this are refused (each one is a header to walk).
 pub const MAX_ENCAP_DEPTH: u8 = 8;
-
-/// One record's frame as the layers under it are peeled.
-#[derive(Debug, Clone, Copy)]
-struct Frame {
-    ts: i64,
-    /// The innermost VLAN tag so far.
-    vlan: Option<u16>,
-    capture: u32,
-    orig_len: u32,
-    /// The encapsulation that carries what follows, innermost one.
-    tunnel: Tunnel,
-    depth: u8,
-    /// What the headers around an encapsulated packet added to the counters (IPv4, IPv6, UDP,
-    /// tunnels), taken back when the record is deferred to be decoded again whole.
-    outer: [u8; 4],
-}
-
-impl Frame {
-    /// The frame inside a tunnel whose outer IP (and UDP) headers were counted.
-    #[inline]
-    fn counted(mut self, v6: bool, udp: bool) -> Frame {
-        let [v4c, v6c, udpc, tunnels] = &mut self.outer;
-        if v6 {
-            *v6c = v6c.saturating_add(1);
-        } else {
-            *v4c = v4c.saturating_add(1);
-        }
-        if udp {
-            *udpc = udpc.saturating_add(1);
-        }
-        *tunnels = tunnels.saturating_add(1);
-        self
-    }
-
-    /// The frame as seen inside one more encapsulation; a tunnel without an id of its own keeps
-    /// the tenant of the one around it.
-    #[inline]
-    fn within(self, encap: Encap, id: Option<u32>) -> Frame {
-        Frame {
-            tunnel: Tunnel::new(encap, id.or(self.tunnel.id())),
-            depth: self.depth.saturating_add(1),
-            ..self
-        }
-    }
-}
 
 impl<S: PacketSink> Packets<S> {
     pub fn new(opts: &Options, sink: S) -> Self {
@@ -592,20 +549,15 @@ impl<S: PacketSink> Packets<S> {
         self.next_sweep = now.saturating_add(SWEEP_NS);
     }
 
-    /// The end of the input: datagrams never completed are reported (charged to `at`, the last
-    /// record, in `an`: the anomalies of the whole pass, merged in record order).
-    pub fn finish(mut self, an: &mut Anomalies, at: Position) -> (Stats, S) {
-        let pending = self.frags.pending() as u64;
-        if pending > 0 {
-            an.push(
-                at,
-                "ip",
-                "incomplete_fragments",
-                format!("{pending} datagrams never completed"),
-            );
-        }
-        self.stats.fragments_evicted = self.frags.evicted;
-        self.stats.fragments_expired = self.frags.expired + pending;
-        (self.stats, self.sink)
+    /// The end of the input, before it is reported: the counters and what the reassembler
+    /// still holds, the anomalies so far, and the sink.
+    pub fn end(self) -> (HeadersEnd, Anomalies, S) {
+        let end = HeadersEnd {
+            stats: self.stats,
+            pending: self.frags.pending() as u64,
+            evicted: self.frags.evicted,
+            expired: self.frags.expired,
+        };
+        (end, self.anomalies, self.sink)
     }
 }

@@ -6,13 +6,15 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use super::{CaptureInfo, Options, WHERE};
+use super::boundary::WHERE;
+use super::options::Options;
+use super::output::CaptureInfo;
 use crate::anomaly::{Anomalies, Position};
 use crate::capture::{CaptureReader, Record, Source};
 use crate::error::{Error, Result};
 
 #[cfg(test)]
-use super::PANIC_AT_RECORD;
+use super::boundary::PANIC_AT_RECORD;
 #[cfg(test)]
 use std::cell::Cell;
 

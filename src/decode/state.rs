@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use super::options::{FlowSpill, Options};
 use super::packets::PacketSink;
-use super::{FlowSpill, Options};
 use crate::anomaly::{Anomalies, Position};
 use crate::app::{names, starttls, Apps, Ends, Kind, Said, Sink, StreamState};
 use crate::flow::{App, Flow, FlowKey, FlowTable, Orientation, PacketMeta};
