@@ -35,6 +35,7 @@ use criterion::{
 };
 
 use _core::anomaly::Anomalies;
+use _core::app::StreamState;
 use _core::capture::linktype::{self, Link};
 use _core::capture::{CaptureReader, Compression, Source};
 use _core::decode::{Decoder, Options};
@@ -1231,10 +1232,10 @@ fn flow_table(c: &mut Criterion) {
         bytes as f64 / 1e6
     );
     let update_all = |metas: &[PacketMeta]| {
-        let mut t = FlowTable::new(FlowLimits::default());
+        let mut t = FlowTable::<StreamState>::new(FlowLimits::default());
         let mut c2s = 0usize;
         for p in metas {
-            c2s += usize::from(t.update_at(p, 0).1);
+            c2s += usize::from(t.update_at(p, 0).c2s);
         }
         (t.live(), c2s)
     };
@@ -1571,10 +1572,11 @@ fn decode_all(c: &mut Criterion) {
     assert_eq!(out.stats.records as usize, cap.frames.len());
     assert_eq!(out.flows.len(), t.flows.len());
     assert_eq!(out.anomalies.total(), 0, "{:?}", out.anomalies.rows.first());
-    assert_eq!(out.apps.tls.rows.len(), t.count(Kind::Tls));
-    assert_eq!(out.apps.rpc.calls.len(), t.count(Kind::Portmap));
-    assert!(out.apps.dce.calls.len() >= t.count(Kind::Epm));
-    assert!(out.apps.know.mappings.len() >= t.count(Kind::Epm) + t.count(Kind::Portmap));
+    let found = out.apps.decoded();
+    assert_eq!(found.tls.len(), t.count(Kind::Tls));
+    assert_eq!(found.rpc_calls.len(), t.count(Kind::Portmap));
+    assert!(found.dcerpc_calls.len() >= t.count(Kind::Epm));
+    assert!(found.mappings.len() >= t.count(Kind::Epm) + t.count(Kind::Portmap));
 
     let mut g = heavy(c, "decode_all");
     g.throughput(Throughput::Bytes(cap.pcap.len() as u64));

@@ -136,11 +136,11 @@ fn other_table(out: &crate::decode::Output, name: &str) -> Result<RecordBatch, A
     match name {
         "anomalies" => anomalies_batch(&out.anomalies, &out.captures),
         "captures" => captures_batch(&out.captures),
-        "rpc_calls" => rpc_calls_batch(&out.apps.rpc.calls),
-        "mappings" => mappings_batch(&out.apps.know.mappings),
-        "dcerpc_calls" => dcerpc_calls_batch(&out.apps.dce.calls),
-        "tls" => tls_batch(&out.apps.tls.rows),
-        "names" => names_batch(&out.apps.names.rows),
+        "rpc_calls" => rpc_calls_batch(out.apps.decoded().rpc_calls),
+        "mappings" => mappings_batch(out.apps.decoded().mappings),
+        "dcerpc_calls" => dcerpc_calls_batch(out.apps.decoded().dcerpc_calls),
+        "tls" => tls_batch(out.apps.decoded().tls),
+        "names" => names_batch(out.apps.decoded().names),
         _ => Err(ArrowError::InvalidArgumentError(format!(
             "no table named {name}"
         ))),
@@ -756,18 +756,18 @@ mod tests {
         let here = [
             anomalies_batch(&out.anomalies, &out.captures),
             captures_batch(&out.captures),
-            rpc_calls_batch(&out.apps.rpc.calls),
-            mappings_batch(&out.apps.know.mappings),
-            dcerpc_calls_batch(&out.apps.dce.calls),
-            tls_batch(&out.apps.tls.rows),
-            names_batch(&out.apps.names.rows),
+            rpc_calls_batch(out.apps.decoded().rpc_calls),
+            mappings_batch(out.apps.decoded().mappings),
+            dcerpc_calls_batch(out.apps.decoded().dcerpc_calls),
+            tls_batch(out.apps.decoded().tls),
+            names_batch(out.apps.decoded().names),
         ];
         for ((name, aside), here) in t.others.into_iter().zip(here) {
             assert_eq!(aside.unwrap().unwrap(), here.unwrap(), "{name}");
         }
         let names = t_names(&output_tables(&out, &|_| true));
         assert_eq!(names, TABLE_NAMES[1..]);
-        assert!(tls_batch(&out.apps.tls.rows).unwrap().num_rows() >= 1);
+        assert!(tls_batch(out.apps.decoded().tls).unwrap().num_rows() >= 1);
     }
 
     #[test]
@@ -782,7 +782,7 @@ mod tests {
         assert!(t.flows.is_none() && captures.is_none() && rpc_calls.is_none() && names.is_none());
         assert_eq!(
             tls.unwrap().unwrap(),
-            tls_batch(&out.apps.tls.rows).unwrap()
+            tls_batch(out.apps.decoded().tls).unwrap()
         );
         assert!(anomalies.unwrap().is_ok());
     }

@@ -48,14 +48,15 @@ fuzz_target!(|data: &[u8]| {
     if let Some(e) = &out.spill_error {
         panic!("a spilled batch failed to build: {e}");
     }
+    let decoded = out.apps.decoded();
     let built = [
         tables::flows_batch(&out.flows, &tables::capture_names(&out.captures)),
         tables::anomalies_batch(&out.anomalies, &out.captures),
         tables::captures_batch(&out.captures),
-        tables::rpc_calls_batch(&out.apps.rpc.calls),
-        tables::mappings_batch(&out.apps.know.mappings),
-        tables::dcerpc_calls_batch(&out.apps.dce.calls),
-        tables::tls_batch(&out.apps.tls.rows),
+        tables::rpc_calls_batch(decoded.rpc_calls),
+        tables::mappings_batch(decoded.mappings),
+        tables::dcerpc_calls_batch(decoded.dcerpc_calls),
+        tables::tls_batch(decoded.tls),
     ];
     for (i, b) in built.into_iter().enumerate() {
         if let Err(e) = b {

@@ -225,9 +225,6 @@ pub struct DceRpc {
     /// Connectionless calls answered, with the flow that carried the call: a copy of their
     /// datagrams (two taps, a SPAN of both directions) is not a new call.
     cl_answered: PendingCalls<ClKey, u64, MAX_PENDING_CL>,
-    /// The call flow (client, client port, server, server port) of the connectionless reply
-    /// just decoded, when the reply came from another endpoint than the call went to.
-    pub answered_elsewhere: Option<(Addr, u16, Addr, u16)>,
     pub pdus: u64,
 }
 
@@ -625,7 +622,7 @@ impl DceRpc {
                 if c.row.flow_id != e.flow_id {
                     // Answered from another port (or address) than the one called: the call's
                     // flow and this one are both answered.
-                    self.answered_elsewhere =
+                    said.answered_elsewhere =
                         Some((c.row.client, c.client_port, c.row.server, c.row.server_port));
                 }
                 if h.ptype == wire::RESPONSE {
@@ -994,7 +991,7 @@ mod tests {
             .unwrap();
         assert_eq!(said.turn, Some(Orientation::DceRpc));
         assert_eq!(
-            d.answered_elsewhere.take(),
+            said.answered_elsewhere,
             Some((call.client, 59310, call.server, 1026))
         );
         // Its copy changes nothing.

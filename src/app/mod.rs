@@ -10,7 +10,7 @@ pub mod starttls;
 pub mod tls;
 
 use crate::anomaly::{Anomalies, Position};
-use crate::flow::table::{App, Orientation};
+use crate::flow::table::{App, Orientation, Session};
 use crate::flow::tcp_stream::{Chunk, Direction};
 use crate::learn::{Knowledge, Service};
 use crate::packet::{Addr, IPPROTO_TCP, IPPROTO_UDP};
@@ -57,7 +57,13 @@ pub struct Said {
     pub tls_offset: Option<u64>,
     /// The flow's orientation was wrong: the side taken for the server acted as the client.
     pub turn: Option<Orientation>,
+    /// UDP: this reply answered a call that went to another endpoint (rpcbind answers CALLIT
+    /// from its forwarding socket); the call's flow, which is answered too.
+    pub answered_elsewhere: Option<CallFlow>,
 }
+
+/// A UDP call's flow: (client, client port, server, server port).
+pub type CallFlow = (Addr, u16, Addr, u16);
 
 impl Said {
     /// Nothing said: most packets (no decoder, or a segment inside a record).
@@ -80,6 +86,7 @@ impl Said {
             tls_sni: self.tls_sni.or(o.tls_sni),
             tls_offset: self.tls_offset.or(o.tls_offset),
             turn: self.turn.or(o.turn),
+            answered_elsewhere: self.answered_elsewhere.or(o.answered_elsewhere),
         }
     }
 }
@@ -160,6 +167,12 @@ pub struct StreamState {
     pub done: bool,
 }
 
+impl Session for StreamState {
+    fn swap(&mut self) {
+        StreamState::turn(self);
+    }
+}
+
 impl StreamState {
     pub fn new(ends: Ends, kind: Kind, midstream: bool) -> Self {
         StreamState {
@@ -183,7 +196,7 @@ impl StreamState {
         }
     }
 
-    pub fn swap(&mut self) {
+    fn turn(&mut self) {
         let e = &mut self.ends;
         std::mem::swap(&mut e.client, &mut e.server);
         std::mem::swap(&mut e.client_port, &mut e.server_port);
@@ -210,6 +223,15 @@ impl Sink<'_> {
     pub fn push(&mut self, layer: &'static str, kind: &'static str, detail: String) {
         self.an.push(self.at, layer, kind, detail);
     }
+}
+
+/// What the decoders found, as the output tables and statistics read it.
+pub struct Decoded<'a> {
+    pub rpc_calls: &'a [RpcCallRow],
+    pub mappings: &'a [crate::learn::MappingRow],
+    pub dcerpc_calls: &'a [DceCallRow],
+    pub tls: &'a [TlsRow],
+    pub names: &'a [NameRow],
 }
 
 /// All application decoders and what they share.
@@ -450,6 +472,17 @@ impl Apps {
             // A message cut by the end of the stream teaches nothing.
             Parser::Dns(_) => {}
             Parser::Smb(s) => self.smb.close(&mut self.dce, *s, &ends),
+        }
+    }
+
+    /// The rows the decoders made (complete after `finish`).
+    pub fn decoded(&self) -> Decoded<'_> {
+        Decoded {
+            rpc_calls: &self.rpc.calls,
+            mappings: &self.know.mappings,
+            dcerpc_calls: &self.dce.calls,
+            tls: &self.tls.rows,
+            names: &self.names.rows,
         }
     }
 

@@ -1,7 +1,7 @@
 //! ONC RPC over flows: record marking on reassembled TCP streams, calls matched to replies, and
 //! the portmapper / rpcbind facts that fill `rpc_calls`, `mappings` and the learned-port table.
 
-use super::{Ends, Said, Sink};
+use super::{CallFlow, Ends, Said, Sink};
 use crate::anomaly::{Anomalies, Position};
 use crate::bounded::BoundedRows;
 use crate::flow::table::Orientation;
@@ -109,9 +109,6 @@ pub struct Rpc {
     pub calls: BoundedRows<RpcCallRow>,
     udp_pending: UdpPending,
     pub messages: u64,
-    /// The call flow (client, client port, server, server port) of the UDP reply just decoded,
-    /// when the reply came from another endpoint than the call went to.
-    pub answered_elsewhere: Option<(Addr, u16, Addr, u16)>,
 }
 
 /// What a message says of the flow that carried it: the program and version, and whether it
@@ -180,7 +177,17 @@ impl Rpc {
         }
         let mut program = None;
         for r in records {
-            program = program.or(self.message(know, e, &mut st.pending, d == 0, &r, ts)?);
+            // Over TCP a reply never answers another flow's call.
+            let mut elsewhere = None;
+            program = program.or(self.message(
+                know,
+                e,
+                &mut st.pending,
+                d == 0,
+                &r,
+                ts,
+                &mut elsewhere,
+            )?);
             st.established = true;
         }
         Ok(said(program))
@@ -206,8 +213,12 @@ impl Rpc {
         at: Position,
     ) -> Option<Said> {
         let mut unused = TcpPending::new();
-        self.message(know, e, &mut unused, c2s, payload, ts)
-            .map(said)
+        let mut elsewhere = None;
+        self.message(know, e, &mut unused, c2s, payload, ts, &mut elsewhere)
+            .map(|p| Said {
+                answered_elsewhere: elsewhere,
+                ..said(p)
+            })
             .map_err(|detail| {
                 an.push(
                     at,
@@ -244,6 +255,8 @@ impl Rpc {
         c2s: bool,
         b: &[u8],
         ts: i64,
+        // Set when this UDP reply answers a call made to another endpoint: the call's flow.
+        elsewhere: &mut Option<CallFlow>,
     ) -> Result<Program, String> {
         let Some(msg) = oncrpc::parse(b) else {
             return Err(format!("{} bytes that are no RPC call or reply", b.len()));
@@ -338,8 +351,7 @@ impl Rpc {
                     }
                 }
                 if udp && (call.server != server || call.server_port != server_port) {
-                    self.answered_elsewhere =
-                        Some((client, client_port, call.server, call.server_port));
+                    *elsewhere = Some((client, client_port, call.server, call.server_port));
                 }
                 let program = Some((call.header.program, call.header.version, c2s));
                 self.push_call(RpcCallRow::of_call(

@@ -8,14 +8,14 @@ use super::options::{FlowSpill, Options};
 use super::packets::PacketSink;
 use crate::anomaly::{Anomalies, Position};
 use crate::app::{names, starttls, Apps, Ends, Kind, Said, Sink, StreamState};
-use crate::flow::{App, Flow, FlowKey, FlowTable, Orientation, PacketMeta};
+use crate::flow::{App, Flow, FlowKey, FlowMut, FlowTable, Meta, Orientation, PacketMeta};
 use crate::learn::Service;
 use crate::packet::{tcp, Tunnel, IPPROTO_TCP, IPPROTO_UDP};
 use crate::proto::tls as tls_wire;
 
 /// The flow table and the application decoders.
 pub struct State {
-    flows: FlowTable,
+    flows: FlowTable<StreamState>,
     apps: Apps,
     spill: Option<FlowSpill>,
     /// Finished flows that make a spill (never reached without one).
@@ -101,14 +101,46 @@ impl State {
         payload: &[u8],
         an: &mut Anomalies,
     ) {
-        let (slot, c2s) = self.flows.update_at(p, at.record_index);
+        let hit = self.flows.update_at(p, at.record_index);
         let mut sink = Sink { an, at };
-        self.application(slot, c2s, p.tcp_flags, seq, payload, p.ts, &mut sink);
-        if !self.flows.closed_streams.is_empty() {
+        if !self.skips(&hit, p, payload) {
+            self.application(
+                hit.slot,
+                hit.c2s,
+                p.tcp_flags,
+                seq,
+                payload,
+                p.ts,
+                &mut sink,
+            );
+        }
+        if !self.flows.closed_sessions.is_empty() {
             close_streams(&mut self.flows, &mut self.apps, sink.an, at, p.ts);
         }
         if self.flows.finished.len() >= self.spill_at {
             self.spill();
+        }
+    }
+
+    /// Whether the packet can skip the application layer without a look at its flow's cold
+    /// part: the flow is quiet (judged, no decoder, no first payload of this direction to come)
+    /// and the packet is none of the few a quiet flow still answers to (a STARTTLS switch, a
+    /// name service datagram, a UDP reply to a pending call).
+    #[inline]
+    fn skips(&self, hit: &crate::flow::Hit, p: &PacketMeta, payload: &[u8]) -> bool {
+        if !hit.quiet || payload.is_empty() {
+            return hit.quiet;
+        }
+        if !hit.seen {
+            return false;
+        }
+        match p.proto {
+            IPPROTO_TCP => !starttls::may_switch(payload),
+            IPPROTO_UDP => {
+                names::udp_source(p.sport, p.dport).is_none()
+                    && !self.apps.rpc.answers_pending_udp(p.dst, p.dport, payload)
+            }
+            _ => true,
         }
     }
 
@@ -125,14 +157,14 @@ impl State {
         ts: i64,
         sink: &mut Sink<'_>,
     ) {
-        let Some(f) = self.flows.get_mut(slot) else {
+        let Some(mut f) = self.flows.get_mut(slot) else {
             return;
         };
         let mut c2s = c2s;
         let proto = f.proto;
         // A TCP flow is judged at its first packet (a stream must start with its SYN) and again
         // at its first payload.
-        let first_packet = f.packets[0] + f.packets[1] == 1;
+        let first_packet = f.packets() == 1;
         let judge =
             !f.app_checked && (!payload.is_empty() || (proto == IPPROTO_TCP && first_packet));
         if judge && f.orientation != Orientation::Syn {
@@ -145,10 +177,10 @@ impl State {
             }
         }
         if judge {
-            let ends = ends_of(f);
+            let ends = ends_of(&f);
             let learned = self.apps.learned(&ends);
             if let Some(service) = learned {
-                apply_learned(f, service);
+                apply_learned(&mut f, service);
             }
             let first = (!payload.is_empty()).then_some(payload);
             let by_syn = f.orientation == Orientation::Syn;
@@ -167,7 +199,7 @@ impl State {
                     }
                     if proto == IPPROTO_TCP {
                         let midstream = !by_syn;
-                        f.stream = Some(Box::new(StreamState::new(ends_of(f), kind, midstream)));
+                        *f.session = Some(Box::new(StreamState::new(ends_of(&f), kind, midstream)));
                     } else {
                         f.app = kind.app();
                     }
@@ -177,11 +209,12 @@ impl State {
             }
         }
         if proto == IPPROTO_TCP {
-            if let Some(offset) = starttls::switch_offset(f, c2s, seq, payload) {
-                f.stream = Some(Box::new(StreamState::after_preamble(ends_of(f), offset)));
+            let decoded = f.session.is_some();
+            if let Some(offset) = starttls::switch_offset(&f, decoded, c2s, seq, payload) {
+                *f.session = Some(Box::new(StreamState::after_preamble(ends_of(&f), offset)));
             }
         }
-        let said = if let Some(mut st) = f.stream.take() {
+        let said = if let Some(mut st) = f.session.take() {
             let syn = flags & tcp::SYN != 0;
             let said = self
                 .apps
@@ -190,12 +223,12 @@ impl State {
                 self.apps.close(st, ts, sink);
             } else if !st.failed {
                 if let Some(f) = self.flows.get_mut(slot) {
-                    f.stream = Some(st);
+                    *f.session = Some(st);
                 }
             }
             said
         } else if proto == IPPROTO_UDP && !payload.is_empty() {
-            let ends = ends_of(f);
+            let ends = ends_of(&f);
             let (dst, dport, sport) = if c2s {
                 (ends.server, ends.server_port, ends.client_port)
             } else {
@@ -227,7 +260,7 @@ impl State {
         } else {
             Said::default()
         };
-        let Some(f) = self.flows.get_mut(slot) else {
+        let Some(mut f) = self.flows.get_mut(slot) else {
             return;
         };
         if let Some(o) = said.turn {
@@ -236,16 +269,14 @@ impl State {
                 c2s = !c2s;
             }
         }
+        let elsewhere = said.answered_elsewhere;
         if !said.is_empty() {
-            apply_said(f, said);
+            apply_said(&mut f, said);
         }
-        let elsewhere = match self.apps.rpc.answered_elsewhere.take() {
-            None => self.apps.dce.answered_elsewhere.take(),
-            some => some,
-        };
         if let Some((client, client_port, server, server_port)) = elsewhere {
             // Neither the call's flow nor this reply's flow is an unanswered attempt.
             f.answered_elsewhere();
+            quiet_if_done(&mut f);
             let key = FlowKey::new(
                 client,
                 client_port,
@@ -255,7 +286,9 @@ impl State {
                 f.vlan,
             )
             .within(Tunnel::new(f.encap, f.tunnel_id).key());
-            if let Some(call_flow) = self.flows.slot_of(&key).and_then(|s| self.flows.get_mut(s)) {
+            if let Some(mut call_flow) =
+                self.flows.slot_of(&key).and_then(|s| self.flows.get_mut(s))
+            {
                 call_flow.answered_elsewhere();
             }
             return;
@@ -273,6 +306,7 @@ impl State {
                 }
             }
         }
+        quiet_if_done(&mut f);
     }
 
     /// The end: streams still open are closed at `last_ts` (their anomalies charged to `at`, the
@@ -324,19 +358,27 @@ impl State {
 
 #[cold]
 fn close_streams(
-    flows: &mut FlowTable,
+    flows: &mut FlowTable<StreamState>,
     apps: &mut Apps,
     an: &mut Anomalies,
     at: Position,
     ts: i64,
 ) {
     let mut sink = Sink { an, at };
-    for (_, st) in std::mem::take(&mut flows.closed_streams) {
+    for (_, st) in std::mem::take(&mut flows.closed_sessions) {
         apps.close(st, ts, &mut sink);
     }
 }
 
-fn ends_of(f: &Flow) -> Ends {
+/// Tells the table whether the flow's later packets may skip `State::application`: judged, no
+/// decoder to feed, and not a UDP flow whose datagrams go to the RPC decoders.
+fn quiet_if_done(f: &mut FlowMut<'_, StreamState>) {
+    let udp_decoded = f.proto == IPPROTO_UDP && matches!(f.app, Some(App::OncRpc | App::DceRpc));
+    let quiet = f.app_checked && f.session.is_none() && !udp_decoded;
+    f.set_quiet(quiet);
+}
+
+fn ends_of(f: &Meta) -> Ends {
     Ends {
         flow_id: f.id,
         client: f.client,
@@ -348,7 +390,7 @@ fn ends_of(f: &Flow) -> Ends {
 }
 
 /// A flow on a port learned for a service carries that service until its payload says more.
-fn apply_learned(f: &mut Flow, service: Service) {
+fn apply_learned(f: &mut Meta, service: Service) {
     match service {
         Service::OncRpc { program, version } => {
             f.app = Some(App::OncRpc);
@@ -362,7 +404,7 @@ fn apply_learned(f: &mut Flow, service: Service) {
     }
 }
 
-fn apply_said(f: &mut Flow, said: Said) {
+fn apply_said(f: &mut Meta, said: Said) {
     if let Some(app) = said.app {
         if f.app.is_none() || app != App::Tls {
             f.app = Some(app);

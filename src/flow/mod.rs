@@ -5,4 +5,6 @@ pub mod table;
 pub mod tcp_stream;
 
 pub use key::FlowKey;
-pub use table::{App, Flow, FlowLimits, FlowTable, Orientation, Outcome, PacketMeta};
+pub use table::{
+    App, Flow, FlowLimits, FlowMut, FlowTable, Hit, Meta, Orientation, Outcome, PacketMeta, Session,
+};

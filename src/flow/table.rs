@@ -82,6 +82,7 @@ const RST_FIRST: u8 = 64;
 /// forwarding socket), or this flow carries replies to calls seen on another.
 const ANSWERED_ELSEWHERE: u8 = 128;
 
+/// A finished flow: what the table knew of it, put together from its hot and cold parts.
 #[derive(Debug)]
 pub struct Flow {
     pub id: u64,
@@ -117,10 +118,32 @@ pub struct Flow {
     pub stream_base: [u32; 2],
     /// What the DCE/RPC and TLS decoders said, for the few flows that carry them.
     pub info: Option<Box<FlowInfo>>,
+}
+
+/// The cold part of a live flow: who its ends are and what its payload said. Read and written
+/// only by the packets that reach the application layer, not by every packet.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub id: u64,
+    pub capture: u32,
+    pub proto: u8,
+    pub vlan: Option<u16>,
+    pub encap: Encap,
+    pub tunnel_id: Option<u32>,
+    pub client: Addr,
+    pub client_port: u16,
+    pub server: Addr,
+    pub server_port: u16,
+    pub orientation: Orientation,
+    pub first_record: u64,
+    pub app: Option<App>,
+    pub rpc_program: Option<u32>,
+    pub rpc_version: Option<u32>,
+    pub first_tls: [Option<bool>; 2],
+    pub stream_base: [u32; 2],
+    pub info: Option<Box<FlowInfo>>,
     /// Whether the flow was already considered for application decoding.
     pub app_checked: bool,
-    /// Reassembly and parser state, only for the flows that matter.
-    pub stream: Option<Box<crate::app::StreamState>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,16 +203,108 @@ impl Flow {
         }
     }
 
+    fn assemble(h: &Hot, m: Meta) -> Flow {
+        Flow {
+            id: m.id,
+            capture: m.capture,
+            proto: m.proto,
+            vlan: m.vlan,
+            encap: m.encap,
+            tunnel_id: m.tunnel_id,
+            client: m.client,
+            client_port: m.client_port,
+            server: m.server,
+            server_port: m.server_port,
+            orientation: m.orientation,
+            first_ts: h.first_ts,
+            last_ts: h.last_ts,
+            first_record: m.first_record,
+            packets: h.packets,
+            bytes: h.bytes,
+            payload: h.payload,
+            tcp: h.tcp,
+            app: m.app,
+            rpc_program: m.rpc_program,
+            rpc_version: m.rpc_version,
+            first_tls: m.first_tls,
+            stream_base: m.stream_base,
+            info: m.info,
+        }
+    }
+}
+
+/// The per-flow state of the layer above (a reassembled stream and its decoder), which the
+/// table carries for it without knowing what it is.
+pub trait Session {
+    /// The flow was turned around: its two sides trade places.
+    fn swap(&mut self);
+}
+
+/// Hot flags (`Hot::state`).
+const LIVE: u8 = 1;
+/// The key's `lo` end is the client.
+const LO_CLIENT: u8 = 2;
+/// The layer above said it needs nothing more of this flow's packets except, per direction,
+/// until the first payload is seen (`SEEN_C`, `SEEN_S`); see `Hit::quiet`.
+const QUIET: u8 = 4;
+const SEEN_C: u8 = 8;
+const SEEN_S: u8 = 16;
+
+/// What every packet touches: the key it is found by and the fields it updates, in one
+/// 128-byte aligned pair of cache lines (the key, last_ts and the TCP state in the first).
+#[repr(C, align(128))]
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    key: FlowKey,
+    last_ts: i64,
+    tcp: u8,
+    state: u8,
+    first_ts: i64,
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    payload: [u64; 2],
+}
+
+const _: () = assert!(std::mem::size_of::<Hot>() == 128);
+
+impl Hot {
+    #[inline]
+    fn live(&self) -> bool {
+        self.state & LIVE != 0
+    }
+
+    fn closed(&self) -> bool {
+        self.tcp & (RST_C | RST_S) != 0 || self.tcp & (FIN_C | FIN_S) == (FIN_C | FIN_S)
+    }
+}
+
+/// A live flow, borrowed from the table: its cold part (`Deref`), its session, and the few
+/// operations that also change its hot part.
+pub struct FlowMut<'a, S> {
+    hot: &'a mut Hot,
+    pub meta: &'a mut Meta,
+    pub session: &'a mut Option<Box<S>>,
+}
+
+impl<S: Session> FlowMut<'_, S> {
+    /// Packets seen so far, both directions.
+    pub fn packets(&self) -> u64 {
+        self.hot.packets[0] + self.hot.packets[1]
+    }
+
     /// Turns the flow around when the payload proves the guess of orientation wrong.
     pub fn swap(&mut self, orientation: Orientation) {
-        std::mem::swap(&mut self.client, &mut self.server);
-        std::mem::swap(&mut self.client_port, &mut self.server_port);
-        self.packets.swap(0, 1);
-        self.bytes.swap(0, 1);
-        self.payload.swap(0, 1);
-        self.first_tls.swap(0, 1);
-        self.stream_base.swap(0, 1);
-        let t = self.tcp;
+        let m = &mut *self.meta;
+        std::mem::swap(&mut m.client, &mut m.server);
+        std::mem::swap(&mut m.client_port, &mut m.server_port);
+        m.first_tls.swap(0, 1);
+        m.stream_base.swap(0, 1);
+        m.orientation = orientation;
+        let h = &mut *self.hot;
+        h.packets.swap(0, 1);
+        h.bytes.swap(0, 1);
+        h.payload.swap(0, 1);
+        let t = h.tcp;
         let mut n = t & (SYN_C | SYNACK_S | RST_FIRST | ANSWERED_ELSEWHERE);
         for (a, b) in [(FIN_C, FIN_S), (RST_C, RST_S)] {
             if t & a != 0 {
@@ -199,22 +314,65 @@ impl Flow {
                 n |= a;
             }
         }
-        self.tcp = n;
-        self.orientation = orientation;
-        if let Some(st) = self.stream.as_mut() {
+        h.tcp = n;
+        // From the addresses, not by flipping: a flow between one endpoint and itself stays
+        // client to server both ways.
+        let lo_client = m.client == h.key.lo && m.client_port == h.key.lo_port;
+        h.state = (h.state & !LO_CLIENT) | if lo_client { LO_CLIENT } else { 0 };
+        if let Some(st) = self.session.as_mut() {
             st.swap();
         }
     }
 
+    /// UDP only: a reply to this flow's call came on another flow (rpcbind answers CALLIT from
+    /// its forwarding socket), or this flow carries replies to calls seen on another.
     pub fn answered_elsewhere(&mut self) {
-        if self.proto != IPPROTO_TCP {
-            self.tcp |= ANSWERED_ELSEWHERE;
+        if self.meta.proto != IPPROTO_TCP {
+            self.hot.tcp |= ANSWERED_ELSEWHERE;
         }
     }
 
-    fn closed(&self) -> bool {
-        self.tcp & (RST_C | RST_S) != 0 || self.tcp & (FIN_C | FIN_S) == (FIN_C | FIN_S)
+    /// Records whether the layer above needs this flow's later packets: `quiet` when it needs
+    /// none but each direction's first payload (which `Meta::first_tls` tells were seen).
+    pub fn set_quiet(&mut self, quiet: bool) {
+        let m = &*self.meta;
+        let mut s = self.hot.state & (LIVE | LO_CLIENT);
+        if quiet {
+            s |= QUIET;
+            let tcp = m.proto == IPPROTO_TCP;
+            if !tcp || m.first_tls[0].is_some() {
+                s |= SEEN_C;
+            }
+            if !tcp || m.first_tls[1].is_some() {
+                s |= SEEN_S;
+            }
+        }
+        self.hot.state = s;
     }
+}
+
+impl<S> std::ops::Deref for FlowMut<'_, S> {
+    type Target = Meta;
+    fn deref(&self) -> &Meta {
+        self.meta
+    }
+}
+
+impl<S> std::ops::DerefMut for FlowMut<'_, S> {
+    fn deref_mut(&mut self) -> &mut Meta {
+        self.meta
+    }
+}
+
+/// Where a packet went: its flow's slot, its direction, and whether the layer above may skip it.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit {
+    pub slot: u32,
+    pub c2s: bool,
+    /// The layer above said it needs none of the flow's packets but each direction's first
+    /// payload, and `seen`: this direction's first payload went by.
+    pub quiet: bool,
+    pub seen: bool,
 }
 
 /// What the table needs to know of one transport packet (or one reassembled datagram).
@@ -252,13 +410,17 @@ impl Default for FlowLimits {
     }
 }
 
-pub struct FlowTable {
-    /// The live flows' slots, found by their key's hash; the keys stay in `slots`. Four bytes a
-    /// flow keep the index in the core's cache (with the keys beside it, 50 k flows took ~3 MB):
-    /// a packet then misses the cache once, on its flow's slot, which it must update anyway.
+pub struct FlowTable<S> {
+    /// The live flows' slots, found by their key's hash; the keys are in `hot`. Four bytes a
+    /// flow keep the index small: a packet then misses the cache on its flow's hot record, which
+    /// it must update anyway.
     map: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
-    slots: Vec<Option<(FlowKey, Flow)>>,
+    /// Per slot: what every packet touches; what only the application layer's packets touch;
+    /// the layer above's session, for the few flows that have one.
+    hot: Vec<Hot>,
+    meta: Vec<Option<Meta>>,
+    sessions: Vec<Option<Box<S>>>,
     free: Vec<u32>,
     next_id: u64,
     pub limits: FlowLimits,
@@ -267,17 +429,19 @@ pub struct FlowTable {
     pub split_idle: u64,
     pub split_reuse: u64,
     pub expired: u64,
-    /// Streams of flows that just ended, for the application layer to close.
-    pub closed_streams: Vec<(u64, Box<crate::app::StreamState>)>,
+    /// Sessions of flows that just ended, for the layer above to close.
+    pub closed_sessions: Vec<(u64, Box<S>)>,
 }
 
-impl FlowTable {
+impl<S: Session> FlowTable<S> {
     pub fn new(limits: FlowLimits) -> Self {
         FlowTable {
             // foldhash's RandomState seeds per run: flow keys come from an attacker's packets.
             map: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
-            slots: Vec::new(),
+            hot: Vec::new(),
+            meta: Vec::new(),
+            sessions: Vec::new(),
             free: Vec::new(),
             next_id: 0,
             limits,
@@ -286,23 +450,24 @@ impl FlowTable {
             split_idle: 0,
             split_reuse: 0,
             expired: 0,
-            closed_streams: Vec::new(),
+            closed_sessions: Vec::new(),
         }
     }
 
     #[inline]
-    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Flow> {
-        self.slots
-            .get_mut(slot as usize)
-            .and_then(|s| s.as_mut())
-            .map(|(_, f)| f)
+    pub fn get_mut(&mut self, slot: u32) -> Option<FlowMut<'_, S>> {
+        let i = slot as usize;
+        let hot = self.hot.get_mut(i).filter(|h| h.live())?;
+        let meta = self.meta.get_mut(i)?.as_mut()?;
+        let session = self.sessions.get_mut(i)?;
+        Some(FlowMut { hot, meta, session })
     }
 
     /// The slot of the live flow with this key.
     pub fn slot_of(&self, key: &FlowKey) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
         self.map
-            .find(hash, |&s| key_at(&self.slots, s) == Some(key))
+            .find(hash, |&s| key_at(&self.hot, s) == Some(key))
             .copied()
     }
 
@@ -310,34 +475,31 @@ impl FlowTable {
         self.map.len()
     }
 
-    /// Accounts one packet to its flow, creating or splitting flows as needed; returns the flow's
-    /// slot and whether the packet went client to server.
-    #[inline]
     /// `update_at` for a packet whose record index does not matter (tests).
     #[cfg(test)]
     pub fn update(&mut self, p: &PacketMeta) -> (u32, bool) {
-        self.update_at(p, 0)
+        let h = self.update_at(p, 0);
+        (h.slot, h.c2s)
     }
 
-    /// The flow of packet `p` (found or created), and whether `p` goes client to server.
-    /// `record`: the index of `p`'s record in its capture file.
-    pub fn update_at(&mut self, p: &PacketMeta, record: u64) -> (u32, bool) {
+    /// The flow of packet `p` (found or created), whether `p` goes client to server, and whether
+    /// the layer above may skip it. `record`: the index of `p`'s record in its capture file.
+    #[inline]
+    pub fn update_at(&mut self, p: &PacketMeta, record: u64) -> Hit {
         let key =
             FlowKey::new(p.src, p.sport, p.dst, p.dport, p.proto, p.vlan).within(p.tunnel.key());
         let hash = self.hasher.hash_one(key);
-        let found = self
-            .map
-            .find(hash, |&s| key_at(&self.slots, s) == Some(&key));
+        let found = self.map.find(hash, |&s| key_at(&self.hot, s) == Some(&key));
         let slot = match found.copied() {
             Some(slot) => {
-                let split = match self.slots.get(slot as usize) {
-                    Some(Some((_, f))) => {
-                        if p.ts.saturating_sub(f.last_ts) > self.limits.idle_timeout_ns {
+                let split = match self.hot.get(slot as usize) {
+                    Some(h) => {
+                        if p.ts.saturating_sub(h.last_ts) > self.limits.idle_timeout_ns {
                             self.split_idle += 1;
                             true
                         } else if p.proto == IPPROTO_TCP
                             && p.tcp_flags & (SYN | ACK) == SYN
-                            && f.closed()
+                            && h.closed()
                         {
                             self.split_reuse += 1;
                             true
@@ -345,7 +507,7 @@ impl FlowTable {
                             false
                         }
                     }
-                    _ => false,
+                    None => false,
                 };
                 if split {
                     self.finish(slot);
@@ -356,46 +518,64 @@ impl FlowTable {
             }
             None => self.create(key, hash, p, record),
         };
-        let Some(Some((_, f))) = self.slots.get_mut(slot as usize) else {
-            return (slot, true);
+        let Some(h) = self.hot.get_mut(slot as usize) else {
+            return Hit {
+                slot,
+                c2s: true,
+                quiet: false,
+                seen: false,
+            };
         };
-        let c2s = p.src == f.client && p.sport == f.client_port;
+        let src_lo = p.src == h.key.lo && p.sport == h.key.lo_port;
+        let c2s = src_lo == (h.state & LO_CLIENT != 0);
         let d = usize::from(!c2s);
         if let (Some(pk), Some(b), Some(pl)) = (
-            f.packets.get_mut(d),
-            f.bytes.get_mut(d),
-            f.payload.get_mut(d),
+            h.packets.get_mut(d),
+            h.bytes.get_mut(d),
+            h.payload.get_mut(d),
         ) {
             *pk += u64::from(p.frames);
             *b += p.frame_bytes;
             *pl += u64::from(p.payload_len);
         }
-        f.first_ts = f.first_ts.min(p.first_ts);
-        f.last_ts = f.last_ts.max(p.ts);
-        if f.encap == Encap::None && p.tunnel.encap != Encap::None {
-            f.encap = p.tunnel.encap;
-            f.tunnel_id = p.tunnel.id();
-        }
+        h.first_ts = h.first_ts.min(p.first_ts);
+        h.last_ts = h.last_ts.max(p.ts);
         if p.proto == IPPROTO_TCP {
             let fl = p.tcp_flags;
             if fl & SYN != 0 {
                 if fl & ACK == 0 && c2s {
-                    f.tcp |= SYN_C;
+                    h.tcp |= SYN_C;
                 } else if fl & ACK != 0 && !c2s {
-                    f.tcp |= SYNACK_S;
+                    h.tcp |= SYNACK_S;
                 }
             }
             if fl & FIN != 0 {
-                f.tcp |= if c2s { FIN_C } else { FIN_S };
+                h.tcp |= if c2s { FIN_C } else { FIN_S };
             }
             if fl & RST != 0 {
-                if f.tcp & (FIN_C | FIN_S) == 0 {
-                    f.tcp |= RST_FIRST;
+                if h.tcp & (FIN_C | FIN_S) == 0 {
+                    h.tcp |= RST_FIRST;
                 }
-                f.tcp |= if c2s { RST_C } else { RST_S };
+                h.tcp |= if c2s { RST_C } else { RST_S };
             }
         }
-        (slot, c2s)
+        let quiet = h.state & QUIET != 0;
+        let seen = h.state & if c2s { SEEN_C } else { SEEN_S } != 0;
+        // Rare: only tunnelled packets look at the cold part here.
+        if p.tunnel.encap != Encap::None {
+            if let Some(Some(m)) = self.meta.get_mut(slot as usize) {
+                if m.encap == Encap::None {
+                    m.encap = p.tunnel.encap;
+                    m.tunnel_id = p.tunnel.id();
+                }
+            }
+        }
+        Hit {
+            slot,
+            c2s,
+            quiet,
+            seen,
+        }
     }
 
     fn create(&mut self, key: FlowKey, hash: u64, p: &PacketMeta, record: u64) -> u32 {
@@ -408,7 +588,7 @@ impl FlowTable {
         } else {
             (p.dst, p.dport, p.src, p.sport)
         };
-        let flow = Flow {
+        let meta = Meta {
             id: self.next_id,
             capture: p.capture,
             proto: p.proto,
@@ -420,13 +600,7 @@ impl FlowTable {
             server,
             server_port,
             orientation,
-            first_ts: p.first_ts,
-            last_ts: p.ts,
             first_record: record,
-            packets: [0; 2],
-            bytes: [0; 2],
-            payload: [0; 2],
-            tcp: 0,
             app: None,
             first_tls: [None, None],
             stream_base: [0, 0],
@@ -434,40 +608,66 @@ impl FlowTable {
             rpc_program: None,
             rpc_version: None,
             app_checked: false,
-            stream: None,
+        };
+        let lo_client = client == key.lo && client_port == key.lo_port;
+        let hot = Hot {
+            key,
+            last_ts: p.ts,
+            tcp: 0,
+            state: LIVE | if lo_client { LO_CLIENT } else { 0 },
+            first_ts: p.first_ts,
+            packets: [0; 2],
+            bytes: [0; 2],
+            payload: [0; 2],
         };
         self.next_id += 1;
         let slot = match self.free.pop() {
             Some(s) => {
-                if let Some(cell) = self.slots.get_mut(s as usize) {
-                    *cell = Some((key, flow));
+                let i = s as usize;
+                if let (Some(h), Some(m), Some(st)) = (
+                    self.hot.get_mut(i),
+                    self.meta.get_mut(i),
+                    self.sessions.get_mut(i),
+                ) {
+                    *h = hot;
+                    *m = Some(meta);
+                    *st = None;
                 }
                 s
             }
             None => {
-                self.slots.push(Some((key, flow)));
-                (self.slots.len() - 1) as u32
+                self.hot.push(hot);
+                self.meta.push(Some(meta));
+                self.sessions.push(None);
+                (self.hot.len() - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
+        let (hots, hasher) = (&self.hot, &self.hasher);
         self.map.insert_unique(hash, slot, |&s| {
-            key_at(slots, s).map_or(0, |k| hasher.hash_one(k))
+            key_at(hots, s).map_or(0, |k| hasher.hash_one(k))
         });
         slot
     }
 
     fn finish(&mut self, slot: u32) {
-        if let Some((key, mut flow)) = self.slots.get_mut(slot as usize).and_then(Option::take) {
-            if let Some(stream) = flow.stream.take() {
-                self.closed_streams.push((flow.id, stream));
-            }
-            let hash = self.hasher.hash_one(key);
-            if let Ok(entry) = self.map.find_entry(hash, |&s| s == slot) {
-                entry.remove();
-            }
-            self.free.push(slot);
-            self.finished.push(flow);
+        let i = slot as usize;
+        let Some(h) = self.hot.get_mut(i).filter(|h| h.live()) else {
+            return;
+        };
+        h.state = 0;
+        let h = *h;
+        let Some(meta) = self.meta.get_mut(i).and_then(Option::take) else {
+            return;
+        };
+        if let Some(session) = self.sessions.get_mut(i).and_then(Option::take) {
+            self.closed_sessions.push((meta.id, session));
         }
+        let hash = self.hasher.hash_one(h.key);
+        if let Ok(entry) = self.map.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
+        self.free.push(slot);
+        self.finished.push(Flow::assemble(&h, meta));
     }
 
     /// Full table: emits the least recently active eighth of the flows in one pass, so the cost
@@ -476,13 +676,13 @@ impl FlowTable {
     fn evict_batch(&mut self) {
         // The sample spans the whole table: slots are reused, so any one region of it may hold
         // only the newest flows, and a cut taken there would empty most of the table at once.
-        let step = (self.slots.len() / 4096).max(1);
+        let step = (self.hot.len() / 4096).max(1);
         let mut seen: Vec<i64> = self
-            .slots
+            .hot
             .iter()
             .step_by(step)
-            .flatten()
-            .map(|(_, f)| f.last_ts)
+            .filter(|h| h.live())
+            .map(|h| h.last_ts)
             .collect();
         if seen.is_empty() {
             return;
@@ -490,14 +690,11 @@ impl FlowTable {
         seen.sort_unstable();
         let cut = seen.get(seen.len() / 8).copied().unwrap_or(i64::MIN);
         let victims: Vec<u32> = self
-            .slots
+            .hot
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| {
-                s.as_ref()
-                    .filter(|(_, f)| f.last_ts <= cut)
-                    .map(|_| i as u32)
-            })
+            .filter(|(_, h)| h.live() && h.last_ts <= cut)
+            .map(|(i, _)| i as u32)
             .collect();
         for slot in victims {
             self.finish(slot);
@@ -509,14 +706,11 @@ impl FlowTable {
     pub fn expire(&mut self, now: i64) {
         let timeout = self.limits.idle_timeout_ns;
         let idle: Vec<u32> = self
-            .slots
+            .hot
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| {
-                s.as_ref()
-                    .filter(|(_, f)| now.saturating_sub(f.last_ts) > timeout)
-                    .map(|_| i as u32)
-            })
+            .filter(|(_, h)| h.live() && now.saturating_sub(h.last_ts) > timeout)
+            .map(|(i, _)| i as u32)
             .collect();
         self.expired += idle.len() as u64;
         for slot in idle {
@@ -524,11 +718,11 @@ impl FlowTable {
         }
     }
 
-    /// Moves the streams of all live flows to `closed_streams`, for a last flush at the end.
+    /// Moves the sessions of all live flows to `closed_sessions`, for a last flush at the end.
     pub fn close_all(&mut self) {
-        for (_, f) in self.slots.iter_mut().flatten() {
-            if let Some(st) = f.stream.take() {
-                self.closed_streams.push((f.id, st));
+        for (st, m) in self.sessions.iter_mut().zip(&self.meta) {
+            if let (Some(m), Some(st)) = (m, st.take()) {
+                self.closed_sessions.push((m.id, st));
             }
         }
     }
@@ -544,10 +738,13 @@ impl FlowTable {
     pub fn into_flows(mut self) -> Vec<Flow> {
         let mut all = std::mem::take(&mut self.finished);
         all.reserve(self.map.len());
-        all.extend(self.slots.into_iter().flatten().map(|(_, mut f)| {
-            f.stream = None;
-            f
-        }));
+        all.extend(
+            self.hot
+                .iter()
+                .zip(self.meta)
+                .filter(|(h, _)| h.live())
+                .filter_map(|(h, m)| m.map(|m| Flow::assemble(h, m))),
+        );
         // Each ~160-byte flow moved once (none when they are in order already, as when no slot
         // was reused and no flow ended early), not a dozen times by a sort of the flows.
         crate::order::sort_rows_by_key(&mut all, |f| f.id);
@@ -557,8 +754,8 @@ impl FlowTable {
 
 /// The key of the flow in `slot`, if one is there.
 #[inline]
-fn key_at(slots: &[Option<(FlowKey, Flow)>], slot: u32) -> Option<&FlowKey> {
-    slots.get(slot as usize)?.as_ref().map(|(k, _)| k)
+fn key_at(hot: &[Hot], slot: u32) -> Option<&FlowKey> {
+    hot.get(slot as usize).filter(|h| h.live()).map(|h| &h.key)
 }
 
 /// Who is the client: the SYN's sender where the handshake is seen; otherwise the side whose port
@@ -577,6 +774,16 @@ fn orient(p: &PacketMeta) -> (bool, Orientation) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table whose flows carry no session.
+    #[derive(Debug)]
+    pub struct NoSession;
+
+    impl Session for NoSession {
+        fn swap(&mut self) {}
+    }
+
+    type Table = FlowTable<NoSession>;
 
     fn pkt(ts: i64, src: u8, sport: u16, dst: u8, dport: u16, flags: u8) -> PacketMeta {
         PacketMeta {
@@ -599,7 +806,7 @@ mod tests {
 
     #[test]
     fn handshake_and_outcomes() {
-        let mut t = FlowTable::new(FlowLimits::default());
+        let mut t = Table::new(FlowLimits::default());
         t.update(&pkt(1, 1, 40000, 2, 111, SYN));
         t.update(&pkt(2, 2, 111, 1, 40000, SYN | ACK));
         t.update(&pkt(3, 1, 40000, 2, 111, FIN | ACK));
@@ -629,7 +836,7 @@ mod tests {
         // Large enough that slots are reused in an order unlike their age (freed slots are
         // refilled by the newest flows): each batch must still be the oldest eighth.
         let max = 300_000;
-        let mut t = FlowTable::new(FlowLimits {
+        let mut t = Table::new(FlowLimits {
             max_flows: max,
             ..FlowLimits::default()
         });
@@ -650,7 +857,7 @@ mod tests {
 
     #[test]
     fn port_reuse_after_close_splits() {
-        let mut t = FlowTable::new(FlowLimits::default());
+        let mut t = Table::new(FlowLimits::default());
         t.update(&pkt(1, 1, 40000, 2, 6502, SYN));
         t.update(&pkt(2, 2, 6502, 1, 40000, RST | ACK));
         t.update(&pkt(3, 1, 40000, 2, 6502, SYN));
@@ -661,8 +868,69 @@ mod tests {
     }
 
     #[test]
+    fn a_swap_turns_counters_flags_and_direction_around() {
+        let mut t = Table::new(FlowLimits::default());
+        // Mid-stream: the first packet's sender is taken for the client.
+        let mut p = pkt(1, 1, 40000, 2, 50000, ACK);
+        p.payload_len = 10;
+        t.update(&p);
+        let back = pkt(2, 2, 50000, 1, 40000, FIN | ACK);
+        let (slot, c2s) = t.update(&back);
+        assert!(!c2s);
+        let mut f = t.get_mut(slot).unwrap();
+        f.swap(Orientation::Rpc);
+        assert_eq!(f.client_port, 50000);
+        // After the swap the same packets go the other way.
+        assert!(t.update(&back).1);
+        assert!(!t.update(&p).1);
+        let flows = t.into_flows();
+        assert_eq!(flows[0].packets, [2, 2]);
+        assert_eq!(flows[0].payload, [0, 20]);
+        assert_eq!(flows[0].client_port, 50000);
+        assert_eq!(flows[0].orientation, Orientation::Rpc);
+        // The FIN came from the side that is now the client.
+        assert_eq!(flows[0].tcp & FIN_C, FIN_C);
+    }
+
+    #[test]
+    fn a_flow_between_one_endpoint_and_itself_is_client_to_server_both_ways() {
+        let mut t = Table::new(FlowLimits::default());
+        let p = pkt(1, 1, 7000, 1, 7000, ACK);
+        let (slot, c2s) = t.update(&p);
+        assert!(c2s);
+        t.get_mut(slot).unwrap().swap(Orientation::Rpc);
+        assert!(t.update(&p).1);
+        // The swap moved the first packet to the other side's count; the second is c2s again.
+        assert_eq!(t.into_flows()[0].packets, [1, 1]);
+    }
+
+    #[test]
+    fn quiet_flows_say_so_until_a_first_payload_is_due() {
+        let mut t = Table::new(FlowLimits::default());
+        let c = pkt(1, 1, 40000, 2, 443, SYN);
+        let h = t.update_at(&c, 0);
+        assert!(!h.quiet);
+        let mut f = t.get_mut(h.slot).unwrap();
+        f.first_tls[0] = Some(true);
+        f.set_quiet(true);
+        let h = t.update_at(&c, 1);
+        assert!(h.quiet && h.seen);
+        // The server's first payload is still to be looked at.
+        let s = t.update_at(&pkt(2, 2, 443, 1, 40000, SYN | ACK), 2);
+        assert!(s.quiet && !s.seen);
+        t.get_mut(h.slot).unwrap().set_quiet(false);
+        assert!(!t.update_at(&c, 3).quiet);
+        // A flow made anew in a reused slot starts loud.
+        t.get_mut(h.slot).unwrap().set_quiet(true);
+        t.update_at(&pkt(3, 2, 443, 1, 40000, RST | ACK), 4);
+        let again = t.update_at(&pkt(4, 1, 40000, 2, 443, SYN), 5);
+        assert_eq!(t.split_reuse, 1);
+        assert!(!again.quiet);
+    }
+
+    #[test]
     fn bounded_with_eviction() {
-        let mut t = FlowTable::new(FlowLimits {
+        let mut t = Table::new(FlowLimits {
             max_flows: 100,
             idle_timeout_ns: i64::MAX,
         });
