@@ -1719,6 +1719,143 @@ class Generator:
         return npkts, nflows, written
 
 
+# --------------------------------------------------------------------------
+# Shapes: what the harness measures. Each entry writes one capture; benches/run.py --all-shapes
+# and benches/guard.py take the list from here.
+
+SHAPES = {}
+
+
+def shape(name: str, about: str):
+    """Registers a shape writer `(out, fmt, size, flows, seed, start_us) -> (packets, flows, bytes)`."""
+
+    def register(fn):
+        SHAPES[name] = (fn, about)
+        return fn
+
+    return register
+
+
+@shape("mixed", "the realistic mix above: ~450-byte average frame, TLS/HTTP/DNS/RPC flows")
+def shape_mixed(out, fmt, size, flows, seed, start_us, checksums=False, link_mbps=400.0):
+    return Generator(size, flows, seed, checksums, link_mbps).run(out, fmt, start_us)
+
+
+SMALL_FRAME = 64  # captured bytes per frame: a SYN is padded to it, a short DNS message fills it
+
+
+def _small_frames_writer(out, fmt, size, frames, rng, weights, start_us, gap_us):
+    """Writes records of the prebuilt `SMALL_FRAME`-byte `frames`, drawn at random (by `weights` if given),
+    until `size` bytes; timestamps advance by `gap_us` on average. Returns (packets, bytes)."""
+    gaps = [gap_us * k // 8 for k in range(4, 13)]
+    cum = list(accumulate(weights)) if weights else None
+    idx = range(len(frames))
+    if fmt == "pcap":
+        head = pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+        per = 16 + SMALL_FRAME
+        rec = Struct("<IIII").pack
+    else:
+        app = b"portwitness benches/generate.py"
+        shb_opts = pack("<HH", 4, len(app)) + app + ZEROS[(-len(app)) & 3] + pack("<HH", 0, 0)
+        shb_len = 28 + len(shb_opts)
+        head = pack("<IIIHHq", 0x0A0D0D0A, shb_len, 0x1A2B3C4D, 1, 0, -1) + shb_opts + pack("<I", shb_len)
+        idb_opts = pack("<HH", 2, 4) + b"eth0" + pack("<HHB3x", 9, 1, 6) + pack("<HH", 0, 0)
+        idb_len = 20 + len(idb_opts)
+        head += pack("<IIHHI", 1, idb_len, 1, 0, 262144) + idb_opts + pack("<I", idb_len)
+        per = 32 + SMALL_FRAME
+        epb = Struct("<IIIIIII").pack
+        tail = pack("<I", per)
+    out.write(head)
+    total = max(0, (size - len(head)) // per)
+    ts = start_us
+    done = 0
+    batch = 1 << 16
+    while done < total:
+        n = min(batch, total - done)
+        parts = []
+        ap = parts.append
+        for i, g in zip(rng.choices(idx, cum_weights=cum, k=n), rng.choices(gaps, k=n), strict=True):
+            ts += g
+            if fmt == "pcap":
+                ap(rec(ts // 1000000, ts % 1000000, SMALL_FRAME, SMALL_FRAME))
+                ap(frames[i])
+            else:
+                ap(epb(6, per, 0, ts >> 32, ts & 0xFFFFFFFF, SMALL_FRAME, SMALL_FRAME))
+                ap(frames[i])
+                ap(tail)
+        out.write(b"".join(parts))
+        done += n
+    return total, len(head) + total * per
+
+
+def _ipv4(src: bytes, dst: bytes, proto: int, payload_len: int, ipid: int) -> bytes:
+    hdr = pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, ipid, 0x4000, 64, proto, 0, src, dst)
+    return hdr[:10] + pack("!H", csum_finish(csum_mod(hdr))) + hdr[12:]
+
+
+@shape("syn-flood", "64-byte frames: spoofed SYNs to one web server, its SYN/ACKs and RSTs")
+def shape_syn_flood(out, fmt, size, flows, seed, start_us, **_):
+    """A SYN flood from `flows` spoofed (address, port) pairs, each retried at random: 80 % SYNs
+    with an MSS option, 20 % the server's SYN/ACK or RST/ACK. Every frame is 64 bytes."""
+    rng = random.Random(seed)
+    eth_in = bytes.fromhex("0050568a0001") + bytes.fromhex("00000c9ff001") + b"\x08\x00"
+    eth_out = eth_in[6:12] + eth_in[:6] + b"\x08\x00"
+    server = bytes((192, 0, 2, 80))
+    frames = []
+    for k in range(max(1, flows)):
+        src = bytes((rng.randrange(1, 224), rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)))
+        sport = rng.randrange(1024, 65536)
+        dport = (80, 443)[k & 1]
+        seq = rng.getrandbits(32)
+        syn = pack("!HHIIBBHHH", sport, dport, seq, 0, 6 << 4, SYN, 64240, 0, 0) + b"\x02\x04\x05\xb4"
+        f = eth_in + _ipv4(src, server, 6, len(syn), rng.getrandbits(16)) + syn
+        frames.append(f.ljust(SMALL_FRAME, b"\0"))
+        flags = SYN | ACK if k % 3 else RA
+        reply = pack("!HHIIBBHHH", dport, sport, rng.getrandbits(32), seq + 1, 5 << 4, flags, 0, 0, 0)
+        f = eth_out + _ipv4(server, src, 6, len(reply), 0) + reply
+        frames.append(f.ljust(SMALL_FRAME, b"\0"))
+    npk, nbytes = _small_frames_writer(out, fmt, size, frames, rng, [8, 2] * max(1, flows), start_us, 2)
+    return npk, max(1, flows), nbytes
+
+
+@shape("dns-mix", "64-byte frames: DNS-like UDP queries and NXDOMAIN answers, many clients, few resolvers")
+def shape_dns_mix(out, fmt, size, flows, seed, start_us, **_):
+    """`flows` client (address, port) pairs asking four resolvers short names; the answers are
+    NXDOMAIN (no records), so queries and answers are both 64-byte frames (a 22-byte DNS message:
+    header, a 6-byte name, type A, class IN)."""
+    rng = random.Random(seed)
+    mac_c, mac_r = bytes.fromhex("3c52823a0b11"), bytes.fromhex("001c73a0b1c2")
+    resolvers = [bytes((10, 53, 0, i)) for i in (1, 2, 3, 4)]
+    frames = []
+    for k in range(max(1, flows)):
+        client = bytes((10, rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)))
+        sport = rng.randrange(1024, 65536)
+        res = resolvers[k & 3]
+        txid = rng.getrandbits(16)
+        qname = b"\x01" + bytes((rng.choice(b"abcdefghijklmnopqrstuvwxyz"),)) + b"\x02pw\x00"
+        question = qname + pack("!HH", 1, 1)
+        for src, dst, sp, dp, flags, macs in (
+            (client, res, sport, 53, 0x0100, mac_r + mac_c),
+            (res, client, 53, sport, 0x8183, mac_c + mac_r),
+        ):
+            msg = pack("!HHHHHH", txid, flags, 1, 0, 0, 0) + question
+            udp = pack("!HHHH", sp, dp, 8 + len(msg), 0) + msg
+            f = macs + b"\x08\x00" + _ipv4(src, dst, 17, len(udp), rng.getrandbits(16)) + udp
+            frames.append(f.ljust(SMALL_FRAME, b"\0"))
+    npk, nbytes = _small_frames_writer(out, fmt, size, frames, rng, None, start_us, 3)
+    return npk, max(1, flows), nbytes
+
+
+def _write_shape(write, f, a):
+    start_us = int(a.start * 1e6)
+    if write is shape_mixed:
+        g = Generator(a.size, a.flows, a.seed, a.checksums, a.link_mbps)
+        npk, nfl, nbytes = g.run(f, a.format, start_us)
+        return npk, nfl, nbytes, g.peak_active
+    npk, nfl, nbytes = write(f, a.format, a.size, a.flows, a.seed, start_us)
+    return npk, nfl, nbytes, nfl
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1731,6 +1868,12 @@ def main(argv=None) -> int:
         help="target file size: 1G (=2^30), 200M, 500K, 1GB (=10^9), bytes",
     )
     ap.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
+    ap.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default="mixed",
+        help="what the capture holds: " + "; ".join(f"{k}: {v[1]}" for k, v in sorted(SHAPES.items())),
+    )
     ap.add_argument(
         "--flows", type=int, default=50000, help="approximate number of flows (bidirectional 5-tuples)"
     )
@@ -1747,7 +1890,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    g = Generator(a.size, a.flows, a.seed, a.checksums, a.link_mbps)
+    write = SHAPES[a.shape][0]
     if a.out == "-":
         f = sys.stdout.buffer
     else:
@@ -1755,7 +1898,7 @@ def main(argv=None) -> int:
         os.makedirs(d, exist_ok=True)
         f = open(a.out + ".tmp", "wb")
     try:
-        npk, nfl, nbytes = g.run(f, a.format, int(a.start * 1e6))
+        npk, nfl, nbytes, peak = _write_shape(write, f, a)
     finally:
         if f is not sys.stdout.buffer:
             f.close()
@@ -1768,7 +1911,8 @@ def main(argv=None) -> int:
         "bytes": nbytes,
         "packets": npk,
         "flows": nfl,
-        "peak_concurrent_flows": g.peak_active,
+        "shape": a.shape,
+        "peak_concurrent_flows": peak,
         "seed": a.seed,
         "target_size": a.size,
         "target_flows": a.flows,
@@ -1777,7 +1921,7 @@ def main(argv=None) -> int:
     }
     print(
         f"wrote {a.out}: {npk} packets, {nfl} flows, {nbytes} bytes ({nbytes / 2**20:.1f} MiB)"
-        f" in {dt:.2f} s ({nbytes / dt / 1e6:.1f} MB/s), peak {g.peak_active} concurrent flows",
+        f" in {dt:.2f} s ({nbytes / dt / 1e6:.1f} MB/s), peak {peak} concurrent flows",
         file=sys.stderr if a.out == "-" else sys.stdout,
     )
     if a.stats_json:
