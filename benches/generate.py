@@ -1371,6 +1371,8 @@ VLANS = (10, 20, 30, 100, 200, 310)
 
 
 class Generator:
+    """Sessions: flows arrive and run their course (the realistic mix described above)."""
+
     def __init__(self, target: int, nflows: int, seed: int, checksums: bool, link_mbps: float):
         self.target = target
         self.nflows = max(1, nflows)
@@ -1720,36 +1722,21 @@ class Generator:
 
 
 # --------------------------------------------------------------------------
-# Shapes: what the harness measures. Each entry writes one capture; benches/run.py --all-shapes
-# and benches/guard.py take the list from here.
-
-SHAPES = {}
-
-
-def shape(name: str, about: str):
-    """Registers a shape writer `(out, fmt, size, flows, seed, start_us) -> (packets, flows, bytes)`."""
-
-    def register(fn):
-        SHAPES[name] = (fn, about)
-        return fn
-
-    return register
-
-
-@shape("mixed", "the realistic mix above: ~450-byte average frame, TLS/HTTP/DNS/RPC flows")
-def shape_mixed(out, fmt, size, flows, seed, start_us, checksums=False, link_mbps=400.0):
-    return Generator(size, flows, seed, checksums, link_mbps).run(out, fmt, start_us)
-
+# 64-byte frames: the per-packet cost, with hardly any bytes per packet. Each shape is a class
+# like Generator: built from (size, flows, seed, checksums, link_mbps), run(out, fmt, start_us)
+# returns (packets, flows, bytes), peak_active is the flows open at once.
 
 SMALL_FRAME = 64  # captured bytes per frame: a SYN is padded to it, a short DNS message fills it
 
 
 def _small_frames_writer(out, fmt, size, frames, rng, weights, start_us, gap_us):
     """Writes records of the prebuilt `SMALL_FRAME`-byte `frames`, drawn at random (by `weights` if given),
-    until `size` bytes; timestamps advance by `gap_us` on average. Returns (packets, bytes)."""
+    until `size` bytes; timestamps advance by `gap_us` on average. Frames come in pairs, one per
+    direction of a 5-tuple. Returns (packets, 5-tuples seen, bytes)."""
     gaps = [gap_us * k // 8 for k in range(4, 13)]
     cum = list(accumulate(weights)) if weights else None
     idx = range(len(frames))
+    seen = bytearray(len(frames) // 2 + 1)
     if fmt == "pcap":
         head = pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
         per = 16 + SMALL_FRAME
@@ -1776,6 +1763,7 @@ def _small_frames_writer(out, fmt, size, frames, rng, weights, start_us, gap_us)
         ap = parts.append
         for i, g in zip(rng.choices(idx, cum_weights=cum, k=n), rng.choices(gaps, k=n), strict=True):
             ts += g
+            seen[i >> 1] = 1
             if fmt == "pcap":
                 ap(rec(ts // 1000000, ts % 1000000, SMALL_FRAME, SMALL_FRAME))
                 ap(frames[i])
@@ -1785,7 +1773,7 @@ def _small_frames_writer(out, fmt, size, frames, rng, weights, start_us, gap_us)
                 ap(tail)
         out.write(b"".join(parts))
         done += n
-    return total, len(head) + total * per
+    return total, sum(seen), len(head) + total * per
 
 
 def _ipv4(src: bytes, dst: bytes, proto: int, payload_len: int, ipid: int) -> bytes:
@@ -1793,67 +1781,94 @@ def _ipv4(src: bytes, dst: bytes, proto: int, payload_len: int, ipid: int) -> by
     return hdr[:10] + pack("!H", csum_finish(csum_mod(hdr))) + hdr[12:]
 
 
-@shape("syn-flood", "64-byte frames: spoofed SYNs to one web server, its SYN/ACKs and RSTs")
-def shape_syn_flood(out, fmt, size, flows, seed, start_us, **_):
-    """A SYN flood from `flows` spoofed (address, port) pairs, each retried at random: 80 % SYNs
-    with an MSS option, 20 % the server's SYN/ACK or RST/ACK. Every frame is 64 bytes."""
-    rng = random.Random(seed)
-    eth_in = bytes.fromhex("0050568a0001") + bytes.fromhex("00000c9ff001") + b"\x08\x00"
-    eth_out = eth_in[6:12] + eth_in[:6] + b"\x08\x00"
-    server = bytes((192, 0, 2, 80))
-    frames = []
-    for k in range(max(1, flows)):
-        src = bytes((rng.randrange(1, 224), rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)))
-        sport = rng.randrange(1024, 65536)
-        dport = (80, 443)[k & 1]
-        seq = rng.getrandbits(32)
-        syn = pack("!HHIIBBHHH", sport, dport, seq, 0, 6 << 4, SYN, 64240, 0, 0) + b"\x02\x04\x05\xb4"
-        f = eth_in + _ipv4(src, server, 6, len(syn), rng.getrandbits(16)) + syn
-        frames.append(f.ljust(SMALL_FRAME, b"\0"))
-        flags = SYN | ACK if k % 3 else RA
-        reply = pack("!HHIIBBHHH", dport, sport, rng.getrandbits(32), seq + 1, 5 << 4, flags, 0, 0, 0)
-        f = eth_out + _ipv4(server, src, 6, len(reply), 0) + reply
-        frames.append(f.ljust(SMALL_FRAME, b"\0"))
-    npk, nbytes = _small_frames_writer(out, fmt, size, frames, rng, [8, 2] * max(1, flows), start_us, 2)
-    return npk, max(1, flows), nbytes
+class SmallFrames:
+    """Base of the 64-byte shapes: `frames()` builds a pair of frames per 5-tuple (one per
+    direction) and their weights, the writer draws from them."""
+
+    gap_us = 2
+
+    def __init__(self, target: int, nflows: int, seed: int, checksums: bool = False, link_mbps: float = 0.0):
+        self.target, self.nflows, self.rng = target, max(1, nflows), random.Random(seed)
+        self.peak_active = 0
+
+    def run(self, out, fmt: str, start_us: int) -> tuple[int, int, int]:
+        frames, weights = self.frames()
+        npk, nfl, nbytes = _small_frames_writer(
+            out, fmt, self.target, frames, self.rng, weights, start_us, self.gap_us
+        )
+        self.peak_active = nfl
+        return npk, nfl, nbytes
 
 
-@shape("dns-mix", "64-byte frames: DNS-like UDP queries and NXDOMAIN answers, many clients, few resolvers")
-def shape_dns_mix(out, fmt, size, flows, seed, start_us, **_):
-    """`flows` client (address, port) pairs asking four resolvers short names; the answers are
-    NXDOMAIN (no records), so queries and answers are both 64-byte frames (a 22-byte DNS message:
-    header, a 6-byte name, type A, class IN)."""
-    rng = random.Random(seed)
-    mac_c, mac_r = bytes.fromhex("3c52823a0b11"), bytes.fromhex("001c73a0b1c2")
-    resolvers = [bytes((10, 53, 0, i)) for i in (1, 2, 3, 4)]
-    frames = []
-    for k in range(max(1, flows)):
-        client = bytes((10, rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)))
-        sport = rng.randrange(1024, 65536)
-        res = resolvers[k & 3]
-        txid = rng.getrandbits(16)
-        qname = b"\x01" + bytes((rng.choice(b"abcdefghijklmnopqrstuvwxyz"),)) + b"\x02pw\x00"
-        question = qname + pack("!HH", 1, 1)
-        for src, dst, sp, dp, flags, macs in (
-            (client, res, sport, 53, 0x0100, mac_r + mac_c),
-            (res, client, 53, sport, 0x8183, mac_c + mac_r),
-        ):
-            msg = pack("!HHHHHH", txid, flags, 1, 0, 0, 0) + question
-            udp = pack("!HHHH", sp, dp, 8 + len(msg), 0) + msg
-            f = macs + b"\x08\x00" + _ipv4(src, dst, 17, len(udp), rng.getrandbits(16)) + udp
+class SynFlood(SmallFrames):
+    """64-byte frames: spoofed SYNs to one web server, its SYN/ACKs and RSTs.
+
+    A SYN flood from --flows spoofed (address, port) pairs, each retried at random: 80 % SYNs with
+    an MSS option, 20 % the server's SYN/ACK or RST/ACK."""
+
+    def frames(self):
+        rng = self.rng
+        eth_in = bytes.fromhex("0050568a0001") + bytes.fromhex("00000c9ff001") + b"\x08\x00"
+        eth_out = eth_in[6:12] + eth_in[:6] + b"\x08\x00"
+        server = bytes((192, 0, 2, 80))
+        frames = []
+        for k in range(self.nflows):
+            src = bytes(
+                (rng.randrange(1, 224), rng.randrange(256), rng.randrange(256), rng.randrange(1, 255))
+            )
+            sport = rng.randrange(1024, 65536)
+            dport = (80, 443)[k & 1]
+            seq = rng.getrandbits(32)
+            syn = pack("!HHIIBBHHH", sport, dport, seq, 0, 6 << 4, SYN, 64240, 0, 0) + b"\x02\x04\x05\xb4"
+            f = eth_in + _ipv4(src, server, 6, len(syn), rng.getrandbits(16)) + syn
             frames.append(f.ljust(SMALL_FRAME, b"\0"))
-    npk, nbytes = _small_frames_writer(out, fmt, size, frames, rng, None, start_us, 3)
-    return npk, max(1, flows), nbytes
+            flags = SYN | ACK if k % 3 else RA
+            reply = pack("!HHIIBBHHH", dport, sport, rng.getrandbits(32), seq + 1, 5 << 4, flags, 0, 0, 0)
+            f = eth_out + _ipv4(server, src, 6, len(reply), 0) + reply
+            frames.append(f.ljust(SMALL_FRAME, b"\0"))
+        return frames, [8, 2] * self.nflows
 
 
-def _write_shape(write, f, a):
-    start_us = int(a.start * 1e6)
-    if write is shape_mixed:
-        g = Generator(a.size, a.flows, a.seed, a.checksums, a.link_mbps)
-        npk, nfl, nbytes = g.run(f, a.format, start_us)
-        return npk, nfl, nbytes, g.peak_active
-    npk, nfl, nbytes = write(f, a.format, a.size, a.flows, a.seed, start_us)
-    return npk, nfl, nbytes, nfl
+class DnsMix(SmallFrames):
+    """64-byte frames: DNS-like UDP queries and NXDOMAIN answers, many clients, few resolvers.
+
+    --flows client (address, port) pairs ask four resolvers short names; the answers are NXDOMAIN
+    (no records), so queries and answers are both 64-byte frames (a 22-byte DNS message: header,
+    a 6-byte name, type A, class IN)."""
+
+    gap_us = 3
+
+    def frames(self):
+        rng = self.rng
+        mac_c, mac_r = bytes.fromhex("3c52823a0b11"), bytes.fromhex("001c73a0b1c2")
+        resolvers = [bytes((10, 53, 0, i)) for i in (1, 2, 3, 4)]
+        frames = []
+        for k in range(self.nflows):
+            client = bytes((10, rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)))
+            sport = rng.randrange(1024, 65536)
+            res = resolvers[k & 3]
+            txid = rng.getrandbits(16)
+            qname = b"\x01" + bytes((rng.choice(b"abcdefghijklmnopqrstuvwxyz"),)) + b"\x02pw\x00"
+            question = qname + pack("!HH", 1, 1)
+            for src, dst, sp, dp, flags, macs in (
+                (client, res, sport, 53, 0x0100, mac_r + mac_c),
+                (res, client, 53, sport, 0x8183, mac_c + mac_r),
+            ):
+                msg = pack("!HHHHHH", txid, flags, 1, 0, 0, 0) + question
+                udp = pack("!HHHH", sp, dp, 8 + len(msg), 0) + msg
+                f = macs + b"\x08\x00" + _ipv4(src, dst, 17, len(udp), rng.getrandbits(16)) + udp
+                frames.append(f.ljust(SMALL_FRAME, b"\0"))
+        return frames, None
+
+
+# What a capture holds (--shape): the harness (benches/run.py --all-shapes) and the guard
+# (benches/guard.py) measure every entry; the first line of a class's docstring describes it.
+SHAPES = {"sessions": Generator, "syn-flood": SynFlood, "dns-mix": DnsMix}
+
+
+def about(shape: str) -> str:
+    """The first line of the shape's docstring."""
+    return (SHAPES[shape].__doc__ or shape).strip().splitlines()[0].rstrip(".")
 
 
 def main(argv=None) -> int:
@@ -1870,9 +1885,10 @@ def main(argv=None) -> int:
     ap.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
     ap.add_argument(
         "--shape",
-        choices=sorted(SHAPES),
-        default="mixed",
-        help="what the capture holds: " + "; ".join(f"{k}: {v[1]}" for k, v in sorted(SHAPES.items())),
+        choices=list(SHAPES),
+        default="sessions",
+        help="sessions: flows arrive and run their course (default); "
+        + "; ".join(f"{k}: {about(k)}" for k in SHAPES if k != "sessions"),
     )
     ap.add_argument(
         "--flows", type=int, default=50000, help="approximate number of flows (bidirectional 5-tuples)"
@@ -1890,7 +1906,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    write = SHAPES[a.shape][0]
+    g = SHAPES[a.shape](a.size, a.flows, a.seed, a.checksums, a.link_mbps)
     if a.out == "-":
         f = sys.stdout.buffer
     else:
@@ -1898,7 +1914,7 @@ def main(argv=None) -> int:
         os.makedirs(d, exist_ok=True)
         f = open(a.out + ".tmp", "wb")
     try:
-        npk, nfl, nbytes, peak = _write_shape(write, f, a)
+        npk, nfl, nbytes = g.run(f, a.format, int(a.start * 1e6))
     finally:
         if f is not sys.stdout.buffer:
             f.close()
@@ -1912,7 +1928,7 @@ def main(argv=None) -> int:
         "packets": npk,
         "flows": nfl,
         "shape": a.shape,
-        "peak_concurrent_flows": peak,
+        "peak_concurrent_flows": g.peak_active,
         "seed": a.seed,
         "target_size": a.size,
         "target_flows": a.flows,
@@ -1921,7 +1937,7 @@ def main(argv=None) -> int:
     }
     print(
         f"wrote {a.out}: {npk} packets, {nfl} flows, {nbytes} bytes ({nbytes / 2**20:.1f} MiB)"
-        f" in {dt:.2f} s ({nbytes / dt / 1e6:.1f} MB/s), peak {peak} concurrent flows",
+        f" in {dt:.2f} s ({nbytes / dt / 1e6:.1f} MB/s), peak {g.peak_active} concurrent flows",
         file=sys.stderr if a.out == "-" else sys.stdout,
     )
     if a.stats_json:

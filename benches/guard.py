@@ -29,9 +29,9 @@ from portwitness.bench import tools
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASELINE = os.path.join(HERE, "baseline.json")
 DEFAULT_MARGIN = 0.35
-# The realistic mix needs a larger file for its decode to take measurable time; 64-byte frames
+# The sessions (realistic mix) need a larger file for its decode to take measurable time; 64-byte frames
 # carry seven times the packets per byte.
-SIZES = {"mixed": "256M"}
+SIZES = {"sessions": "256M"}
 SIZE = "48M"
 FLOWS, SEED = 20000, 7
 
@@ -40,7 +40,7 @@ def capture(shape: str) -> str:
     size = SIZES.get(shape, SIZE)
     name = (
         f"guard-{size}-f{FLOWS}-s{SEED}.pcap"
-        if shape == "mixed"
+        if shape == "sessions"
         else f"guard-{shape}-{size}-f{FLOWS}-s{SEED}.pcap"
     )
     path = os.path.join(HERE, "data", name)

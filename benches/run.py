@@ -2,7 +2,7 @@
 """The full peer benchmark: portwitness against tshark, dpkt, scapy, nfpcapd and argus, with the
 bare record walks (Rust and C) as the limit, on one synthetic capture, in one run.
 
-    python benches/run.py [FILE] [--size 1G] [--format pcap|pcapng] [--shape mixed] [--flows 50000]
+    python benches/run.py [FILE] [--size 1G] [--format pcap|pcapng] [--shape sessions] [--flows 50000]
                           [--seed 1] [--runs 3] [--skip ...] [--only ...] [--json out.json]
     python benches/run.py --all-shapes [--size 64M] [--runs 3] [--quick] [--write-doc]
 
@@ -38,7 +38,7 @@ def parser():
         "--size", help="generate a synthetic capture of this size (default 1G; 64M with --all-shapes)"
     )
     ap.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
-    ap.add_argument("--shape", default="mixed", help="generate.py's shape (default mixed)")
+    ap.add_argument("--shape", default="sessions", help="generate.py's shape (default sessions)")
     ap.add_argument("--flows", type=int, default=50000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--all-shapes", action="store_true", help="every shape in every container")
@@ -64,7 +64,7 @@ def prepare(a) -> str:
         return a.file
     size = a.size or "1G"
     ext = "pcapng" if a.format == "pcapng" else "pcap"
-    shape = "" if a.shape == "mixed" else f"{a.shape}-"
+    shape = "" if a.shape == "sessions" else f"{a.shape}-"
     path = os.path.join(DATA, f"synth-{shape}{size}-f{a.flows}-s{a.seed}.{ext}")
     if not os.path.exists(path):
         os.makedirs(DATA, exist_ok=True)
