@@ -53,6 +53,7 @@ def files(shape: str, size: str, seed: int) -> dict[str, str]:
 
 
 def container_tools(container: str, path: str, tmp: str, walks, peers: bool) -> list:
+    tmp = tempfile.mkdtemp(dir=tmp)  # each container's outputs and tshark profiles apart
     # The in-process decode (start-up and import excluded) is what the ratios are taken on; the
     # whole CLI process, writing Parquet, is what a user waits for.
     pw = tools.portwitness_tools("portwitness", path, tmp, threads=(1, 2))
