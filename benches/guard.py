@@ -100,8 +100,8 @@ def main() -> int:
                 continue
             b = base.get("shapes", {}).get(shape)
             if b is None:
-                failed.append(shape)
-                print(f"guard: {shape}: NO BASELINE: measured {got['of_walk_best']:.3f}; run --update")
+                # A shape just added to SHAPES: reported, not failed, until its baseline is committed.
+                print(f"guard: {shape}: no baseline yet: measured {got['of_walk_best']:.3f}; run --update")
                 continue
             floor = b["of_walk_best"] * (1 - margin)
             ok = got["of_walk_best"] >= floor
