@@ -98,7 +98,11 @@ def main() -> int:
     print(f"(cluster start-up {startup:.2f} s, not counted; results equal)")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"bytes": total, "files": files, "runs": runs, "seconds": rows, "startup": startup}, f, indent=1)
+            json.dump(
+                {"bytes": total, "files": files, "runs": runs, "seconds": rows, "startup": startup},
+                f,
+                indent=1,
+            )
     return 0
 
 

@@ -27,6 +27,8 @@ MAGICS = (
     b"\x0a\x0d\x0d\x0a",
     b"\x1f\x8b",
     b"\x28\xb5\x2f\xfd",
+    # zstd starting with a skippable frame (pzstd's frame index, seekable zstd's).
+    *(bytes((0x50 + i, 0x2A, 0x4D, 0x18)) for i in range(16)),
 )
 
 READ = "read"

@@ -1,5 +1,6 @@
 //! Capture containers: classic pcap and pcapng, detected by their magic, read record by record.
 
+pub mod decompress;
 pub mod linktype;
 pub mod pcap;
 pub mod pcapng;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::decompress::{self, Capped};
 use crate::error::{Error, Result};
 
 /// Default read size; also the granularity of buffer growth. Small enough that what the kernel
@@ -49,19 +50,6 @@ impl Read for Counting {
         let n = self.inner.read(buf)?;
         self.read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
-    }
-}
-
-/// A reader asked for at most `CAPPED_READ` bytes per call.
-struct Capped<R>(R);
-
-/// Below zstd's largest block (128 KiB), so a damaged block fails a call of its own.
-const CAPPED_READ: usize = 32 << 10;
-
-impl<R: Read> Read for Capped<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min(CAPPED_READ);
-        self.0.read(buf.get_mut(..n).unwrap_or_default())
     }
 }
 
@@ -126,6 +114,17 @@ impl Source {
 
     /// `open`, adding the bytes read from the file (before decompression) to `counter`.
     pub fn open_counted(path: &Path, counter: Option<Arc<AtomicU64>>) -> Result<Self> {
+        Self::open_threaded(path, counter, 1)
+    }
+
+    /// `open_counted` for a decode of `threads` threads: with more than one, a compressed input
+    /// is decompressed on threads of its own (zstd frames on up to `threads`), overlapped with
+    /// the decoding; with one, on the calling thread, as asked.
+    pub fn open_threaded(
+        path: &Path,
+        counter: Option<Arc<AtomicU64>>,
+        threads: usize,
+    ) -> Result<Self> {
         let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
             Box::new(io::stdin())
         } else {
@@ -145,7 +144,7 @@ impl Source {
             Some(read) => Box::new(Counting { inner: raw, read }),
             None => raw,
         };
-        Self::detect(raw, path.to_path_buf())
+        Self::detect(raw, path.to_path_buf(), threads)
     }
 
     /// An uncompressed file read from `offset` on (offsets stay those of the file), for a
@@ -172,10 +171,10 @@ impl Source {
     /// Any reader, with gzip or zstd unwrapped by their magic exactly as `open` does for a file
     /// (in-memory inputs, fuzzing); `name` only labels an error.
     pub fn from_reader_detect(raw: Box<dyn Read + Send>, name: &str) -> Result<Self> {
-        Self::detect(raw, PathBuf::from(name))
+        Self::detect(raw, PathBuf::from(name), 1)
     }
 
-    fn detect(raw: Box<dyn Read + Send>, path: PathBuf) -> Result<Self> {
+    fn detect(raw: Box<dyn Read + Send>, path: PathBuf, threads: usize) -> Result<Self> {
         let mut br = BufReader::with_capacity(READ_CHUNK, raw);
         let head = br.fill_buf().map_err(|source| Error::Open {
             path: path.clone(),
@@ -184,6 +183,8 @@ impl Source {
         let compression = match head {
             [0x1f, 0x8b, ..] => Compression::Gzip,
             [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+            // A skippable frame first: pzstd's frame index, seekable zstd's.
+            [m, 0x2a, 0x4d, 0x18, ..] if m & 0xf0 == 0x50 => Compression::Zstd,
             _ => Compression::None,
         };
         let inner: Box<dyn Read + Send> = match compression {
@@ -195,6 +196,12 @@ impl Source {
                 src.preload(&head);
                 return Ok(src);
             }
+            Compression::Gzip if threads > 1 => {
+                Box::new(decompress::gzip(br).map_err(|source| Error::Open { path, source })?)
+            }
+            Compression::Zstd if threads > 1 => Box::new(
+                decompress::zstd(br, threads).map_err(|source| Error::Open { path, source })?,
+            ),
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
             // Asked for little at a time, the decoder hands out every block it completed before
             // a damaged one; asked for a whole buffer, the error would discard them with it.
@@ -327,27 +334,44 @@ impl Source {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_damaged_zstd_block_keeps_the_blocks_before_it() {
-        // pcaps/broken/corrupt_zstd.pcap.zst: the third of four 128 KiB blocks is damaged;
-        // libzstd completes the first two (262144 bytes) before it fails.
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/broken/corrupt_zstd.pcap.zst");
-        let mut src = Source::open(&path).unwrap();
-        assert_eq!(src.compression, Compression::Zstd);
+    fn drain(src: &mut Source) -> usize {
         let mut total = 0;
         loop {
             let n = src.peek(4096).len();
             if n == 0 {
-                break;
+                return total;
             }
             src.consume(n);
             total += n;
         }
-        assert_eq!(total, 262_144);
-        assert!(src
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("zstd stream error"));
+    }
+
+    #[test]
+    fn a_damaged_zstd_block_keeps_the_blocks_before_it() {
+        // pcaps/broken/corrupt_zstd.pcap.zst: the third of four 128 KiB blocks is damaged;
+        // libzstd completes the first two (262144 bytes) before it fails. The same on the
+        // decompression thread as inline.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/broken/corrupt_zstd.pcap.zst");
+        let mut errors = Vec::new();
+        for threads in [1, 2, 4] {
+            let mut src = Source::open_threaded(&path, None, threads).unwrap();
+            assert_eq!(src.compression, Compression::Zstd);
+            assert_eq!(drain(&mut src), 262_144, "{threads} threads");
+            let e = src.error.take().unwrap_or_default();
+            assert!(e.starts_with("zstd stream error"), "{e}");
+            errors.push(e);
+        }
+        assert!(errors.windows(2).all(|w| w[0] == w[1]), "{errors:?}");
+    }
+
+    #[test]
+    fn a_cut_gzip_stream_ends_alike_inline_and_threaded() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/broken/cut_gzip.pcap.gz");
+        let mut inline = Source::open_threaded(&path, None, 1).unwrap();
+        let mut threaded = Source::open_threaded(&path, None, 2).unwrap();
+        assert_eq!(threaded.compression, Compression::Gzip);
+        assert_eq!(drain(&mut inline), drain(&mut threaded));
+        assert!(inline.error.is_some());
+        assert_eq!(inline.error, threaded.error);
     }
 }

@@ -31,6 +31,8 @@ pub trait RecordSink {
 /// Reads capture files into records; owns the per-file facts and the anomalies of the containers.
 pub struct Records {
     progress: Option<Arc<AtomicU64>>,
+    /// The decode's threads: a compressed input is decompressed on threads of its own past one.
+    threads: usize,
     pub anomalies: Anomalies,
     pub captures: Vec<CaptureInfo>,
     /// The record being read (after the end: the last one).
@@ -41,6 +43,7 @@ impl Records {
     pub fn new(opts: &Options) -> Self {
         Records {
             progress: opts.progress.clone(),
+            threads: super::threads_for(opts),
             anomalies: Anomalies::default(),
             captures: Vec::new(),
             pos: Position::default(),
@@ -50,7 +53,7 @@ impl Records {
     /// Decodes one file or `-`. Unreadable files are errors; a file that is no capture is recorded
     /// (anomaly + capture row with its error) and returned as `Error::Format`.
     pub fn decode_path<S: RecordSink>(&mut self, path: &Path, sink: &mut S) -> Result<()> {
-        let mut src = Source::open_counted(path, self.progress.clone())?;
+        let mut src = Source::open_threaded(path, self.progress.clone(), self.threads)?;
         self.decode_source(&mut src, &path.to_string_lossy(), sink)
             .map_err(|detail| Error::Format {
                 path: path.to_path_buf(),
