@@ -737,7 +737,7 @@ fn server_hello(r: &mut Rng, tls13: bool) -> Vec<u8> {
 // Synthetic traffic: flows of several kinds, interleaved in time
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+enum DecoderKind {
     /// TCP request/response with content-free payload (ssh, http, databases).
     Bulk,
     /// TCP to 443: handshake, ClientHello, ServerHello, then ciphertext-like bulk.
@@ -758,7 +758,7 @@ struct FlowSpec {
     sport: u16,
     proto: u8,
     vlan: Option<u16>,
-    kind: Kind,
+    kind: DecoderKind,
 }
 
 /// A payload: none, content-free bytes, or one of the protocol messages of `Msgs`.
@@ -882,15 +882,15 @@ impl Script<'_> {
         }
     }
 
-    fn run(&mut self, r: &mut Rng, kind: Kind) {
+    fn run(&mut self, r: &mut Rng, kind: DecoderKind) {
         match kind {
-            Kind::Bulk => {
+            DecoderKind::Bulk => {
                 self.open();
                 let rounds = r.range(1, 5);
                 self.exchanges(r, rounds);
                 self.close();
             }
-            Kind::Tls => {
+            DecoderKind::Tls => {
                 self.open();
                 let modern = r.percent(80);
                 let (ch, sh) = if modern {
@@ -906,7 +906,7 @@ impl Script<'_> {
                 self.exchanges(r, rounds);
                 self.close();
             }
-            Kind::Epm => {
+            DecoderKind::Epm => {
                 self.open();
                 self.send(true, PSH | ACK, Body::Msg(M_BIND));
                 self.send(false, PSH | ACK, Body::Msg(M_BIND_ACK));
@@ -914,11 +914,11 @@ impl Script<'_> {
                 self.send(false, PSH | ACK, Body::Msg(M_MAP_RESPONSE));
                 self.close();
             }
-            Kind::Dns => {
+            DecoderKind::Dns => {
                 self.send(true, 0, Body::Filler(r.range(28, 64) as u16));
                 self.send(false, 0, Body::Filler(r.range(60, 320) as u16));
             }
-            Kind::Portmap => {
+            DecoderKind::Portmap => {
                 self.send(true, 0, Body::Msg(M_GETPORT_CALL));
                 self.send(false, 0, Body::Msg(M_GETPORT_REPLY));
             }
@@ -944,13 +944,16 @@ impl Traffic {
         let mut pkts = Vec::new();
         for i in 0..n {
             let kind = match r.range(0, 100) {
-                0..52 => Kind::Bulk,
-                52..77 => Kind::Tls,
-                77..89 => Kind::Dns,
-                89..95 => Kind::Portmap,
-                _ => Kind::Epm,
+                0..52 => DecoderKind::Bulk,
+                52..77 => DecoderKind::Tls,
+                77..89 => DecoderKind::Dns,
+                89..95 => DecoderKind::Portmap,
+                _ => DecoderKind::Epm,
             };
-            let v6 = matches!(kind, Kind::Bulk | Kind::Tls | Kind::Dns) && r.percent(15);
+            let v6 = matches!(
+                kind,
+                DecoderKind::Bulk | DecoderKind::Tls | DecoderKind::Dns
+            ) && r.percent(15);
             let (c, s) = (i % 2000, r.range(0, 300) as u32);
             let addr = |net: u8, h: u32| {
                 if v6 {
@@ -964,18 +967,18 @@ impl Traffic {
                 }
             };
             let sport = match kind {
-                Kind::Bulk => [22, 80, 3306, 5432, 8080, 6379][r.range(0, 6) as usize],
-                Kind::Tls => 443,
-                Kind::Dns => 53,
-                Kind::Portmap => 111,
-                Kind::Epm => 135,
+                DecoderKind::Bulk => [22, 80, 3306, 5432, 8080, 6379][r.range(0, 6) as usize],
+                DecoderKind::Tls => 443,
+                DecoderKind::Dns => 53,
+                DecoderKind::Portmap => 111,
+                DecoderKind::Epm => 135,
             };
             flows.push(FlowSpec {
                 client: addr(2, c),
                 server: addr(1, s),
                 cport: 32768 + (i / 2000) as u16,
                 sport,
-                proto: if matches!(kind, Kind::Dns | Kind::Portmap) {
+                proto: if matches!(kind, DecoderKind::Dns | DecoderKind::Portmap) {
                     IPPROTO_UDP
                 } else {
                     IPPROTO_TCP
@@ -997,7 +1000,7 @@ impl Traffic {
         Traffic { msgs, flows, pkts }
     }
 
-    fn count(&self, kind: Kind) -> usize {
+    fn count(&self, kind: DecoderKind) -> usize {
         self.flows.iter().filter(|f| f.kind == kind).count()
     }
 
@@ -1573,10 +1576,10 @@ fn decode_all(c: &mut Criterion) {
     assert_eq!(out.flows.len(), t.flows.len());
     assert_eq!(out.anomalies.total(), 0, "{:?}", out.anomalies.rows.first());
     let found = out.apps.decoded();
-    assert_eq!(found.tls.len(), t.count(Kind::Tls));
-    assert_eq!(found.rpc_calls.len(), t.count(Kind::Portmap));
-    assert!(found.dcerpc_calls.len() >= t.count(Kind::Epm));
-    assert!(found.mappings.len() >= t.count(Kind::Epm) + t.count(Kind::Portmap));
+    assert_eq!(found.tls.len(), t.count(DecoderKind::Tls));
+    assert_eq!(found.rpc_calls.len(), t.count(DecoderKind::Portmap));
+    assert!(found.dcerpc_calls.len() >= t.count(DecoderKind::Epm));
+    assert!(found.mappings.len() >= t.count(DecoderKind::Epm) + t.count(DecoderKind::Portmap));
 
     let mut g = heavy(c, "decode_all");
     g.throughput(Throughput::Bytes(cap.pcap.len() as u64));

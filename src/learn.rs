@@ -111,7 +111,7 @@ impl Serves {
 
 /// The learned-port table and the mapping rows, kept together so every fact lands in both.
 #[derive(Debug, Default)]
-pub struct Knowledge {
+pub struct LearnedPorts {
     pub learn: LearnTable,
     pub mappings: BoundedRows<MappingRow>,
     /// Rows `finish` withdrew: what they taught was learned all the same while decoding.
@@ -120,7 +120,7 @@ pub struct Knowledge {
     serves: HashMap<(Addr, u8, u16), Serves, foldhash::fast::RandomState>,
 }
 
-impl Knowledge {
+impl LearnedPorts {
     /// Records a fact; a registered endpoint is learned, an unset one forgotten.
     pub fn fact(&mut self, row: MappingRow) {
         if let (Some(t), Some(port)) = (row.transport, row.port) {
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn prog_mismatch_withdraws_any_version_answers() {
-        let mut k = Knowledge::default();
+        let mut k = LearnedPorts::default();
         k.fact(row("rpcbind.getaddr", 3, 1));
         let tcp = crate::packet::IPPROTO_TCP;
         k.prog_mismatch(Addr::v4(SERVER), tcp, 40001, 395649, 1, 2);
@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_dump_withdraws_any_version_answers_for_unlisted_versions() {
-        let mut k = Knowledge::default();
+        let mut k = LearnedPorts::default();
         k.fact(row("portmap.getport", 1, 1));
         k.fact(row("portmap.getport", 2, 2));
         // GETVERSADDR insists on the version: never withdrawn.

@@ -15,6 +15,7 @@
 
 pub mod anomaly;
 pub mod app;
+pub mod application;
 pub mod bounded;
 pub mod capture;
 pub mod community_id;

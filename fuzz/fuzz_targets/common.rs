@@ -9,7 +9,7 @@
 
 use std::io::Read;
 
-use _core::app::Ends;
+use _core::app::OrientedFlow;
 use _core::packet::Addr;
 
 /// A forward-only reader over the fuzzer's input; every read past the end is `None` or empty.
@@ -74,8 +74,8 @@ pub fn frames(data: &[u8]) -> Vec<(u8, &[u8])> {
 }
 
 /// Flow ends as the flow table would hand them to the application decoders.
-pub fn ends(proto: u8, client_port: u16, server_port: u16) -> Ends {
-    Ends {
+pub fn ends(proto: u8, client_port: u16, server_port: u16) -> OrientedFlow {
+    OrientedFlow {
         flow_id: 1,
         client: Addr::v4([10, 0, 0, 1]),
         client_port,

@@ -13,7 +13,7 @@ mod common;
 
 use _core::anomaly::{Anomalies, Position};
 use _core::app::dcerpc::DceStream;
-use _core::app::{Apps, Sink};
+use _core::app::{SessionDecoders, Sink};
 use _core::packet::{IPPROTO_TCP, IPPROTO_UDP};
 use _core::proto::dcerpc;
 use libfuzzer_sys::fuzz_target;
@@ -33,7 +33,7 @@ fn stateless(pdu: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     common::catch_stack_overflow();
-    let mut apps = Apps::default();
+    let mut apps = SessionDecoders::default();
     let mut an = Anomalies::default();
     let mut stream = DceStream::new(false);
     let mut ts = 0i64;

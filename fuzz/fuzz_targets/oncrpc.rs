@@ -12,7 +12,7 @@ mod common;
 
 use _core::anomaly::{Anomalies, Position};
 use _core::app::oncrpc::{OncStream, Rpc};
-use _core::app::{Apps, Sink};
+use _core::app::{SessionDecoders, Sink};
 use _core::packet::{IPPROTO_TCP, IPPROTO_UDP};
 use _core::proto::oncrpc::{self, Message, RecordEvent, RecordMarking};
 use _core::proto::portmap;
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     common::catch_stack_overflow();
     let tcp = common::ends(IPPROTO_TCP, 800, 111);
     let udp = common::ends(IPPROTO_UDP, 800, 111);
-    let mut apps = Apps::default();
+    let mut apps = SessionDecoders::default();
     let mut an = Anomalies::default();
     let at = Position::default();
     let mut stream = OncStream::new(false);

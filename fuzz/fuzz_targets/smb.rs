@@ -13,7 +13,7 @@ mod common;
 
 use _core::anomaly::{Anomalies, Position};
 use _core::app::smb::SmbStream;
-use _core::app::{Apps, Sink};
+use _core::app::{SessionDecoders, Sink};
 use _core::packet::IPPROTO_TCP;
 use _core::proto::smb;
 use libfuzzer_sys::fuzz_target;
@@ -50,7 +50,7 @@ fn stateless(m: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     common::catch_stack_overflow();
-    let mut apps = Apps::default();
+    let mut apps = SessionDecoders::default();
     let mut an = Anomalies::default();
     let frames = common::frames(data);
     let midstream = frames.first().is_some_and(|(f, _)| f & 8 != 0);

@@ -1,7 +1,7 @@
-//! TCP stream reassembly (`flow::tcp_stream::Direction`: in-order delivery, retransmissions,
+//! TCP stream reassembly (`flow::tcp_stream::HalfStream`: in-order delivery, retransmissions,
 //! overlaps, out-of-order holding, overflow gaps, sequence wrap-around, `flush`) driven by a
 //! sequence of segments; the same segments also drive a whole application stream
-//! (`app::StreamState` through `Apps::tcp_segment` and `Apps::close`), so reassembled bytes reach
+//! (`app::StreamState` through `SessionDecoders::tcp_segment` and `SessionDecoders::close`), so reassembled bytes reach
 //! the ONC RPC record marking, the DCE/RPC framer and the TLS hello buffering.
 //!
 //! Input: a kind byte (bits 0-1: ONC RPC, DCE/RPC or TLS; bit 2: stream picked up midstream;
@@ -16,8 +16,8 @@
 mod common;
 
 use _core::anomaly::{Anomalies, Position};
-use _core::app::{Apps, Kind, Sink, StreamState};
-use _core::flow::tcp_stream::{Chunk, Direction};
+use _core::app::{SessionDecoders, DecoderKind, Sink, StreamState};
+use _core::flow::tcp_stream::{StreamPiece, HalfStream};
 use _core::packet::IPPROTO_TCP;
 use common::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -35,14 +35,14 @@ fuzz_target!(|data: &[u8]| {
     common::catch_stack_overflow();
     let mut c = Bytes::new(data);
     let Some(k) = c.u8() else { return };
-    let kind = [Kind::OncRpc, Kind::DceRpc, Kind::Tls, Kind::Tls][usize::from(k & 3)];
+    let kind = [DecoderKind::OncRpc, DecoderKind::DceRpc, DecoderKind::Tls, DecoderKind::Tls][usize::from(k & 3)];
     let midstream = k & 4 != 0;
     let port = PORTS[usize::from(k >> 3) & 7];
     let mut next = [c.u32().unwrap_or(0), c.u32().unwrap_or(0)];
 
-    let mut bare: [Direction; 2] = Default::default();
+    let mut bare: [HalfStream; 2] = Default::default();
     let mut delivered = 0usize;
-    let mut apps = Apps::default();
+    let mut apps = SessionDecoders::default();
     let mut an = Anomalies::default();
     let mut st = Some(StreamState::new(
         common::ends(IPPROTO_TCP, 40_000, port),
@@ -74,8 +74,8 @@ fuzz_target!(|data: &[u8]| {
         next[d] = start.wrapping_add(payload.len() as u32);
 
         bare[d].segment(seq, syn, payload, &mut |ch| match ch {
-            Chunk::Data(b) => delivered = delivered.wrapping_add(b.len()),
-            Chunk::Gap(n) => delivered = delivered.wrapping_add(n as usize),
+            StreamPiece::Data(b) => delivered = delivered.wrapping_add(b.len()),
+            StreamPiece::Gap(n) => delivered = delivered.wrapping_add(n as usize),
         });
 
         // As the decoder does: a stream that is done is closed, one that failed is dropped.
@@ -98,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
     }
     for dir in &mut bare {
         dir.flush(&mut |ch| {
-            if let Chunk::Data(b) = ch {
+            if let StreamPiece::Data(b) = ch {
                 delivered = delivered.wrapping_add(b.len());
             }
         });

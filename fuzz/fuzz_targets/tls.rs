@@ -11,7 +11,7 @@ mod common;
 
 use _core::anomaly::{Anomalies, Position};
 use _core::app::tls::TlsStream;
-use _core::app::{Apps, Sink};
+use _core::app::{SessionDecoders, Sink};
 use _core::packet::IPPROTO_TCP;
 use _core::proto::tls;
 use libfuzzer_sys::fuzz_target;
@@ -56,7 +56,7 @@ fn stateless(b: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     common::catch_stack_overflow();
     let e = common::ends(IPPROTO_TCP, 50_000, 443);
-    let mut apps = Apps::default();
+    let mut apps = SessionDecoders::default();
     let mut stream = TlsStream::default();
     let mut an = Anomalies::default();
     let mut ts = 0i64;

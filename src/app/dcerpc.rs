@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::{Ends, Said, Sink};
+use super::{FlowFacts, OrientedFlow, Sink};
+use crate::application::App;
 use crate::bounded::BoundedRows;
-use crate::flow::table::{App, Orientation};
-use crate::learn::{Knowledge, MappingRow};
+use crate::flow::table::Orientation;
+use crate::learn::{LearnedPorts, MappingRow};
 use crate::packet::Addr;
 use crate::pending::PendingCalls;
 use crate::proto::dcerpc::{self as wire, Auth, ClHeader, CoHeader, Context, Pdu};
@@ -228,7 +229,7 @@ pub struct DceRpc {
     pub pdus: u64,
 }
 
-fn row(e: &Ends, sender_is_c2s: bool, call_id: u32, ptype: u8, le: bool) -> DceCallRow {
+fn row(e: &OrientedFlow, sender_is_c2s: bool, call_id: u32, ptype: u8, le: bool) -> DceCallRow {
     let (client, server, server_port) = e.roles(sender_is_c2s);
     DceCallRow {
         flow_id: e.flow_id,
@@ -264,20 +265,20 @@ impl DceRpc {
     #[allow(clippy::too_many_arguments)]
     pub fn data(
         &mut self,
-        know: &mut Knowledge,
+        know: &mut LearnedPorts,
         st: &mut DceStream,
-        e: &Ends,
+        e: &OrientedFlow,
         d: usize,
         bytes: &[u8],
         ts: i64,
         sink: &mut Sink<'_>,
-    ) -> Result<Said, String> {
+    ) -> Result<FlowFacts, String> {
         let mut pdus: Vec<Vec<u8>> = Vec::new();
         let Some(framer) = st.framers.get_mut(d) else {
-            return Ok(Said::default());
+            return Ok(FlowFacts::default());
         };
         framer.feed(bytes, &mut |p| pdus.push(p.to_vec()))?;
-        let mut said = Said::default();
+        let mut said = FlowFacts::default();
         for p in pdus {
             let (h, auth, pdu, _) = match wire::parse_co(&p) {
                 Ok(x) => x,
@@ -299,19 +300,19 @@ impl DceRpc {
     #[allow(clippy::too_many_arguments)]
     fn pdu(
         &mut self,
-        know: &mut Knowledge,
+        know: &mut LearnedPorts,
         st: &mut DceStream,
-        e: &Ends,
+        e: &OrientedFlow,
         c2s: bool,
         h: CoHeader,
         auth: Option<Auth>,
         pdu: Pdu<'_>,
         ts: i64,
         sink: &mut Sink<'_>,
-    ) -> Said {
-        let mut said = Said {
+    ) -> FlowFacts {
+        let mut said = FlowFacts {
             app: Some(App::DceRpc),
-            ..Said::default()
+            ..FlowFacts::default()
         };
         let is_call = matches!(pdu, Pdu::Bind { .. } | Pdu::Request { .. });
         if is_call && !c2s {
@@ -449,7 +450,7 @@ impl DceRpc {
     fn call_for<'s>(
         &mut self,
         st: &'s mut DceStream,
-        e: &Ends,
+        e: &OrientedFlow,
         c2s: bool,
         h: &CoHeader,
         context_id: u16,
@@ -470,7 +471,7 @@ impl DceRpc {
     }
 
     /// Binds never answered become rows without a reply.
-    fn drain_binds(&mut self, st: &mut DceStream, e: &Ends) {
+    fn drain_binds(&mut self, st: &mut DceStream, e: &OrientedFlow) {
         let mut left = st.binds.drain();
         left.sort_by_key(|(id, b)| (b.ts, *id));
         for (id, b) in left {
@@ -478,7 +479,7 @@ impl DceRpc {
         }
     }
 
-    fn unanswered_bind(&mut self, e: &Ends, id: u32, b: &PendingBind) {
+    fn unanswered_bind(&mut self, e: &OrientedFlow, id: u32, b: &PendingBind) {
         for c in &b.contexts {
             self.push(bind_row(e, id, b, c));
         }
@@ -499,9 +500,9 @@ impl DceRpc {
     /// A call answered: the row, and for the endpoint mapper the facts its answer holds.
     fn finish_call(
         &mut self,
-        know: &mut Knowledge,
+        know: &mut LearnedPorts,
         c: PendingCall,
-        e: &Ends,
+        e: &OrientedFlow,
         reply_c2s: bool,
         ts: i64,
         sink: &mut Sink<'_>,
@@ -536,13 +537,13 @@ impl DceRpc {
     #[allow(clippy::too_many_arguments)]
     pub fn udp_datagram(
         &mut self,
-        know: &mut Knowledge,
-        e: &Ends,
+        know: &mut LearnedPorts,
+        e: &OrientedFlow,
         c2s: bool,
         payload: &[u8],
         ts: i64,
         sink: &mut Sink<'_>,
-    ) -> Option<Said> {
+    ) -> Option<FlowFacts> {
         let Some((h, body)) = wire::parse_cl(payload) else {
             sink.push(
                 "dcerpc",
@@ -555,10 +556,10 @@ impl DceRpc {
             return None;
         };
         self.pdus += 1;
-        let mut said = Said {
+        let mut said = FlowFacts {
             app: Some(App::DceRpc),
             interface: Some(h.interface),
-            ..Said::default()
+            ..FlowFacts::default()
         };
         let key = (h.activity, h.seqnum);
         let more = h.flags1 & wire::CL_FRAG != 0 && h.flags1 & wire::CL_LAST_FRAG == 0;
@@ -662,7 +663,7 @@ impl DceRpc {
     }
 
     /// A TCP flow ended: binds and calls never answered become rows.
-    pub fn close(&mut self, mut st: DceStream, e: &Ends) {
+    pub fn close(&mut self, mut st: DceStream, e: &OrientedFlow) {
         self.drain_binds(&mut st, e);
         self.drain_calls(&mut st);
     }
@@ -679,7 +680,7 @@ fn call_id_of(p: &[u8]) -> u32 {
     wire::co_header(p).map_or(0, |h| h.call_id)
 }
 
-fn bind_row(e: &Ends, call_id: u32, b: &PendingBind, c: &Context) -> DceCallRow {
+fn bind_row(e: &OrientedFlow, call_id: u32, b: &PendingBind, c: &Context) -> DceCallRow {
     let mut r = row(e, b.c2s, call_id, b.ptype, b.le);
     r.ts = Some(b.ts);
     r.context_id = Some(c.id);
@@ -690,7 +691,7 @@ fn bind_row(e: &Ends, call_id: u32, b: &PendingBind, c: &Context) -> DceCallRow 
     r
 }
 
-fn cl_row(e: &Ends, sender_is_c2s: bool, h: &ClHeader) -> DceCallRow {
+fn cl_row(e: &OrientedFlow, sender_is_c2s: bool, h: &ClHeader) -> DceCallRow {
     let mut r = row(e, sender_is_c2s, h.seqnum, wire::REQUEST, h.le);
     r.interface = Some(h.interface);
     r.opnum = Some(h.opnum);
@@ -704,7 +705,7 @@ fn cl_row(e: &Ends, sender_is_c2s: bool, h: &ClHeader) -> DceCallRow {
 
 /// The endpoint mapper's answer as `mappings` rows; false when the stubs could not be decoded.
 fn epm_facts(
-    know: &mut Knowledge,
+    know: &mut LearnedPorts,
     c: &PendingCall,
     op: u16,
     epm_server: IpAddr,
@@ -782,7 +783,7 @@ mod tests {
     fn calls_never_answered_leave_in_one_order_whatever_the_map_holds() {
         // Fuzzing found rows of equal time and call number leaving in the hash map's order,
         // which differs from run to run (fuzz/regressions/chunks/dcerpc-cl-tie).
-        let e = Ends {
+        let e = OrientedFlow {
             flow_id: 1,
             client: Addr::default(),
             client_port: 1,
@@ -858,8 +859,8 @@ mod tests {
     use crate::anomaly::{Anomalies, Position};
     use crate::proto::epm::tests::hex;
 
-    fn tcp_ends() -> Ends {
-        Ends {
+    fn tcp_ends() -> OrientedFlow {
+        OrientedFlow {
             flow_id: 1,
             client: Addr::v4([172, 16, 66, 1]),
             client_port: 50058,
@@ -907,7 +908,7 @@ mod tests {
         let e = tcp_ends();
         let (mut d, mut know, mut an) = (
             DceRpc::default(),
-            Knowledge::default(),
+            LearnedPorts::default(),
             Anomalies::default(),
         );
         let mut sink = Sink {
@@ -947,8 +948,8 @@ mod tests {
         p
     }
 
-    fn udp_ends(flow_id: u64, server_port: u16) -> Ends {
-        Ends {
+    fn udp_ends(flow_id: u64, server_port: u16) -> OrientedFlow {
+        OrientedFlow {
             flow_id,
             client: Addr::v4([202, 97, 238, 204]),
             client_port: 59310,
@@ -962,7 +963,7 @@ mod tests {
     fn a_connectionless_call_seen_twice_answered_from_another_port() {
         let (mut d, mut know, mut an) = (
             DceRpc::default(),
-            Knowledge::default(),
+            LearnedPorts::default(),
             Anomalies::default(),
         );
         let mut sink = Sink {
@@ -977,7 +978,7 @@ mod tests {
         }
         // The answer comes from 1028 to the caller: a flow the table took from its first
         // packet, the server's side as its client.
-        let reply_flow = Ends {
+        let reply_flow = OrientedFlow {
             flow_id: 2,
             client: call.server,
             client_port: 1028,
@@ -1014,7 +1015,7 @@ mod tests {
         // number to 1026 and to 1027, neither answered.
         let (mut d, mut know, mut an) = (
             DceRpc::default(),
-            Knowledge::default(),
+            LearnedPorts::default(),
             Anomalies::default(),
         );
         let mut sink = Sink {

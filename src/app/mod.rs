@@ -10,9 +10,10 @@ pub mod starttls;
 pub mod tls;
 
 use crate::anomaly::{Anomalies, Position};
-use crate::flow::table::{App, Orientation, Session};
-use crate::flow::tcp_stream::{Chunk, Direction};
-use crate::learn::{Knowledge, Service};
+pub use crate::application::{App, DecoderKind};
+use crate::flow::table::{Orientation, Session};
+use crate::flow::tcp_stream::{HalfStream, StreamPiece};
+use crate::learn::{LearnedPorts, Service};
 use crate::packet::{Addr, IPPROTO_TCP, IPPROTO_UDP};
 use crate::proto::ndr::SyntaxId;
 use crate::proto::{dcerpc as dce_wire, tls as tls_wire};
@@ -24,7 +25,7 @@ pub use tls::{Tls, TlsRow};
 
 /// The two ends of a flow, as oriented by the flow table.
 #[derive(Debug, Clone, Copy)]
-pub struct Ends {
+pub struct OrientedFlow {
     pub flow_id: u64,
     pub client: Addr,
     pub client_port: u16,
@@ -33,7 +34,7 @@ pub struct Ends {
     pub proto: u8,
 }
 
-impl Ends {
+impl OrientedFlow {
     /// (client, server, server port) of a message whose sender is the client when `sender_is_c2s`.
     pub fn roles(&self, sender_is_c2s: bool) -> (Addr, Addr, u16) {
         if sender_is_c2s {
@@ -46,7 +47,7 @@ impl Ends {
 
 /// What a packet's payload says of its flow.
 #[derive(Debug, Default)]
-pub struct Said {
+pub struct FlowFacts {
     pub app: Option<App>,
     pub rpc: Option<(u32, u32)>,
     pub interface: Option<SyntaxId>,
@@ -65,7 +66,7 @@ pub struct Said {
 /// A UDP call's flow: (client, client port, server, server port).
 pub type CallFlow = (Addr, u16, Addr, u16);
 
-impl Said {
+impl FlowFacts {
     /// Nothing said: most packets (no decoder, or a segment inside a record).
     #[inline]
     pub fn is_empty(&self) -> bool {
@@ -77,8 +78,8 @@ impl Said {
             && self.tls_offset.is_none()
     }
 
-    fn or(self, o: Said) -> Said {
-        Said {
+    fn or(self, o: FlowFacts) -> FlowFacts {
+        FlowFacts {
             app: self.app.or(o.app),
             rpc: self.rpc.or(o.rpc),
             interface: self.interface.or(o.interface),
@@ -96,7 +97,7 @@ impl Said {
 #[derive(Debug)]
 pub enum Parser {
     /// No bytes yet: the decoder to make, and whether the flow was joined mid-stream.
-    Idle(Kind, bool),
+    Idle(DecoderKind, bool),
     OncRpc(Box<oncrpc::OncStream>),
     DceRpc(Box<dcerpc::DceStream>),
     Tls(Box<tls::TlsStream>),
@@ -107,15 +108,15 @@ pub enum Parser {
 impl Parser {
     fn layer(&self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Parser::OncRpc(_) | Parser::Idle(Kind::OncRpc, _) => {
+            Parser::OncRpc(_) | Parser::Idle(DecoderKind::OncRpc, _) => {
                 ("oncrpc", "not_oncrpc", "ONC RPC")
             }
-            Parser::DceRpc(_) | Parser::Idle(Kind::DceRpc, _) => {
+            Parser::DceRpc(_) | Parser::Idle(DecoderKind::DceRpc, _) => {
                 ("dcerpc", "not_dcerpc", "DCE/RPC")
             }
-            Parser::Tls(_) | Parser::Idle(Kind::Tls, _) => ("tls", "not_tls", "TLS"),
-            Parser::Dns(_) | Parser::Idle(Kind::Dns, _) => ("dns", "not_dns", "DNS"),
-            Parser::Smb(_) | Parser::Idle(Kind::Smb, _) => ("smb", "not_smb", "SMB"),
+            Parser::Tls(_) | Parser::Idle(DecoderKind::Tls, _) => ("tls", "not_tls", "TLS"),
+            Parser::Dns(_) | Parser::Idle(DecoderKind::Dns, _) => ("dns", "not_dns", "DNS"),
+            Parser::Smb(_) | Parser::Idle(DecoderKind::Smb, _) => ("smb", "not_smb", "SMB"),
         }
     }
 
@@ -123,34 +124,12 @@ impl Parser {
     fn open(&mut self) {
         if let Parser::Idle(kind, midstream) = *self {
             *self = match kind {
-                Kind::OncRpc => Parser::OncRpc(Box::new(oncrpc::OncStream::new(midstream))),
-                Kind::DceRpc => Parser::DceRpc(Box::new(dcerpc::DceStream::new(midstream))),
-                Kind::Tls => Parser::Tls(Box::default()),
-                Kind::Dns => Parser::Dns(Box::default()),
-                Kind::Smb => Parser::Smb(Box::new(smb::SmbStream::new(midstream))),
+                DecoderKind::OncRpc => Parser::OncRpc(Box::new(oncrpc::OncStream::new(midstream))),
+                DecoderKind::DceRpc => Parser::DceRpc(Box::new(dcerpc::DceStream::new(midstream))),
+                DecoderKind::Tls => Parser::Tls(Box::default()),
+                DecoderKind::Dns => Parser::Dns(Box::default()),
+                DecoderKind::Smb => Parser::Smb(Box::new(smb::SmbStream::new(midstream))),
             };
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    OncRpc,
-    DceRpc,
-    Tls,
-    /// DNS over TCP: read for the names it teaches; the flow's `app` stays unset.
-    Dns,
-    /// SMB on 445 or 139, for the DCE/RPC its named pipes carry.
-    Smb,
-}
-
-impl Kind {
-    pub fn app(self) -> Option<App> {
-        match self {
-            Kind::OncRpc => Some(App::OncRpc),
-            Kind::DceRpc | Kind::Smb => Some(App::DceRpc),
-            Kind::Tls => Some(App::Tls),
-            Kind::Dns => None,
         }
     }
 }
@@ -158,8 +137,8 @@ impl Kind {
 /// Per-flow reassembly and parsing state of a TCP flow that matters.
 #[derive(Debug)]
 pub struct StreamState {
-    pub ends: Ends,
-    dirs: [Direction; 2],
+    pub ends: OrientedFlow,
+    dirs: [HalfStream; 2],
     parser: Parser,
     /// The stream turned out not to be what it was taken for: stop decoding it.
     pub failed: bool,
@@ -174,7 +153,7 @@ impl Session for StreamState {
 }
 
 impl StreamState {
-    pub fn new(ends: Ends, kind: Kind, midstream: bool) -> Self {
+    pub fn new(ends: OrientedFlow, kind: DecoderKind, midstream: bool) -> Self {
         StreamState {
             ends,
             dirs: Default::default(),
@@ -186,7 +165,7 @@ impl StreamState {
 
     /// A stream whose client switched to TLS after `offset` bytes of plaintext: decoded as TLS
     /// from the segment that carries its ClientHello (see `starttls`).
-    pub fn after_preamble(ends: Ends, offset: u64) -> Self {
+    pub fn after_preamble(ends: OrientedFlow, offset: u64) -> Self {
         StreamState {
             ends,
             dirs: Default::default(),
@@ -236,8 +215,8 @@ pub struct Decoded<'a> {
 
 /// All application decoders and what they share.
 #[derive(Debug, Default)]
-pub struct Apps {
-    pub know: Knowledge,
+pub struct SessionDecoders {
+    pub know: LearnedPorts,
     pub rpc: Rpc,
     pub dce: DceRpc,
     pub tls: Tls,
@@ -250,9 +229,9 @@ pub struct Apps {
     pub close_gaps: u64,
 }
 
-impl Apps {
+impl SessionDecoders {
     /// The service learned for the flow's server endpoint.
-    pub fn learned(&self, e: &Ends) -> Option<Service> {
+    pub fn learned(&self, e: &OrientedFlow) -> Option<Service> {
         self.know
             .learn
             .get(e.server, e.proto, e.server_port)
@@ -268,51 +247,51 @@ impl Apps {
     /// not oriented by a handshake).
     pub fn kind_for(
         &self,
-        e: &Ends,
+        e: &OrientedFlow,
         learned: Option<Service>,
         first: Option<&[u8]>,
         c2s: bool,
         by_syn: bool,
-    ) -> Option<(Kind, bool)> {
+    ) -> Option<(DecoderKind, bool)> {
         let port = |p: u16| e.server_port == p || e.client_port == p;
         if port(oncrpc::PORTMAP_PORT) {
-            return Some((Kind::OncRpc, false));
+            return Some((DecoderKind::OncRpc, false));
         }
         if port(dcerpc::EPM_PORT) {
-            return Some((Kind::DceRpc, false));
+            return Some((DecoderKind::DceRpc, false));
         }
         if e.proto == IPPROTO_TCP && (port(smb::SMB_PORT) || port(smb::NETBIOS_SSN_PORT)) {
-            return Some((Kind::Smb, false));
+            return Some((DecoderKind::Smb, false));
         }
         match learned {
-            Some(Service::OncRpc { .. }) => return Some((Kind::OncRpc, false)),
-            Some(Service::DceRpc(_)) => return Some((Kind::DceRpc, false)),
+            Some(Service::OncRpc { .. }) => return Some((DecoderKind::OncRpc, false)),
+            Some(Service::DceRpc(_)) => return Some((DecoderKind::DceRpc, false)),
             None => {}
         }
         let p = first?;
         // The payload's sender acts as the client or the server; against the flow's orientation?
         let wrong = |sender_is_client: bool| sender_is_client != c2s && !by_syn;
         if Rpc::looks_like_call(e, p, c2s) {
-            return Some((Kind::OncRpc, false));
+            return Some((DecoderKind::OncRpc, false));
         }
         if e.proto == IPPROTO_UDP {
-            return dce_wire::parse_cl(p).map(|_| (Kind::DceRpc, false));
+            return dce_wire::parse_cl(p).map(|_| (DecoderKind::DceRpc, false));
         }
         if e.proto != IPPROTO_TCP {
             return None;
         }
         if dce_wire::looks_like_bind(p) && (c2s || !by_syn) {
-            return Some((Kind::DceRpc, wrong(true)));
+            return Some((DecoderKind::DceRpc, wrong(true)));
         }
         if tls_wire::looks_like_tls(p, tls_wire::CLIENT_HELLO)
             || tls_wire::looks_like_sslv2_hello(p)
         {
-            return Some((Kind::Tls, wrong(true)));
+            return Some((DecoderKind::Tls, wrong(true)));
         }
         if tls_wire::looks_like_tls(p, tls_wire::SERVER_HELLO) {
-            return Some((Kind::Tls, wrong(false)));
+            return Some((DecoderKind::Tls, wrong(false)));
         }
-        port(names::DNS_PORT).then_some((Kind::Dns, false))
+        port(names::DNS_PORT).then_some((DecoderKind::Dns, false))
     }
 
     /// One TCP segment of a flow that matters: reassembled, then decoded in stream order.
@@ -326,9 +305,9 @@ impl Apps {
         payload: &[u8],
         ts: i64,
         sink: &mut Sink<'_>,
-    ) -> Said {
+    ) -> FlowFacts {
         let d = usize::from(!c2s);
-        let mut said = Said::default();
+        let mut said = FlowFacts::default();
         let StreamState {
             ends,
             dirs,
@@ -350,22 +329,22 @@ impl Apps {
     fn piece(
         &mut self,
         parser: &mut Parser,
-        e: &Ends,
+        e: &OrientedFlow,
         failed: &mut bool,
         done: &mut bool,
         d: usize,
-        chunk: Chunk<'_>,
+        chunk: StreamPiece<'_>,
         ts: i64,
         sink: &mut Sink<'_>,
         report_gaps: bool,
-    ) -> Said {
+    ) -> FlowFacts {
         if *failed || *done {
-            return Said::default();
+            return FlowFacts::default();
         }
         parser.open();
         let bytes = match chunk {
-            Chunk::Data(b) => b,
-            Chunk::Gap(n) => {
+            StreamPiece::Data(b) => b,
+            StreamPiece::Gap(n) => {
                 if report_gaps {
                     sink.push(
                         "tcp",
@@ -381,11 +360,11 @@ impl Apps {
                     Parser::Dns(s) => s.gap(d),
                     Parser::Smb(s) => s.gap(d),
                 }
-                return Said::default();
+                return FlowFacts::default();
             }
         };
         let r = match parser {
-            Parser::Idle(..) => Ok(Said::default()),
+            Parser::Idle(..) => Ok(FlowFacts::default()),
             Parser::OncRpc(s) => self.rpc.data(&mut self.know, s, e, d, bytes, ts, sink),
             Parser::DceRpc(s) => self.dce.data(&mut self.know, s, e, d, bytes, ts, sink),
             Parser::Tls(s) => {
@@ -396,7 +375,7 @@ impl Apps {
             Parser::Dns(s) => {
                 self.names.stream_data(s, e, d, bytes, ts);
                 *done = s.finished();
-                Ok(Said::default())
+                Ok(FlowFacts::default())
             }
             Parser::Smb(s) => {
                 Ok(self
@@ -415,7 +394,7 @@ impl Apps {
                     e.flow_id, e.server_port
                 ),
             );
-            Said::default()
+            FlowFacts::default()
         })
     }
 
@@ -424,12 +403,12 @@ impl Apps {
     pub fn udp_datagram(
         &mut self,
         app: App,
-        e: &Ends,
+        e: &OrientedFlow,
         c2s: bool,
         payload: &[u8],
         ts: i64,
         sink: &mut Sink<'_>,
-    ) -> Option<Said> {
+    ) -> Option<FlowFacts> {
         match app {
             App::DceRpc => self
                 .dce
@@ -503,41 +482,41 @@ mod tests {
 
     #[test]
     fn said_is_empty_until_any_field_that_applies_to_a_flow_is_set() {
-        assert!(Said::default().is_empty());
+        assert!(FlowFacts::default().is_empty());
         // A turn alone changes nothing `apply_said` writes: it is applied before.
-        let turn = Said {
+        let turn = FlowFacts {
             turn: Some(Orientation::Tls),
-            ..Said::default()
+            ..FlowFacts::default()
         };
         assert!(turn.is_empty());
         let each = [
-            Said {
+            FlowFacts {
                 app: Some(App::Tls),
-                ..Said::default()
+                ..FlowFacts::default()
             },
-            Said {
+            FlowFacts {
                 rpc: Some((100_000, 2)),
-                ..Said::default()
+                ..FlowFacts::default()
             },
-            Said {
+            FlowFacts {
                 interface: Some(SyntaxId {
                     uuid: Uuid([7; 16]),
                     major: 3,
                     minor: 0,
                 }),
-                ..Said::default()
+                ..FlowFacts::default()
             },
-            Said {
+            FlowFacts {
                 tls_version: Some(0x0303),
-                ..Said::default()
+                ..FlowFacts::default()
             },
-            Said {
+            FlowFacts {
                 tls_sni: Some("backup.example".into()),
-                ..Said::default()
+                ..FlowFacts::default()
             },
-            Said {
+            FlowFacts {
                 tls_offset: Some(36),
-                ..Said::default()
+                ..FlowFacts::default()
             },
         ];
         for s in each {

@@ -4,7 +4,7 @@
 //! on it to the addresses of the name it ends at, so the name a client asked for maps to the
 //! addresses it was given.
 
-use super::Ends;
+use super::OrientedFlow;
 use crate::bounded::BoundedRows;
 use crate::packet::Addr;
 use crate::proto::dns::{self, Message};
@@ -113,7 +113,7 @@ struct Origin {
     source: Source,
 }
 
-fn origin(e: &Ends, sender_is_c2s: bool, ts: i64, source: Source) -> Origin {
+fn origin(e: &OrientedFlow, sender_is_c2s: bool, ts: i64, source: Source) -> Origin {
     Origin {
         ts,
         flow_id: e.flow_id,
@@ -124,12 +124,26 @@ fn origin(e: &Ends, sender_is_c2s: bool, ts: i64, source: Source) -> Origin {
 
 impl Names {
     /// One UDP datagram whose ports `udp_source` chose.
-    pub fn udp_datagram(&mut self, e: &Ends, c2s: bool, payload: &[u8], ts: i64, source: Source) {
+    pub fn udp_datagram(
+        &mut self,
+        e: &OrientedFlow,
+        c2s: bool,
+        payload: &[u8],
+        ts: i64,
+        source: Source,
+    ) {
         self.message(&origin(e, c2s, ts, source), payload);
     }
 
     /// Reassembled bytes of direction `d` of a DNS-over-TCP stream.
-    pub fn stream_data(&mut self, st: &mut DnsStream, e: &Ends, d: usize, bytes: &[u8], ts: i64) {
+    pub fn stream_data(
+        &mut self,
+        st: &mut DnsStream,
+        e: &OrientedFlow,
+        d: usize,
+        bytes: &[u8],
+        ts: i64,
+    ) {
         let at = origin(e, d == 0, ts, Source::Dns);
         let (Some(buf), Some(false)) = (st.bufs.get_mut(d), st.lost.get(d).copied()) else {
             return;
@@ -314,8 +328,8 @@ mod tests {
     use crate::packet::{IPPROTO_TCP, IPPROTO_UDP};
     use crate::proto::dns::tests::{cname_response, hex};
 
-    fn ends(proto: u8) -> Ends {
-        Ends {
+    fn ends(proto: u8) -> OrientedFlow {
+        OrientedFlow {
             flow_id: 7,
             client: Addr::v4([10, 0, 0, 5]),
             client_port: 40_000,

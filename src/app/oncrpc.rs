@@ -1,11 +1,11 @@
 //! ONC RPC over flows: record marking on reassembled TCP streams, calls matched to replies, and
 //! the portmapper / rpcbind facts that fill `rpc_calls`, `mappings` and the learned-port table.
 
-use super::{CallFlow, Ends, Said, Sink};
+use super::{CallFlow, FlowFacts, OrientedFlow, Sink};
 use crate::anomaly::{Anomalies, Position};
 use crate::bounded::BoundedRows;
 use crate::flow::table::Orientation;
-use crate::learn::{Knowledge, MappingRow};
+use crate::learn::{LearnedPorts, MappingRow};
 use crate::packet::{Addr, IPPROTO_TCP, IPPROTO_UDP};
 use crate::pending::PendingCalls;
 use crate::proto::oncrpc::{self, CallHeader, Message, RecordEvent, RecordMarking, ReplyStatus};
@@ -116,22 +116,22 @@ pub struct Rpc {
 /// from the side it took for the client).
 pub type Program = Option<(u32, u32, bool)>;
 
-fn said(p: Program) -> Said {
+fn said(p: Program) -> FlowFacts {
     match p {
-        Some((prog, vers, wrong_side)) => Said {
-            app: Some(crate::flow::table::App::OncRpc),
+        Some((prog, vers, wrong_side)) => FlowFacts {
+            app: Some(crate::application::App::OncRpc),
             rpc: Some((prog, vers)),
             turn: wrong_side.then_some(Orientation::Rpc),
-            ..Said::default()
+            ..FlowFacts::default()
         },
-        None => Said::default(),
+        None => FlowFacts::default(),
     }
 }
 
 impl Rpc {
     /// Does a flow's first payload open like a call (a TCP call with its record mark from the
     /// client, or a UDP call either way)?
-    pub fn looks_like_call(e: &Ends, p: &[u8], c2s: bool) -> bool {
+    pub fn looks_like_call(e: &OrientedFlow, p: &[u8], c2s: bool) -> bool {
         match e.proto {
             IPPROTO_TCP => c2s && oncrpc::looks_like_tcp_call(p),
             IPPROTO_UDP => oncrpc::looks_like_call(p),
@@ -145,18 +145,18 @@ impl Rpc {
     #[allow(clippy::too_many_arguments)]
     pub fn data(
         &mut self,
-        know: &mut Knowledge,
+        know: &mut LearnedPorts,
         st: &mut OncStream,
-        e: &Ends,
+        e: &OrientedFlow,
         d: usize,
         bytes: &[u8],
         ts: i64,
         sink: &mut Sink<'_>,
-    ) -> Result<Said, String> {
+    ) -> Result<FlowFacts, String> {
         let mut records: Vec<Vec<u8>> = Vec::new();
         let mut bad: Vec<(&'static str, String)> = Vec::new();
         let Some(rm) = st.records.get_mut(d) else {
-            return Ok(Said::default());
+            return Ok(FlowFacts::default());
         };
         rm.feed(bytes, &mut |ev| match ev {
             RecordEvent::Record(r, _) => records.push(r.to_vec()),
@@ -204,18 +204,18 @@ impl Rpc {
     #[allow(clippy::too_many_arguments)]
     pub fn udp_datagram(
         &mut self,
-        know: &mut Knowledge,
-        e: &Ends,
+        know: &mut LearnedPorts,
+        e: &OrientedFlow,
         c2s: bool,
         payload: &[u8],
         ts: i64,
         an: &mut Anomalies,
         at: Position,
-    ) -> Option<Said> {
+    ) -> Option<FlowFacts> {
         let mut unused = TcpPending::new();
         let mut elsewhere = None;
         self.message(know, e, &mut unused, c2s, payload, ts, &mut elsewhere)
-            .map(|p| Said {
+            .map(|p| FlowFacts {
                 answered_elsewhere: elsewhere,
                 ..said(p)
             })
@@ -249,8 +249,8 @@ impl Rpc {
     #[allow(clippy::too_many_arguments)]
     fn message(
         &mut self,
-        know: &mut Knowledge,
-        e: &Ends,
+        know: &mut LearnedPorts,
+        e: &OrientedFlow,
         pending: &mut TcpPending,
         c2s: bool,
         b: &[u8],
@@ -397,7 +397,7 @@ impl Rpc {
     }
 }
 
-fn fact(know: &mut Knowledge, call: &PendingCall, f: &portmap::Fact, ts: i64, flow_id: u64) {
+fn fact(know: &mut LearnedPorts, call: &PendingCall, f: &portmap::Fact, ts: i64, flow_id: u64) {
     let answering = call.server.to_ip();
     let server = match f.addr {
         None => answering,

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::dcerpc::{DceRpc, DceStream};
-use super::{Ends, Said, Sink};
-use crate::learn::Knowledge;
+use super::{FlowFacts, OrientedFlow, Sink};
+use crate::learn::LearnedPorts;
 use crate::pending::PendingCalls;
 use crate::proto::smb::{self as wire, FileId, Message};
 
@@ -198,19 +198,19 @@ impl Smb {
     pub fn data(
         &mut self,
         dce: &mut DceRpc,
-        know: &mut Knowledge,
+        know: &mut LearnedPorts,
         st: &mut SmbStream,
-        e: &Ends,
+        e: &OrientedFlow,
         d: usize,
         bytes: &[u8],
         ts: i64,
         sink: &mut Sink<'_>,
-    ) -> Said {
+    ) -> FlowFacts {
         let mut messages: Vec<Vec<u8>> = Vec::new();
         if let Some(f) = st.framers.get_mut(d) {
             f.feed(bytes, &mut |m| messages.push(m.to_vec()));
         }
-        let mut said = Said::default();
+        let mut said = FlowFacts::default();
         for m in messages {
             self.messages += 1;
             let mut data: Vec<PipeData<'_>> = Vec::new();
@@ -331,17 +331,17 @@ impl Smb {
     fn pipe(
         &mut self,
         dce: &mut DceRpc,
-        know: &mut Knowledge,
+        know: &mut LearnedPorts,
         st: &mut SmbStream,
-        e: &Ends,
+        e: &OrientedFlow,
         p: PipeData<'_>,
         ts: i64,
         sink: &mut Sink<'_>,
-    ) -> Said {
+    ) -> FlowFacts {
         if !st.pipes.contains_key(&p.fid) {
             // Only a file whose first bytes are a PDU is a pipe worth decoding.
             if !p.request || !wire::looks_like_dcerpc(p.data) || st.pipes.len() >= MAX_FILES {
-                return Said::default();
+                return FlowFacts::default();
             }
             let name = st.names.get(&p.fid).cloned();
             self.pipes += 1;
@@ -355,10 +355,10 @@ impl Smb {
             );
         }
         let Some(pipe) = st.pipes.get_mut(&p.fid) else {
-            return Said::default();
+            return FlowFacts::default();
         };
         if pipe.failed {
-            return Said::default();
+            return FlowFacts::default();
         }
         let before = dce.calls.len();
         let d = usize::from(!p.request);
@@ -382,13 +382,13 @@ impl Smb {
                         wire::file_id_text(&p.fid)
                     ),
                 );
-                Said::default()
+                FlowFacts::default()
             }
         }
     }
 
     /// The SMB flow ended: every pipe's calls never answered become rows.
-    pub fn close(&mut self, dce: &mut DceRpc, st: SmbStream, e: &Ends) {
+    pub fn close(&mut self, dce: &mut DceRpc, st: SmbStream, e: &OrientedFlow) {
         let mut pipes: Vec<(FileId, Pipe)> = st.pipes.into_iter().collect();
         // In file-id order, whatever the map's order: the rows must not depend on hashing.
         pipes.sort_by_key(|(f, _)| *f);
@@ -399,7 +399,7 @@ impl Smb {
 }
 
 /// A pipe closed (or its flow ended): its calls never answered become rows.
-fn close_pipe(dce: &mut DceRpc, pipe: Pipe, e: &Ends) {
+fn close_pipe(dce: &mut DceRpc, pipe: Pipe, e: &OrientedFlow) {
     let before = dce.calls.len();
     dce.close(pipe.dce, e);
     name_rows(dce, before, pipe.name.as_ref());
@@ -571,7 +571,7 @@ mod tests {
         use crate::anomaly::{Anomalies, Position};
         use crate::packet::Addr;
         use crate::proto::epm::tests::hex;
-        let e = Ends {
+        let e = OrientedFlow {
             flow_id: 1,
             client: Addr::v4([10, 0, 0, 1]),
             client_port: 50000,
@@ -580,17 +580,18 @@ mod tests {
             proto: 6,
         };
         let (bind, ack) = (hex(LSA_BIND), hex(LSA_BIND_ACK));
-        let mut apps = crate::app::Apps::default();
+        let mut apps = crate::app::SessionDecoders::default();
         let mut an = Anomalies::default();
         let mut st = SmbStream::new(false);
-        let mut feed = |apps: &mut crate::app::Apps, st: &mut SmbStream, d: usize, m: Vec<u8>| {
-            let mut sink = Sink {
-                an: &mut an,
-                at: Position::default(),
+        let mut feed =
+            |apps: &mut crate::app::SessionDecoders, st: &mut SmbStream, d: usize, m: Vec<u8>| {
+                let mut sink = Sink {
+                    an: &mut an,
+                    at: Position::default(),
+                };
+                let (smb, dce, know) = (&mut apps.smb, &mut apps.dce, &mut apps.know);
+                smb.data(dce, know, st, &e, d, &nb(&m), 0, &mut sink);
             };
-            let (smb, dce, know) = (&mut apps.smb, &mut apps.dce, &mut apps.know);
-            smb.data(dce, know, st, &e, d, &nb(&m), 0, &mut sink);
-        };
         // A pipe opened before the capture: the bind written by a Write AndX (at 32) chained to a
         // Read AndX (after it) of MID 9, PID 23.
         let w = write_andx(0x4000, 32, &bind);

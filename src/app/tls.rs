@@ -3,9 +3,9 @@
 //! `starttls`), gathered across records and segments (post-quantum key shares make ClientHellos
 //! larger than a segment), into the `tls` table.
 
-use super::{Ends, Said, Sink};
+use super::{FlowFacts, OrientedFlow, Sink};
+use crate::application::App;
 use crate::bounded::BoundedRows;
-use crate::flow::table::App;
 use crate::packet::Addr;
 use crate::proto::tls::{self, ClientHello, ServerHello};
 
@@ -16,7 +16,7 @@ const MAX_BUFFER: usize = tls::MAX_HANDSHAKE + 5 * 8 + 4;
 /// The anomaly of a hello longer than what is reassembled to decode it.
 pub const TOO_LONG: &str = "tls_hello_too_long";
 
-fn too_long(e: &Ends, t: u8, len: usize) -> String {
+fn too_long(e: &OrientedFlow, t: u8, len: usize) -> String {
     let what = match t {
         tls::CLIENT_HELLO => "ClientHello".to_owned(),
         tls::SERVER_HELLO => "ServerHello".to_owned(),
@@ -103,13 +103,13 @@ impl Tls {
     pub fn data(
         &mut self,
         st: &mut TlsStream,
-        e: &Ends,
+        e: &OrientedFlow,
         d: usize,
         bytes: &[u8],
         ts: i64,
         sink: &mut Sink<'_>,
-    ) -> Said {
-        let mut said = Said::default();
+    ) -> FlowFacts {
+        let mut said = FlowFacts::default();
         let (Some(buf), Some(&done)) = (st.bufs.get_mut(d), st.finished.get(d)) else {
             return said;
         };
@@ -203,7 +203,7 @@ impl Tls {
         self.finish_direction(st, d);
     }
 
-    fn emit(&mut self, st: &mut TlsStream, e: &Ends) {
+    fn emit(&mut self, st: &mut TlsStream, e: &OrientedFlow) {
         if st.emitted || (st.client_hello.is_none() && st.server_hello.is_none()) {
             return;
         }
@@ -222,7 +222,7 @@ impl Tls {
         });
     }
 
-    pub fn close(&mut self, mut st: TlsStream, e: &Ends) {
+    pub fn close(&mut self, mut st: TlsStream, e: &OrientedFlow) {
         self.emit(&mut st, e);
     }
 
@@ -276,7 +276,7 @@ mod tests {
         let mut tls = Tls::default();
         let mut st = TlsStream::default();
         let mut an = Anomalies::default();
-        let e = Ends {
+        let e = OrientedFlow {
             flow_id: 7,
             client: Addr::v4([10, 0, 0, 1]),
             client_port: 40000,

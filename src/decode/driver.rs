@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use super::boundary::WHERE;
 use super::options::Options;
 use super::output::{Border, HeadersEnd, Output, Stats};
-use super::packets::Packets;
-use super::records::Records;
-use super::state::State;
+use super::packets::HeaderDecoder;
+use super::records::RecordReader;
+use super::state::FlowStage;
 use crate::anomaly::Anomalies;
 use crate::error::{Error, Result};
 
@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 pub trait Schedule {
     /// Decodes one file or `-` through the flow stage: unreadable files are errors; a file that
     /// is no capture is recorded in `records` and returned as `Error::Format`.
-    fn input(&mut self, records: &mut Records, path: &Path) -> Result<()>;
+    fn input(&mut self, records: &mut RecordReader, path: &Path) -> Result<()>;
     /// A part running elsewhere failed: reading on is pointless (`end` says why).
     fn stopped(&self) -> bool {
         false
@@ -37,12 +37,12 @@ pub struct Ended {
     /// the headers' list, on one thread).
     pub table: Anomalies,
     pub counters: HeadersEnd,
-    pub state: State,
+    pub state: FlowStage,
 }
 
 /// The pass over `paths` on `schedule`.
 pub fn drive<S: Schedule>(paths: &[PathBuf], opts: &Options, mut schedule: S) -> Result<Output> {
-    let mut records = Records::new(opts);
+    let mut records = RecordReader::new(opts);
     let mut format_errors = Vec::new();
     let mut failed = None;
     for (i, p) in paths.iter().enumerate() {
@@ -69,7 +69,7 @@ pub fn drive<S: Schedule>(paths: &[PathBuf], opts: &Options, mut schedule: S) ->
 }
 
 /// The one-thread schedule's end: the header stage's sink is the flow stage.
-pub fn ended(packets: Packets<State>) -> Ended {
+pub fn ended(packets: HeaderDecoder<FlowStage>) -> Ended {
     let (counters, headers, state) = packets.end();
     Ended {
         headers,
@@ -81,19 +81,19 @@ pub fn ended(packets: Packets<State>) -> Ended {
 
 /// Everything on the calling thread.
 pub struct OneThread {
-    pub packets: Packets<State>,
+    pub packets: HeaderDecoder<FlowStage>,
 }
 
 impl OneThread {
     pub fn new(opts: &Options) -> Self {
         OneThread {
-            packets: Packets::new(opts, State::new(opts)),
+            packets: HeaderDecoder::new(opts, FlowStage::new(opts)),
         }
     }
 }
 
 impl Schedule for OneThread {
-    fn input(&mut self, records: &mut Records, path: &Path) -> Result<()> {
+    fn input(&mut self, records: &mut RecordReader, path: &Path) -> Result<()> {
         records.decode_path(path, &mut self.packets)
     }
 
@@ -105,7 +105,7 @@ impl Schedule for OneThread {
 /// The results joined: anomalies in record order (the containers', the headers', then the flow
 /// table's at the same record), then what the end of the input reports (fragments never
 /// completed, streams still open), the flows and the counters.
-pub fn conclude(mut records: Records, ended: Ended) -> Output {
+pub fn conclude(mut records: RecordReader, ended: Ended) -> Output {
     let Ended {
         headers,
         table,

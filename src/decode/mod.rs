@@ -28,20 +28,20 @@ use boundary::{internal, panic_message, WHERE};
 
 pub use options::{threads_for, FlowSink, FlowSpill, Options, SWEEP_NS};
 pub use output::{Border, CaptureInfo, HeadersEnd, Output, Stats};
-pub use packets::{PacketSink, Packets};
-pub use records::{first_timestamp, RecordSink, Records};
-pub use state::State;
+pub use packets::{HeaderDecoder, PacketSink};
+pub use records::{first_timestamp, RecordReader, RecordSink};
+pub use state::FlowStage;
 
 /// Everything on the calling thread, input by input.
 pub struct Decoder {
-    records: Records,
+    records: RecordReader,
     one: driver::OneThread,
 }
 
 impl Decoder {
     pub fn new(opts: Options) -> Self {
         Decoder {
-            records: Records::new(&opts),
+            records: RecordReader::new(&opts),
             one: driver::OneThread::new(&opts),
         }
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::anomaly::{Anomalies, Position};
-use crate::app::Apps;
+use crate::app::SessionDecoders;
 use crate::flow::Flow;
 
 /// Counters over the whole decode, reported as `stats`.
@@ -143,7 +143,7 @@ pub struct CaptureInfo {
 
 pub struct Output {
     pub flows: Vec<Flow>,
-    pub apps: Apps,
+    pub apps: SessionDecoders,
     pub anomalies: Anomalies,
     pub stats: Stats,
     pub captures: Vec<CaptureInfo>,
@@ -170,7 +170,7 @@ pub struct Border {
     pub withdrawn_mappings: u64,
 }
 
-/// The header stage at the end of the input (`Packets::end`).
+/// The header stage at the end of the input (`HeaderDecoder::end`).
 #[derive(Debug, Default)]
 pub struct HeadersEnd {
     pub(super) stats: Stats,

@@ -1,5 +1,5 @@
 //! Records through link, network and transport headers and IP fragment reassembly into transport
-//! packets for the flow table and application decoders (`State`).
+//! packets for the flow table and application decoders (`FlowStage`).
 
 use std::collections::BTreeSet;
 
@@ -22,7 +22,7 @@ use crate::packet::{
     UDP_PORT_VXLAN,
 };
 
-/// Where transport packets go: the flow table (`State`) directly, or a queue to the thread that
+/// Where transport packets go: the flow table (`FlowStage`) directly, or a queue to the thread that
 /// holds it.
 pub trait PacketSink {
     /// One TCP or UDP packet (or reassembled datagram) of the record at `at`; `block` is the read
@@ -52,7 +52,7 @@ pub trait PacketSink {
 
 /// Decodes records into transport packets for a `PacketSink`; owns the fragment reassembler, the
 /// counters and the anomalies of everything between the capture container and the flow table.
-pub struct Packets<S> {
+pub struct HeaderDecoder<S> {
     frags: Reassembler,
     pub sink: S,
     pub anomalies: Anomalies,
@@ -63,7 +63,7 @@ pub struct Packets<S> {
     unknown_links: BTreeSet<(u32, u32)>,
 }
 
-impl<S: PacketSink> RecordSink for Packets<S> {
+impl<S: PacketSink> RecordSink for HeaderDecoder<S> {
     #[inline]
     fn record(&mut self, at: Position, rec: &Record<'_>) {
         self.pos.set(at);
@@ -97,9 +97,9 @@ impl<S: PacketSink> RecordSink for Packets<S> {
 /// Encapsulations nested deeper than this are refused (each one is a header to walk).
 pub const MAX_ENCAP_DEPTH: u8 = 8;
 
-impl<S: PacketSink> Packets<S> {
+impl<S: PacketSink> HeaderDecoder<S> {
     pub fn new(opts: &Options, sink: S) -> Self {
-        Packets {
+        HeaderDecoder {
             frags: Reassembler::new(opts.frags),
             sink,
             anomalies: Anomalies::default(),
@@ -113,9 +113,9 @@ impl<S: PacketSink> Packets<S> {
     /// For a thread that decodes chunks of a file: no sweeps (the records before the chunk
     /// decide when they fall; the thread that applies the chunks in order sweeps, `tick`).
     pub fn for_chunks(opts: &Options, sink: S) -> Self {
-        Packets {
+        HeaderDecoder {
             next_sweep: i64::MAX,
-            ..Packets::new(opts, sink)
+            ..HeaderDecoder::new(opts, sink)
         }
     }
 

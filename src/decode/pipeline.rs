@@ -1,5 +1,5 @@
-//! The pass on two threads: the calling thread reads records and decodes their headers (`Records`,
-//! `Packets`), a second thread keeps the flow table and the application decoders (`State`).
+//! The pass on two threads: the calling thread reads records and decodes their headers (`RecordReader`,
+//! `HeaderDecoder`), a second thread keeps the flow table and the application decoders (`FlowStage`).
 //! Transport packets cross in batches through a bounded queue, in record order, with their payloads
 //! left in the read buffers they were read into (shared blocks, not copies), so the flow table sees
 //! exactly the packets the one-thread pass would and the result is the same.
@@ -22,10 +22,10 @@ use std::thread::JoinHandle;
 use super::boundary::{internal, panic_message, WHERE};
 use super::driver::{Ended, Schedule};
 use super::options::Options;
-use super::packets::{PacketSink, Packets};
+use super::packets::{HeaderDecoder, PacketSink};
 use super::queue::{Batch, Item};
-use super::records::Records;
-use super::state::State;
+use super::records::RecordReader;
+use super::state::FlowStage;
 use crate::anomaly::{Anomalies, Position};
 use crate::error::Result;
 use crate::flow::PacketMeta;
@@ -101,13 +101,13 @@ impl PacketSink for Feeder {
 }
 
 /// What the second thread ends with: the flow stage, or the panic it caught and where.
-type Second = std::result::Result<Packets<State>, ((usize, u64, u64), String)>;
+type Second = std::result::Result<HeaderDecoder<FlowStage>, ((usize, u64, u64), String)>;
 
 /// The second thread: batches in order into the flow table, each batch returned for reuse.
 fn second_half(opts: &Options, rx: Receiver<Batch>, back: Sender<Batch>) -> Second {
     let run = catch_unwind(AssertUnwindSafe(|| {
         // The first thread decides the sweeps (`Item::Sweep`): this one never sweeps by itself.
-        let mut packets = Packets::for_chunks(opts, State::new(opts));
+        let mut packets = HeaderDecoder::for_chunks(opts, FlowStage::new(opts));
         for mut batch in rx {
             batch.apply(&mut packets, 0);
             batch.clear();
@@ -121,7 +121,7 @@ fn second_half(opts: &Options, rx: Receiver<Batch>, back: Sender<Batch>) -> Seco
 
 /// Records and headers on the calling thread, the flow stage on a second.
 pub struct Pipeline {
-    packets: Packets<Feeder>,
+    packets: HeaderDecoder<Feeder>,
     second: JoinHandle<Second>,
     paths: Vec<std::path::PathBuf>,
 }
@@ -139,7 +139,7 @@ impl Pipeline {
             batch: Batch::with_capacity(BATCH),
         };
         Pipeline {
-            packets: Packets::new(opts, feeder),
+            packets: HeaderDecoder::new(opts, feeder),
             second,
             paths: paths.to_vec(),
         }
@@ -147,7 +147,7 @@ impl Pipeline {
 }
 
 impl Schedule for Pipeline {
-    fn input(&mut self, records: &mut Records, path: &Path) -> Result<()> {
+    fn input(&mut self, records: &mut RecordReader, path: &Path) -> Result<()> {
         records.decode_path(path, &mut self.packets)
     }
 

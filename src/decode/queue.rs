@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use super::boundary::WHERE;
-use super::packets::{PacketSink, Packets};
+use super::packets::{HeaderDecoder, PacketSink};
 use super::records::RecordSink;
-use super::state::State;
+use super::state::FlowStage;
 use crate::anomaly::Position;
 use crate::capture::Record;
 use crate::flow::PacketMeta;
@@ -131,7 +131,7 @@ impl Batch {
 
     /// Applies the items in order to the flow stage; their records are numbered from `base`
     /// (chunks number their records from 0, not knowing how many came before).
-    pub fn apply(&self, packets: &mut Packets<State>, base: u64) {
+    pub fn apply(&self, packets: &mut HeaderDecoder<FlowStage>, base: u64) {
         for item in &self.items {
             match *item {
                 Item::Packet {

@@ -29,7 +29,7 @@ pub trait RecordSink {
 }
 
 /// Reads capture files into records; owns the per-file facts and the anomalies of the containers.
-pub struct Records {
+pub struct RecordReader {
     progress: Option<Arc<AtomicU64>>,
     /// The decode's threads: a compressed input is decompressed on threads of its own past one.
     threads: usize,
@@ -39,9 +39,9 @@ pub struct Records {
     pub pos: Position,
 }
 
-impl Records {
+impl RecordReader {
     pub fn new(opts: &Options) -> Self {
-        Records {
+        RecordReader {
             progress: opts.progress.clone(),
             threads: super::threads_for(opts),
             anomalies: Anomalies::default(),
@@ -152,7 +152,7 @@ pub fn first_timestamp(path: &Path) -> Result<Option<i64>> {
             self.0.is_some()
         }
     }
-    let mut records = Records::new(&Options::default());
+    let mut records = RecordReader::new(&Options::default());
     let mut first = First(None);
     match records.decode_path(path, &mut first) {
         Ok(()) | Err(Error::Format { .. }) => Ok(first.0),

@@ -7,16 +7,19 @@ use std::sync::Arc;
 use super::options::{FlowSpill, Options};
 use super::packets::PacketSink;
 use crate::anomaly::{Anomalies, Position};
-use crate::app::{names, starttls, Apps, Ends, Kind, Said, Sink, StreamState};
-use crate::flow::{App, Flow, FlowKey, FlowMut, FlowTable, Meta, Orientation, PacketMeta};
+use crate::app::{
+    names, starttls, DecoderKind, FlowFacts, OrientedFlow, SessionDecoders, Sink, StreamState,
+};
+use crate::application::App;
+use crate::flow::{Flow, FlowKey, FlowMut, FlowTable, Meta, Orientation, PacketMeta};
 use crate::learn::Service;
 use crate::packet::{tcp, Tunnel, IPPROTO_TCP, IPPROTO_UDP};
 use crate::proto::tls as tls_wire;
 
 /// The flow table and the application decoders.
-pub struct State {
+pub struct FlowStage {
     flows: FlowTable<StreamState>,
-    apps: Apps,
+    apps: SessionDecoders,
     spill: Option<FlowSpill>,
     /// Finished flows that make a spill (never reached without one).
     spill_at: usize,
@@ -25,9 +28,9 @@ pub struct State {
 }
 
 /// What the second half hands over at the end.
-pub struct Finished {
+pub struct StageOutput {
     pub flows: Vec<Flow>,
-    pub apps: Apps,
+    pub apps: SessionDecoders,
     pub evicted: u64,
     pub expired: u64,
     pub split_idle: u64,
@@ -41,7 +44,7 @@ pub struct Finished {
     pub spill_error: Option<String>,
 }
 
-impl PacketSink for State {
+impl PacketSink for FlowStage {
     #[inline]
     fn packet(
         &mut self,
@@ -64,11 +67,11 @@ impl PacketSink for State {
     }
 }
 
-impl State {
+impl FlowStage {
     pub fn new(opts: &Options) -> Self {
-        State {
+        FlowStage {
             flows: FlowTable::new(opts.flows),
-            apps: Apps::default(),
+            apps: SessionDecoders::default(),
             spill: opts.spill.clone(),
             spill_at: opts.spill.as_ref().map_or(usize::MAX, |s| s.rows.max(1)),
             spilled: 0,
@@ -189,11 +192,11 @@ impl State {
                     f.app_checked = true;
                     if turn {
                         f.swap(match kind {
-                            Kind::Tls => Orientation::Tls,
-                            Kind::DceRpc | Kind::Smb => Orientation::DceRpc,
-                            Kind::OncRpc => Orientation::Rpc,
+                            DecoderKind::Tls => Orientation::Tls,
+                            DecoderKind::DceRpc | DecoderKind::Smb => Orientation::DceRpc,
+                            DecoderKind::OncRpc => Orientation::Rpc,
                             // Never turned: DNS is judged on its port alone.
-                            Kind::Dns => Orientation::WellKnown,
+                            DecoderKind::Dns => Orientation::WellKnown,
                         });
                         c2s = !c2s;
                     }
@@ -247,7 +250,7 @@ impl State {
                             if f.rpc_program.is_none() && f.info.is_none() {
                                 f.app = None;
                             }
-                            Said::default()
+                            FlowFacts::default()
                         }
                     }
                 }
@@ -255,10 +258,10 @@ impl State {
                     .apps
                     .udp_datagram(App::OncRpc, &ends, c2s, payload, ts, sink)
                     .unwrap_or_default(),
-                _ => Said::default(),
+                _ => FlowFacts::default(),
             }
         } else {
-            Said::default()
+            FlowFacts::default()
         };
         let Some(mut f) = self.flows.get_mut(slot) else {
             return;
@@ -311,7 +314,7 @@ impl State {
 
     /// The end: streams still open are closed at `last_ts` (their anomalies charged to `at`, the
     /// last record, in `an`: the anomalies of both halves, merged), then every flow in order.
-    pub fn finish(mut self, an: &mut Anomalies, at: Position, last_ts: i64) -> Finished {
+    pub fn finish(mut self, an: &mut Anomalies, at: Position, last_ts: i64) -> StageOutput {
         let live_at_end = self.flows.live() as u64;
         let before = self.apps.close_gaps;
         self.flows.close_all();
@@ -341,7 +344,7 @@ impl State {
         if !finished_aside {
             self.apps.finish();
         }
-        Finished {
+        StageOutput {
             flows,
             apps: self.apps,
             evicted,
@@ -359,7 +362,7 @@ impl State {
 #[cold]
 fn close_streams(
     flows: &mut FlowTable<StreamState>,
-    apps: &mut Apps,
+    apps: &mut SessionDecoders,
     an: &mut Anomalies,
     at: Position,
     ts: i64,
@@ -370,7 +373,7 @@ fn close_streams(
     }
 }
 
-/// Tells the table whether the flow's later packets may skip `State::application`: judged, no
+/// Tells the table whether the flow's later packets may skip `FlowStage::application`: judged, no
 /// decoder to feed, and not a UDP flow whose datagrams go to the RPC decoders.
 fn quiet_if_done(f: &mut FlowMut<'_, StreamState>) {
     let udp_decoded = f.proto == IPPROTO_UDP && matches!(f.app, Some(App::OncRpc | App::DceRpc));
@@ -378,8 +381,8 @@ fn quiet_if_done(f: &mut FlowMut<'_, StreamState>) {
     f.set_quiet(quiet);
 }
 
-fn ends_of(f: &Meta) -> Ends {
-    Ends {
+fn ends_of(f: &Meta) -> OrientedFlow {
+    OrientedFlow {
         flow_id: f.id,
         client: f.client,
         client_port: f.client_port,
@@ -404,7 +407,7 @@ fn apply_learned(f: &mut Meta, service: Service) {
     }
 }
 
-fn apply_said(f: &mut Meta, said: Said) {
+fn apply_said(f: &mut Meta, said: FlowFacts) {
     if let Some(app) = said.app {
         if f.app.is_none() || app != App::Tls {
             f.app = Some(app);

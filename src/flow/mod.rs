@@ -6,5 +6,5 @@ pub mod tcp_stream;
 
 pub use key::FlowKey;
 pub use table::{
-    App, Flow, FlowLimits, FlowMut, FlowTable, Hit, Meta, Orientation, Outcome, PacketMeta, Session,
+    Flow, FlowLimits, FlowMut, FlowTable, Hit, Meta, Orientation, Outcome, PacketMeta, Session,
 };

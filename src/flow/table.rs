@@ -6,6 +6,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 
 use super::key::FlowKey;
+use crate::application::App;
 use crate::packet::tcp::{ACK, FIN, RST, SYN};
 use crate::packet::{Addr, Encap, Tunnel, IPPROTO_TCP};
 
@@ -144,23 +145,6 @@ pub struct Meta {
     pub info: Option<Box<FlowInfo>>,
     /// Whether the flow was already considered for application decoding.
     pub app_checked: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum App {
-    OncRpc,
-    DceRpc,
-    Tls,
-}
-
-impl App {
-    pub fn name(self) -> &'static str {
-        match self {
-            App::OncRpc => "oncrpc",
-            App::DceRpc => "dcerpc",
-            App::Tls => "tls",
-        }
-    }
 }
 
 #[derive(Debug, Default, Clone)]

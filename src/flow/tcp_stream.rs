@@ -10,14 +10,14 @@ pub const MAX_OOO_BYTES: usize = 256 << 10;
 pub const MAX_OOO_SEGMENTS: usize = 256;
 
 /// What reassembly hands to the consumer, in stream order.
-pub enum Chunk<'a> {
+pub enum StreamPiece<'a> {
     Data(&'a [u8]),
     /// Bytes were lost: the consumer must resynchronise.
     Gap(u32),
 }
 
 #[derive(Debug, Default)]
-pub struct Direction {
+pub struct HalfStream {
     next: Option<u32>,
     ooo: BTreeMap<u32, Vec<u8>>,
     ooo_bytes: usize,
@@ -36,9 +36,15 @@ fn distance(next: u32, s: u32) -> i32 {
     s.wrapping_sub(next) as i32
 }
 
-impl Direction {
+impl HalfStream {
     /// Feeds one segment; `syn` marks the sequence number the data starts after.
-    pub fn segment(&mut self, seq: u32, syn: bool, payload: &[u8], out: &mut dyn FnMut(Chunk<'_>)) {
+    pub fn segment(
+        &mut self,
+        seq: u32,
+        syn: bool,
+        payload: &[u8],
+        out: &mut dyn FnMut(StreamPiece<'_>),
+    ) {
         let seq = if syn { seq.wrapping_add(1) } else { seq };
         let next = *self.next.get_or_insert(seq);
         if payload.is_empty() {
@@ -68,14 +74,14 @@ impl Direction {
                 .min_by_key(|&s| distance(next, s))
                 .unwrap_or(seq);
             self.gaps += 1;
-            out(Chunk::Gap(target.wrapping_sub(next)));
+            out(StreamPiece::Gap(target.wrapping_sub(next)));
             self.next = Some(target);
             self.drain(out);
             return self.segment(seq, false, payload, out);
         }
         let skip = next.wrapping_sub(seq) as usize;
         if let Some(fresh) = payload.get(skip..) {
-            out(Chunk::Data(fresh));
+            out(StreamPiece::Data(fresh));
         }
         self.next = Some(end);
         self.drain(out);
@@ -87,7 +93,7 @@ impl Direction {
         self.ooo.keys().copied().min_by_key(|&s| distance(next, s))
     }
 
-    fn drain(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
+    fn drain(&mut self, out: &mut dyn FnMut(StreamPiece<'_>)) {
         while let Some(next) = self.next {
             let Some(s) = self.first_held(next) else {
                 break;
@@ -104,7 +110,7 @@ impl Direction {
             if before(next, end) {
                 let skip = next.wrapping_sub(s) as usize;
                 if let Some(fresh) = data.get(skip..) {
-                    out(Chunk::Data(fresh));
+                    out(StreamPiece::Data(fresh));
                 }
                 self.next = Some(end);
             }
@@ -113,13 +119,13 @@ impl Direction {
 
     /// The stream ended (or the flow is finished) with segments still waiting behind a hole:
     /// deliver them after a gap.
-    pub fn flush(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
+    pub fn flush(&mut self, out: &mut dyn FnMut(StreamPiece<'_>)) {
         while let Some(next) = self.next {
             let Some(s) = self.first_held(next) else {
                 break;
             };
             self.gaps += 1;
-            out(Chunk::Gap(s.wrapping_sub(next)));
+            out(StreamPiece::Gap(s.wrapping_sub(next)));
             self.next = Some(s);
             self.drain(out);
         }
@@ -134,13 +140,13 @@ impl Direction {
 mod tests {
     use super::*;
 
-    fn collect(d: &mut Direction, segs: &[(u32, bool, &[u8])]) -> (Vec<u8>, u32) {
+    fn collect(d: &mut HalfStream, segs: &[(u32, bool, &[u8])]) -> (Vec<u8>, u32) {
         let mut data = Vec::new();
         let mut gaps = 0;
         for &(seq, syn, p) in segs {
             d.segment(seq, syn, p, &mut |c| match c {
-                Chunk::Data(b) => data.extend_from_slice(b),
-                Chunk::Gap(_) => gaps += 1,
+                StreamPiece::Data(b) => data.extend_from_slice(b),
+                StreamPiece::Gap(_) => gaps += 1,
             });
         }
         (data, gaps)
@@ -148,7 +154,7 @@ mod tests {
 
     #[test]
     fn in_order_out_of_order_retransmit_overlap() {
-        let mut d = Direction::default();
+        let mut d = HalfStream::default();
         let (data, gaps) = collect(
             &mut d,
             &[
@@ -167,7 +173,7 @@ mod tests {
 
     #[test]
     fn wraps_around_sequence_space() {
-        let mut d = Direction::default();
+        let mut d = HalfStream::default();
         let (data, _) = collect(
             &mut d,
             &[
@@ -186,7 +192,7 @@ mod tests {
     #[test]
     fn overflow_across_the_sequence_wrap_terminates() {
         let big = vec![7u8; 0xffff];
-        let mut d = Direction::default();
+        let mut d = HalfStream::default();
         let mut segs: Vec<(u32, bool, &[u8])> =
             vec![(0xfffe_ffff, true, b""), (0xffff_1000, false, &big)];
         for s in [0x0000_1000, 0x0001_1000, 0x0002_1000] {
@@ -200,7 +206,7 @@ mod tests {
         assert_eq!(data.len(), 0xffff + 0x7000 + 0x9000);
         let mut rest = 0;
         d.flush(&mut |c| {
-            if let Chunk::Data(b) = c {
+            if let StreamPiece::Data(b) = c {
                 rest += b.len();
             }
         });
@@ -209,7 +215,7 @@ mod tests {
 
     #[test]
     fn overflow_declares_a_gap_and_goes_on() {
-        let mut d = Direction::default();
+        let mut d = HalfStream::default();
         let big = vec![7u8; 1000];
         let mut segs: Vec<(u32, bool, &[u8])> = vec![(0, false, b"x")];
         // a hole at 1..1000, then more out-of-order data than the buffer holds

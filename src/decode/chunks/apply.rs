@@ -11,14 +11,14 @@ use crate::anomaly::{Anomalies, Position};
 use crate::capture::Source;
 use crate::decode::options::Options;
 use crate::decode::output::{CaptureInfo, Stats};
-use crate::decode::packets::Packets;
-use crate::decode::records::Records;
-use crate::decode::state::State;
+use crate::decode::packets::HeaderDecoder;
+use crate::decode::records::RecordReader;
+use crate::decode::state::FlowStage;
 use crate::error::Result;
 
 /// The flow stage and what feeds it in order.
 pub struct Applier {
-    pub packets: Packets<State>,
+    pub packets: HeaderDecoder<FlowStage>,
     /// The anomalies of the headers decoded in chunks, in record order.
     pub headers: Anomalies,
     /// The counters of the headers decoded in chunks.
@@ -36,7 +36,13 @@ struct Resume {
 
 impl Applier {
     /// Applies chunk `c`, whose first record is number `base` of its file.
-    fn apply(&mut self, records: &mut Records, c: &mut Chunk, base: u64, info: &mut CaptureInfo) {
+    fn apply(
+        &mut self,
+        records: &mut RecordReader,
+        c: &mut Chunk,
+        base: u64,
+        info: &mut CaptureInfo,
+    ) {
         c.batch.apply(&mut self.packets, base);
         if c.records > 0 {
             info.packets += c.records;
@@ -60,7 +66,7 @@ impl Applier {
     /// record it must read.
     pub fn decode_file<C: Container>(
         &mut self,
-        records: &mut Records,
+        records: &mut RecordReader,
         plan: &Plan<C>,
         opts: &Options,
         threads: usize,
@@ -103,7 +109,7 @@ impl Applier {
 
     fn chunks_in_order<C: Container>(
         &mut self,
-        records: &mut Records,
+        records: &mut RecordReader,
         plan: &Plan<C>,
         opts: &Options,
         shared: &Shared,

@@ -20,7 +20,7 @@ use crate::capture::{CaptureReader, Record};
 use crate::decode::boundary::WHERE;
 use crate::decode::options::Options;
 use crate::decode::output::Stats;
-use crate::decode::packets::{PacketSink, Packets};
+use crate::decode::packets::{HeaderDecoder, PacketSink};
 use crate::decode::queue::{Batch, Item, Loc};
 use crate::decode::records::RecordSink;
 use crate::error::{Error, Result};
@@ -243,7 +243,7 @@ impl Chunk {
 pub struct Worker<'a, C> {
     file: File,
     pub plan: &'a Plan<C>,
-    packets: Packets<Collect>,
+    packets: HeaderDecoder<Collect>,
     progress: Option<&'a AtomicU64>,
     spares: &'a Spares,
     /// The number of the first record of the chunk being framed, when known (for the message of
@@ -260,7 +260,7 @@ impl<'a, C: Container> Worker<'a, C> {
         Ok(Worker {
             file,
             plan,
-            packets: Packets::for_chunks(opts, Collect::default()),
+            packets: HeaderDecoder::for_chunks(opts, Collect::default()),
             progress: opts.progress.as_deref(),
             spares,
             first_index: None,

@@ -13,7 +13,7 @@
 //!   framed again from the right offset.
 //! - a chunk stops at the first record the careful reader would report (corrupt, cut short) or
 //!   that changes what the reader knows (a pcapng section or interface declared after the
-//!   preamble): from there on the file is read as `Records` reads it, the reader resumed with the
+//!   preamble): from there on the file is read as `RecordReader` reads it, the reader resumed with the
 //!   state it would have had (record number, last timestamp, interfaces), so the anomalies and
 //!   the resynchronisation are its.
 //! - a record's number is unknown until the chunks before it are applied: packets and anomalies
@@ -39,9 +39,9 @@ use std::path::Path;
 
 use super::driver::{ended, Ended, Schedule};
 use super::options::{threads_for, Options};
-use super::packets::Packets;
-use super::records::Records;
-use super::state::State;
+use super::packets::HeaderDecoder;
+use super::records::RecordReader;
+use super::state::FlowStage;
 use crate::anomaly::Anomalies;
 use crate::error::Result;
 use apply::Applier;
@@ -60,7 +60,7 @@ impl Chunks {
     pub fn new(opts: &Options) -> Self {
         Chunks {
             applier: Applier {
-                packets: Packets::new(opts, State::new(opts)),
+                packets: HeaderDecoder::new(opts, FlowStage::new(opts)),
                 headers: Anomalies::default(),
                 stats: Default::default(),
             },
@@ -72,7 +72,7 @@ impl Chunks {
 }
 
 impl Schedule for Chunks {
-    fn input(&mut self, records: &mut Records, path: &Path) -> Result<()> {
+    fn input(&mut self, records: &mut RecordReader, path: &Path) -> Result<()> {
         let capture = records.captures.len() as u32;
         let a = &mut self.applier;
         match probe(path, self.chunk, capture) {

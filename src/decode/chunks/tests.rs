@@ -127,7 +127,10 @@ fn events(seed: u64, corrupt: bool) -> Vec<Ev> {
                     w.epb(0, us + k, 1000, &[0x45; 8]);
                 }
                 fake.extend(w.v);
-                f.push(Ev::Rec(us, ipv4(a, b, 1, 0, 17, &udp(a, b, port, 111, &fake))));
+                f.push(Ev::Rec(
+                    us,
+                    ipv4(a, b, 1, 0, 17, &udp(a, b, port, 111, &fake)),
+                ));
             }
             _ => {
                 let len = r.next(600) as usize;
