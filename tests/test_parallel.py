@@ -142,7 +142,7 @@ def test_pcapng_and_pcap_of_the_same_packets_decode_alike(generated, tmp_path):
     pcap = _decode(generated[:1], 1)
     one = assert_same([ng], ways=[(2, 0), (2, 1 << 20)])
     assert not isinstance(one, str) and not isinstance(pcap, str)
-    assert one["stats"] == pcap["stats"]
+    assert one.stats == pcap.stats
     # Each row names its file: the rest is the same.
-    ng_flows = pl.DataFrame(one["flows"]).drop("capture")
-    assert ng_flows.equals(pl.DataFrame(pcap["flows"]).drop("capture"), null_equal=True)
+    ng_flows = pl.DataFrame(one.flows).drop("capture")
+    assert ng_flows.equals(pl.DataFrame(pcap.flows).drop("capture"), null_equal=True)
