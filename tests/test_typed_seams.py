@@ -57,7 +57,7 @@ def test_every_exception_derives_from_the_base():
     for name in (
         "portwitness._core.CaptureFormatError",
         "portwitness._core.InternalError",
-        "portwitness.dataset.DatasetError",
+        "portwitness.dataset.manifest.DatasetError",
         "portwitness.inputs.UnreadableInputError",
         "portwitness.config.model.ConfigError",
         "portwitness.filters.FilterError",
@@ -90,7 +90,7 @@ def test_the_two_branches_tell_the_exit_code():
     found = _exceptions()
     for name in usage:
         assert issubclass(found[name], UsageError), name
-    for name in ("portwitness.inputs.UnreadableInputError", "portwitness.dataset.DatasetError"):
+    for name in ("portwitness.inputs.UnreadableInputError", "portwitness.dataset.manifest.DatasetError"):
         assert not issubclass(found[name], UsageError), name
     # An argument's value: also what a caller of the library catches as ValueError.
     assert issubclass(ArgumentError, UsageError) and issubclass(ArgumentError, ValueError)
