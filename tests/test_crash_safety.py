@@ -274,6 +274,11 @@ def dataset_files(ds: Path) -> list[str]:
     return sorted(str(p.relative_to(ds)) for p in ds.rglob("*") if p.is_file() and p.name != LOCK)
 
 
+def new_parts(ds: Path, before: list[str]) -> list[str]:
+    """Parts of the tables (run-N*.parquet under a table's directory) not in `before`."""
+    return [f for f in dataset_files(ds) if f not in before and Path(f).name.startswith("run-")]
+
+
 @pytest.mark.parametrize(
     "point",
     ["dataset-part:1", "dataset-part:4", "dataset-before-commit", "before-rename:3", "dataset-after-commit"],
@@ -318,8 +323,11 @@ def test_a_dataset_run_stopped_by_a_signal_takes_its_parts_with_it(tmp_path, sig
         "flows", str(PCAPS / "epm_dynamic.pcap"), "-o", f"{ds}/", env={PAUSE_ENV: "dataset-part:30"}
     )
     try:
+        # The signal lands while the run has written a part and waits (PAUSE_ENV): the moment
+        # a new part of a table is there. Any new file would not do: the run's flow spill sits
+        # in the dataset's directory during the decode.
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(dataset_files(ds)) <= len(files):
+        while time.monotonic() < deadline and not new_parts(ds, files):
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.01)
         proc.send_signal(sig)

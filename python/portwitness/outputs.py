@@ -273,6 +273,27 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 @contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Ctrl-C held back until the block ends, then raised as KeyboardInterrupt. For a Parquet
+    write: polars stops a write it sees interrupted and raises, and the interpreter raises the
+    same Ctrl-C a second time, at any point of the clean-up that follows, which then leaves a
+    part behind. Outside the main thread (no signal handler can be set there) nothing changes."""
+    seen: list[int] = []
+    before = None
+    with contextlib.suppress(ValueError):
+        # Only Python's own Ctrl-C handler is held back; an ignored SIGINT stays ignored.
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            before = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
+    if seen:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
 def handle_sigterm() -> Iterator[None]:
     """While the block runs, SIGTERM raises Terminated on the main thread (when SIGTERM had its
     default action; called from another thread, nothing changes)."""

@@ -27,7 +27,7 @@ from portwitness.dataset.manifest import (
     fingerprint,
 )
 from portwitness.dataset.parts import _rel, _remove_orphans
-from portwitness.outputs import crash_point, fsync_dir, open_output, sweep
+from portwitness.outputs import crash_point, deferred_interrupt, fsync_dir, open_output, sweep
 
 
 def _key_of(keys_of: dict[str, str]) -> pl.Expr:
@@ -71,7 +71,8 @@ def _later(a: int | None, b: Any) -> int | None:
 def _write_part(frame: pl.DataFrame, path: Path) -> None:
     """A part, flushed to disk before the manifest may name it. Row groups of 16,384 rows: a
     reader that takes a flows table back a slice at a time decodes little more than the slice."""
-    frame.write_parquet(path, row_group_size=ROW_GROUP)
+    with deferred_interrupt():
+        frame.write_parquet(path, row_group_size=ROW_GROUP)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
