@@ -16,8 +16,9 @@
 mod common;
 
 use _core::anomaly::{Anomalies, Position};
-use _core::app::{SessionDecoders, DecoderKind, Sink, StreamState};
-use _core::flow::tcp_stream::{StreamPiece, HalfStream};
+use _core::app::{DecoderKind, SessionDecoders, Sink, StreamState};
+use _core::flow::tcp_stream::{HalfStream, StreamPiece};
+use _core::flow::Session;
 use _core::packet::IPPROTO_TCP;
 use common::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -35,7 +36,12 @@ fuzz_target!(|data: &[u8]| {
     common::catch_stack_overflow();
     let mut c = Bytes::new(data);
     let Some(k) = c.u8() else { return };
-    let kind = [DecoderKind::OncRpc, DecoderKind::DceRpc, DecoderKind::Tls, DecoderKind::Tls][usize::from(k & 3)];
+    let kind = [
+        DecoderKind::OncRpc,
+        DecoderKind::DceRpc,
+        DecoderKind::Tls,
+        DecoderKind::Tls,
+    ][usize::from(k & 3)];
     let midstream = k & 4 != 0;
     let port = PORTS[usize::from(k >> 3) & 7];
     let mut next = [c.u32().unwrap_or(0), c.u32().unwrap_or(0)];
