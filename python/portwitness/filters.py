@@ -48,6 +48,13 @@ def parse_ports(values: Sequence[str]) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
+def _first_line(e: Exception) -> str:
+    """The message of a polars error without the context polars 2.2 adds on further lines (the
+    expression it was evaluating): an error is one line."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 def parse_where(predicate: str | None) -> pl.Expr | None:
     """`--where`: the SQL predicate as a polars expression (its syntax checked here)."""
     if predicate is None:
@@ -57,7 +64,7 @@ def parse_where(predicate: str | None) -> pl.Expr | None:
     try:
         return pl.sql_expr(predicate)
     except pl.exceptions.PolarsError as e:
-        raise FilterError(f"--where {predicate!r}: {e}") from None
+        raise FilterError(f"--where {predicate!r}: {_first_line(e)}") from None
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ class Filters:
         try:
             pl.DataFrame(schema=schema).filter(self._where)
         except pl.exceptions.PolarsError as e:
-            raise FilterError(f"--where {self.where!r}: {e}") from None
+            raise FilterError(f"--where {self.where!r}: {_first_line(e)}") from None
 
     def flow_expr(self, addresses: Sequence[str] | None = None) -> pl.Expr | None:
         """The row filter on flows of every filter but time and host (the audit applies those

@@ -91,7 +91,9 @@ def run(group: click.Group, argv: list[str] | None) -> int:
         if polars is not None and isinstance(e, polars.exceptions.PolarsError):
             if "os error 32" in str(e) or "Broken pipe" in str(e):
                 return closed_pipe()
-            click.echo(f"portwitness: error: writing the output failed: {e}", err=True)
+            # One line: polars 2.2 adds the expression it was evaluating on further lines.
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            click.echo(f"portwitness: error: writing the output failed: {first}", err=True)
             return EXIT_UNREADABLE
         raise
 
