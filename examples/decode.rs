@@ -46,7 +46,7 @@ fn main() -> ExitCode {
                 out.stats.records,
                 out.flows.len(),
                 tables.ok(),
-                out.apps.know.mappings.len(),
+                out.apps.learned_ports.mappings.len(),
                 out.anomalies.rows.len(),
             );
             ExitCode::SUCCESS

@@ -447,9 +447,9 @@ fn decode(
                 + a.dce.calls.dropped()
                 + a.tls.rows.dropped()
                 + a.names.rows.dropped()
-                + a.know.mappings.dropped(),
+                + a.learned_ports.mappings.dropped(),
         ),
-        ("learned_ports", a.know.learn.len() as u64),
+        ("learned_ports", a.learned_ports.learn.len() as u64),
     ]);
     let b = &out.border;
     let result = DecodeResult {

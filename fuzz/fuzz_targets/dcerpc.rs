@@ -53,9 +53,15 @@ fuzz_target!(|data: &[u8]| {
             if flags & 4 != 0 {
                 stream.gap(d);
             }
-            let r = apps
-                .dce
-                .data(&mut apps.know, &mut stream, &e, d, pdu, ts, &mut sink);
+            let r = apps.dce.data(
+                &mut apps.learned_ports,
+                &mut stream,
+                &e,
+                d,
+                pdu,
+                ts,
+                &mut sink,
+            );
             if r.is_err() {
                 // Not DCE/RPC: the decoder stops decoding the flow; start a fresh one midstream.
                 apps.dce
@@ -63,13 +69,13 @@ fuzz_target!(|data: &[u8]| {
             }
         } else {
             let e = common::ends(IPPROTO_UDP, 50_000, port);
-            let said = apps
-                .dce
-                .udp_datagram(&mut apps.know, &e, d == 0, pdu, ts, &mut sink);
+            let said =
+                apps.dce
+                    .udp_datagram(&mut apps.learned_ports, &e, d == 0, pdu, ts, &mut sink);
             std::hint::black_box(said);
         }
     }
     apps.dce.close(stream, &last_tcp);
     apps.finish();
-    std::hint::black_box((apps.dce.calls.len(), apps.know.mappings.len()));
+    std::hint::black_box((apps.dce.calls.len(), apps.learned_ports.mappings.len()));
 });

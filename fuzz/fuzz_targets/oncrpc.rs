@@ -58,9 +58,15 @@ fuzz_target!(|data: &[u8]| {
                 }
             });
             let mut sink = Sink { an: &mut an, at };
-            let r = apps
-                .rpc
-                .data(&mut apps.know, &mut stream, &tcp, d, msg, ts, &mut sink);
+            let r = apps.rpc.data(
+                &mut apps.learned_ports,
+                &mut stream,
+                &tcp,
+                d,
+                msg,
+                ts,
+                &mut sink,
+            );
             if r.is_err() {
                 // Not ONC RPC: the decoder stops decoding the flow; start a fresh one midstream.
                 apps.rpc
@@ -73,13 +79,13 @@ fuzz_target!(|data: &[u8]| {
                 (udp.client, udp.client_port)
             };
             std::hint::black_box(apps.rpc.answers_pending_udp(dst, dport, msg));
-            let said = apps
-                .rpc
-                .udp_datagram(&mut apps.know, &udp, d == 0, msg, ts, &mut an, at);
+            let said =
+                apps.rpc
+                    .udp_datagram(&mut apps.learned_ports, &udp, d == 0, msg, ts, &mut an, at);
             std::hint::black_box(said);
         }
     }
     apps.rpc.close(stream);
     apps.finish();
-    std::hint::black_box((apps.rpc.calls.len(), apps.know.mappings.len()));
+    std::hint::black_box((apps.rpc.calls.len(), apps.learned_ports.mappings.len()));
 });

@@ -78,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let said = apps.smb.data(
             &mut apps.dce,
-            &mut apps.know,
+            &mut apps.learned_ports,
             &mut stream,
             &e,
             d,
@@ -90,5 +90,5 @@ fuzz_target!(|data: &[u8]| {
     }
     apps.smb.close(&mut apps.dce, stream, &e);
     apps.finish();
-    std::hint::black_box((apps.dce.calls.len(), apps.know.mappings.len()));
+    std::hint::black_box((apps.dce.calls.len(), apps.learned_ports.mappings.len()));
 });

@@ -216,7 +216,7 @@ pub struct Decoded<'a> {
 /// All application decoders and what they share.
 #[derive(Debug, Default)]
 pub struct SessionDecoders {
-    pub know: LearnedPorts,
+    pub learned_ports: LearnedPorts,
     pub rpc: Rpc,
     pub dce: DceRpc,
     pub tls: Tls,
@@ -232,14 +232,14 @@ pub struct SessionDecoders {
 impl SessionDecoders {
     /// The service learned for the flow's server endpoint.
     pub fn learned(&self, e: &OrientedFlow) -> Option<Service> {
-        self.know
+        self.learned_ports
             .learn
             .get(e.server, e.proto, e.server_port)
             .map(|l| l.service)
     }
 
     pub fn learned_at(&self, a: Addr, proto: u8, port: u16) -> bool {
-        self.know.learn.get(a, proto, port).is_some()
+        self.learned_ports.learn.get(a, proto, port).is_some()
     }
 
     /// Which decoder a flow goes to, judged on its ports, what was learned, and its first
@@ -365,8 +365,12 @@ impl SessionDecoders {
         };
         let r = match parser {
             Parser::Idle(..) => Ok(FlowFacts::default()),
-            Parser::OncRpc(s) => self.rpc.data(&mut self.know, s, e, d, bytes, ts, sink),
-            Parser::DceRpc(s) => self.dce.data(&mut self.know, s, e, d, bytes, ts, sink),
+            Parser::OncRpc(s) => self
+                .rpc
+                .data(&mut self.learned_ports, s, e, d, bytes, ts, sink),
+            Parser::DceRpc(s) => self
+                .dce
+                .data(&mut self.learned_ports, s, e, d, bytes, ts, sink),
             Parser::Tls(s) => {
                 let said = self.tls.data(s, e, d, bytes, ts, sink);
                 *done = s.finished();
@@ -377,11 +381,16 @@ impl SessionDecoders {
                 *done = s.finished();
                 Ok(FlowFacts::default())
             }
-            Parser::Smb(s) => {
-                Ok(self
-                    .smb
-                    .data(&mut self.dce, &mut self.know, s, e, d, bytes, ts, sink))
-            }
+            Parser::Smb(s) => Ok(self.smb.data(
+                &mut self.dce,
+                &mut self.learned_ports,
+                s,
+                e,
+                d,
+                bytes,
+                ts,
+                sink,
+            )),
         };
         r.unwrap_or_else(|detail| {
             *failed = true;
@@ -410,12 +419,19 @@ impl SessionDecoders {
         sink: &mut Sink<'_>,
     ) -> Option<FlowFacts> {
         match app {
-            App::DceRpc => self
-                .dce
-                .udp_datagram(&mut self.know, e, c2s, payload, ts, sink),
-            _ => self
-                .rpc
-                .udp_datagram(&mut self.know, e, c2s, payload, ts, sink.an, sink.at),
+            App::DceRpc => {
+                self.dce
+                    .udp_datagram(&mut self.learned_ports, e, c2s, payload, ts, sink)
+            }
+            _ => self.rpc.udp_datagram(
+                &mut self.learned_ports,
+                e,
+                c2s,
+                payload,
+                ts,
+                sink.an,
+                sink.at,
+            ),
         }
     }
 
@@ -458,7 +474,7 @@ impl SessionDecoders {
     pub fn decoded(&self) -> Decoded<'_> {
         Decoded {
             rpc_calls: &self.rpc.calls,
-            mappings: &self.know.mappings,
+            mappings: &self.learned_ports.mappings,
             dcerpc_calls: &self.dce.calls,
             tls: &self.tls.rows,
             names: &self.names.rows,
@@ -467,7 +483,7 @@ impl SessionDecoders {
 
     /// The end of the decode: calls never answered, rows in time order.
     pub fn finish(&mut self) {
-        self.know.finish();
+        self.learned_ports.finish();
         self.rpc.finish();
         self.dce.finish();
         self.tls.finish();

@@ -145,7 +145,7 @@ impl Rpc {
     #[allow(clippy::too_many_arguments)]
     pub fn data(
         &mut self,
-        know: &mut LearnedPorts,
+        learned_ports: &mut LearnedPorts,
         st: &mut OncStream,
         e: &OrientedFlow,
         d: usize,
@@ -180,7 +180,7 @@ impl Rpc {
             // Over TCP a reply never answers another flow's call.
             let mut elsewhere = None;
             program = program.or(self.message(
-                know,
+                learned_ports,
                 e,
                 &mut st.pending,
                 d == 0,
@@ -204,7 +204,7 @@ impl Rpc {
     #[allow(clippy::too_many_arguments)]
     pub fn udp_datagram(
         &mut self,
-        know: &mut LearnedPorts,
+        learned_ports: &mut LearnedPorts,
         e: &OrientedFlow,
         c2s: bool,
         payload: &[u8],
@@ -214,23 +214,31 @@ impl Rpc {
     ) -> Option<FlowFacts> {
         let mut unused = TcpPending::new();
         let mut elsewhere = None;
-        self.message(know, e, &mut unused, c2s, payload, ts, &mut elsewhere)
-            .map(|p| FlowFacts {
-                answered_elsewhere: elsewhere,
-                ..said(p)
-            })
-            .map_err(|detail| {
-                an.push(
-                    at,
-                    "oncrpc",
-                    "not_oncrpc",
-                    format!(
-                        "UDP datagram of flow {} on port {}: {detail}",
-                        e.flow_id, e.server_port
-                    ),
-                );
-            })
-            .ok()
+        self.message(
+            learned_ports,
+            e,
+            &mut unused,
+            c2s,
+            payload,
+            ts,
+            &mut elsewhere,
+        )
+        .map(|p| FlowFacts {
+            answered_elsewhere: elsewhere,
+            ..said(p)
+        })
+        .map_err(|detail| {
+            an.push(
+                at,
+                "oncrpc",
+                "not_oncrpc",
+                format!(
+                    "UDP datagram of flow {} on port {}: {detail}",
+                    e.flow_id, e.server_port
+                ),
+            );
+        })
+        .ok()
     }
 
     /// A UDP reply that answers a pending call although it came from another port (rpcbind
@@ -249,7 +257,7 @@ impl Rpc {
     #[allow(clippy::too_many_arguments)]
     fn message(
         &mut self,
-        know: &mut LearnedPorts,
+        learned_ports: &mut LearnedPorts,
         e: &OrientedFlow,
         pending: &mut TcpPending,
         c2s: bool,
@@ -335,7 +343,14 @@ impl Rpc {
                 if accept_stat == Some(oncrpc::PROG_MISMATCH) {
                     let mut x = crate::proto::xdr::Xdr::new(r.results);
                     if let (Some(low), Some(high)) = (x.u32(), x.u32()) {
-                        know.prog_mismatch(server, e.proto, server_port, h.program, low, high);
+                        learned_ports.prog_mismatch(
+                            server,
+                            e.proto,
+                            server_port,
+                            h.program,
+                            low,
+                            high,
+                        );
                     }
                 }
                 if h.program == portmap::PROGRAM && accept_stat == Some(0) {
@@ -347,7 +362,7 @@ impl Rpc {
                         r.results,
                         carrier,
                     ) {
-                        fact(know, &call, &f, ts, e.flow_id);
+                        fact(learned_ports, &call, &f, ts, e.flow_id);
                     }
                 }
                 if udp && (call.server != server || call.server_port != server_port) {
@@ -397,7 +412,13 @@ impl Rpc {
     }
 }
 
-fn fact(know: &mut LearnedPorts, call: &PendingCall, f: &portmap::Fact, ts: i64, flow_id: u64) {
+fn fact(
+    learned_ports: &mut LearnedPorts,
+    call: &PendingCall,
+    f: &portmap::Fact,
+    ts: i64,
+    flow_id: u64,
+) {
     let answering = call.server.to_ip();
     let server = match f.addr {
         None => answering,
@@ -412,7 +433,7 @@ fn fact(know: &mut LearnedPorts, call: &PendingCall, f: &portmap::Fact, ts: i64,
         }
         Some(ip) => ip,
     };
-    know.fact(MappingRow {
+    learned_ports.fact(MappingRow {
         ts,
         source: f.source,
         server,

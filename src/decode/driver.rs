@@ -122,7 +122,7 @@ pub fn conclude(mut records: RecordReader, ended: Ended) -> Output {
         live_flows: done.live_at_end,
         end_gaps: done.end_gaps,
         end_anomalies: anomalies.total().saturating_sub(before_end),
-        withdrawn_mappings: done.apps.know.withdrawn,
+        withdrawn_mappings: done.apps.learned_ports.withdrawn,
     };
     stats.flows_evicted = done.evicted;
     stats.flows_expired = done.expired;

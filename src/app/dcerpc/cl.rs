@@ -25,7 +25,7 @@ impl DceRpc {
     #[allow(clippy::too_many_arguments)]
     pub fn udp_datagram(
         &mut self,
-        know: &mut LearnedPorts,
+        learned_ports: &mut LearnedPorts,
         e: &OrientedFlow,
         c2s: bool,
         payload: &[u8],
@@ -132,7 +132,7 @@ impl DceRpc {
                 if let Some(c) = self.cl_pending.remove(&key) {
                     // Bounded: the oldest copies are the least likely to come again.
                     self.cl_answered.insert(key, c.row.flow_id);
-                    self.finish_call(know, c, e, c2s, ts, sink);
+                    self.finish_call(learned_ports, c, e, c2s, ts, sink);
                 }
             }
             _ => {}

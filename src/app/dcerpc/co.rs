@@ -108,7 +108,7 @@ impl DceRpc {
     #[allow(clippy::too_many_arguments)]
     pub fn data(
         &mut self,
-        know: &mut LearnedPorts,
+        learned_ports: &mut LearnedPorts,
         st: &mut DceStream,
         e: &OrientedFlow,
         d: usize,
@@ -135,7 +135,7 @@ impl DceRpc {
                 }
             };
             self.pdus += 1;
-            said = said.or(self.pdu(know, st, e, d == 0, h, auth, pdu, ts, sink));
+            said = said.or(self.pdu(learned_ports, st, e, d == 0, h, auth, pdu, ts, sink));
         }
         Ok(said)
     }
@@ -143,7 +143,7 @@ impl DceRpc {
     #[allow(clippy::too_many_arguments)]
     fn pdu(
         &mut self,
-        know: &mut LearnedPorts,
+        learned_ports: &mut LearnedPorts,
         st: &mut DceStream,
         e: &OrientedFlow,
         c2s: bool,
@@ -193,7 +193,7 @@ impl DceRpc {
                         said.interface = said.interface.or(Some(c.abstract_syntax));
                         if let (Some(port), wire::BIND_ACK) = (port, h.ptype) {
                             let (_, server, _) = e.roles(!c2s);
-                            know.fact(MappingRow {
+                            learned_ports.fact(MappingRow {
                                 ts,
                                 source: "dcerpc.bind_ack",
                                 server: server.to_ip(),
@@ -270,7 +270,7 @@ impl DceRpc {
                 if last {
                     if let Some(mut c) = st.calls.remove(&h.call_id) {
                         c.row.reply = Some("response");
-                        self.finish_call(know, c, e, c2s, ts, sink);
+                        self.finish_call(learned_ports, c, e, c2s, ts, sink);
                     }
                 }
             }
@@ -280,7 +280,7 @@ impl DceRpc {
                 c.row.reply = Some("fault");
                 c.row.fault_status = Some(status);
                 if let Some(c) = st.calls.remove(&h.call_id) {
-                    self.finish_call(know, c, e, c2s, ts, sink);
+                    self.finish_call(learned_ports, c, e, c2s, ts, sink);
                 }
             }
             Pdu::Other => {}

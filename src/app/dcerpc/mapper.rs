@@ -8,7 +8,7 @@ use crate::proto::epm;
 
 /// The endpoint mapper's answer as `mappings` rows; false when the stubs could not be decoded.
 pub(super) fn epm_facts(
-    know: &mut LearnedPorts,
+    learned_ports: &mut LearnedPorts,
     c: &PendingCall,
     op: u16,
     epm_server: IpAddr,
@@ -44,7 +44,7 @@ pub(super) fn epm_facts(
         };
         let mut any = false;
         for t in resp.towers.iter().filter(|t| t.ip_endpoint().is_some()) {
-            know.fact(fact("epm.map", Some(t), None));
+            learned_ports.fact(fact("epm.map", Some(t), None));
             any = true;
         }
         if !any {
@@ -56,7 +56,7 @@ pub(super) fn epm_facts(
             r.interface = asked.as_ref().and_then(|t| t.interface);
             r.transport = asked_ip.map(|i| i.transport);
             r.protocol = asked_ip.map(|i| i.protocol);
-            know.fact(r);
+            learned_ports.fact(r);
         }
     } else {
         let Some(resp) = epm::parse_lookup_response(&c.resp_stub, c.encoding(c.resp_le)) else {
@@ -65,14 +65,14 @@ pub(super) fn epm_facts(
         for en in &resp.entries {
             if let Some(t) = en.tower.as_ref().filter(|t| t.ip_endpoint().is_some()) {
                 let ann = (!en.annotation.is_empty()).then(|| en.annotation.clone());
-                know.fact(fact("epm.lookup", Some(t), ann));
+                learned_ports.fact(fact("epm.lookup", Some(t), ann));
             }
         }
         if resp.entries.is_empty() {
             let mut r = fact("epm.lookup", None, None);
             r.interface = epm::parse_lookup_request(&c.req_stub, c.encoding(c.req_le))
                 .and_then(|q| q.interface);
-            know.fact(r);
+            learned_ports.fact(r);
         }
     }
     true

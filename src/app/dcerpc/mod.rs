@@ -110,7 +110,7 @@ impl DceRpc {
     /// A call answered: the row, and for the endpoint mapper the facts its answer holds.
     fn finish_call(
         &mut self,
-        know: &mut LearnedPorts,
+        learned_ports: &mut LearnedPorts,
         c: PendingCall,
         e: &OrientedFlow,
         reply_c2s: bool,
@@ -121,7 +121,7 @@ impl DceRpc {
             // The responder sent the reply: the client when it came client-to-server.
             let responder = if reply_c2s { e.client } else { e.server };
             if c.row.reply == Some("response") {
-                let ok = epm_facts(know, &c, op, responder.to_ip(), e.flow_id, ts);
+                let ok = epm_facts(learned_ports, &c, op, responder.to_ip(), e.flow_id, ts);
                 if !ok {
                     let detail = if c.resp_stub.len() >= MAX_STUB {
                         format!(

@@ -133,7 +133,7 @@ fn an_ndr64_context_decodes_the_endpoint_mappers_answer() {
     );
     response.extend(crate::proto::epm::tests::ndr64_map_response_stub());
     let e = tcp_ends();
-    let (mut d, mut know, mut an) = (
+    let (mut d, mut learned_ports, mut an) = (
         DceRpc::default(),
         LearnedPorts::default(),
         Anomalies::default(),
@@ -144,10 +144,10 @@ fn an_ndr64_context_decodes_the_endpoint_mappers_answer() {
     };
     let mut st = DceStream::new(true);
     for (dir, pdu) in [(0, &bind), (1, &ack), (0, &request), (1, &response)] {
-        d.data(&mut know, &mut st, &e, dir, pdu, 1, &mut sink)
+        d.data(&mut learned_ports, &mut st, &e, dir, pdu, 1, &mut sink)
             .unwrap();
     }
-    let learned = know
+    let learned = learned_ports
         .learn
         .get(Addr::v4([172, 16, 66, 36]), 6, 49683)
         .unwrap();
@@ -188,7 +188,7 @@ fn udp_ends(flow_id: u64, server_port: u16) -> OrientedFlow {
 
 #[test]
 fn a_connectionless_call_seen_twice_answered_from_another_port() {
-    let (mut d, mut know, mut an) = (
+    let (mut d, mut learned_ports, mut an) = (
         DceRpc::default(),
         LearnedPorts::default(),
         Anomalies::default(),
@@ -200,7 +200,7 @@ fn a_connectionless_call_seen_twice_answered_from_another_port() {
     let call = udp_ends(1, 1026);
     let request = cl_pdu(0, 7, 0, b"hi");
     for _ in 0..2 {
-        d.udp_datagram(&mut know, &call, true, &request, 1, &mut sink)
+        d.udp_datagram(&mut learned_ports, &call, true, &request, 1, &mut sink)
             .unwrap();
     }
     // The answer comes from 1028 to the caller: a flow the table took from its first
@@ -215,7 +215,14 @@ fn a_connectionless_call_seen_twice_answered_from_another_port() {
     };
     let response = cl_pdu(2, 7, 0, &[0; 4]);
     let said = d
-        .udp_datagram(&mut know, &reply_flow, true, &response, 2, &mut sink)
+        .udp_datagram(
+            &mut learned_ports,
+            &reply_flow,
+            true,
+            &response,
+            2,
+            &mut sink,
+        )
         .unwrap();
     assert_eq!(said.turn, Some(Orientation::DceRpc));
     assert_eq!(
@@ -223,9 +230,16 @@ fn a_connectionless_call_seen_twice_answered_from_another_port() {
         Some((call.client, 59310, call.server, 1026))
     );
     // Its copy changes nothing.
-    d.udp_datagram(&mut know, &reply_flow, true, &response, 3, &mut sink)
-        .unwrap();
-    d.udp_datagram(&mut know, &call, true, &request, 3, &mut sink)
+    d.udp_datagram(
+        &mut learned_ports,
+        &reply_flow,
+        true,
+        &response,
+        3,
+        &mut sink,
+    )
+    .unwrap();
+    d.udp_datagram(&mut learned_ports, &call, true, &request, 3, &mut sink)
         .unwrap();
     d.finish();
     assert_eq!(d.calls.len(), 1);
@@ -240,7 +254,7 @@ fn a_connectionless_call_seen_twice_answered_from_another_port() {
 fn the_same_activity_sent_to_another_port_is_another_call() {
     // mercury-dns_packet.capture2.pcap frames 1653 and 1655: one activity and sequence
     // number to 1026 and to 1027, neither answered.
-    let (mut d, mut know, mut an) = (
+    let (mut d, mut learned_ports, mut an) = (
         DceRpc::default(),
         LearnedPorts::default(),
         Anomalies::default(),
@@ -250,8 +264,22 @@ fn the_same_activity_sent_to_another_port_is_another_call() {
         at: Position::default(),
     };
     let request = cl_pdu(0, 0, 0, b"message");
-    d.udp_datagram(&mut know, &udp_ends(1, 1026), true, &request, 1, &mut sink);
-    d.udp_datagram(&mut know, &udp_ends(2, 1027), true, &request, 2, &mut sink);
+    d.udp_datagram(
+        &mut learned_ports,
+        &udp_ends(1, 1026),
+        true,
+        &request,
+        1,
+        &mut sink,
+    );
+    d.udp_datagram(
+        &mut learned_ports,
+        &udp_ends(2, 1027),
+        true,
+        &request,
+        2,
+        &mut sink,
+    );
     d.finish();
     let rows: Vec<(u64, u16, u32, Option<&str>)> = d
         .calls

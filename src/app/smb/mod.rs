@@ -198,7 +198,7 @@ impl Smb {
     pub fn data(
         &mut self,
         dce: &mut DceRpc,
-        know: &mut LearnedPorts,
+        learned_ports: &mut LearnedPorts,
         st: &mut SmbStream,
         e: &OrientedFlow,
         d: usize,
@@ -228,7 +228,7 @@ impl Smb {
                     }
                     continue;
                 }
-                said = said.or(self.pipe(dce, know, st, e, p, ts, sink));
+                said = said.or(self.pipe(dce, learned_ports, st, e, p, ts, sink));
             }
         }
         said
@@ -331,7 +331,7 @@ impl Smb {
     fn pipe(
         &mut self,
         dce: &mut DceRpc,
-        know: &mut LearnedPorts,
+        learned_ports: &mut LearnedPorts,
         st: &mut SmbStream,
         e: &OrientedFlow,
         p: PipeData<'_>,
@@ -362,7 +362,7 @@ impl Smb {
         }
         let before = dce.calls.len();
         let d = usize::from(!p.request);
-        let r = dce.data(know, &mut pipe.dce, e, d, p.data, ts, sink);
+        let r = dce.data(learned_ports, &mut pipe.dce, e, d, p.data, ts, sink);
         name_rows(dce, before, pipe.name.as_ref());
         match r {
             Ok(mut said) => {

@@ -96,8 +96,8 @@ fn smb1_write_andx_chained_to_read_andx_and_the_read_matched_by_pid() {
                 an: &mut an,
                 at: Position::default(),
             };
-            let (smb, dce, know) = (&mut apps.smb, &mut apps.dce, &mut apps.know);
-            smb.data(dce, know, st, &e, d, &nb(&m), 0, &mut sink);
+            let (smb, dce, learned_ports) = (&mut apps.smb, &mut apps.dce, &mut apps.learned_ports);
+            smb.data(dce, learned_ports, st, &e, d, &nb(&m), 0, &mut sink);
         };
     // A pipe opened before the capture: the bind written by a Write AndX (at 32) chained to a
     // Read AndX (after it) of MID 9, PID 23.
